@@ -1,0 +1,553 @@
+"""The lecture's layers as ``torch.autograd.Function`` s with hand-written backward passes.
+
+Every Function follows PyTorch's "Extending PyTorch" form: ``forward`` without ``ctx``, a
+``setup_context`` that saves tensors with ``save_for_backward``, and a ``backward`` written from the
+lecture's local gradient by the chain rule.  Each backward is made of differentiable torch operations,
+so double backward (``gradgradcheck``) works, and ``generate_vmap_rule = True`` makes the Functions
+work under ``torch.func.grad`` and ``torch.func.vmap``.
+
+Use the plain functions at the bottom (``linear``, ``sigmoid``, ``softmax``, ``relu``, ``tanh``,
+``cross_entropy``, ``binary_cross_entropy``, ``softmax_cross_entropy``,
+``sigmoid_binary_cross_entropy``): they check their inputs and raise a ``ValueError`` or ``TypeError``
+naming the argument *before* any computation, then call ``Function.apply``.
+
+Notation: ``n`` batch size, ``p`` input features, ``c`` classes / output units, ``g`` the upstream
+gradient dL/d(output) that backward receives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import torch
+
+__all__ = [
+    "LinearFunction",
+    "SigmoidFunction",
+    "SoftmaxFunction",
+    "ReLUFunction",
+    "TanhFunction",
+    "CrossEntropyFunction",
+    "BinaryCrossEntropyFunction",
+    "SoftmaxCrossEntropyFunction",
+    "SigmoidBinaryCrossEntropyFunction",
+    "linear",
+    "sigmoid",
+    "softmax",
+    "relu",
+    "tanh",
+    "cross_entropy",
+    "binary_cross_entropy",
+    "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "value_checks",
+    "REDUCTIONS",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+#: log() is clamped here, like ``torch.nn.functional.binary_cross_entropy``: a probability of exactly
+#: 0 or 1 costs at most 100 nats instead of ``inf``.
+LOG_CLAMP = -100.0
+#: Denominator floor of the BCE gradient, the one PyTorch's ``binary_cross_entropy_backward`` uses.
+BCE_EPS = 1e-12
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure-tensor helpers shared by forward and backward.  They are plain differentiable torch ops, so a
+# backward that calls them can itself be differentiated (double backward).
+# --------------------------------------------------------------------------------------------------
+def _sigmoid(z: torch.Tensor) -> torch.Tensor:
+    """σ(z) = 1 / (1 + e^(−z)) without overflow: only e^(−|z|) ∈ (0, 1] is ever computed."""
+    e = torch.exp(-z.abs())
+    return torch.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    """log a_i = z_i − log Σ_j e^(z_j), with the row maximum subtracted first (log-sum-exp)."""
+    shifted = z - z.amax(dim=-1, keepdim=True).detach()
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+
+
+def _softmax(z: torch.Tensor) -> torch.Tensor:
+    """a_i = e^(z_i − max z) / Σ_j e^(z_j − max z)."""
+    e = (z - z.amax(dim=-1, keepdim=True).detach()).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _clamped_log(a: torch.Tensor) -> torch.Tensor:
+    return torch.log(a).clamp(min=LOG_CLAMP)
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _expand_grad(g: torch.Tensor, like: torch.Tensor, reduction: str) -> torch.Tensor:
+    """dL/d(per-element loss) for each reduction: g/N for "mean", g for "sum", g itself for "none"."""
+    if reduction == "mean":
+        return (g / like.numel()).expand_as(like)
+    if reduction == "sum":
+        return g.expand_as(like)
+    return g
+
+
+# --------------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------------
+class LinearFunction(torch.autograd.Function):
+    """z = x Wᵀ + b.
+
+    Shapes: x (n, p), W (c, p), b (c,) or None  →  z (n, c).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, weight, bias):
+        if bias is None:
+            return x.matmul(weight.t())
+        return torch.addmm(bias, x, weight.t())
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx, g):
+        """dz/dx = W, dz/dW = x, dz/db = 1, so with g = dL/dz (n, c):
+
+        dL/dx = g W (n, p),  dL/dW = gᵀ x (c, p),  dL/db = Σ_rows g (c,).
+        """
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = g.matmul(weight)
+        if ctx.needs_input_grad[1]:
+            grad_w = g.t().matmul(x)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(dim=0)
+        return grad_x, grad_w, grad_b
+
+
+class SigmoidFunction(torch.autograd.Function):
+    """a = σ(z) = 1 / (1 + e^(−z)), element-wise, finite for any z.  Shapes: z (*) → a (*)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z):
+        return _sigmoid(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g):
+        """da/dz = a(1 − a), from the saved output a:  dL/dz = g · a(1 − a)."""
+        (a,) = ctx.saved_tensors
+        return g * a * (1 - a)
+
+
+class SoftmaxFunction(torch.autograd.Function):
+    """a_i = e^(z_i) / Σ_j e^(z_j) along the last dimension (max-subtracted).  Shapes: z (*, c) → a (*, c)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z):
+        return _softmax(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g):
+        """Jacobian da_i/dz_j = a_i(δ_ij − a_j), applied as a vector product without building the c×c matrix:
+
+        dL/dz_j = Σ_i g_i a_i(δ_ij − a_j) = a_j (g_j − Σ_i g_i a_i).
+        """
+        (a,) = ctx.saved_tensors
+        return a * (g - (g * a).sum(dim=-1, keepdim=True))
+
+
+class ReLUFunction(torch.autograd.Function):
+    """a = max(z, 0), element-wise.  Shapes: z (*) → a (*)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z):
+        return z.clamp_min(0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g):
+        """da/dz = 1[z > 0] (a > 0 exactly where z > 0):  dL/dz = g · 1[z > 0]."""
+        (a,) = ctx.saved_tensors
+        return g * (a > 0).to(g.dtype)
+
+
+class TanhFunction(torch.autograd.Function):
+    """a = tanh(z), element-wise.  Shapes: z (*) → a (*)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z):
+        return torch.tanh(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g):
+        """da/dz = 1 − a², from the saved output:  dL/dz = g · (1 − a²)."""
+        (a,) = ctx.saved_tensors
+        return g * (1 - a * a)
+
+
+# --------------------------------------------------------------------------------------------------
+# Losses (the negative log-likelihood)
+# --------------------------------------------------------------------------------------------------
+class CrossEntropyFunction(torch.autograd.Function):
+    """L = −log a_y on probabilities (the lecture's unfused multi-class loss).
+
+    Shapes: probs (n, c) in [0, 1], labels (n,) int64 in [0, c)  →  () for "mean"/"sum", (n,) for "none".
+    log a_y is clamped at −100 so a_y = 0 stays finite.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(probs, labels, reduction):
+        p_y = probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return _reduce(-_clamped_log(p_y), reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        probs, labels, reduction = inputs
+        ctx.save_for_backward(probs, labels)
+        ctx.reduction = reduction  # labels are integer indices: backward never returns a gradient for them
+
+    @staticmethod
+    def backward(ctx, g):
+        """dL/da = (0, …, −1/a_y, …, 0): only the true class's probability receives gradient."""
+        probs, labels = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        index = labels.unsqueeze(-1)
+        p_y = probs.gather(-1, index).squeeze(-1)
+        g_rows = _expand_grad(g, p_y, ctx.reduction)
+        tiny = torch.finfo(probs.dtype).tiny
+        src = (-g_rows / p_y.clamp_min(tiny)).unsqueeze(-1)
+        return torch.zeros_like(probs).scatter(-1, index, src), None, None
+
+
+class BinaryCrossEntropyFunction(torch.autograd.Function):
+    """L = −y log a − (1 − y) log(1 − a), element-wise on probabilities a and targets y in [0, 1].
+
+    Shapes: probs (*), targets (*) of the same shape  →  () for "mean"/"sum", (*) for "none".
+    Logs are clamped at −100 like PyTorch's, so a = 0 or a = 1 stays finite.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(probs, targets, reduction):
+        loss = -(targets * _clamped_log(probs) + (1 - targets) * _clamped_log(1 - probs))
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        probs, targets, reduction = inputs
+        ctx.save_for_backward(probs, targets)
+        ctx.reduction = reduction
+
+    @staticmethod
+    def backward(ctx, g):
+        """dL/da = −y/a + (1 − y)/(1 − a) = (a − y) / (a(1 − a)), the denominator floored at 1e-12;
+        dL/dy = log(1 − a) − log a (clamped logs)."""
+        probs, targets = ctx.saved_tensors
+        g_el = _expand_grad(g, probs, ctx.reduction)
+        grad_a = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_a = g_el * (probs - targets) / (probs * (1 - probs)).clamp_min(BCE_EPS)
+        if ctx.needs_input_grad[1]:
+            grad_y = g_el * (_clamped_log(1 - probs) - _clamped_log(probs))
+        return grad_a, grad_y, None
+
+
+class SoftmaxCrossEntropyFunction(torch.autograd.Function):
+    """Softmax and cross-entropy fused, from logits: L = log Σ_j e^(z_j) − z_y (log-sum-exp, stable).
+
+    Shapes: logits (n, c), labels (n,) int64 in [0, c)  →  () for "mean"/"sum", (n,) for "none".
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logits, labels, reduction):
+        log_p = _log_softmax(logits)
+        return _reduce(-log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1), reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        logits, labels, reduction = inputs
+        ctx.save_for_backward(logits, labels)
+        ctx.reduction = reduction
+
+    @staticmethod
+    def backward(ctx, g):
+        """dL/dz = softmax(z) − onehot(y), times g (divided by n for "mean")."""
+        logits, labels = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        a = _softmax(logits)
+        g_rows = _expand_grad(g, labels, ctx.reduction).unsqueeze(-1).to(a.dtype)
+        grad = (a * g_rows).scatter_add(-1, labels.unsqueeze(-1), -g_rows)
+        return grad, None, None
+
+
+class SigmoidBinaryCrossEntropyFunction(torch.autograd.Function):
+    """Sigmoid and binary cross-entropy fused, from logits, stable for any z:
+
+    L = max(z, 0) − z y + log(1 + e^(−|z|)).
+    Shapes: logits (*), targets (*) of the same shape in [0, 1]  →  () or (*) for "none".
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logits, targets, reduction):
+        loss = logits.clamp_min(0) - logits * targets + torch.log1p(torch.exp(-logits.abs()))
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        logits, targets, reduction = inputs
+        ctx.save_for_backward(logits, targets)
+        ctx.reduction = reduction
+
+    @staticmethod
+    def backward(ctx, g):
+        """dL/dz = σ(z) − y;  dL/dy = −z (both times g, divided by N for "mean")."""
+        logits, targets = ctx.saved_tensors
+        g_el = _expand_grad(g, logits, ctx.reduction)
+        grad_z = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_z = g_el * (_sigmoid(logits) - targets)
+        if ctx.needs_input_grad[1]:
+            grad_y = -g_el * logits
+        return grad_z, grad_y, None
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------------
+_state = threading.local()
+
+
+def _value_checks_on() -> bool:
+    return getattr(_state, "value_checks", True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool):
+    """Turn the *value* checks (label range, probability range) on or off inside a ``with`` block.
+
+    Shape, rank and dtype checks always run: they cost nothing.  Value checks read the data (a
+    reduction and a device→host copy per call), so a training loop that validated its whole dataset
+    once may switch them off for its hot loop, e.g. on a GPU or under ``torch.compile``.
+    """
+    previous = _value_checks_on()
+    _state.value_checks = enabled
+    try:
+        yield
+    finally:
+        _state.value_checks = previous
+
+
+def _can_read_values(*tensors: torch.Tensor) -> bool:
+    """Values can be inspected outside functorch transforms and when checks are on."""
+    if not _value_checks_on():
+        return False
+    is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    if is_wrapped is not None and any(is_wrapped(t) for t in tensors):
+        return False
+    if any(t.device.type == "meta" for t in tensors):
+        return False
+    return True
+
+
+def _check_tensor(t, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def _check_float(t: torch.Tensor, name: str) -> None:
+    _check_tensor(t, name)
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+
+
+def _check_reduction(reduction) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_same_device(**tensors: torch.Tensor) -> None:
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{k} on {v}" for k, v in devices.items())
+        raise ValueError(f"all inputs must be on the same device, got {listing}")
+
+
+def _check_class_labels(labels, n: int, c: int, name: str = "labels") -> torch.Tensor:
+    _check_tensor(labels, name)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"{name} must hold integer class indices (dtype int64), got dtype {labels.dtype}; "
+            "convert with labels.long() if the values are whole numbers"
+        )
+    if labels.dim() != 1:
+        raise ValueError(f"{name} must have shape (n,), got shape {tuple(labels.shape)}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} has {labels.shape[0]} entries but the batch has n = {n} rows")
+    if _can_read_values(labels) and labels.numel() > 0:
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= c:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} must lie in [0, {c}) for c = {c} classes, found {bad}")
+    return labels.long()
+
+
+def _check_unit_interval(t: torch.Tensor, name: str) -> None:
+    if _can_read_values(t) and t.numel() > 0:
+        bad = (t < 0) | (t > 1) | torch.isnan(t)
+        if bool(bad.any()):
+            value = t[bad][0].item()
+            raise ValueError(f"{name} must lie in [0, 1], found {value}")
+
+
+def _check_matrix(t, name: str, what: str) -> None:
+    _check_float(t, name)
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape {what}, got shape {tuple(t.shape)} ({t.dim()}-D)")
+
+
+# --------------------------------------------------------------------------------------------------
+# The public plain-function API
+# --------------------------------------------------------------------------------------------------
+def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """z = x Wᵀ + b.  x (n, p), W (c, p), b (c,) or None → z (n, c)."""
+    _check_matrix(x, "x", "(n, p)")
+    _check_matrix(W, "W", "(c, p)")
+    if W.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"W has shape {tuple(W.shape)} = (c, p) with p = {W.shape[1]}, but x has shape "
+            f"{tuple(x.shape)} = (n, p) with p = {x.shape[1]}: the inner dimensions must agree"
+        )
+    if b is not None:
+        _check_float(b, "b")
+        if b.dim() != 1 or b.shape[0] != W.shape[0]:
+            raise ValueError(f"b must have shape (c,) = ({W.shape[0]},), got shape {tuple(b.shape)}")
+    if x.dtype != W.dtype or (b is not None and b.dtype != W.dtype):
+        raise TypeError(
+            f"x, W and b must share one dtype, got x {x.dtype}, W {W.dtype}"
+            + (f", b {b.dtype}" if b is not None else "")
+        )
+    _check_same_device(x=x, W=W, b=b)
+    return LinearFunction.apply(x, W, b)
+
+
+def sigmoid(z: torch.Tensor) -> torch.Tensor:
+    """a = 1/(1 + e^(−z)) element-wise; z (*) → a (*)."""
+    _check_float(z, "z")
+    return SigmoidFunction.apply(z)
+
+
+def softmax(z: torch.Tensor) -> torch.Tensor:
+    """Softmax along the last dimension; z (*, c) → a (*, c)."""
+    _check_float(z, "z")
+    if z.dim() < 1:
+        raise ValueError("z must have at least one dimension (the classes), got a 0-D tensor")
+    return SoftmaxFunction.apply(z)
+
+
+def relu(z: torch.Tensor) -> torch.Tensor:
+    """a = max(z, 0) element-wise; z (*) → a (*)."""
+    _check_float(z, "z")
+    return ReLUFunction.apply(z)
+
+
+def tanh(z: torch.Tensor) -> torch.Tensor:
+    """a = tanh(z) element-wise; z (*) → a (*)."""
+    _check_float(z, "z")
+    return TanhFunction.apply(z)
+
+
+def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """−log a_y.  probs (n, c) in [0, 1], y (n,) integer in [0, c)."""
+    _check_reduction(reduction)
+    _check_matrix(probs, "probs", "(n, c)")
+    y = _check_class_labels(y, probs.shape[0], probs.shape[1], "y")
+    _check_same_device(probs=probs, y=y)
+    _check_unit_interval(probs, "probs")
+    return CrossEntropyFunction.apply(probs, y, reduction)
+
+
+def _check_binary_targets(probs: torch.Tensor, y, first: str) -> torch.Tensor:
+    _check_tensor(y, "y")
+    if y.shape != probs.shape:
+        raise ValueError(
+            f"y must have the same shape as {first}, got y {tuple(y.shape)} and {first} {tuple(probs.shape)}"
+        )
+    if y.is_complex():
+        raise TypeError(f"y must be real, got dtype {y.dtype}")
+    if not y.is_floating_point():
+        y = y.to(probs.dtype)
+    elif y.dtype != probs.dtype:
+        raise TypeError(f"y must have the dtype of {first} ({probs.dtype}), got {y.dtype}")
+    _check_same_device(**{first: probs, "y": y})
+    _check_unit_interval(y, "y (binary targets)")
+    return y
+
+
+def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """−y log a − (1−y) log(1−a).  probs (*) in [0, 1], y (*) in [0, 1] (same shape)."""
+    _check_reduction(reduction)
+    _check_float(probs, "probs")
+    y = _check_binary_targets(probs, y, "probs")
+    _check_unit_interval(probs, "probs")
+    return BinaryCrossEntropyFunction.apply(probs, y, reduction)
+
+
+def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Fused softmax + cross-entropy.  logits (n, c), y (n,) integer in [0, c)."""
+    _check_reduction(reduction)
+    _check_matrix(logits, "logits", "(n, c)")
+    y = _check_class_labels(y, logits.shape[0], logits.shape[1], "y")
+    _check_same_device(logits=logits, y=y)
+    return SoftmaxCrossEntropyFunction.apply(logits, y, reduction)
+
+
+def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Fused sigmoid + binary cross-entropy.  logits (*), y (*) in [0, 1] (same shape)."""
+    _check_reduction(reduction)
+    _check_float(logits, "logits")
+    y = _check_binary_targets(logits, y, "logits")
+    return SigmoidBinaryCrossEntropyFunction.apply(logits, y, reduction)

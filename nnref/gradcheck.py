@@ -1,0 +1,196 @@
+"""The lecture's gradient checking: compare a hand-written backward with the numerical gradient.
+
+    dL/dw ≈ (L(w + Δ) − L(w)) / Δ            (forward difference, the slide's formula)
+    dL/dw ≈ (L(w + Δ) − L(w − Δ)) / (2Δ)     (central difference: error O(Δ²) instead of O(Δ))
+
+"only used for checking the correctness": it costs one evaluation of L per parameter.
+:func:`check_functions` runs it, ``torch.autograd.gradcheck`` and ``gradgradcheck`` on every Function;
+``nnref gradcheck`` prints the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from . import functional as F
+
+__all__ = ["numerical_gradient", "relative_error", "CheckResult", "check_functions", "format_table", "CASES"]
+
+
+def numerical_gradient(
+    f: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor] | torch.Tensor,
+    delta: float = 1e-6,
+    method: str = "forward",
+) -> tuple[torch.Tensor | None, ...]:
+    """The numerical gradient of the scalar ``f(*inputs)`` with respect to every floating-point input.
+
+    Each element w of each input is nudged by Δ and f re-evaluated:
+    ``method="forward"`` gives (L(w+Δ) − L(w))/Δ, ``method="central"`` (L(w+Δ) − L(w−Δ))/(2Δ).
+    Returns one gradient per input, shaped like it (``None`` for non-float inputs such as labels).
+    The inputs are not modified.  Use float64: in float32, Δ = 1e-6 is lost in rounding.
+    """
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if method not in ("forward", "central"):
+        raise ValueError(f"method must be 'forward' or 'central', got {method!r}")
+    if not delta > 0:
+        raise ValueError(f"delta must be positive, got {delta!r}")
+    work = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in inputs]
+
+    def loss() -> float:
+        out = f(*work)
+        if not isinstance(out, torch.Tensor) or out.numel() != 1:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"f must return a scalar loss, got {shape}")
+        return float(out)
+
+    grads: list[torch.Tensor | None] = []
+    with torch.no_grad():
+        base = loss() if method == "forward" else None
+        for t in work:
+            if not (isinstance(t, torch.Tensor) and t.is_floating_point()):
+                grads.append(None)
+                continue
+            grad = torch.empty_like(t)
+            flat, gflat = t.view(-1), grad.view(-1)
+            for i in range(flat.numel()):
+                w = flat[i].item()
+                flat[i] = w + delta
+                up = loss()
+                if method == "forward":
+                    gflat[i] = (up - base) / delta
+                else:
+                    flat[i] = w - delta
+                    gflat[i] = (up - loss()) / (2 * delta)
+                flat[i] = w
+            grads.append(grad)
+    return tuple(grads)
+
+
+def relative_error(analytic: torch.Tensor, numeric: torch.Tensor, floor: float = 1e-8) -> float:
+    """max |a − n| / max(|a|, |n|, floor) over the elements (the CS231n measure)."""
+    scale = torch.maximum(analytic.abs(), numeric.abs()).clamp_min(floor)
+    return float(((analytic - numeric).abs() / scale).max())
+
+
+# --------------------------------------------------------------------------------------------------
+# One case per Function: a callable on float64 inputs.  Inputs are kept away from kinks (ReLU at 0)
+# and from the clamped ends of the probability losses, where a derivative is not defined.
+# --------------------------------------------------------------------------------------------------
+def _away_from_zero(t: torch.Tensor) -> torch.Tensor:
+    return t + 0.2 * torch.sign(t)
+
+
+def _case_linear(gen):
+    x, W, b = (torch.randn(*s, generator=gen, dtype=torch.float64) for s in ((4, 3), (5, 3), (5,)))
+    return F.LinearFunction.apply, (x, W, b)
+
+
+def _case_unary(fn, transform=lambda t: t):
+    def build(gen):
+        return fn, (transform(torch.randn(4, 5, generator=gen, dtype=torch.float64)),)
+    return build
+
+
+def _labels(gen, n=4, c=5):
+    return torch.randint(0, c, (n,), generator=gen)
+
+
+def _case_cross_entropy(gen):
+    probs = torch.softmax(torch.randn(4, 5, generator=gen, dtype=torch.float64), -1)
+    y = _labels(gen)
+    return (lambda p: F.CrossEntropyFunction.apply(p, y, "mean")), (probs,)
+
+
+def _case_bce(gen):
+    probs = torch.rand(6, generator=gen, dtype=torch.float64) * 0.8 + 0.1
+    y = torch.rand(6, generator=gen, dtype=torch.float64)
+    return (lambda a, t: F.BinaryCrossEntropyFunction.apply(a, t, "mean")), (probs, y)
+
+
+def _case_softmax_ce(gen):
+    z = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    y = _labels(gen)
+    return (lambda z: F.SoftmaxCrossEntropyFunction.apply(z, y, "mean")), (z,)
+
+
+def _case_sigmoid_bce(gen):
+    z = torch.randn(6, generator=gen, dtype=torch.float64)
+    y = torch.rand(6, generator=gen, dtype=torch.float64)
+    return (lambda z, t: F.SigmoidBinaryCrossEntropyFunction.apply(z, t, "mean")), (z, y)
+
+
+CASES: dict[str, Callable] = {
+    "LinearFunction": _case_linear,
+    "SigmoidFunction": _case_unary(F.SigmoidFunction.apply),
+    "SoftmaxFunction": _case_unary(F.SoftmaxFunction.apply),
+    "ReLUFunction": _case_unary(F.ReLUFunction.apply, _away_from_zero),
+    "TanhFunction": _case_unary(F.TanhFunction.apply),
+    "CrossEntropyFunction": _case_cross_entropy,
+    "BinaryCrossEntropyFunction": _case_bce,
+    "SoftmaxCrossEntropyFunction": _case_softmax_ce,
+    "SigmoidBinaryCrossEntropyFunction": _case_sigmoid_bce,
+}
+
+
+@dataclass
+class CheckResult:
+    name: str
+    gradcheck: bool
+    gradgradcheck: bool
+    max_rel_error: float
+    tolerance: float
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.gradcheck and self.gradgradcheck and self.max_rel_error <= self.tolerance
+
+
+def _scalarize(fn, output_weights):
+    """L = Σ v ⊙ fn(inputs) with fixed random weights v: a scalar whose gradient exercises every output."""
+    def loss(*inputs):
+        out = fn(*inputs)
+        return (out * output_weights).sum()
+    return loss
+
+
+def check_functions(seed: int = 0, tolerance: float = 1e-6, delta: float = 1e-6) -> list[CheckResult]:
+    """gradcheck, gradgradcheck and the central-difference numerical gradient for every Function."""
+    results = []
+    for name, build in CASES.items():
+        gen = torch.Generator().manual_seed(seed)
+        fn, inputs = build(gen)
+        inputs = tuple(t.requires_grad_() for t in inputs)
+        row = CheckResult(name, False, False, float("inf"), tolerance)
+        try:
+            row.gradcheck = torch.autograd.gradcheck(fn, inputs, raise_exception=False)
+            row.gradgradcheck = torch.autograd.gradgradcheck(fn, inputs, raise_exception=False)
+            weights = torch.randn(fn(*inputs).shape, generator=gen, dtype=torch.float64)
+            loss = _scalarize(fn, weights)
+            analytic = torch.autograd.grad(loss(*inputs), inputs)
+            numeric = numerical_gradient(loss, inputs, delta=delta, method="central")
+            row.max_rel_error = max(relative_error(a, n) for a, n in zip(analytic, numeric))
+        except Exception as exc:  # a failing row is reported, not raised: the table shows every Function
+            row.error = f"{type(exc).__name__}: {exc}"
+        results.append(row)
+    return results
+
+
+def format_table(results: Sequence[CheckResult]) -> str:
+    """A markdown table: Function | gradcheck | gradgradcheck | max relative error vs numerical gradient."""
+    mark = {True: "pass", False: "FAIL"}
+    lines = [
+        "| Function | gradcheck | gradgradcheck | max relative error vs numerical gradient |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        err = f"{r.max_rel_error:.2e}" + ("" if r.max_rel_error <= r.tolerance else " FAIL")
+        lines.append(f"| {r.name} | {mark[r.gradcheck]} | {mark[r.gradgradcheck]} | {err} |")
+        if r.error:
+            lines.append(f"|   error: {r.error} | | | |")
+    return "\n".join(lines)

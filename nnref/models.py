@@ -1,0 +1,288 @@
+"""The lecture's models, built only from nnref's Functions and layers.
+
+Parametric models return *logits* from ``forward`` (the input of the output activation) and know their
+own loss: the fused, stable one by default (``fused=True``), or the lecture's unfused path — output
+activation, then the loss on probabilities — with ``fused=False``.  ``predict_proba`` applies the
+output activation.
+
+The non-parametric :class:`KNNClassifier` stores the training records and votes among the k nearest.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from . import functional as F
+from .layers import ACTIVATIONS, Linear, Sigmoid, Softmax
+
+__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "KNNClassifier", "METRICS"]
+
+
+class LogisticRegression(nn.Module):
+    """The sigmoid neuron: a = σ(x wᵀ + b) = Pr(label = 1 | x).
+
+    Linear(p, 1) → Sigmoid, trained with binary cross-entropy.
+    Shapes: x (n, p) → logits z (n,); ``predict_proba`` → a (n,); labels y (n,) in {0, 1}.
+    """
+
+    num_classes = 2
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = Linear(in_features, 1)
+        self.activation = Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).squeeze(-1)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self(x))
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, fused: bool = True, reduction: str = "mean"):
+        if fused:
+            return F.sigmoid_binary_cross_entropy(logits, y, reduction)
+        return F.binary_cross_entropy(self.activation(logits), y, reduction)
+
+    @staticmethod
+    def predictions(logits: torch.Tensor) -> torch.Tensor:
+        """Class 1 where z ≥ 0 (a ≥ 0.5), the lecture's threshold neuron."""
+        return (logits >= 0).long()
+
+    @property
+    def weight_images(self) -> torch.Tensor:
+        """The learned weight vector w, one template (1, p)."""
+        return self.linear.weight
+
+
+class SoftmaxRegression(nn.Module):
+    """a = softmax(x Wᵀ + b): Linear(p, c) → Softmax, trained with multi-class cross-entropy.
+
+    Shapes: x (n, p) → logits z (n, c); ``predict_proba`` → a (n, c); labels y (n,) in [0, c).
+    """
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.linear = Linear(in_features, num_classes)
+        self.activation = Softmax()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self(x))
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, fused: bool = True, reduction: str = "mean"):
+        if fused:
+            return F.softmax_cross_entropy(logits, y, reduction)
+        return F.cross_entropy(self.activation(logits), y, reduction)
+
+    @staticmethod
+    def predictions(logits: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=-1)
+
+    @property
+    def weight_images(self) -> torch.Tensor:
+        """One learned template per class: W (c, p)."""
+        return self.linear.weight
+
+
+class MLP(SoftmaxRegression):
+    """A fully connected network: (Linear → activation) for each hidden size, then Linear → Softmax.
+
+    ``hidden`` is an int or a sequence, e.g. 800 or (300, 100); ``activation`` is "relu", "sigmoid" or
+    "tanh".  Shapes: x (n, p) → logits (n, c).  With ``num_classes=1`` the output is one logit per row
+    (shape (n,)) followed by a sigmoid, for binary tasks.
+    """
+
+    def __init__(self, in_features: int, hidden: int | Sequence[int], num_classes: int,
+                 activation: str = "relu") -> None:
+        nn.Module.__init__(self)
+        sizes = [hidden] if isinstance(hidden, int) else list(hidden)
+        if not sizes or any(not isinstance(h, int) or h < 1 for h in sizes):
+            raise ValueError(f"hidden must be one or more positive layer sizes, got {hidden!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.hidden = tuple(sizes)
+        self.activation_name = activation
+        self.binary = num_classes == 1
+        self.num_classes = 2 if self.binary else num_classes
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in sizes:
+            layers += [Linear(width, h), ACTIVATIONS[activation]()]
+            width = h
+        layers.append(Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+        self.activation = Sigmoid() if self.binary else Softmax()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.layers(x)
+        return z.squeeze(-1) if self.binary else z
+
+    def hidden_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activation of every hidden layer: a list of (n, h) tensors (Playground's neuron pictures)."""
+        outs = []
+        for layer in self.layers:
+            x = layer(x)
+            if not isinstance(layer, Linear):
+                outs.append(x)
+        return outs
+
+    def loss(self, logits, y, fused: bool = True, reduction: str = "mean"):
+        if self.binary:
+            return LogisticRegression.loss(self, logits, y, fused, reduction)
+        return super().loss(logits, y, fused, reduction)
+
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        return LogisticRegression.predictions(logits) if self.binary else logits.argmax(dim=-1)
+
+    @property
+    def weight_images(self) -> torch.Tensor:
+        """The first layer's filters: W1 (h1, p)."""
+        return self.layers[0].weight
+
+
+# --------------------------------------------------------------------------------------------------
+# k-nearest neighbours
+# --------------------------------------------------------------------------------------------------
+METRICS = ("euclidean", "manhattan", "cosine")
+
+
+class KNNClassifier:
+    """k-nearest neighbours: store the records, a distance metric, k, majority vote.
+
+    ``fit(X, y)`` stores X (n, p) and integer labels y (n,).  ``predict(X)`` computes distances from each
+    query to every stored record in chunks of ``chunk_size`` queries (memory stays O(chunk_size · n)),
+    takes the k nearest and votes.  Cost per query: O(p n) — the lecture's point about non-parametric
+    models.
+
+    Exactness: euclidean and cosine distances are first computed with one matrix product per chunk
+    (‖x‖² − 2 x·r + ‖r‖²), then the ``k + rerank`` best candidates are re-ranked with distances computed
+    directly in float64, so rounding in the fast pass cannot change which neighbours win.
+
+    Ties: neighbours at exactly equal distance are ordered by their index in the training set (the
+    earlier record first); a tie in the vote goes to the smallest class label — the rule scikit-learn
+    uses, so predictions agree with ``KNeighborsClassifier(algorithm="brute")``.
+    Works on CPU and CUDA tensors (the device of the stored records).
+    """
+
+    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 1024, rerank: int = 16) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        self.k = k
+        self.metric = metric
+        self.chunk_size = chunk_size
+        self.rerank = rerank
+        self.X: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+
+    # -- fitting -------------------------------------------------------------------------------------
+    def fit(self, X: torch.Tensor, y: torch.Tensor) -> "KNNClassifier":
+        """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training."""
+        if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise TypeError("X and y must be torch.Tensors")
+        if X.dim() != 2:
+            raise ValueError(f"X must have shape (n, p), got shape {tuple(X.shape)}")
+        if X.shape[0] == 0:
+            raise ValueError("the training set is empty: X has 0 rows, KNN needs at least one record")
+        if y.dim() != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(f"y must have shape (n,) = ({X.shape[0]},), got shape {tuple(y.shape)}")
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        if y.min() < 0:
+            raise ValueError(f"y must hold non-negative class labels, found {int(y.min())}")
+        self.X = X if X.is_floating_point() else X.float()
+        self.y = y.to(device=X.device, dtype=torch.long)
+        self.num_classes = int(self.y.max()) + 1
+        self._sq_norms = self._prepare(self.X)
+        return self
+
+    def _prepare(self, X: torch.Tensor) -> torch.Tensor | None:
+        if self.metric == "euclidean":
+            return (X * X).sum(dim=1)
+        return None
+
+    def _check_query(self, X: torch.Tensor) -> torch.Tensor:
+        if self.X is None:
+            raise RuntimeError("KNNClassifier.predict called before fit(X, y): there are no stored records")
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"X must be a torch.Tensor, got {type(X).__name__}")
+        if X.dim() != 2 or X.shape[1] != self.X.shape[1]:
+            raise ValueError(
+                f"X must have shape (m, {self.X.shape[1]}) (the feature count seen in fit), got shape {tuple(X.shape)}"
+            )
+        if self.k > self.X.shape[0]:
+            raise ValueError(f"k = {self.k} is larger than the training set ({self.X.shape[0]} records)")
+        return X.to(device=self.X.device, dtype=self.X.dtype)
+
+    # -- distances ----------------------------------------------------------------------------------
+    def _fast_scores(self, q: torch.Tensor) -> torch.Tensor:
+        """A score per (query, record) that orders records like the distance does (smaller = nearer)."""
+        if self.metric == "euclidean":
+            # ‖q − r‖² = ‖q‖² − 2 q·r + ‖r‖²;  ‖q‖² is the same for every r, so it is left out.
+            return torch.addmm(self._sq_norms.unsqueeze(0), q, self.X.t(), alpha=-2)
+        if self.metric == "cosine":
+            qn = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            rn = self.X / self.X.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return 1 - qn.matmul(rn.t())
+        return torch.cdist(q, self.X, p=1)
+
+    def _exact_distances(self, q: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Distances from each query (m, p) to its candidate records idx (m, r), in float64."""
+        q64 = q.double().unsqueeze(1)
+        r64 = self.X[idx].double()
+        if self.metric == "euclidean":
+            return ((q64 - r64) ** 2).sum(-1)
+        if self.metric == "manhattan":
+            return (q64 - r64).abs().sum(-1)
+        qn = q64 / q64.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        rn = r64 / r64.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return 1 - (qn * rn).sum(-1)
+
+    def kneighbors(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest stored records of each query: (distances (m, k), indices (m, k)), nearest first."""
+        X = self._check_query(X)
+        n = self.X.shape[0]
+        m_cand = min(n, self.k + self.rerank)
+        dists, idxs = [], []
+        for start in range(0, X.shape[0], self.chunk_size):
+            q = X[start:start + self.chunk_size]
+            cand = self._fast_scores(q).topk(m_cand, dim=1, largest=False, sorted=False).indices
+            cand, _ = cand.sort(dim=1)  # by training index, so the stable sort below breaks ties by index
+            exact = self._exact_distances(q, cand)
+            order = exact.argsort(dim=1, stable=True)[:, : self.k]
+            dists.append(exact.gather(1, order))
+            idxs.append(cand.gather(1, order))
+        return torch.cat(dists), torch.cat(idxs)
+
+    # -- voting -------------------------------------------------------------------------------------
+    def _votes(self, idx: torch.Tensor) -> torch.Tensor:
+        labels = self.y[idx]
+        counts = torch.zeros(idx.shape[0], self.num_classes, device=idx.device, dtype=torch.float32)
+        return counts.scatter_add_(1, labels, torch.ones_like(labels, dtype=torch.float32))
+
+    def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
+        """Vote shares (m, c): the fraction of the k neighbours in each class."""
+        _, idx = self.kneighbors(X)
+        return self._votes(idx) / self.k
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """Majority vote of the k nearest neighbours (m,); a tie goes to the smallest label."""
+        _, idx = self.kneighbors(X)
+        return self._votes(idx).argmax(dim=1)  # argmax returns the first maximum: the smallest label
+
+    def memory_bytes(self) -> int:
+        """What the model holds: the whole training set (the lecture's 'large memory cost')."""
+        total = 0
+        for t in (self.X, self.y, self._sq_norms if self.X is not None else None):
+            if t is not None:
+                total += t.numel() * t.element_size()
+        return total
