@@ -265,6 +265,7 @@ class KNNClassifier:
 
     # -- voting -------------------------------------------------------------------------------------
     def _votes(self, idx: torch.Tensor) -> torch.Tensor:
+        """Vote counts (m, c) of the neighbours idx (m, k)."""
         labels = self.y[idx]
         counts = torch.zeros(idx.shape[0], self.num_classes, device=idx.device, dtype=torch.float32)
         return counts.scatter_add_(1, labels, torch.ones_like(labels, dtype=torch.float32))
@@ -274,10 +275,14 @@ class KNNClassifier:
         _, idx = self.kneighbors(X)
         return self._votes(idx) / self.k
 
+    def vote(self, idx: torch.Tensor) -> torch.Tensor:
+        """Majority vote (m,) among neighbours idx (m, k') from :meth:`kneighbors` (any k' ≤ k, so one
+        neighbour search serves every k); a tie goes to the smallest label."""
+        return self._votes(idx).argmax(dim=1)  # argmax returns the first maximum: the smallest label
+
     def predict(self, X: torch.Tensor) -> torch.Tensor:
         """Majority vote of the k nearest neighbours (m,); a tie goes to the smallest label."""
-        _, idx = self.kneighbors(X)
-        return self._votes(idx).argmax(dim=1)  # argmax returns the first maximum: the smallest label
+        return self.vote(self.kneighbors(X)[1])
 
     def memory_bytes(self) -> int:
         """What the model holds: the whole training set (the lecture's 'large memory cost')."""

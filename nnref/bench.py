@@ -1,0 +1,457 @@
+"""``nnref bench``: nnref against PyTorch's built-ins (and scikit-learn), side by side in one process.
+
+Every comparison alternates the two sides over several repetitions and reports medians and the ratio
+nnref / reference (below 1 means nnref is faster).  Output: a markdown table on stdout, JSON (and the
+cost-claim plot as PNG and in TensorBoard) under ``runs/bench/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+from . import functional as F
+from .data import load_splits, make_loader, resolve_root
+from .models import MLP, KNNClassifier, SoftmaxRegression
+
+__all__ = ["add_arguments", "run_cli", "run_bench", "bench_functions", "bench_train_steps", "bench_loader",
+           "bench_knn", "bench_time_to_accuracy", "bench_cost", "builtin_twin"]
+
+
+# --------------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, device, number: int) -> float:
+    """Seconds per call of fn, averaged over ``number`` back-to-back calls."""
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(number):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t) / number
+
+
+def side_by_side(a, b, device, number: int = 20, repeats: int = 7, warmup: int = 3) -> tuple[float, float]:
+    """Median seconds per call of a and of b, alternating a, b, a, b … for ``repeats`` rounds."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(_time(a, device, number))
+        tb.append(_time(b, device, number))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def _row(name, t_nnref, t_ref, unit="ms", scale=1e3, **extra) -> dict:
+    return {"name": name, "nnref": t_nnref * scale, "reference": t_ref * scale, "unit": unit,
+            "ratio": t_nnref / t_ref if t_ref else float("nan"), **extra}
+
+
+# --------------------------------------------------------------------------------------------------
+# 1a. Functions vs built-ins
+# --------------------------------------------------------------------------------------------------
+def bench_functions(device, n: int = 512, p: int = 784, c: int = 800, repeats: int = 7) -> list[dict]:
+    """Forward + backward of each Function against its built-in twin (float32)."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def rand(*shape, low=None):
+        t = torch.randn(*shape, generator=g).to(device)
+        return t
+
+    x, W, b = rand(n, p), rand(c, p) * 0.03, rand(c)
+    z = rand(n, c)
+    z10 = rand(n, 10)
+    y10 = torch.randint(0, 10, (n,), generator=g).to(device)
+    probs10 = torch.softmax(z10, -1)
+    a = torch.rand(n, generator=g).to(device) * 0.98 + 0.01
+    t = torch.rand(n, generator=g).to(device)
+    zb = rand(n)
+    cases = [
+        ("linear (512×784 → 800)", lambda x, W, b: F.linear(x, W, b), lambda x, W, b: TF.linear(x, W, b), (x, W, b)),
+        ("sigmoid (512×800)", F.sigmoid, torch.sigmoid, (z,)),
+        ("softmax (512×800)", F.softmax, lambda z: torch.softmax(z, -1), (z,)),
+        ("relu (512×800)", F.relu, torch.relu, (z,)),
+        ("tanh (512×800)", F.tanh, torch.tanh, (z,)),
+        ("cross_entropy (512×10)", lambda p: F.cross_entropy(p, y10), lambda p: TF.nll_loss(torch.log(p), y10),
+         (probs10,)),
+        ("binary_cross_entropy (512)", lambda a: F.binary_cross_entropy(a, t), lambda a: TF.binary_cross_entropy(a, t),
+         (a,)),
+        ("softmax_cross_entropy (512×10)", lambda z: F.softmax_cross_entropy(z, y10),
+         lambda z: TF.cross_entropy(z, y10), (z10,)),
+        ("sigmoid_binary_cross_entropy (512)", lambda z: F.sigmoid_binary_cross_entropy(z, t),
+         lambda z: TF.binary_cross_entropy_with_logits(z, t), (zb,)),
+    ]
+    rows = []
+    for name, ours, ref, inputs in cases:
+        inputs = [i.detach().clone().requires_grad_() for i in inputs]
+
+        def run(fn, inputs=inputs):
+            out = fn(*inputs)
+            out.backward(torch.ones_like(out))
+
+        t_ours, t_ref = side_by_side(lambda: run(ours), lambda: run(ref), device, number=20, repeats=repeats)
+        rows.append(_row(f"fwd+bwd {name}", t_ours, t_ref, unit="µs", scale=1e6))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# 1b. Whole training steps
+# --------------------------------------------------------------------------------------------------
+def builtin_twin(model: nn.Module) -> nn.Module:
+    """The same network made of ``torch.nn`` layers, with the same weights."""
+    from .layers import Linear, ReLU, Sigmoid, Tanh
+
+    if isinstance(model, MLP):
+        layers = []
+        for layer in model.layers:
+            if isinstance(layer, Linear):
+                lin = nn.Linear(layer.in_features, layer.out_features)
+                lin.load_state_dict(layer.state_dict())
+                layers.append(lin)
+            else:
+                layers.append({ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh}[type(layer)]())
+        return nn.Sequential(*layers)
+    lin = nn.Linear(model.linear.in_features, model.linear.out_features)
+    lin.load_state_dict(model.linear.state_dict())
+    return lin
+
+
+class _Stepper:
+    """One SGD step on the next batch of a fixed list: zero_grad, forward, loss, backward, step."""
+
+    def __init__(self, model, loss_fn, batches, lr=0.05, momentum=0.9):
+        self.model, self.loss_fn, self.batches, self.i = model, loss_fn, batches, 0
+        self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+
+    def __call__(self):
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7) -> list[dict]:
+    rows = []
+    for kind in ("softmax", "mlp"):
+        for bs in batch_sizes:
+            torch.manual_seed(0)
+            model = (SoftmaxRegression(784, 10) if kind == "softmax" else MLP(784, 800, 10)).to(device)
+            twin = builtin_twin(model).to(device)
+            g = torch.Generator().manual_seed(0)
+            idx = [torch.randint(0, data.train_x.shape[0], (bs,), generator=g).to(device) for _ in range(32)]
+            batches = [(data.train_x[i], data.train_y[i]) for i in idx]
+            ours = _Stepper(model, lambda z, y: F.softmax_cross_entropy(z, y), batches)
+            ref = _Stepper(twin, TF.cross_entropy, batches)
+            number = 50 if bs == 1 else 10
+            t_ours, t_ref = side_by_side(ours, ref, device, number=number, repeats=repeats)
+            name = "softmax regression" if kind == "softmax" else "MLP 784-800-10"
+            rows.append(_row(f"train step {name}, batch {bs}", t_ours, t_ref))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Data path
+# --------------------------------------------------------------------------------------------------
+def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) -> list[dict]:
+    """One epoch of nnref's loader vs DataLoader + ToTensor per sample, and vs a softmax training epoch."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    loader = make_loader(data.train_x, data.train_y, batch_size)
+    tv = datasets.MNIST(str(root), train=True, download=False,
+                        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]))
+    tv_loader = DataLoader(tv, batch_size=batch_size, shuffle=True)
+
+    def epoch(ld):
+        for xb, yb in ld:
+            if device.type == "cuda" and xb.device.type != "cuda":
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+
+    ours, ref = side_by_side(lambda: epoch(loader), lambda: epoch(tv_loader), device, number=1, repeats=repeats,
+                             warmup=1)
+    # a softmax-regression training epoch with the same loader (the figure the loader is measured against)
+    torch.manual_seed(0)
+    model = SoftmaxRegression(784, 10).to(device)
+    step = _Stepper(model, lambda z, y: F.softmax_cross_entropy(z, y), None, lr=0.05, momentum=0.0)
+
+    def train_epoch():
+        for xb, yb in loader:
+            step.batches = [(xb, yb)]
+            step()
+
+    train_t = statistics.median(_time(train_epoch, device, 1) for _ in range(repeats))
+    return [
+        _row(f"loader epoch, batch {batch_size}: nnref vs DataLoader+ToTensor", ours, ref),
+        {"name": f"loader epoch as share of a softmax-regression training epoch ({train_t * 1e3:.0f} ms)",
+         "nnref": ours * 1e3, "reference": train_t * 1e3, "unit": "ms", "ratio": ours / train_t},
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. KNN vs scikit-learn
+# --------------------------------------------------------------------------------------------------
+def _peak_rss_of(fn) -> tuple[float, int, object]:
+    """Run fn in a forked child; return (seconds, peak extra resident memory in bytes, result)."""
+    import multiprocessing as mp
+    import resource
+
+    def child(conn):
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        out = fn()
+        secs = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        conn.send((secs, (peak - base) * 1024, out))
+        conn.close()
+
+    ctx = mp.get_context("fork")
+    parent, kid = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=child, args=(kid,))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    return result
+
+
+def bench_knn(data, device, k: int = 3, repeats: int = 2, n_test: int | None = None) -> list[dict]:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    Xtr, ytr = data.train_x, data.train_y
+    Xte = data.test_x[:n_test] if n_test else data.test_x
+    yte = data.test_y[:Xte.shape[0]]
+    Xtr_np, ytr_np, Xte_np = Xtr.cpu().numpy(), ytr.cpu().numpy(), Xte.cpu().numpy()
+
+    def ours():
+        pred = KNNClassifier(k).fit(Xtr, ytr).predict(Xte)
+        _sync(device)
+        return pred.cpu()
+
+    def ref():
+        return torch.from_numpy(KNeighborsClassifier(k, algorithm="brute").fit(Xtr_np, ytr_np).predict(Xte_np))
+
+    t_ours, t_ref, m_ours, m_ref = [], [], [], []
+    pred_ours = pred_ref = None
+    for _ in range(repeats):
+        if device.type == "cpu":
+            s, m, pred_ours = _peak_rss_of(ours)
+        else:
+            torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            t = time.perf_counter()
+            pred_ours = ours()
+            s, m = time.perf_counter() - t, torch.cuda.max_memory_allocated(device)
+        t_ours.append(s)
+        m_ours.append(m)
+        s, m, pred_ref = _peak_rss_of(ref)
+        t_ref.append(s)
+        m_ref.append(m)
+    same = float((pred_ours == pred_ref).float().mean())
+    acc = float((pred_ours == yte.cpu()).float().mean())
+    where = "GPU memory" if device.type == "cuda" else "peak extra RSS"
+    return [
+        _row(f"KNN k={k}, {Xte.shape[0]} test × {Xtr.shape[0]} train: nnref vs scikit-learn brute",
+             statistics.median(t_ours), statistics.median(t_ref), unit="s", scale=1.0,
+             identical_predictions=same, accuracy_nnref=acc,
+             peak_memory_nnref_mib=statistics.median(m_ours) / 2**20, peak_memory_ref_mib=statistics.median(m_ref) / 2**20,
+             memory_kind=where),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Time to accuracy
+# --------------------------------------------------------------------------------------------------
+def _time_to(model, loss_fn, data, target: float, lr: float, momentum: float, batch_size: int, max_epochs: int,
+             device, eval_every: int, predict) -> tuple[float, float, int]:
+    """Training seconds (evaluation excluded) until test accuracy ≥ target: (seconds, accuracy, steps)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    loader = make_loader(data.train_x, data.train_y, batch_size, seed=0)
+    spent, steps, acc = 0.0, 0, 0.0
+    for _ in range(max_epochs):
+        _sync(device)
+        t = time.perf_counter()
+        for xb, yb in loader:
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+            steps += 1
+            if steps % eval_every == 0:
+                _sync(device)
+                spent += time.perf_counter() - t
+                with torch.no_grad():
+                    acc = float((predict(model(data.test_x)) == data.test_y).float().mean())
+                if acc >= target:
+                    return spent, acc, steps
+                _sync(device)
+                t = time.perf_counter()
+        _sync(device)
+        spent += time.perf_counter() - t
+    return float("inf"), acc, steps
+
+
+def bench_time_to_accuracy(data, device, max_epochs: int = 10) -> list[dict]:
+    rows = []
+    recipes = [("MLP 784-800-10 to 98.0%", lambda: MLP(784, 800, 10), 0.98, 0.05, 0.9, 128, 100),
+               ("softmax regression to 92.0%", lambda: SoftmaxRegression(784, 10), 0.92, 0.05, 0.0, 64, 100)]
+    for name, make, target, lr, mom, bs, every in recipes:
+        torch.manual_seed(0)
+        model = make().to(device)
+        twin = builtin_twin(model).to(device)
+        argmax = lambda z: z.argmax(-1)  # noqa: E731
+        t_ours, acc_ours, s_ours = _time_to(model, lambda z, y: F.softmax_cross_entropy(z, y), data, target, lr, mom,
+                                            bs, max_epochs, device, every, argmax)
+        t_ref, acc_ref, s_ref = _time_to(twin, TF.cross_entropy, data, target, lr, mom, bs, max_epochs, device,
+                                         every, argmax)
+        rows.append(_row(f"time to accuracy: {name} (SGD lr {lr}, momentum {mom}, batch {bs})", t_ours, t_ref,
+                         unit="s", scale=1.0, steps_nnref=s_ours, steps_reference=s_ref,
+                         accuracy_nnref=acc_ours, accuracy_reference=acc_ref))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. The lecture's cost claim: KNN O(p n) per test point and n records in memory; parametric O(p)
+# --------------------------------------------------------------------------------------------------
+def bench_cost(data, device, sizes=(1000, 5000, 10000, 30000, 55000), n_query: int = 1000, repeats: int = 3) -> list[dict]:
+    rows = []
+    q = data.test_x[:n_query]
+    for n in sizes:
+        n = min(n, data.train_x.shape[0])
+        knn = KNNClassifier(3).fit(data.train_x[:n], data.train_y[:n])
+        model = SoftmaxRegression(784, 10).to(device)
+        t_knn = statistics.median(_time(lambda: knn.predict(q), device, 1) for _ in range(repeats))
+        with torch.no_grad():
+            t_lin = statistics.median(_time(lambda: model(q).argmax(-1), device, 5) for _ in range(repeats))
+        mem_lin = sum(p.numel() * p.element_size() for p in model.parameters())
+        rows.append({"n": n, "knn_predict_ms": t_knn * 1e3, "softmax_predict_ms": t_lin * 1e3,
+                     "knn_memory_mib": knn.memory_bytes() / 2**20, "softmax_memory_mib": mem_lin / 2**20})
+    return rows
+
+
+def cost_figure(rows):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["n"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    a1.plot(n, [r["knn_predict_ms"] for r in rows], "o-", label="KNN (k=3)")
+    a1.plot(n, [r["softmax_predict_ms"] for r in rows], "s-", label="softmax regression")
+    a1.set_xlabel("training-set size n")
+    a1.set_ylabel("ms to predict 1000 test images")
+    a1.set_title("prediction time: O(p n) vs O(p)")
+    a2.plot(n, [r["knn_memory_mib"] for r in rows], "o-", label="KNN (stores every record)")
+    a2.plot(n, [r["softmax_memory_mib"] for r in rows], "s-", label="softmax regression (W, b)")
+    a2.set_xlabel("training-set size n")
+    a2.set_ylabel("model memory (MiB)")
+    a2.set_title("model memory")
+    for a in (a1, a2):
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+def format_rows(rows: list[dict]) -> str:
+    lines = ["| comparison | nnref | reference | ratio nnref/reference | notes |", "|---|---|---|---|---|"]
+    for r in rows:
+        notes = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+                          if k not in ("name", "nnref", "reference", "unit", "ratio"))
+        lines.append(f"| {r['name']} | {r['nnref']:.4g} {r['unit']} | {r['reference']:.4g} {r['unit']} | "
+                     f"{r['ratio']:.3f} | {notes} |")
+    return "\n".join(lines)
+
+
+def format_cost(rows: list[dict]) -> str:
+    lines = ["| n | KNN predict 1000 (ms) | softmax predict 1000 (ms) | KNN memory (MiB) | softmax memory (MiB) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['knn_predict_ms']:.1f} | {r['softmax_predict_ms']:.3f} | "
+                     f"{r['knn_memory_mib']:.1f} | {r['softmax_memory_mib']:.3f} |")
+    return "\n".join(lines)
+
+
+def run_bench(device="cpu", data_root=None, sections=("functions", "steps", "loader", "knn", "accuracy", "cost"),
+              out_dir="runs/bench", quick: bool = False, repeats: int = 7) -> dict:
+    device = torch.device(device)
+    root = resolve_root(data_root)
+    data = load_splits(root, download=False, device=device)
+    if quick:
+        repeats = 3
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
+            platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cpus": os.cpu_count()}
+    print(f"nnref bench on {device} ({info['device']}, {info['threads']} threads, torch {info['torch']})", flush=True)
+    report = {"info": info, "rows": [], "cost": []}
+    section_fns = {
+        "functions": lambda: bench_functions(device, repeats=repeats),
+        "steps": lambda: bench_train_steps(data, device, repeats=repeats),
+        "loader": lambda: bench_loader(data, root, device, repeats=2 if quick else 3),
+        "knn": lambda: bench_knn(data, device, repeats=1 if quick else 2, n_test=1000 if quick else None),
+        "accuracy": lambda: bench_time_to_accuracy(data, device, max_epochs=2 if quick else 10),
+    }
+    for name in sections:
+        if name == "cost":
+            continue
+        t = time.perf_counter()
+        rows = section_fns[name]()
+        report["rows"] += rows
+        print(f"\n## {name} ({time.perf_counter() - t:.0f} s)\n{format_rows(rows)}", flush=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if "cost" in sections:
+        sizes = (1000, 5000) if quick else (1000, 5000, 10000, 30000, 55000)
+        report["cost"] = bench_cost(data, device, sizes=sizes)
+        print(f"\n## cost claim (1000 test images)\n{format_cost(report['cost'])}", flush=True)
+        fig = cost_figure(report["cost"])
+        fig.savefig(out / f"cost-{device.type}-{stamp}.png", dpi=100)
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(out / f"tb-{device.type}-{stamp}")) as w:
+            w.add_figure("cost/prediction_time_and_memory", fig, 0)
+            for r in report["cost"]:
+                w.add_scalar("cost/knn_predict_ms", r["knn_predict_ms"], r["n"])
+                w.add_scalar("cost/softmax_predict_ms", r["softmax_predict_ms"], r["n"])
+                w.add_scalar("cost/knn_memory_mib", r["knn_memory_mib"], r["n"])
+    path = out / f"bench-{device.type}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {path}")
+    return report
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)")
+    p.add_argument("--only", default="functions,steps,loader,knn,accuracy,cost",
+                   help="comma-separated sections: functions,steps,loader,knn,accuracy,cost")
+    p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (a smoke test)")
+    p.add_argument("--repeats", type=int, default=7)
+
+
+def run_cli(args) -> int:
+    from .train import resolve_device
+
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    known = {"functions", "steps", "loader", "knn", "accuracy", "cost"}
+    unknown = set(sections) - known
+    if unknown:
+        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {sorted(known)}")
+    run_bench(resolve_device(args.device), args.data_root, sections, args.out, args.quick, args.repeats)
+    return 0

@@ -1,0 +1,418 @@
+"""The lecture's 2-D playground: x ∈ R², y ∈ {−1, 1}, "find a function y = f(x)".
+
+Four datasets (blobs, xor, circles, spirals), three models from :mod:`nnref.models` — logistic
+regression (the lecture's line), an MLP (Playground's hidden layers) and KNN (non-parametric) — and
+TensorBoard pictures: the decision boundary at regular steps (the step slider plays training like an
+animation), the learned line with w, b and its distance |b|/‖w‖ from the origin, every hidden neuron's
+output over the plane, KNN's regions for each k, and one side-by-side summary per dataset.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .models import MLP, KNNClassifier, LogisticRegression  # noqa: E402
+
+__all__ = ["DATASETS", "make_dataset", "split", "PlaygroundConfig", "fit_logreg", "fit_mlp", "fit_knn",
+           "line_segment", "line_distance", "boundary_figure", "run", "add_arguments", "run_cli"]
+
+DATASETS = ("blobs", "xor", "circles", "spirals")
+MODELS = ("logreg", "mlp", "knn")
+_NEG, _POS = "#f59322", "#0877bd"  # Playground's orange (−1) and blue (+1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+def make_dataset(name: str, n: int = 400, noise: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points X (n, 2) float32 and labels y (n,) int64 in {−1, 1}.
+
+    blobs: two Gaussian clouds, linearly separable (their boundary does not pass through the origin);
+    xor: the four quadrants, y = sign(x1 · x2); circles: a disc (+1) inside a ring (−1);
+    spirals: two interleaved spirals.  ``noise`` is the standard deviation of a Gaussian jitter added to
+    the points (default per dataset).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    if n < 4:
+        raise ValueError(f"samples must be at least 4, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    half = n // 2
+    sign = torch.cat([-torch.ones(half), torch.ones(n - half)])
+    if name == "blobs":
+        noise = 0.8 if noise is None else noise
+        centres = torch.where(sign[:, None] > 0, torch.tensor([3.0, 2.0]), torch.tensor([-0.5, -1.0]))
+        X = centres + noise * torch.randn(n, 2, generator=g)
+        y = sign
+    elif name == "xor":
+        noise = 0.2 if noise is None else noise
+        X = torch.rand(n, 2, generator=g) * 10 - 5
+        X = X + torch.sign(X) * 0.3  # keep points off the axes, as Playground does
+        y = torch.sign(X[:, 0] * X[:, 1])
+        X = X + noise * torch.randn(n, 2, generator=g)
+    elif name == "circles":
+        noise = 0.2 if noise is None else noise
+        r = torch.where(sign > 0, torch.rand(n, generator=g) * 2.0, 3.5 + torch.rand(n, generator=g) * 1.5)
+        angle = torch.rand(n, generator=g) * 2 * math.pi
+        X = torch.stack([r * angle.cos(), r * angle.sin()], 1) + noise * torch.randn(n, 2, generator=g)
+        y = sign
+    else:  # spirals
+        noise = 0.15 if noise is None else noise
+        i = torch.cat([torch.arange(half), torch.arange(n - half)]).float()
+        count = torch.where(sign < 0, float(half), float(n - half))
+        r = i / count * 5
+        t = 1.75 * i / count * 2 * math.pi + torch.where(sign > 0, math.pi, 0.0)
+        X = torch.stack([r * t.sin(), r * t.cos()], 1) + noise * torch.randn(n, 2, generator=g)
+        y = sign
+    return X.float(), y.long()
+
+
+def split(X: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.3, seed: int = 0):
+    """A shuffled train/test split: (X_train, y_train, X_test, y_test)."""
+    perm = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(seed + 1))
+    n_test = max(1, int(round(X.shape[0] * test_fraction)))
+    te, tr = perm[:n_test], perm[n_test:]
+    return X[tr], y[tr], X[te], y[te]
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class PlaygroundConfig:
+    steps: int = 2000
+    lr: float = 0.1
+    momentum: float = 0.9
+    batch_size: int = 0  # 0: the whole training set in every step (gradient descent)
+    hidden: tuple[int, ...] = (8, 8)
+    activation: str = "tanh"
+    k: tuple[int, ...] = (1, 5, 15)
+    snapshots: int = 10
+    seed: int = 0
+
+
+def _to01(y: torch.Tensor) -> torch.Tensor:
+    return (y > 0).long()
+
+
+def _accuracy(pred01: torch.Tensor, y: torch.Tensor) -> float:
+    return float((pred01 == _to01(y)).float().mean())
+
+
+def _fit(model, X, y, cfg: PlaygroundConfig, on_snapshot=None, on_step=None):
+    """SGD (w ← w − α ∂L/∂w, with momentum) on binary cross-entropy from logits; labels −1/1 → 0/1."""
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    t = _to01(y).float()
+    g = torch.Generator().manual_seed(cfg.seed)
+    snap_every = max(1, cfg.steps // max(cfg.snapshots, 1))
+    for step in range(1, cfg.steps + 1):
+        if cfg.batch_size and cfg.batch_size < X.shape[0]:
+            idx = torch.randint(0, X.shape[0], (cfg.batch_size,), generator=g)
+            xb, tb = X[idx], t[idx]
+        else:
+            xb, tb = X, t
+        loss = model.loss(model(xb), tb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_step is not None:
+            on_step(step, float(loss.detach()))
+        if on_snapshot is not None and (step % snap_every == 0 or step == cfg.steps or step == 1):
+            on_snapshot(step)
+    return model
+
+
+def fit_logreg(X, y, cfg: PlaygroundConfig, **hooks) -> LogisticRegression:
+    torch.manual_seed(cfg.seed)
+    return _fit(LogisticRegression(2), X, y, cfg, **hooks)
+
+
+def fit_mlp(X, y, cfg: PlaygroundConfig, **hooks) -> MLP:
+    torch.manual_seed(cfg.seed)
+    return _fit(MLP(2, cfg.hidden, 1, cfg.activation), X, y, cfg, **hooks)
+
+
+def fit_knn(X, y, k: int) -> KNNClassifier:
+    return KNNClassifier(k=k).fit(X, _to01(y))
+
+
+def predict01(model, X: torch.Tensor) -> torch.Tensor:
+    if isinstance(model, KNNClassifier):
+        return model.predict(X)
+    with torch.no_grad():
+        return model.predictions(model(X))
+
+
+def prob_pos(model, X: torch.Tensor) -> torch.Tensor:
+    """Pr(y = +1 | x) over points X (m, 2): the sigmoid output, or KNN's vote share."""
+    with torch.no_grad():
+        if isinstance(model, KNNClassifier):
+            return model.predict_proba(X)[:, 1] if model.num_classes > 1 else torch.zeros(X.shape[0])
+        return model.predict_proba(X)
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry of the lecture's line  w1 x1 + w2 x2 + b = 0
+# --------------------------------------------------------------------------------------------------
+def line_distance(w: torch.Tensor, b: float) -> float:
+    """Distance of the line w·x + b = 0 from the origin: |b| / ‖w‖."""
+    return abs(float(b)) / float(torch.linalg.vector_norm(w))
+
+
+def line_segment(w: torch.Tensor, b: float, bounds: tuple[float, float, float, float]):
+    """The part of the line w·x + b = 0 inside the box (x0, x1, y0, y1): two end points, or None."""
+    x0, x1, y0, y1 = bounds
+    w1, w2 = float(w[0]), float(w[1])
+    points = []
+    if abs(w2) > 1e-12:
+        for x in (x0, x1):
+            yv = -(w1 * x + b) / w2
+            if y0 - 1e-9 <= yv <= y1 + 1e-9:
+                points.append((x, yv))
+    if abs(w1) > 1e-12:
+        for yv in (y0, y1):
+            x = -(w2 * yv + b) / w1
+            if x0 - 1e-9 <= x <= x1 + 1e-9:
+                points.append((x, yv))
+    unique = []
+    for p in points:
+        if all(abs(p[0] - q[0]) > 1e-9 or abs(p[1] - q[1]) > 1e-9 for q in unique):
+            unique.append(p)
+    return (unique[0], unique[1]) if len(unique) >= 2 else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Pictures
+# --------------------------------------------------------------------------------------------------
+def _bounds(X: torch.Tensor, margin: float = 0.6) -> tuple[float, float, float, float]:
+    lo, hi = X.min(0).values - margin, X.max(0).values + margin
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def _grid(bounds, resolution: int = 150):
+    x0, x1, y0, y1 = bounds
+    gx, gy = torch.meshgrid(torch.linspace(x0, x1, resolution), torch.linspace(y0, y1, resolution), indexing="xy")
+    return gx, gy, torch.stack([gx.flatten(), gy.flatten()], 1)
+
+
+def _draw_field(ax, values, bounds, X, y, title, cmap="RdBu"):
+    x0, x1, y0, y1 = bounds
+    ax.imshow(values.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=0, vmax=1, alpha=0.75,
+              aspect="auto")
+    ax.scatter(X[:, 0], X[:, 1], c=[_POS if v > 0 else _NEG for v in y.tolist()], s=9, edgecolors="white",
+               linewidths=0.3)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def boundary_figure(model, X, y, title: str = "", bounds=None, ax=None, resolution: int = 150):
+    """Pr(y = +1 | x) over the plane with the data on top (blue +1, orange −1) and the 0.5 contour.
+
+    For logistic regression the learned line is drawn (label "decision line"), with w, b and its
+    distance |b|/‖w‖ from the origin written on it and the perpendicular from the origin.
+    """
+    bounds = bounds or _bounds(X)
+    gx, gy, pts = _grid(bounds, resolution)
+    field = prob_pos(model, pts).reshape(gx.shape)
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    else:
+        fig = ax.figure
+    _draw_field(ax, field, bounds, X, y, title)
+    if isinstance(model, LogisticRegression):
+        w = model.linear.weight.detach()[0]
+        b = float(model.linear.bias.detach()[0])
+        seg = line_segment(w, b, bounds)
+        if seg is not None:
+            (ax_, ay_), (bx_, by_) = seg
+            ax.plot([ax_, bx_], [ay_, by_], color="black", lw=2, label="decision line")
+        foot = -b * w / float(w @ w)
+        ax.plot([0, float(foot[0])], [0, float(foot[1])], color="black", lw=1, ls="--")
+        ax.plot([0], [0], marker="+", color="black", ms=10)
+        ax.text(0.02, 0.02, f"w = ({float(w[0]):.2f}, {float(w[1]):.2f}), b = {b:.2f}\n"
+                f"distance from origin |b|/‖w‖ = {line_distance(w, b):.3f}", transform=ax.transAxes, fontsize=8,
+                bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
+    elif not isinstance(model, KNNClassifier):
+        ax.contour(gx.numpy(), gy.numpy(), field.numpy(), levels=[0.5], colors="black", linewidths=1)
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def hidden_neurons_figure(model: MLP, X, y, bounds=None, resolution: int = 60):
+    """Every hidden neuron's output over the plane, one row per hidden layer (as Playground shows)."""
+    bounds = bounds or _bounds(X)
+    gx, _, pts = _grid(bounds, resolution)
+    with torch.no_grad():
+        outs = model.hidden_outputs(pts)
+    rows, cols = len(outs), max(o.shape[1] for o in outs)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.35 * rows + 0.3), squeeze=False)
+    for r, out in enumerate(outs):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c >= out.shape[1]:
+                continue
+            v = out[:, c].reshape(gx.shape)
+            lo, hi = float(v.min()), float(v.max())
+            ax.imshow(((v - lo) / max(hi - lo, 1e-12)).numpy(), origin="lower", cmap="RdBu", aspect="auto")
+            ax.set_title(f"layer {r + 1}, unit {c + 1}", fontsize=7)
+    fig.suptitle(f"hidden neurons' outputs ({model.activation_name})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# A whole playground run
+# --------------------------------------------------------------------------------------------------
+def run(datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | None = None, test_fraction=0.3,
+        cfg: PlaygroundConfig | None = None, logdir="runs", run_name: str | None = None, save_png=None,
+        tensorboard: bool = True, quiet: bool = False) -> dict:
+    """Train the chosen models on the chosen datasets; return {dataset: {model: test accuracy}}."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    cfg = cfg or PlaygroundConfig()
+    root = Path(logdir) / (run_name or f"playground-{time.strftime('%Y%m%d-%H%M%S')}")
+    png_dir = Path(save_png) if save_png else None
+    if png_dir:
+        png_dir.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    for ds in datasets:
+        X, y = make_dataset(ds, samples, noise, cfg.seed)
+        Xtr, ytr, Xte, yte = split(X, y, test_fraction, cfg.seed)
+        bounds = _bounds(X)
+        finals = {}
+        results[ds] = {}
+        for name in models:
+            writer = SummaryWriter(str(root / ds / name)) if tensorboard else None
+            if name == "knn":
+                for k in cfg.k:
+                    if k > Xtr.shape[0]:
+                        raise ValueError(f"k = {k} is larger than the training set ({Xtr.shape[0]} points)")
+                    knn = fit_knn(Xtr, ytr, k)
+                    acc = _accuracy(predict01(knn, Xte), yte)
+                    results[ds][f"knn k={k}"] = acc
+                    if writer:
+                        writer.add_scalar("accuracy/test", acc, k)
+                        writer.add_scalar("accuracy/train", _accuracy(predict01(knn, Xtr), ytr), k)
+                        writer.add_figure("boundary/knn", boundary_figure(knn, Xtr, ytr, f"KNN k = {k}: test {acc:.0%}",
+                                                                          bounds), k)
+                finals["knn"] = (fit_knn(Xtr, ytr, cfg.k[0]), f"KNN k = {cfg.k[0]}")
+                if png_dir:
+                    fig, axes = plt.subplots(1, len(cfg.k), figsize=(3.6 * len(cfg.k), 3.8), squeeze=False)
+                    for ax, k in zip(axes[0], cfg.k):
+                        boundary_figure(fit_knn(Xtr, ytr, k), Xtr, ytr, f"k = {k}: test "
+                                        f"{results[ds][f'knn k={k}']:.0%}", bounds, ax=ax)
+                    fig.suptitle(f"{ds}: KNN decision regions", fontsize=10)
+                    fig.tight_layout()
+                    _save(fig, png_dir / f"{ds}-knn.png")
+            else:
+                holder = {}
+                pretty = "logistic regression" if name == "logreg" else f"MLP {','.join(map(str, cfg.hidden))} {cfg.activation}"
+
+                def on_step(step, loss, writer=writer):
+                    if writer and (step % 10 == 0 or step == 1):
+                        writer.add_scalar("loss/train", loss, step)
+
+                def on_snapshot(step, writer=writer, holder=holder, pretty=pretty):
+                    if not writer:
+                        return
+                    model = holder["model"]
+                    acc_tr, acc_te = _accuracy(predict01(model, Xtr), ytr), _accuracy(predict01(model, Xte), yte)
+                    writer.add_scalar("accuracy/train", acc_tr, step)
+                    writer.add_scalar("accuracy/test", acc_te, step)
+                    writer.add_figure("boundary", boundary_figure(model, Xtr, ytr, f"{pretty}, step {step}: "
+                                                                  f"test {acc_te:.0%}", bounds), step)
+                    if isinstance(model, MLP):
+                        writer.add_figure("hidden_neurons", hidden_neurons_figure(model, Xtr, ytr, bounds), step)
+
+                torch.manual_seed(cfg.seed)
+                model = LogisticRegression(2) if name == "logreg" else MLP(2, cfg.hidden, 1, cfg.activation)
+                holder["model"] = model
+                _fit(model, Xtr, ytr, cfg, on_snapshot=on_snapshot, on_step=on_step)
+                acc = _accuracy(predict01(model, Xte), yte)
+                results[ds][name] = acc
+                finals[name] = (model, f"{pretty}: test {acc:.0%}")
+                if png_dir:
+                    _save(boundary_figure(model, Xtr, ytr, f"{ds}: {pretty}, test {acc:.0%}", bounds),
+                          png_dir / f"{ds}-{name}.png")
+                    if isinstance(model, MLP):
+                        _save(hidden_neurons_figure(model, Xtr, ytr, bounds), png_dir / f"{ds}-mlp-neurons.png")
+            if writer:
+                writer.close()
+        if len(finals) > 1 or png_dir or tensorboard:
+            fig, axes = plt.subplots(1, len(finals), figsize=(3.8 * len(finals), 4.0), squeeze=False)
+            for ax, (name, (model, title)) in zip(axes[0], finals.items()):
+                if name == "knn":
+                    title = f"{title}: test {results[ds][f'knn k={cfg.k[0]}']:.0%}"
+                boundary_figure(model, Xtr, ytr, title, bounds, ax=ax)
+            fig.suptitle(f"{ds}: parametric (line, MLP) vs non-parametric (KNN)", fontsize=10)
+            fig.tight_layout()
+            if tensorboard:
+                with SummaryWriter(str(root / ds / "summary")) as w:
+                    w.add_figure("summary", fig, 0, close=False)
+            if png_dir:
+                _save(fig, png_dir / f"{ds}-summary.png")
+            plt.close(fig)
+        if not quiet:
+            print(f"{ds:8s} " + "  ".join(f"{m}: {a:.1%}" for m, a in results[ds].items()), flush=True)
+    if not quiet and tensorboard:
+        print(f"TensorBoard: tensorboard --logdir {root}")
+    return results
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    from .cli import int_list, non_negative_int, positive_float, positive_int
+    from .layers import ACTIVATIONS
+
+    p.add_argument("--dataset", choices=DATASETS + ("all",), default="all")
+    p.add_argument("--model", choices=MODELS + ("all",), default="all")
+    p.add_argument("--samples", type=positive_int, default=400)
+    p.add_argument("--noise", type=float, default=None, help="std of the Gaussian jitter (default per dataset)")
+    p.add_argument("--test-fraction", type=float, default=0.3)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--hidden", type=int_list, default=(8, 8), help="MLP hidden sizes (default 8,8)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
+    p.add_argument("--k", type=int_list, default=(1, 5, 15), help="KNN k values (default 1,5,15)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="SGD steps (default 2000)")
+    p.add_argument("--lr", type=positive_float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=non_negative_int, default=0, help="0 = full batch (default)")
+    p.add_argument("--snapshots", type=positive_int, default=10, help="boundary pictures per run (default 10)")
+    p.add_argument("--logdir", default="runs")
+    p.add_argument("--run-name")
+    p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_cli(args) -> int:
+    if not 0 < args.test_fraction < 1:
+        raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+                           hidden=args.hidden, activation=args.activation, k=args.k, snapshots=args.snapshots,
+                           seed=args.seed)
+    datasets = DATASETS if args.dataset == "all" else (args.dataset,)
+    models = MODELS if args.model == "all" else (args.model,)
+    run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir, args.run_name,
+        args.save_png, quiet=args.quiet)
+    return 0
