@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny MNIST-format IDX files written into a temp folder (torchvision's layout)."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+#: Real MNIST, when CI (or the developer) points NNREF_DATA_ROOT at it.
+REAL_MNIST = os.environ.get("NNREF_DATA_ROOT")
+
+
+def write_idx_images(path: Path, images: torch.Tensor) -> None:
+    n, rows, cols = images.shape
+    path.write_bytes(struct.pack(">IIII", 0x00000803, n, rows, cols) + images.to(torch.uint8).numpy().tobytes())
+
+
+def write_idx_labels(path: Path, labels: torch.Tensor) -> None:
+    path.write_bytes(struct.pack(">II", 0x00000801, labels.shape[0]) + labels.to(torch.uint8).numpy().tobytes())
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable fake digits: class c is a bright bar on row 2 + 2c (and column 4 + 2c), plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    labels = labels[torch.randperm(n, generator=g)]
+    images = torch.randint(0, 60, (n, 28, 28), generator=g)
+    for c in range(10):
+        rows = labels == c
+        images[rows, 2 + 2 * c, 4:24] = 230
+        images[rows, 4:24, 4 + 2 * c] = 200
+    return images.to(torch.uint8), labels
+
+
+def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200) -> Path:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = synthetic_digits(n, seed)
+        write_idx_images(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path) -> Path:
+    """A data root holding MNIST/raw/ with 600 training and 200 test synthetic digits."""
+    return make_tiny_mnist(tmp_path / "data")
+
+
+@pytest.fixture(autouse=True)
+def _isolate_env(monkeypatch):
+    """Unit tests never see the developer's NNREF_DATA_ROOT unless they ask for REAL_MNIST."""
+    monkeypatch.delenv("NNREF_DATA_ROOT", raising=False)
+    monkeypatch.setenv("NNREF_TEST", "1")

@@ -1,0 +1,333 @@
+"""nnref.functional: gradcheck, gradgradcheck, equality with PyTorch's built-ins, stability, torch.func."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as TF
+from torch.autograd import gradcheck, gradgradcheck
+from torch.func import grad, vmap
+
+import nnref.functional as F
+
+D = torch.float64
+SHAPES = [(1, 1, 2), (1, 3, 10), (5, 1, 2), (4, 3, 10), (7, 5, 2)]  # (n, p, c): batch 1 and >1, p = 1, c = 2 and 10
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _check(fn, inputs):
+    assert gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+    assert gradgradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def _grad_subsets(n):
+    """Every non-empty combination of which of n inputs require grad."""
+    return [mask for mask in itertools.product([True, False], repeat=n) if any(mask)]
+
+
+# --------------------------------------------------------------------------------------------------
+# gradcheck / gradgradcheck
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n,p,c", SHAPES)
+@pytest.mark.parametrize("mask", _grad_subsets(3))
+def test_linear_gradcheck(n, p, c, mask):
+    g = _gen()
+    x, W, b = torch.randn(n, p, generator=g, dtype=D), torch.randn(c, p, generator=g, dtype=D), torch.randn(c, generator=g, dtype=D)
+    inputs = tuple(t.requires_grad_(m) for t, m in zip((x, W, b), mask))
+    _check(F.linear, inputs)
+
+
+def test_linear_without_bias_and_non_contiguous():
+    g = _gen(1)
+    x = torch.randn(3, 4, generator=g, dtype=D).t().requires_grad_()  # (4, 3), a transposed view
+    W = torch.randn(3, 2, generator=g, dtype=D).t().requires_grad_()  # (2, 3), a transposed view
+    assert not x.is_contiguous() and not W.is_contiguous()
+    _check(lambda x, W: F.linear(x, W, None), (x, W))
+    _check(F.linear, (x, W, torch.randn(2, generator=g, dtype=D, requires_grad=True)))
+
+
+UNARY = {"sigmoid": F.sigmoid, "softmax": F.softmax, "relu": F.relu, "tanh": F.tanh}
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("n,c", [(1, 2), (1, 10), (6, 2), (6, 10)])
+def test_activation_gradcheck(name, n, c):
+    z = torch.randn(n, c, generator=_gen(2), dtype=D)
+    if name == "relu":
+        z = z + 0.1 * torch.sign(z)  # away from the kink at 0
+    _check(UNARY[name], (z.requires_grad_(),))
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_activation_gradcheck_non_contiguous(name):
+    z = torch.randn(10, 6, generator=_gen(3), dtype=D)
+    z = (z + 0.1 * torch.sign(z)).t()
+    assert not z.is_contiguous()
+    _check(UNARY[name], (z.requires_grad_(),))
+
+
+@pytest.mark.parametrize("reduction", F.REDUCTIONS)
+@pytest.mark.parametrize("n,c", [(1, 2), (1, 10), (5, 2), (5, 10)])
+def test_class_losses_gradcheck(reduction, n, c):
+    g = _gen(4)
+    z = torch.randn(n, c, generator=g, dtype=D)
+    y = torch.randint(0, c, (n,), generator=g)
+    probs = torch.softmax(z, -1)
+    _check(lambda z: F.softmax_cross_entropy(z, y, reduction), (z.clone().requires_grad_(),))
+    _check(lambda p: F.cross_entropy(p, y, reduction), (probs.requires_grad_(),))
+    _check(lambda z: F.softmax_cross_entropy(z.t(), y, reduction), (z.t().contiguous().requires_grad_(),))
+
+
+@pytest.mark.parametrize("reduction", F.REDUCTIONS)
+@pytest.mark.parametrize("shape", [(1,), (6,), (4, 1), (3, 5)])
+@pytest.mark.parametrize("mask", _grad_subsets(2))
+def test_binary_losses_gradcheck(reduction, shape, mask):
+    g = _gen(5)
+    a = torch.rand(*shape, generator=g, dtype=D) * 0.8 + 0.1
+    z = torch.randn(*shape, generator=g, dtype=D)
+    y = torch.rand(*shape, generator=g, dtype=D)
+    _check(lambda a, y: F.binary_cross_entropy(a, y, reduction), (a.requires_grad_(mask[0]), y.clone().requires_grad_(mask[1])))
+    _check(lambda z, y: F.sigmoid_binary_cross_entropy(z, y, reduction), (z.requires_grad_(mask[0]), y.requires_grad_(mask[1])))
+
+
+def test_needs_input_grad_is_respected():
+    """Backward does no work (returns None) for inputs that need no gradient."""
+    x = torch.randn(4, 3, dtype=D)
+    W = torch.randn(2, 3, dtype=D, requires_grad=True)
+    b = torch.randn(2, dtype=D)
+    F.linear(x, W, b).sum().backward()
+    assert W.grad is not None and x.grad is None and b.grad is None
+    ctx_seen = {}
+
+    class Spy(F.LinearFunction):
+        @staticmethod
+        def backward(ctx, g):
+            out = F.LinearFunction.backward(ctx, g)
+            ctx_seen["out"] = out
+            return out
+
+    Spy.apply(x, W, b).sum().backward()
+    grad_x, grad_w, grad_b = ctx_seen["out"]
+    assert grad_x is None and grad_b is None and grad_w is not None
+
+
+def test_only_save_for_backward_holds_tensors():
+    """No tensor is stored as a ctx attribute: saved tensors go through save_for_backward."""
+    z = torch.randn(3, 4, requires_grad=True)
+    y = torch.randint(0, 4, (3,))
+    outs = [F.linear(z, torch.randn(2, 4, requires_grad=True)), F.sigmoid(z), F.softmax(z), F.relu(z), F.tanh(z),
+            F.softmax_cross_entropy(z, y), F.cross_entropy(F.softmax(z), y),
+            F.binary_cross_entropy(torch.sigmoid(z), torch.rand(3, 4)),
+            F.sigmoid_binary_cross_entropy(z, torch.rand(3, 4))]
+    for out in outs:
+        node = out.grad_fn
+        tensors = [k for k, v in vars(node).items() if isinstance(v, torch.Tensor)] if hasattr(node, "__dict__") else []
+        assert tensors == [], f"{type(node).__name__} keeps tensors {tensors} as ctx attributes"
+
+
+# --------------------------------------------------------------------------------------------------
+# Equal to PyTorch's built-ins, forward and backward, float32 and float64
+# --------------------------------------------------------------------------------------------------
+def _compare(ours, ref, inputs, dtype):
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    a = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+    b = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+    out_a, out_b = ours(*a), ref(*b)
+    torch.testing.assert_close(out_a, out_b, **tol)
+    w = torch.randn(out_a.shape, dtype=dtype, generator=_gen(9))
+    ga = torch.autograd.grad((out_a * w).sum(), [t for t in a if t.requires_grad])
+    gb = torch.autograd.grad((out_b * w).sum(), [t for t in b if t.requires_grad])
+    for x, y in zip(ga, gb):
+        torch.testing.assert_close(x, y, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equal_to_builtins(dtype):
+    g = _gen(6)
+    x, W, b = (torch.randn(*s, generator=g, dtype=dtype) for s in ((8, 5), (3, 5), (3,)))
+    z = torch.randn(8, 10, generator=g, dtype=dtype) * 3
+    y = torch.randint(0, 10, (8,), generator=g)
+    probs = torch.softmax(z, -1)
+    a = torch.rand(8, generator=g, dtype=dtype) * 0.98 + 0.01
+    t = torch.rand(8, generator=g, dtype=dtype)
+    zb = torch.randn(8, generator=g, dtype=dtype) * 3
+    _compare(F.linear, TF.linear, (x, W, b), dtype)
+    _compare(F.sigmoid, torch.sigmoid, (z,), dtype)
+    _compare(F.softmax, lambda z: torch.softmax(z, -1), (z,), dtype)
+    _compare(F.relu, torch.relu, (z,), dtype)
+    _compare(F.tanh, torch.tanh, (z,), dtype)
+    for red in F.REDUCTIONS:
+        _compare(lambda p: F.cross_entropy(p, y, red), lambda p: TF.nll_loss(torch.log(p), y, reduction=red),
+                 (probs,), dtype)
+        _compare(lambda a, t: F.binary_cross_entropy(a, t, red), lambda a, t: TF.binary_cross_entropy(a, t, reduction=red),
+                 (a, t), dtype)
+        _compare(lambda z: F.softmax_cross_entropy(z, y, red), lambda z: TF.cross_entropy(z, y, reduction=red),
+                 (z,), dtype)
+        _compare(lambda z, t: F.sigmoid_binary_cross_entropy(z, t, red),
+                 lambda z, t: TF.binary_cross_entropy_with_logits(z, t, reduction=red), (zb, t), dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Numerical stability
+# --------------------------------------------------------------------------------------------------
+def _finite_value_and_grad(fn, *inputs):
+    inputs = [t.clone().requires_grad_() for t in inputs]
+    out = fn(*inputs)
+    grads = torch.autograd.grad(out.sum(), inputs)
+    assert torch.isfinite(out).all(), out
+    for g in grads:
+        assert torch.isfinite(g).all(), g
+    return out, grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_losses_stable_at_extreme_logits(dtype):
+    z = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=dtype)
+    y = torch.tensor([1, 0])
+    out, (g,) = _finite_value_and_grad(lambda z: F.softmax_cross_entropy(z, y, "none"), z)
+    torch.testing.assert_close(out, TF.cross_entropy(z, y, reduction="none"))
+    torch.testing.assert_close(out, torch.tensor([2e4, 2e4 + math.log(2)], dtype=dtype))
+    zb = torch.tensor([1e4, -1e4, 1e4, -1e4], dtype=dtype)
+    t = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    out, (g,) = _finite_value_and_grad(lambda z: F.sigmoid_binary_cross_entropy(z, t, "none"), zb)
+    torch.testing.assert_close(out, torch.tensor([1e4, 1e4, 0, 0], dtype=dtype))
+    torch.testing.assert_close(g, torch.tensor([1.0, -1.0, 0.0, 0.0], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sigmoid_finite_at_1000(dtype):
+    z = torch.tensor([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=dtype)
+    a, (g,) = _finite_value_and_grad(F.sigmoid, z)
+    torch.testing.assert_close(a, torch.sigmoid(z))
+    assert a[0] == 0 and a[-1] == 1 and a[2] == 0.5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_probability_losses_finite_at_0_and_1(dtype):
+    a = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=dtype)
+    t = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=dtype)
+    out, (ga, gt) = _finite_value_and_grad(lambda a, t: F.binary_cross_entropy(a, t, "none"), a, t)
+    torch.testing.assert_close(out, TF.binary_cross_entropy(a, t, reduction="none"))
+    torch.testing.assert_close(out, torch.tensor([100.0, 100.0, 0.0, 0.0], dtype=dtype))
+    p = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)
+    y = torch.tensor([0, 0])
+    out, (gp,) = _finite_value_and_grad(lambda p: F.cross_entropy(p, y, "none"), p)
+    torch.testing.assert_close(out, torch.tensor([100.0, 0.0], dtype=dtype))
+
+
+def test_softmax_rows_sum_to_one_at_extremes():
+    z = torch.tensor([[1000.0, 0.0, -1000.0], [-1e4, -1e4, -1e4]])
+    a = F.softmax(z)
+    torch.testing.assert_close(a.sum(-1), torch.ones(2))
+    assert torch.isfinite(a).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.func: per-sample gradients of the lecture's per-instance loss
+# --------------------------------------------------------------------------------------------------
+def _per_sample_check(loss_fn, params, X, Y):
+    per_sample = vmap(grad(loss_fn), in_dims=(None, 0, 0))(params, X, Y)
+    for i in range(X.shape[0]):
+        single = grad(loss_fn)(params, X[i], Y[i])
+        for name in params:
+            torch.testing.assert_close(per_sample[name][i], single[name])
+            # and the same as ordinary autograd through the Functions on one instance
+            ps = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+            loss_fn(ps, X[i], Y[i]).backward()
+            torch.testing.assert_close(per_sample[name][i], ps[name].grad)
+
+
+def test_vmap_grad_softmax_regression_per_sample():
+    g = _gen(7)
+    params = {"W": torch.randn(4, 3, generator=g, dtype=D), "b": torch.randn(4, generator=g, dtype=D)}
+    X, Y = torch.randn(6, 3, generator=g, dtype=D), torch.randint(0, 4, (6,), generator=g)
+
+    def loss(p, x, y):
+        return F.softmax_cross_entropy(F.linear(x.unsqueeze(0), p["W"], p["b"]), y.unsqueeze(0))
+
+    def unfused(p, x, y):
+        return F.cross_entropy(F.softmax(F.linear(x.unsqueeze(0), p["W"], p["b"])), y.unsqueeze(0))
+
+    _per_sample_check(loss, params, X, Y)
+    _per_sample_check(unfused, params, X, Y)
+
+
+def test_vmap_grad_mlp_and_logistic_per_sample():
+    g = _gen(8)
+    params = {"W1": torch.randn(5, 3, generator=g, dtype=D), "b1": torch.randn(5, generator=g, dtype=D),
+              "W2": torch.randn(1, 5, generator=g, dtype=D), "b2": torch.randn(1, generator=g, dtype=D)}
+    X, Y = torch.randn(5, 3, generator=g, dtype=D), torch.randint(0, 2, (5,), generator=g).to(D)
+
+    def loss(p, x, y):
+        h = F.tanh(F.linear(x.unsqueeze(0), p["W1"], p["b1"]))
+        h = F.relu(h) + F.sigmoid(h)
+        z = F.linear(h, p["W2"], p["b2"]).squeeze(-1)
+        return F.sigmoid_binary_cross_entropy(z, y.unsqueeze(0)) + F.binary_cross_entropy(F.sigmoid(z), y.unsqueeze(0))
+
+    _per_sample_check(loss, params, X, Y)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad input: a clear error naming the argument, before any computation
+# --------------------------------------------------------------------------------------------------
+BAD_INPUTS = [
+    ("linear x rank", lambda: F.linear(torch.randn(3), torch.randn(2, 3)), ValueError, r"x must have shape \(n, p\)"),
+    ("linear W rank", lambda: F.linear(torch.randn(4, 3), torch.randn(3)), ValueError, r"W must have shape \(c, p\)"),
+    ("linear inner dims", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 5)), ValueError, "inner dimensions"),
+    ("linear bias length", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 3), torch.randn(3)), ValueError,
+     r"b must have shape \(c,\) = \(2,\)"),
+    ("linear int x", lambda: F.linear(torch.ones(4, 3, dtype=torch.long), torch.randn(2, 3)), TypeError,
+     "x must be a floating-point"),
+    ("linear dtype mix", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 3, dtype=D)), TypeError, "one dtype"),
+    ("linear not a tensor", lambda: F.linear([[1.0]], torch.randn(1, 1)), TypeError, "x must be a torch.Tensor"),
+    ("softmax 0-d", lambda: F.softmax(torch.tensor(1.0)), ValueError, "at least one dimension"),
+    ("sigmoid int", lambda: F.sigmoid(torch.ones(3, dtype=torch.long)), TypeError, "z must be a floating-point"),
+    ("ce batch mismatch", lambda: F.softmax_cross_entropy(torch.randn(4, 3), torch.tensor([0, 1])), ValueError,
+     "y has 2 entries but the batch has n = 4"),
+    ("ce float labels", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0.0, 1.0])), TypeError,
+     "integer class indices"),
+    ("ce label too large", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0, 3])), ValueError,
+     r"\[0, 3\).*found 3"),
+    ("ce negative label", lambda: F.cross_entropy(torch.full((2, 3), 1 / 3), torch.tensor([-1, 0])), ValueError,
+     r"\[0, 3\).*found -1"),
+    ("ce logits rank", lambda: F.softmax_cross_entropy(torch.randn(3), torch.tensor([0])), ValueError,
+     r"logits must have shape \(n, c\)"),
+    ("ce labels rank", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([[0], [1]])), ValueError,
+     r"y must have shape \(n,\)"),
+    ("probs outside [0,1]", lambda: F.cross_entropy(torch.tensor([[1.5, -0.5]]), torch.tensor([0])), ValueError,
+     r"probs must lie in \[0, 1\]"),
+    ("bce probs outside", lambda: F.binary_cross_entropy(torch.tensor([1.2]), torch.tensor([1.0])), ValueError,
+     r"probs must lie in \[0, 1\]"),
+    ("bce targets outside", lambda: F.binary_cross_entropy(torch.tensor([0.5]), torch.tensor([2.0])), ValueError,
+     r"binary targets.*\[0, 1\]"),
+    ("bce logits targets outside", lambda: F.sigmoid_binary_cross_entropy(torch.tensor([0.5]), torch.tensor([-1.0])),
+     ValueError, r"binary targets.*\[0, 1\]"),
+    ("bce shape mismatch", lambda: F.sigmoid_binary_cross_entropy(torch.randn(4), torch.rand(3)), ValueError,
+     "same shape"),
+    ("bad reduction", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), "avg"), ValueError,
+     "reduction must be one of"),
+]
+
+
+@pytest.mark.parametrize("name,call,exc,pattern", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_raises_clear_error(name, call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def test_value_checks_can_be_switched_off_for_hot_loops():
+    z, y = torch.randn(2, 3), torch.tensor([0, 5])
+    with pytest.raises(ValueError):
+        F.softmax_cross_entropy(z, y)
+    with F.value_checks(False):
+        F.cross_entropy(torch.full((2, 3), 1 / 3), torch.tensor([0, 1]))  # shape checks still run
+        with pytest.raises(ValueError, match="y has 1 entries"):
+            F.softmax_cross_entropy(z, torch.tensor([0]))
+    with pytest.raises(ValueError):  # back on after the block
+        F.softmax_cross_entropy(z, y)

@@ -1,0 +1,93 @@
+"""nnref.gradcheck: the lecture's numerical gradient, and the `nnref gradcheck` table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import nnref.gradcheck as G
+from nnref.cli import main
+from nnref.gradcheck import check_functions, format_table, numerical_gradient, relative_error
+
+D = torch.float64
+
+
+def test_forward_difference_is_the_slides_formula():
+    # L(w) = w², dL/dw = 2w; the forward difference (L(w+Δ) − L(w))/Δ = 2w + Δ exactly
+    w = torch.tensor([3.0], dtype=D)
+    (g,) = numerical_gradient(lambda w: (w ** 2).sum(), (w,), delta=1e-3, method="forward")
+    assert g.item() == pytest.approx(6.0 + 1e-3, abs=1e-9)
+    (g,) = numerical_gradient(lambda w: (w ** 2).sum(), (w,), delta=1e-3, method="central")
+    assert g.item() == pytest.approx(6.0, abs=1e-9)
+    assert w.item() == 3.0  # inputs untouched
+
+
+def test_numerical_gradient_per_input_and_none_for_labels():
+    g = torch.Generator().manual_seed(0)
+    x, W = torch.randn(3, 4, generator=g, dtype=D), torch.randn(2, 4, generator=g, dtype=D)
+    y = torch.tensor([0, 1, 1])
+    from nnref.functional import linear, softmax_cross_entropy
+
+    def loss(x, W, y):
+        return softmax_cross_entropy(linear(x, W), y)
+
+    xs, Ws = x.clone().requires_grad_(), W.clone().requires_grad_()
+    loss(xs, Ws, y).backward()
+    gx, gW, gy = numerical_gradient(loss, (x, W, y), method="central")
+    assert gy is None
+    assert relative_error(xs.grad, gx) < 1e-7 and relative_error(Ws.grad, gW) < 1e-7
+    gx_f, gW_f, _ = numerical_gradient(loss, (x, W, y), method="forward")
+    assert relative_error(Ws.grad, gW_f) < 1e-4  # O(Δ) error
+
+
+def test_numerical_gradient_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="method"):
+        numerical_gradient(lambda w: w.sum(), torch.ones(1), method="backward")
+    with pytest.raises(ValueError, match="scalar"):
+        numerical_gradient(lambda w: w * 2, torch.ones(2))
+    with pytest.raises(ValueError, match="delta"):
+        numerical_gradient(lambda w: w.sum(), torch.ones(1), delta=0)
+
+
+def test_every_function_passes_all_three_checks():
+    results = check_functions()
+    assert {r.name for r in results} == set(G.CASES)
+    assert len(results) == 9
+    for r in results:
+        assert r.passed, (r.name, r.error, r.max_rel_error)
+        assert r.max_rel_error < 1e-6
+
+
+def test_a_wrong_backward_is_caught(monkeypatch):
+    """The table is not a rubber stamp: a sigmoid whose backward forgets (1 − a) fails every check."""
+    from nnref import functional as F
+
+    class BrokenSigmoid(F.SigmoidFunction):
+        @staticmethod
+        def backward(ctx, g):
+            (a,) = ctx.saved_tensors
+            return g * a  # wrong: da/dz = a(1 − a)
+
+    monkeypatch.setitem(G.CASES, "SigmoidFunction", G._case_unary(BrokenSigmoid.apply))
+    row = next(r for r in check_functions() if r.name == "SigmoidFunction")
+    assert not row.gradcheck and not row.passed and row.max_rel_error > 1e-2
+    assert "FAIL" in format_table([row])
+    assert main(["gradcheck"]) == 1
+
+
+def test_cli_prints_the_table_and_exits_zero(capsys):
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "| Function | gradcheck | gradgradcheck | max relative error vs numerical gradient |" in out
+    for name in G.CASES:
+        assert f"| {name} | pass | pass |" in out
+    assert "9 passed, 0 failed" in out
+
+
+def test_script_runs_the_same_table():
+    proc = subprocess.run([sys.executable, "scripts/gradcheck.py"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "SoftmaxCrossEntropyFunction | pass | pass" in proc.stdout
