@@ -80,6 +80,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.resume:  # the checkpoint's own config fills everything left unset (see train())
+            return
         for key, value in DEFAULTS[self.model].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -272,9 +274,10 @@ def train(cfg: TrainConfig) -> dict:
         if saved.model != cfg.model:
             raise TrainingError(f"checkpoint {cfg.resume} was written by a {saved.model!r} run, "
                                 f"it cannot resume a {cfg.model!r} run")
-        # the checkpoint's recipe is authoritative; only where/how long/how loud may change
+        # the checkpoint's recipe is authoritative; only where, how long and how loud may change
         for key in ("epochs", "device", "data_root", "download", "quiet", "resume", "command"):
-            setattr(saved, key, getattr(cfg, key))
+            if getattr(cfg, key) is not None:
+                setattr(saved, key, getattr(cfg, key))
         cfg = saved
     device = resolve_device(cfg.device)
     if cfg.model == "knn":
@@ -300,8 +303,8 @@ def train(cfg: TrainConfig) -> dict:
         optimizer.step()
         val_loss, val_acc, _ = evaluate(model, data.val_x[:1000], data.val_y[:1000], fused)
         _say(cfg, f"dry run: {model.__class__.__name__} on {device}, {data.train_x.shape[0]} training images, "
-                  f"{steps_per_epoch} steps/epoch; one step: loss {float(loss):.4f}, val loss {val_loss:.4f}")
-        return {"dry_run": True, "loss": float(loss)}
+                  f"{steps_per_epoch} steps/epoch; one step: loss {float(loss.detach()):.4f}, val loss {val_loss:.4f}")
+        return {"dry_run": True, "loss": float(loss.detach())}
 
     epoch, global_step, batches_done = 0, 0, 0
     epoch_stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count over the epoch so far
@@ -317,7 +320,8 @@ def train(cfg: TrainConfig) -> dict:
     else:
         run_dir = _make_run_dir(cfg)
     ckpt_path = run_dir / "checkpoint.pt"
-    writer = _open_writer(run_dir, purge_step=global_step if resumed is not None else None)
+    # events up to the checkpoint's step were flushed before it was written; anything later is stale
+    writer = _open_writer(run_dir, purge_step=global_step + 1 if resumed is not None else None)
     if resumed is None:
         writer.add_text("config", _config_markdown(cfg), 0)
         writer.add_text("command", f"`{cfg.command}`", 0)
@@ -325,6 +329,7 @@ def train(cfg: TrainConfig) -> dict:
                   f"{data.val_x.shape[0]} val / {data.test_x.shape[0]} test images; TensorBoard run {run_dir}")
 
     def checkpoint(batches: int) -> None:
+        writer.flush()  # every event up to this step is on disk before the checkpoint that resumes after it
         save_checkpoint(ckpt_path, {
             "format": 1, "config": cfg.to_dict(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "sampler": loader.sampler.state_dict(batches),
@@ -359,7 +364,7 @@ def train(cfg: TrainConfig) -> dict:
                 kept = f"the last good checkpoint {ckpt_path} is untouched" if ckpt_path.exists() else \
                     "no checkpoint had been written yet"
                 raise TrainingDiverged(
-                    f"training diverged: {what} became {float(loss) if what == 'the loss' else 'non-finite'} "
+                    f"training diverged: {what} became {float(loss.detach()) if what == 'the loss' else 'non-finite'} "
                     f"at epoch {epoch + 1}, step {batches_done + 1} of the epoch (global step {global_step + 1}); "
                     f"{kept}. Try a smaller --lr (now {cfg.lr}).")
             optimizer.step()
