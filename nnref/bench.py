@@ -205,70 +205,76 @@ def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) ->
 # --------------------------------------------------------------------------------------------------
 # 3. KNN vs scikit-learn
 # --------------------------------------------------------------------------------------------------
-def _peak_rss_of(fn) -> tuple[float, int, object]:
-    """Run fn in a forked child; return (seconds, peak extra resident memory in bytes, result)."""
-    import multiprocessing as mp
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _all_training(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 60,000 training images (train + validation), as scikit-learn's KNN anchor used."""
+    return torch.cat([data.train_x, data.val_x]), torch.cat([data.train_y, data.val_y])
+
+
+def knn_memory_child(side: str, root: str, k: int, n_test: int | None) -> None:
+    """Run in a fresh process: peak resident memory added by one KNN prediction (printed as JSON)."""
     import resource
 
-    def child(conn):
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t = time.perf_counter()
-        out = fn()
-        secs = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        conn.send((secs, (peak - base) * 1024, out))
-        conn.close()
-
-    ctx = mp.get_context("fork")
-    parent, kid = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=child, args=(kid,))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    return result
-
-
-def bench_knn(data, device, k: int = 3, repeats: int = 2, n_test: int | None = None) -> list[dict]:
     from sklearn.neighbors import KNeighborsClassifier
 
-    Xtr, ytr = data.train_x, data.train_y
+    data = load_splits(root, download=False)
+    Xtr, ytr = _all_training(data)
+    Xte = data.test_x[:n_test] if n_test else data.test_x
+    arrays = (Xtr.numpy(), ytr.numpy(), Xte.numpy())
+    before = _rss_bytes()
+    if side == "nnref":
+        KNNClassifier(k).fit(Xtr, ytr).predict(Xte)
+    else:
+        KNeighborsClassifier(k, algorithm="brute").fit(arrays[0], arrays[1]).predict(arrays[2])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_extra_bytes": peak - before}))
+
+
+def _peak_memory(side: str, root, k: int, n_test: int | None) -> float:
+    import subprocess
+    import sys
+
+    code = f"from nnref.bench import knn_memory_child; knn_memory_child({side!r}, {str(root)!r}, {k}, {n_test!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_extra_bytes"]
+
+
+def bench_knn(data, root, device, k: int = 3, repeats: int = 2, n_test: int | None = None) -> list[dict]:
+    """nnref's KNN vs scikit-learn's brute force: median time (alternating), identical predictions, and the
+    peak memory each adds (measured in a fresh process per side; on CUDA, nnref's peak GPU allocation)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    Xtr, ytr = _all_training(data)
     Xte = data.test_x[:n_test] if n_test else data.test_x
     yte = data.test_y[:Xte.shape[0]]
     Xtr_np, ytr_np, Xte_np = Xtr.cpu().numpy(), ytr.cpu().numpy(), Xte.cpu().numpy()
+    preds = {}
 
     def ours():
-        pred = KNNClassifier(k).fit(Xtr, ytr).predict(Xte)
-        _sync(device)
-        return pred.cpu()
+        preds["nnref"] = KNNClassifier(k).fit(Xtr, ytr).predict(Xte)
 
     def ref():
-        return torch.from_numpy(KNeighborsClassifier(k, algorithm="brute").fit(Xtr_np, ytr_np).predict(Xte_np))
+        preds["sklearn"] = KNeighborsClassifier(k, algorithm="brute").fit(Xtr_np, ytr_np).predict(Xte_np)
 
-    t_ours, t_ref, m_ours, m_ref = [], [], [], []
-    pred_ours = pred_ref = None
-    for _ in range(repeats):
-        if device.type == "cpu":
-            s, m, pred_ours = _peak_rss_of(ours)
-        else:
-            torch.cuda.reset_peak_memory_stats(device)
-            _sync(device)
-            t = time.perf_counter()
-            pred_ours = ours()
-            s, m = time.perf_counter() - t, torch.cuda.max_memory_allocated(device)
-        t_ours.append(s)
-        m_ours.append(m)
-        s, m, pred_ref = _peak_rss_of(ref)
-        t_ref.append(s)
-        m_ref.append(m)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t_ours, t_ref = side_by_side(ours, ref, device, number=1, repeats=repeats, warmup=1)
+    if device.type == "cuda":
+        mem_ours, where = torch.cuda.max_memory_allocated(device), "peak GPU memory allocated"
+    else:
+        mem_ours, where = _peak_memory("nnref", root, k, n_test), "peak extra RSS, fresh process"
+    mem_ref = _peak_memory("sklearn", root, k, n_test)
+    pred_ours, pred_ref = preds["nnref"].cpu(), torch.from_numpy(preds["sklearn"])
     same = float((pred_ours == pred_ref).float().mean())
     acc = float((pred_ours == yte.cpu()).float().mean())
-    where = "GPU memory" if device.type == "cuda" else "peak extra RSS"
     return [
         _row(f"KNN k={k}, {Xte.shape[0]} test × {Xtr.shape[0]} train: nnref vs scikit-learn brute",
-             statistics.median(t_ours), statistics.median(t_ref), unit="s", scale=1.0,
-             identical_predictions=same, accuracy_nnref=acc,
-             peak_memory_nnref_mib=statistics.median(m_ours) / 2**20, peak_memory_ref_mib=statistics.median(m_ref) / 2**20,
-             memory_kind=where),
+             t_ours, t_ref, unit="s", scale=1.0, identical_predictions=same, accuracy_nnref=acc,
+             peak_memory_nnref_mib=mem_ours / 2**20, peak_memory_sklearn_mib=mem_ref / 2**20, memory_kind=where),
     ]
 
 
@@ -402,7 +408,7 @@ def run_bench(device="cpu", data_root=None, sections=("functions", "steps", "loa
         "functions": lambda: bench_functions(device, repeats=repeats),
         "steps": lambda: bench_train_steps(data, device, repeats=repeats),
         "loader": lambda: bench_loader(data, root, device, repeats=2 if quick else 3),
-        "knn": lambda: bench_knn(data, device, repeats=1 if quick else 2, n_test=1000 if quick else None),
+        "knn": lambda: bench_knn(data, root, device, repeats=1 if quick else 2, n_test=1000 if quick else None),
         "accuracy": lambda: bench_time_to_accuracy(data, device, max_epochs=2 if quick else 10),
     }
     for name in sections:

@@ -2,7 +2,10 @@
 
 Every Function follows PyTorch's "Extending PyTorch" form: ``forward`` without ``ctx``, a
 ``setup_context`` that saves tensors with ``save_for_backward``, and a ``backward`` written from the
-lecture's local gradient by the chain rule.  Each backward is made of differentiable torch operations,
+lecture's local gradient by the chain rule.  Forward passes evaluate the lecture's formula with
+PyTorch's fused, numerically stable kernels (``addmm``, ``sigmoid``, ``log_softmax`` …) — the same
+arithmetic the built-in layers do — so nnref trains as fast as they do; what nnref writes by hand, and
+what gradcheck proves, is every derivative.  Each backward is made of differentiable torch operations,
 so double backward (``gradgradcheck``) works, and ``generate_vmap_rule = True`` makes the Functions
 work under ``torch.func.grad`` and ``torch.func.vmap``.
 
@@ -59,21 +62,19 @@ BCE_EPS = 1e-12
 # backward that calls them can itself be differentiated (double backward).
 # --------------------------------------------------------------------------------------------------
 def _sigmoid(z: torch.Tensor) -> torch.Tensor:
-    """σ(z) = 1 / (1 + e^(−z)) without overflow: only e^(−|z|) ∈ (0, 1] is ever computed."""
-    e = torch.exp(-z.abs())
-    return torch.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """σ(z) = 1 / (1 + e^(−z)).  PyTorch's fused kernel evaluates it without overflow: for z < 0 it
+    computes e^z / (1 + e^z), so only e^(−|z|) ∈ (0, 1] is ever formed."""
+    return torch.sigmoid(z)
 
 
 def _log_softmax(z: torch.Tensor) -> torch.Tensor:
-    """log a_i = z_i − log Σ_j e^(z_j), with the row maximum subtracted first (log-sum-exp)."""
-    shifted = z - z.amax(dim=-1, keepdim=True).detach()
-    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+    """log a_i = z_i − log Σ_j e^(z_j) (log-sum-exp); the fused kernel subtracts the row maximum first."""
+    return torch.log_softmax(z, dim=-1)
 
 
 def _softmax(z: torch.Tensor) -> torch.Tensor:
-    """a_i = e^(z_i − max z) / Σ_j e^(z_j − max z)."""
-    e = (z - z.amax(dim=-1, keepdim=True).detach()).exp()
-    return e / e.sum(dim=-1, keepdim=True)
+    """a_i = e^(z_i − max z) / Σ_j e^(z_j − max z), one fused kernel."""
+    return torch.softmax(z, dim=-1)
 
 
 def _clamped_log(a: torch.Tensor) -> torch.Tensor:
@@ -195,9 +196,13 @@ class ReLUFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        """da/dz = 1[z > 0] (a > 0 exactly where z > 0):  dL/dz = g · 1[z > 0]."""
+        """da/dz = 1[z > 0]:  dL/dz = g · 1[z > 0].
+
+        With the saved output a = max(z, 0) ≥ 0, the indicator 1[z > 0] is exactly sign(a) ∈ {0, 1}
+        (one fast kernel; comparing and casting a boolean mask costs five times more on CPU).
+        """
         (a,) = ctx.saved_tensors
-        return g * (a > 0).to(g.dtype)
+        return g * a.sign()
 
 
 class TanhFunction(torch.autograd.Function):
@@ -316,7 +321,7 @@ class SoftmaxCrossEntropyFunction(torch.autograd.Function):
         logits, labels = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None
-        a = _softmax(logits)
+        a = _softmax(logits)  # recomputed from the saved logits with a differentiable op (double backward)
         g_rows = _expand_grad(g, labels, ctx.reduction).unsqueeze(-1).to(a.dtype)
         grad = (a * g_rows).scatter_add(-1, labels.unsqueeze(-1), -g_rows)
         return grad, None, None
@@ -428,7 +433,7 @@ def _check_class_labels(labels, n: int, c: int, name: str = "labels") -> torch.T
     if labels.shape[0] != n:
         raise ValueError(f"{name} has {labels.shape[0]} entries but the batch has n = {n} rows")
     if _can_read_values(labels) and labels.numel() > 0:
-        lo, hi = int(labels.min()), int(labels.max())
+        lo, hi = torch.stack(torch.aminmax(labels)).tolist()  # one reduction, one device→host copy
         if lo < 0 or hi >= c:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} must lie in [0, {c}) for c = {c} classes, found {bad}")
@@ -437,9 +442,9 @@ def _check_class_labels(labels, n: int, c: int, name: str = "labels") -> torch.T
 
 def _check_unit_interval(t: torch.Tensor, name: str) -> None:
     if _can_read_values(t) and t.numel() > 0:
-        bad = (t < 0) | (t > 1) | torch.isnan(t)
-        if bool(bad.any()):
-            value = t[bad][0].item()
+        lo, hi = torch.stack(torch.aminmax(t.detach())).tolist()  # NaN propagates into lo/hi
+        if not (lo >= 0 and hi <= 1):
+            value = lo if not lo >= 0 else hi
             raise ValueError(f"{name} must lie in [0, 1], found {value}")
 
 
