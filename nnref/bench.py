@@ -210,19 +210,14 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _all_training(data) -> tuple[torch.Tensor, torch.Tensor]:
-    """All 60,000 training images (train + validation), as scikit-learn's KNN anchor used."""
-    return torch.cat([data.train_x, data.val_x]), torch.cat([data.train_y, data.val_y])
-
-
 def knn_memory_child(side: str, root: str, k: int, n_test: int | None) -> None:
     """Run in a fresh process: peak resident memory added by one KNN prediction (printed as JSON)."""
     import resource
 
     from sklearn.neighbors import KNeighborsClassifier
 
-    data = load_splits(root, download=False)
-    Xtr, ytr = _all_training(data)
+    data = load_splits(root, download=False, val_size=0)
+    Xtr, ytr = data.train_x, data.train_y
     Xte = data.test_x[:n_test] if n_test else data.test_x
     arrays = (Xtr.numpy(), ytr.numpy(), Xte.numpy())
     before = _rss_bytes()
@@ -248,7 +243,7 @@ def bench_knn(data, root, device, k: int = 3, repeats: int = 2, n_test: int | No
     peak memory each adds (measured in a fresh process per side; on CUDA, nnref's peak GPU allocation)."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    Xtr, ytr = _all_training(data)
+    Xtr, ytr = data.train_x, data.train_y
     Xte = data.test_x[:n_test] if n_test else data.test_x
     yte = data.test_y[:Xte.shape[0]]
     Xtr_np, ytr_np, Xte_np = Xtr.cpu().numpy(), ytr.cpu().numpy(), Xte.cpu().numpy()
@@ -396,7 +391,8 @@ def run_bench(device="cpu", data_root=None, sections=("functions", "steps", "loa
               out_dir="runs/bench", quick: bool = False, repeats: int = 7) -> dict:
     device = torch.device(device)
     root = resolve_root(data_root)
-    data = load_splits(root, download=False, device=device)
+    # no validation split: every comparison uses all 60,000 training images, like the anchors it cites
+    data = load_splits(root, download=False, val_size=0, device=device)
     if quick:
         repeats = 3
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or

@@ -121,7 +121,7 @@ def load_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> t
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (N, 28, 28) → float32 rows (N, 784): x = (pixel/255 − 0.1307) / 0.3081."""
-    return ((images.reshape(images.shape[0], -1).float() / 255.0) - MEAN) / STD
+    return ((images.flatten(1).float() / 255.0) - MEAN) / STD
 
 
 def binary_labels(images: torch.Tensor, labels: torch.Tensor, positive_class: int | None = None,
