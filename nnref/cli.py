@@ -141,6 +141,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="also checkpoint every N steps inside an epoch (default: after every epoch only)")
     d.add_argument("--log-every", type=positive_int, default=50, metavar="STEPS",
                    help="steps between loss/train_step points")
+    d.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                   help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward")
     d.add_argument("--resume", metavar="PATH", help="continue the run of this checkpoint.pt")
     d.add_argument("--dry-run", action="store_true", help="load data, build the model, one step; write nothing")
     d.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")

@@ -22,7 +22,9 @@ import torch
 
 from . import viz
 from .data import DataError, load_splits, make_loader, resolve_root
+from .functional import value_checks
 from .models import MLP, KNNClassifier, LogisticRegression, SoftmaxRegression
+from .steps import make_step
 
 __all__ = ["TrainConfig", "train", "evaluate", "build_model", "save_checkpoint", "load_checkpoint",
            "resolve_device", "train_knn", "TrainingError", "TrainingDiverged", "DataError", "MODELS", "DEFAULTS"]
@@ -72,6 +74,7 @@ class TrainConfig:
     limit_train: int | None = None
     checkpoint_every: int = 0
     log_every: int = 50
+    cuda_graphs: bool = True
     dry_run: bool = False
     quiet: bool = False
     resume: str | None = None
@@ -307,7 +310,7 @@ def train(cfg: TrainConfig) -> dict:
         return {"dry_run": True, "loss": float(loss.detach())}
 
     epoch, global_step, batches_done = 0, 0, 0
-    epoch_stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count over the epoch so far
+    epoch_stats = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count this epoch
     if resumed is not None:
         run_dir = Path(cfg.resume).resolve().parent
         model.load_state_dict(resumed["model"])
@@ -315,7 +318,7 @@ def train(cfg: TrainConfig) -> dict:
         loader.sampler.load_state_dict(resumed["sampler"])
         _set_rng_state(resumed["rng"])
         epoch, global_step, batches_done = resumed["epoch"], resumed["global_step"], resumed["batches_done"]
-        epoch_stats = resumed["epoch_stats"].clone()
+        epoch_stats = resumed["epoch_stats"].to(device=device, dtype=torch.float64)
         _say(cfg, f"resuming {run_dir} at epoch {epoch + 1}, step {global_step}")
     else:
         run_dir = _make_run_dir(cfg)
@@ -335,78 +338,105 @@ def train(cfg: TrainConfig) -> dict:
             "optimizer": optimizer.state_dict(), "sampler": loader.sampler.state_dict(batches),
             "rng": _rng_state(), "epoch": epoch + (batches >= steps_per_epoch),
             "global_step": global_step, "batches_done": batches % steps_per_epoch,
-            "epoch_stats": torch.zeros(3, dtype=torch.float64) if batches >= steps_per_epoch else epoch_stats,
+            "epoch_stats": torch.zeros(3, dtype=torch.float64) if batches >= steps_per_epoch else epoch_stats.cpu(),
         })
 
     from tqdm.auto import tqdm
 
     show_bar = not cfg.quiet and sys.stderr.isatty()
     params = [p for p in model.parameters()]
-    log_loss, log_count = 0.0, 0
+    example_x, example_y = data.train_x[:cfg.batch_size], data.train_y[:cfg.batch_size]
+    step = make_step(model, fused, example_x, example_y, cuda_graphs=cfg.cuda_graphs)
+    # Device-side bookkeeping, read back only at log points: no host sync per step on a GPU.
+    window = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, count since the last log point
+    check_every = 1 if device.type == "cpu" else max(1, min(cfg.log_every, 64))
+    healthy = torch.ones(check_every, dtype=torch.bool, device=device)
+    pending = 0  # steps whose health flag has not been read yet
+
+    def verify(done: int) -> None:
+        """Stop at the first step whose loss or gradient was NaN/Inf; ``done`` is the global step of the
+        last recorded flag.  Read back every step on a CPU, every few steps on a GPU."""
+        nonlocal pending
+        if pending == 0:
+            return
+        flags = healthy[:pending].tolist()
+        first = done - pending
+        pending = 0
+        if all(flags):
+            return
+        bad_step = first + flags.index(False) + 1
+        writer.close()
+        kept = f"the last good checkpoint {ckpt_path} is untouched" if ckpt_path.exists() else \
+            "no checkpoint had been written yet"
+        raise TrainingDiverged(
+            f"training diverged: the loss or a gradient became NaN/Inf at epoch {epoch + 1}, "
+            f"step {bad_step - epoch * steps_per_epoch} of the epoch (global step {bad_step}); "
+            f"{kept}. Try a smaller --lr (now {cfg.lr}).")
+
     history = []
     t_start = time.perf_counter()
-    while epoch < cfg.epochs:
-        t_epoch = time.perf_counter()
-        bar = tqdm(loader, total=len(loader.sampler), disable=not show_bar, leave=False,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        for xb, yb in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(cfg, global_step, total_steps)
-            logits = model(xb)
-            loss = model.loss(logits, yb, fused=fused)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # one host sync: NaN/Inf anywhere in the loss or a gradient makes this sum non-finite
-            health = loss.detach() + torch.stack([p.grad.sum() for p in params if p.grad is not None]).sum()
-            if not torch.isfinite(health):
-                writer.close()
-                what = "the loss" if not torch.isfinite(loss) else "a gradient"
-                kept = f"the last good checkpoint {ckpt_path} is untouched" if ckpt_path.exists() else \
-                    "no checkpoint had been written yet"
-                raise TrainingDiverged(
-                    f"training diverged: {what} became {float(loss.detach()) if what == 'the loss' else 'non-finite'} "
-                    f"at epoch {epoch + 1}, step {batches_done + 1} of the epoch (global step {global_step + 1}); "
-                    f"{kept}. Try a smaller --lr (now {cfg.lr}).")
-            optimizer.step()
-            global_step += 1
-            batches_done += 1
-            with torch.no_grad():
-                n = yb.shape[0]
-                loss_sum = float(loss) * n
-                correct = float((model.predictions(logits.detach()) == yb).sum())
-            epoch_stats += torch.tensor([loss_sum, correct, n], dtype=torch.float64)
-            log_loss, log_count = log_loss + loss_sum, log_count + n
-            if global_step % cfg.log_every == 0:
-                writer.add_scalar("loss/train_step", log_loss / log_count, global_step)
-                log_loss, log_count = 0.0, 0
-                if show_bar:
-                    bar.set_postfix(loss=f"{loss_sum / n:.4f}")
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and batches_done < steps_per_epoch:
-                checkpoint(batches_done)
+    with value_checks(device.type == "cpu"):  # labels were validated when the data was loaded
+        while epoch < cfg.epochs:
+            t_epoch = time.perf_counter()
+            bar = tqdm(loader, total=len(loader.sampler), disable=not show_bar, leave=False,
+                       desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            for xb, yb in bar:
+                for group in optimizer.param_groups:
+                    group["lr"] = _lr_at(cfg, global_step, total_steps)
+                loss, logits = step(xb, yb)  # forward, loss, backward: every p.grad is filled
+                with torch.no_grad():
+                    # NaN/Inf anywhere in the loss or a gradient makes this sum non-finite
+                    health = loss + torch.stack([p.grad.sum() for p in params]).sum()
+                    healthy[pending] = torch.isfinite(health)
+                    pending += 1
+                    if pending == check_every:
+                        verify(global_step + 1)  # before the optimizer applies a bad gradient (CPU: every step)
+                    n = yb.shape[0]
+                    batch = torch.stack([loss.detach().double() * n,
+                                         (model.predictions(logits) == yb).sum().double(),
+                                         torch.tensor(float(n), dtype=torch.float64, device=device)])
+                    epoch_stats += batch
+                    window += batch[::2]
+                optimizer.step()
+                global_step += 1
+                batches_done += 1
+                if global_step % cfg.log_every == 0:
+                    verify(global_step)
+                    loss_sum, count = window.tolist()
+                    writer.add_scalar("loss/train_step", loss_sum / count, global_step)
+                    window.zero_()
+                    if show_bar:
+                        bar.set_postfix(loss=f"{loss_sum / count:.4f}")
+                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and \
+                        batches_done < steps_per_epoch:
+                    verify(global_step)
+                    checkpoint(batches_done)
+            verify(global_step)
 
-        # ---- end of epoch: evaluate, log, checkpoint ----
-        train_loss, train_acc = float(epoch_stats[0] / epoch_stats[2]), float(epoch_stats[1] / epoch_stats[2])
-        val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y, fused) if data.val_x.shape[0] else \
-            (float("nan"), float("nan"), None)
-        writer.add_scalar("loss/train", train_loss, global_step)
-        writer.add_scalar("accuracy/train", train_acc, global_step)
-        if data.val_x.shape[0]:
-            writer.add_scalar("loss/val", val_loss, global_step)
-            writer.add_scalar("accuracy/val", val_acc, global_step)
-        writer.add_scalar("lr", optimizer.param_groups[0]["lr"], global_step)
-        for name, p in model.named_parameters():
-            writer.add_histogram(f"params/{name}", p.detach(), global_step)
-            if p.grad is not None:
-                writer.add_histogram(f"grads/{name}", p.grad.detach(), global_step)
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-                        "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - t_epoch})
-        _say(cfg, f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
-                  f"val loss {val_loss:.4f} acc {val_acc:.2%} | {time.perf_counter() - t_epoch:.1f} s")
-        checkpoint(steps_per_epoch)
-        epoch += 1
-        batches_done = 0
-        epoch_stats.zero_()
-        writer.flush()
+            # ---- end of epoch: evaluate, log, checkpoint ----
+            loss_sum, correct, count = epoch_stats.tolist()
+            train_loss, train_acc = loss_sum / count, correct / count
+            val_loss, val_acc, _ = evaluate(model, data.val_x, data.val_y, fused) if data.val_x.shape[0] else \
+                (float("nan"), float("nan"), None)
+            writer.add_scalar("loss/train", train_loss, global_step)
+            writer.add_scalar("accuracy/train", train_acc, global_step)
+            if data.val_x.shape[0]:
+                writer.add_scalar("loss/val", val_loss, global_step)
+                writer.add_scalar("accuracy/val", val_acc, global_step)
+            writer.add_scalar("lr", optimizer.param_groups[0]["lr"], global_step)
+            for name, p in model.named_parameters():
+                writer.add_histogram(f"params/{name}", p.detach(), global_step)
+                if p.grad is not None:
+                    writer.add_histogram(f"grads/{name}", p.grad.detach(), global_step)
+            history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                            "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - t_epoch})
+            _say(cfg, f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
+                      f"val loss {val_loss:.4f} acc {val_acc:.2%} | {time.perf_counter() - t_epoch:.1f} s")
+            checkpoint(steps_per_epoch)
+            epoch += 1
+            batches_done = 0
+            epoch_stats.zero_()
+            writer.flush()
     train_seconds = time.perf_counter() - t_start
 
     # ---- final: test accuracy, pictures, hyper-parameters ----
