@@ -170,7 +170,7 @@ class KNNClassifier:
     Works on CPU and CUDA tensors (the device of the stored records).
     """
 
-    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 1024, rerank: int = 16) -> None:
+    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 1024, rerank: int = 8) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if metric not in METRICS:
@@ -236,13 +236,15 @@ class KNNClassifier:
         return torch.cdist(q, self.X, p=1)
 
     def _exact_distances(self, q: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Distances from each query (m, p) to its candidate records idx (m, r), in float64."""
-        q64 = q.double().unsqueeze(1)
-        r64 = self.X[idx].double()
-        if self.metric == "euclidean":
-            return ((q64 - r64) ** 2).sum(-1)
-        if self.metric == "manhattan":
-            return (q64 - r64).abs().sum(-1)
+        """Distances from each query (m, p) to its candidate records idx (m, r), summed in float64
+        directly from the coordinate differences (no ‖q‖² − 2 q·r + ‖r‖² cancellation)."""
+        m, r = idx.shape
+        cand = self.X.index_select(0, idx.flatten()).view(m, r, -1)
+        if self.metric in ("euclidean", "manhattan"):
+            order = 2 if self.metric == "euclidean" else 1
+            dist = torch.linalg.vector_norm(cand - q.unsqueeze(1), ord=order, dim=-1, dtype=torch.float64)
+            return dist * dist if order == 2 else dist
+        q64, r64 = q.double().unsqueeze(1), cand.double()
         qn = q64 / q64.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         rn = r64 / r64.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return 1 - (qn * rn).sum(-1)
