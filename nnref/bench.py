@@ -22,6 +22,7 @@ from torch import nn
 from . import functional as F
 from .data import load_splits, make_loader, resolve_root
 from .models import MLP, KNNClassifier, SoftmaxRegression
+from .steps import EagerStep, GraphedStep
 
 __all__ = ["add_arguments", "run_cli", "run_bench", "bench_functions", "bench_train_steps", "bench_loader",
            "bench_knn", "bench_time_to_accuracy", "bench_cost", "builtin_twin"]
@@ -128,24 +129,40 @@ def builtin_twin(model: nn.Module) -> nn.Module:
     return lin
 
 
-class _Stepper:
-    """One SGD step on the next batch of a fixed list: zero_grad, forward, loss, backward, step."""
+def _forward_loss(model, loss_fn):
+    def forward_loss(x, y):
+        z = model(x)
+        return loss_fn(z, y), z
+    return forward_loss
 
-    def __init__(self, model, loss_fn, batches, lr=0.05, momentum=0.9):
-        self.model, self.loss_fn, self.batches, self.i = model, loss_fn, batches, 0
-        self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+
+class _Stepper:
+    """One SGD step on the next batch of a fixed list: forward, loss, backward (eager or CUDA graph), update."""
+
+    def __init__(self, model, loss_fn, batches, lr=0.05, momentum=0.9, graphed: bool = False):
+        self.batches, self.i = batches, 0
+        params = list(model.parameters())
+        self.opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
+        fl = _forward_loss(model, loss_fn)
+        self.step = GraphedStep(fl, params, *batches[0]) if graphed else EagerStep(fl, params)
 
     def __call__(self):
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
-        self.opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(x), y)
-        loss.backward()
+        loss, _ = self.step(x, y)
         self.opt.step()
         return loss
 
 
+def _nnref_ce(z, y):
+    return F.softmax_cross_entropy(z, y)
+
+
 def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7) -> list[dict]:
+    """A whole SGD step (momentum 0.9) of nnref models against the same networks of torch.nn layers, with
+    the same initial weights and batches.  On CUDA also with the forward+backward replayed from a CUDA
+    graph — nnref's graphed step against the built-in eager step (what a user of each gets from nnref's
+    trainer and from a plain loop) and against the built-in graphed the same way."""
     rows = []
     for kind in ("softmax", "mlp"):
         for bs in batch_sizes:
@@ -155,12 +172,21 @@ def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7)
             g = torch.Generator().manual_seed(0)
             idx = [torch.randint(0, data.train_x.shape[0], (bs,), generator=g).to(device) for _ in range(32)]
             batches = [(data.train_x[i], data.train_y[i]) for i in idx]
-            ours = _Stepper(model, lambda z, y: F.softmax_cross_entropy(z, y), batches)
-            ref = _Stepper(twin, TF.cross_entropy, batches)
-            number = 50 if bs == 1 else 10
-            t_ours, t_ref = side_by_side(ours, ref, device, number=number, repeats=repeats)
             name = "softmax regression" if kind == "softmax" else "MLP 784-800-10"
-            rows.append(_row(f"train step {name}, batch {bs}", t_ours, t_ref))
+            number = 50 if bs == 1 else 10 if device.type == "cpu" else 50
+            with F.value_checks(device.type == "cpu"):
+                ours = _Stepper(model, _nnref_ce, batches)
+                ref = _Stepper(twin, TF.cross_entropy, batches)
+                t_ours, t_ref = side_by_side(ours, ref, device, number=number, repeats=repeats)
+                rows.append(_row(f"train step {name}, batch {bs}", t_ours, t_ref))
+                if device.type == "cuda":
+                    # own copies: an eager step resets .grad, which a graph's static gradients must keep
+                    ours_g = _Stepper(copy.deepcopy(model), _nnref_ce, batches, graphed=True)
+                    ref_g = _Stepper(copy.deepcopy(twin), TF.cross_entropy, batches, graphed=True)
+                    t_og, t_rg = side_by_side(ours_g, ref, device, number=number, repeats=repeats)
+                    rows.append(_row(f"train step {name}, batch {bs}: nnref CUDA graph vs built-in eager", t_og, t_rg))
+                    t_og, t_rg = side_by_side(ours_g, ref_g, device, number=number, repeats=repeats)
+                    rows.append(_row(f"train step {name}, batch {bs}: both CUDA graph", t_og, t_rg))
     return rows
 
 
@@ -187,12 +213,13 @@ def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) ->
     # a softmax-regression training epoch with the same loader (the figure the loader is measured against)
     torch.manual_seed(0)
     model = SoftmaxRegression(784, 10).to(device)
-    step = _Stepper(model, lambda z, y: F.softmax_cross_entropy(z, y), None, lr=0.05, momentum=0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    step = EagerStep(_forward_loss(model, _nnref_ce), list(model.parameters()))
 
     def train_epoch():
         for xb, yb in loader:
-            step.batches = [(xb, yb)]
-            step()
+            step(xb, yb)
+            opt.step()
 
     train_t = statistics.median(_time(train_epoch, device, 1) for _ in range(repeats))
     return [
@@ -262,8 +289,10 @@ def bench_knn(data, root, device, k: int = 3, repeats: int = 2, n_test: int | No
     Xtr_np, ytr_np, Xte_np = Xtr.cpu().numpy(), ytr.cpu().numpy(), Xte.cpu().numpy()
     preds = {}
 
+    chunk = 1024 if device.type == "cpu" else 10000  # a GPU has the memory for the whole test set at once
+
     def ours():
-        preds["nnref"] = KNNClassifier(k).fit(Xtr, ytr).predict(Xte)
+        preds["nnref"] = KNNClassifier(k, chunk_size=chunk).fit(Xtr, ytr).predict(Xte)
 
     def ref():
         preds["sklearn"] = KNeighborsClassifier(k, algorithm="brute").fit(Xtr_np, ytr_np).predict(Xte_np)
@@ -290,47 +319,52 @@ def bench_knn(data, root, device, k: int = 3, repeats: int = 2, n_test: int | No
 # 4. Time to accuracy
 # --------------------------------------------------------------------------------------------------
 def _time_to(model, loss_fn, data, target: float, lr: float, momentum: float, batch_size: int, max_epochs: int,
-             device, eval_every: int, predict) -> tuple[float, float, int]:
+             device, eval_every: int, graphed: bool = False) -> tuple[float, float, int]:
     """Training seconds (evaluation excluded) until test accuracy ≥ target: (seconds, accuracy, steps)."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
     loader = make_loader(data.train_x, data.train_y, batch_size, seed=0)
+    fl = _forward_loss(model, loss_fn)
+    _sync(device)
+    t = time.perf_counter()
+    step = GraphedStep(fl, params, data.train_x[:batch_size], data.train_y[:batch_size]) if graphed else \
+        EagerStep(fl, params)  # capturing the graph counts as training time
     spent, steps, acc = 0.0, 0, 0.0
     for _ in range(max_epochs):
-        _sync(device)
-        t = time.perf_counter()
         for xb, yb in loader:
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(xb), yb).backward()
+            step(xb, yb)
             opt.step()
             steps += 1
             if steps % eval_every == 0:
                 _sync(device)
                 spent += time.perf_counter() - t
                 with torch.no_grad():
-                    acc = float((predict(model(data.test_x)) == data.test_y).float().mean())
+                    acc = float((model(data.test_x).argmax(-1) == data.test_y).float().mean())
                 if acc >= target:
                     return spent, acc, steps
                 _sync(device)
                 t = time.perf_counter()
-        _sync(device)
-        spent += time.perf_counter() - t
     return float("inf"), acc, steps
 
 
 def bench_time_to_accuracy(data, device, max_epochs: int = 10) -> list[dict]:
+    """Wall time of training (evaluation every 100 steps excluded) until a test-accuracy target, nnref beside
+    the same recipe with built-in layers; on CUDA nnref replays a CUDA graph of each step."""
     rows = []
     recipes = [("MLP 784-800-10 to 98.0%", lambda: MLP(784, 800, 10), 0.98, 0.05, 0.9, 128, 100),
                ("softmax regression to 92.0%", lambda: SoftmaxRegression(784, 10), 0.92, 0.05, 0.0, 64, 100)]
+    graphed = device.type == "cuda"
     for name, make, target, lr, mom, bs, every in recipes:
         torch.manual_seed(0)
         model = make().to(device)
         twin = builtin_twin(model).to(device)
-        argmax = lambda z: z.argmax(-1)  # noqa: E731
-        t_ours, acc_ours, s_ours = _time_to(model, lambda z, y: F.softmax_cross_entropy(z, y), data, target, lr, mom,
-                                            bs, max_epochs, device, every, argmax)
-        t_ref, acc_ref, s_ref = _time_to(twin, TF.cross_entropy, data, target, lr, mom, bs, max_epochs, device,
-                                         every, argmax)
-        rows.append(_row(f"time to accuracy: {name} (SGD lr {lr}, momentum {mom}, batch {bs})", t_ours, t_ref,
+        with F.value_checks(device.type == "cpu"):
+            t_ours, acc_ours, s_ours = _time_to(model, _nnref_ce, data, target, lr, mom, bs, max_epochs, device,
+                                                every, graphed)
+            t_ref, acc_ref, s_ref = _time_to(twin, TF.cross_entropy, data, target, lr, mom, bs, max_epochs, device,
+                                             every)
+        how = " (nnref: CUDA graph; built-in: eager)" if graphed else ""
+        rows.append(_row(f"time to accuracy: {name} (SGD lr {lr}, momentum {mom}, batch {bs}){how}", t_ours, t_ref,
                          unit="s", scale=1.0, steps_nnref=s_ours, steps_reference=s_ref,
                          accuracy_nnref=acc_ours, accuracy_reference=acc_ref))
     return rows

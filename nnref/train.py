@@ -394,7 +394,7 @@ def train(cfg: TrainConfig) -> dict:
                     n = yb.shape[0]
                     batch = torch.stack([loss.detach().double() * n,
                                          (model.predictions(logits) == yb).sum().double(),
-                                         torch.tensor(float(n), dtype=torch.float64, device=device)])
+                                         epoch_stats.new_full((), n)])  # a fill kernel, not a host copy
                     epoch_stats += batch
                     window += batch[::2]
                 optimizer.step()
