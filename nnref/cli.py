@@ -7,7 +7,9 @@ message on stderr, never a raw traceback (set ``NNREF_DEBUG=1`` to see one).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shlex
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -16,44 +18,24 @@ __all__ = ["main", "build_parser"]
 # --------------------------------------------------------------------------------------------------
 # argparse types: bad values are rejected with a clear message (exit 2)
 # --------------------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number_type(convert, what: str, ok, requirement: str):
+    """An argparse type: ``convert`` the text, then insist on ``ok(value)``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
-    return value
+positive_int = _number_type(int, "a positive integer", lambda v: v >= 1, "must be at least 1")
+non_negative_int = _number_type(int, "a whole number ≥ 0", lambda v: v >= 0, "must be ≥ 0")
+positive_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
+non_negative_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0,
+                                  "must be a finite number ≥ 0")
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -185,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
 
-    opts = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
-    train(TrainConfig(**opts))
+    opts = {k: v for k, v in vars(args).items() if k not in ("command", "argv")}
+    train(TrainConfig(**opts, command=shlex.join(["nnref", *args.argv])))
     return 0
 
 
@@ -214,7 +196,9 @@ def cmd_predict(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     handlers = {"train": cmd_train, "gradcheck": cmd_gradcheck, "eval": cmd_eval, "predict": cmd_predict}
     if args.command == "playground":
         from .playground import run_cli as handler

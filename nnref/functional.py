@@ -138,18 +138,22 @@ class LinearFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-class SigmoidFunction(torch.autograd.Function):
-    """a = σ(z) = 1 / (1 + e^(−z)), element-wise, finite for any z.  Shapes: z (*) → a (*)."""
+class _SavesOutput(torch.autograd.Function):
+    """An activation whose local gradient is a function of its output a: it saves a, not z."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(z):
-        return _sigmoid(z)
-
-    @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.save_for_backward(output)
+
+
+class SigmoidFunction(_SavesOutput):
+    """a = σ(z) = 1 / (1 + e^(−z)), element-wise, finite for any z.  Shapes: z (*) → a (*)."""
+
+    @staticmethod
+    def forward(z):
+        return _sigmoid(z)
 
     @staticmethod
     def backward(ctx, g):
@@ -158,18 +162,12 @@ class SigmoidFunction(torch.autograd.Function):
         return g * a * (1 - a)
 
 
-class SoftmaxFunction(torch.autograd.Function):
+class SoftmaxFunction(_SavesOutput):
     """a_i = e^(z_i) / Σ_j e^(z_j) along the last dimension (max-subtracted).  Shapes: z (*, c) → a (*, c)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(z):
         return _softmax(z)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, g):
@@ -181,18 +179,12 @@ class SoftmaxFunction(torch.autograd.Function):
         return a * (g - (g * a).sum(dim=-1, keepdim=True))
 
 
-class ReLUFunction(torch.autograd.Function):
+class ReLUFunction(_SavesOutput):
     """a = max(z, 0), element-wise.  Shapes: z (*) → a (*)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(z):
         return z.clamp_min(0)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, g):
@@ -205,18 +197,12 @@ class ReLUFunction(torch.autograd.Function):
         return g * a.sign()
 
 
-class TanhFunction(torch.autograd.Function):
+class TanhFunction(_SavesOutput):
     """a = tanh(z), element-wise.  Shapes: z (*) → a (*)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(z):
         return torch.tanh(z)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, g):

@@ -205,12 +205,18 @@ def _grid(bounds, resolution: int = 150):
     return gx, gy, torch.stack([gx.flatten(), gy.flatten()], 1)
 
 
-def _draw_field(ax, values, bounds, X, y, title, cmap="RdBu"):
+def _playground_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("playground", [_NEG, "#f7f7f7", _POS])
+
+
+def _draw_field(ax, values, bounds, X, y, title):
     x0, x1, y0, y1 = bounds
-    ax.imshow(values.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=0, vmax=1, alpha=0.75,
-              aspect="auto")
-    ax.scatter(X[:, 0], X[:, 1], c=[_POS if v > 0 else _NEG for v in y.tolist()], s=9, edgecolors="white",
-               linewidths=0.3)
+    ax.imshow(values.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap=_playground_cmap(), vmin=0, vmax=1,
+              alpha=0.55, aspect="auto")
+    ax.scatter(X[:, 0], X[:, 1], c=[_POS if v > 0 else _NEG for v in y.tolist()], s=10, edgecolors="#333333",
+               linewidths=0.4)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_title(title, fontsize=9)
@@ -269,7 +275,8 @@ def hidden_neurons_figure(model: MLP, X, y, bounds=None, resolution: int = 60):
                 continue
             v = out[:, c].reshape(gx.shape)
             lo, hi = float(v.min()), float(v.max())
-            ax.imshow(((v - lo) / max(hi - lo, 1e-12)).numpy(), origin="lower", cmap="RdBu", aspect="auto")
+            ax.imshow(((v - lo) / max(hi - lo, 1e-12)).numpy(), origin="lower", cmap=_playground_cmap(),
+                      aspect="auto")
             ax.set_title(f"layer {r + 1}, unit {c + 1}", fontsize=7)
     fig.suptitle(f"hidden neurons' outputs ({model.activation_name})", fontsize=9)
     fig.tight_layout()

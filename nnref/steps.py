@@ -60,6 +60,7 @@ class GraphedStep:
                     p.grad = None
                 loss, _ = forward_loss(self.x, self.y)
                 loss.backward()
+                del loss  # let this iteration's autograd graph go before the next one is built
         torch.cuda.current_stream().wait_stream(side)
         for p in self.params:
             p.grad = None  # so that backward inside the graph allocates static gradient tensors

@@ -505,8 +505,11 @@ def train_knn(cfg: TrainConfig, device: torch.device) -> dict:
             val_acc = float((knn.vote(val_idx[:, :k]) == data.val_y).float().mean())
             writer.add_scalar("accuracy/val", val_acc, k)
         results[k] = {"test_acc": test_acc, "val_acc": val_acc}
-        _say(cfg, f"k = {k}: val acc {val_acc:.2%} | test acc {test_acc:.2%}")
-    best_k = max(results, key=lambda k: (results[k]["val_acc"], -k)) if val_idx is not None else min(results)
+        val_text = f"val acc {val_acc:.2%} | " if val_idx is not None else ""
+        _say(cfg, f"k = {k}: {val_text}test acc {test_acc:.2%}")
+    # model selection looks at validation accuracy only (ties: the smaller k); without a validation set
+    # the first k asked for is the one shown
+    best_k = max(results, key=lambda k: (results[k]["val_acc"], -k)) if val_idx is not None else cfg.k[0]
     names = _class_names(cfg, data.num_classes)
     best_pred = knn.vote(test_idx[:, :best_k])
     matrix = viz.confusion_matrix(data.test_y, best_pred, data.num_classes)
@@ -528,7 +531,8 @@ def train_knn(cfg: TrainConfig, device: torch.device) -> dict:
     ckpt_path = run_dir / "checkpoint.pt"
     save_checkpoint(ckpt_path, {"format": 1, "config": cfg.to_dict(), "model": None,
                                 "results": {int(k): v for k, v in results.items()}})
-    _say(cfg, f"best k on validation: {best_k}; test accuracy {results[best_k]['test_acc']:.2%}; "
+    chosen = "best k on validation" if val_idx is not None else "no validation set (--val-size 0); k"
+    _say(cfg, f"{chosen}: {best_k}; test accuracy {results[best_k]['test_acc']:.2%}; "
               f"{test_seconds:.1f} s for {data.test_x.shape[0]} test images\nTensorBoard: tensorboard --logdir {cfg.logdir}")
     return {"results": results, "best_k": best_k, "test_acc": results[best_k]["test_acc"], "run_dir": str(run_dir),
             "checkpoint": str(ckpt_path), "test_seconds": test_seconds}
