@@ -373,7 +373,7 @@ def bench_time_to_accuracy(data, device, max_epochs: int = 10) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 # 5. The lecture's cost claim: KNN O(p n) per test point and n records in memory; parametric O(p)
 # --------------------------------------------------------------------------------------------------
-def bench_cost(data, device, sizes=(1000, 5000, 10000, 30000, 55000), n_query: int = 1000, repeats: int = 3) -> list[dict]:
+def bench_cost(data, device, sizes=(1000, 5000, 10000, 30000, 60000), n_query: int = 1000, repeats: int = 3) -> list[dict]:
     rows = []
     q = data.test_x[:n_query]
     for n in sizes:
@@ -465,7 +465,7 @@ def run_bench(device="cpu", data_root=None, sections=("functions", "steps", "loa
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if "cost" in sections:
-        sizes = (1000, 5000) if quick else (1000, 5000, 10000, 30000, 55000)
+        sizes = (1000, 5000) if quick else (1000, 5000, 10000, 30000, 60000)
         report["cost"] = bench_cost(data, device, sizes=sizes)
         print(f"\n## cost claim (1000 test images)\n{format_cost(report['cost'])}", flush=True)
         fig = cost_figure(report["cost"])
