@@ -9,7 +9,7 @@ import torch
 from . import viz
 from .data import MEAN, STD, load_splits, resolve_root
 from .models import KNNClassifier
-from .train import TrainConfig, TrainingError, build_model, evaluate, load_checkpoint, resolve_device
+from .train import TrainConfig, TrainingError, _class_names, build_model, evaluate, load_checkpoint, resolve_device
 
 __all__ = ["load_model", "evaluate_checkpoint", "predict_image", "load_image", "format_confusion"]
 
@@ -52,8 +52,6 @@ def evaluate_checkpoint(path, data_root=None, download: bool = True, device: str
     else:
         _, _, pred = evaluate(model, data.test_x, data.test_y, fused=True)
     acc = float((pred == data.test_y).float().mean())
-    from .train import _class_names
-
     names = _class_names(cfg, data.num_classes)
     matrix = viz.confusion_matrix(data.test_y, pred, data.num_classes)
     print(f"{cfg.model} checkpoint {path}\ntest accuracy: {acc:.2%} ({int(matrix.diag().sum())}/"
@@ -89,8 +87,6 @@ def load_image(path, invert: bool = True) -> torch.Tensor:
 def predict_image(checkpoint, image, invert: bool = True) -> int:
     x = load_image(image, invert)
     model, cfg = load_model(checkpoint, "cpu")
-    from .train import _class_names
-
     with torch.no_grad():
         probs = model.predict_proba(x)[0]
     if probs.dim() == 0:  # logistic regression: a = Pr(class 1)

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .models import MLP, KNNClassifier, LogisticRegression  # noqa: E402
+from .viz import save_figure  # noqa: E402
 
 __all__ = ["DATASETS", "make_dataset", "split", "PlaygroundConfig", "fit_logreg", "fit_mlp", "fit_knn",
            "line_segment", "line_distance", "boundary_figure", "run", "add_arguments", "run_cli"]
@@ -128,7 +129,7 @@ def _fit(model, X, y, cfg: PlaygroundConfig, on_snapshot=None, on_step=None):
         if on_step is not None:
             on_step(step, float(loss.detach()))
         if on_snapshot is not None and (step % snap_every == 0 or step == cfg.steps or step == 1):
-            on_snapshot(step)
+            on_snapshot(step, model)
     return model
 
 
@@ -310,7 +311,8 @@ def run(datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | Non
                 for k in cfg.k:
                     if k > Xtr.shape[0]:
                         raise ValueError(f"k = {k} is larger than the training set ({Xtr.shape[0]} points)")
-                    knn = fit_knn(Xtr, ytr, k)
+                knns = {k: fit_knn(Xtr, ytr, k) for k in cfg.k}
+                for k, knn in knns.items():
                     acc = _accuracy(predict01(knn, Xte), yte)
                     results[ds][f"knn k={k}"] = acc
                     if writer:
@@ -318,27 +320,25 @@ def run(datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | Non
                         writer.add_scalar("accuracy/train", _accuracy(predict01(knn, Xtr), ytr), k)
                         writer.add_figure("boundary/knn", boundary_figure(knn, Xtr, ytr, f"KNN k = {k}: test {acc:.0%}",
                                                                           bounds), k)
-                finals["knn"] = (fit_knn(Xtr, ytr, cfg.k[0]), f"KNN k = {cfg.k[0]}")
+                finals["knn"] = (knns[cfg.k[0]], f"KNN k = {cfg.k[0]}")
                 if png_dir:
                     fig, axes = plt.subplots(1, len(cfg.k), figsize=(3.6 * len(cfg.k), 3.8), squeeze=False)
                     for ax, k in zip(axes[0], cfg.k):
-                        boundary_figure(fit_knn(Xtr, ytr, k), Xtr, ytr, f"k = {k}: test "
+                        boundary_figure(knns[k], Xtr, ytr, f"k = {k}: test "
                                         f"{results[ds][f'knn k={k}']:.0%}", bounds, ax=ax)
                     fig.suptitle(f"{ds}: KNN decision regions", fontsize=10)
                     fig.tight_layout()
-                    _save(fig, png_dir / f"{ds}-knn.png")
+                    save_figure(fig, png_dir / f"{ds}-knn.png")
             else:
-                holder = {}
                 pretty = "logistic regression" if name == "logreg" else f"MLP {','.join(map(str, cfg.hidden))} {cfg.activation}"
 
                 def on_step(step, loss, writer=writer):
                     if writer and (step % 10 == 0 or step == 1):
                         writer.add_scalar("loss/train", loss, step)
 
-                def on_snapshot(step, writer=writer, holder=holder, pretty=pretty):
+                def on_snapshot(step, model, writer=writer, pretty=pretty):
                     if not writer:
                         return
-                    model = holder["model"]
                     acc_tr, acc_te = _accuracy(predict01(model, Xtr), ytr), _accuracy(predict01(model, Xte), yte)
                     writer.add_scalar("accuracy/train", acc_tr, step)
                     writer.add_scalar("accuracy/test", acc_te, step)
@@ -347,18 +347,16 @@ def run(datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | Non
                     if isinstance(model, MLP):
                         writer.add_figure("hidden_neurons", hidden_neurons_figure(model, Xtr, ytr, bounds), step)
 
-                torch.manual_seed(cfg.seed)
-                model = LogisticRegression(2) if name == "logreg" else MLP(2, cfg.hidden, 1, cfg.activation)
-                holder["model"] = model
-                _fit(model, Xtr, ytr, cfg, on_snapshot=on_snapshot, on_step=on_step)
+                fit = fit_logreg if name == "logreg" else fit_mlp
+                model = fit(Xtr, ytr, cfg, on_snapshot=on_snapshot, on_step=on_step)
                 acc = _accuracy(predict01(model, Xte), yte)
                 results[ds][name] = acc
                 finals[name] = (model, f"{pretty}: test {acc:.0%}")
                 if png_dir:
-                    _save(boundary_figure(model, Xtr, ytr, f"{ds}: {pretty}, test {acc:.0%}", bounds),
+                    save_figure(boundary_figure(model, Xtr, ytr, f"{ds}: {pretty}, test {acc:.0%}", bounds),
                           png_dir / f"{ds}-{name}.png")
                     if isinstance(model, MLP):
-                        _save(hidden_neurons_figure(model, Xtr, ytr, bounds), png_dir / f"{ds}-mlp-neurons.png")
+                        save_figure(hidden_neurons_figure(model, Xtr, ytr, bounds), png_dir / f"{ds}-mlp-neurons.png")
             if writer:
                 writer.close()
         if len(finals) > 1 or png_dir or tensorboard:
@@ -373,18 +371,13 @@ def run(datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | Non
                 with SummaryWriter(str(root / ds / "summary")) as w:
                     w.add_figure("summary", fig, 0, close=False)
             if png_dir:
-                _save(fig, png_dir / f"{ds}-summary.png")
+                save_figure(fig, png_dir / f"{ds}-summary.png")
             plt.close(fig)
         if not quiet:
             print(f"{ds:8s} " + "  ".join(f"{m}: {a:.1%}" for m, a in results[ds].items()), flush=True)
     if not quiet and tensorboard:
         print(f"TensorBoard: tensorboard --logdir {root}")
     return results
-
-
-def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -520,7 +520,7 @@ def train_knn(cfg: TrainConfig, device: torch.device) -> dict:
     wrong = (best_pred != data.test_y).nonzero().flatten()[:3].cpu()
     show = torch.cat([torch.arange(5), wrong])
     k_show = max(cfg.k)
-    train_images = _train_images_for(cfg, data)
+    train_images = _train_images_for(data)
     nb = test_idx[show, :k_show].cpu()
     writer.add_figure("knn/neighbours", viz.neighbours_grid(
         data.test_images[show], data.test_y[show].cpu(), train_images[nb], data.train_y.cpu()[nb],
@@ -538,7 +538,7 @@ def train_knn(cfg: TrainConfig, device: torch.device) -> dict:
             "checkpoint": str(ckpt_path), "test_seconds": test_seconds}
 
 
-def _train_images_for(cfg: TrainConfig, data) -> torch.Tensor:
+def _train_images_for(data) -> torch.Tensor:
     """The training images as pictures (N, 28, 28), undoing the normalisation."""
     from .data import MEAN, STD
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 __all__ = ["weight_templates", "misclassified_grid", "confusion_matrix", "confusion_figure",
-           "neighbours_grid", "figure_to_array", "save_figure"]
+           "neighbours_grid", "save_figure"]
 
 
 def _grid_shape(count: int, max_cols: int = 10) -> tuple[int, int]:
@@ -110,14 +110,6 @@ def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbour
     fig.suptitle("test images and their k nearest training images", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def figure_to_array(fig: plt.Figure):
-    """RGB uint8 array (H, W, 3) of a figure."""
-    import numpy as np
-
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def save_figure(fig: plt.Figure, path, dpi: int = 100) -> None:
