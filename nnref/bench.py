@@ -20,12 +20,15 @@ import torch.nn.functional as TF
 from torch import nn
 
 from . import functional as F
-from .data import load_splits, make_loader, resolve_root
+from .data import MEAN, STD, load_splits, make_loader, resolve_root
 from .models import MLP, KNNClassifier, SoftmaxRegression
 from .steps import EagerStep, GraphedStep
 
-__all__ = ["add_arguments", "run_cli", "run_bench", "bench_functions", "bench_train_steps", "bench_loader",
-           "bench_knn", "bench_time_to_accuracy", "bench_cost", "builtin_twin"]
+__all__ = ["SECTIONS", "run_bench", "bench_functions", "bench_train_steps", "bench_loader", "bench_knn",
+           "bench_time_to_accuracy", "bench_cost", "builtin_twin", "side_by_side"]
+
+#: The sections of ``nnref bench``, in the order they run.
+SECTIONS = ("functions", "steps", "loader", "knn", "accuracy", "cost")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) ->
 
     loader = make_loader(data.train_x, data.train_y, batch_size)
     tv = datasets.MNIST(str(root), train=True, download=False,
-                        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]))
+                        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]))
     tv_loader = DataLoader(tv, batch_size=batch_size, shuffle=True)
 
     def epoch(ld):
@@ -347,33 +350,44 @@ def _time_to(model, loss_fn, data, target: float, lr: float, momentum: float, ba
     return float("inf"), acc, steps
 
 
-def bench_time_to_accuracy(data, device, max_epochs: int = 10) -> list[dict]:
+def bench_time_to_accuracy(data, device, max_epochs: int = 10, repeats: int = 3) -> list[dict]:
     """Wall time of training (evaluation every 100 steps excluded) until a test-accuracy target, nnref beside
-    the same recipe with built-in layers; on CUDA nnref replays a CUDA graph of each step."""
+    the same recipe with built-in layers, alternating the two sides ``repeats`` times (medians reported); on
+    CUDA nnref replays a CUDA graph of each step."""
     rows = []
     recipes = [("MLP 784-800-10 to 98.0%", lambda: MLP(784, 800, 10), 0.98, 0.05, 0.9, 128, 100),
                ("softmax regression to 92.0%", lambda: SoftmaxRegression(784, 10), 0.92, 0.05, 0.0, 64, 100)]
     graphed = device.type == "cuda"
     for name, make, target, lr, mom, bs, every in recipes:
-        torch.manual_seed(0)
-        model = make().to(device)
-        twin = builtin_twin(model).to(device)
-        with F.value_checks(device.type == "cpu"):
-            t_ours, acc_ours, s_ours = _time_to(model, _nnref_ce, data, target, lr, mom, bs, max_epochs, device,
-                                                every, graphed)
-            t_ref, acc_ref, s_ref = _time_to(twin, TF.cross_entropy, data, target, lr, mom, bs, max_epochs, device,
-                                             every)
+        runs = {"nnref": [], "reference": []}
+        for _ in range(repeats):
+            torch.manual_seed(0)
+            model = make().to(device)
+            twin = builtin_twin(model).to(device)
+            with F.value_checks(device.type == "cpu"):
+                runs["nnref"].append(_time_to(model, _nnref_ce, data, target, lr, mom, bs, max_epochs, device, every,
+                                              graphed))
+                runs["reference"].append(_time_to(twin, TF.cross_entropy, data, target, lr, mom, bs, max_epochs,
+                                                  device, every))
+        (t_ours, acc_ours, s_ours), (t_ref, acc_ref, s_ref) = (_median_run(runs[k]) for k in ("nnref", "reference"))
         how = " (nnref: CUDA graph; built-in: eager)" if graphed else ""
         rows.append(_row(f"time to accuracy: {name} (SGD lr {lr}, momentum {mom}, batch {bs}){how}", t_ours, t_ref,
-                         unit="s", scale=1.0, steps_nnref=s_ours, steps_reference=s_ref,
-                         accuracy_nnref=acc_ours, accuracy_reference=acc_ref))
+                         unit="s", scale=1.0, steps_nnref=s_ours, steps_reference=s_ref, accuracy_nnref=acc_ours,
+                         accuracy_reference=acc_ref, repeats=repeats, seconds_nnref=[r[0] for r in runs["nnref"]],
+                         seconds_reference=[r[0] for r in runs["reference"]]))
     return rows
+
+
+def _median_run(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """The run with the median time (seconds, accuracy, steps)."""
+    return sorted(runs)[len(runs) // 2]
 
 
 # --------------------------------------------------------------------------------------------------
 # 5. The lecture's cost claim: KNN O(p n) per test point and n records in memory; parametric O(p)
 # --------------------------------------------------------------------------------------------------
-def bench_cost(data, device, sizes=(1000, 5000, 10000, 30000, 60000), n_query: int = 1000, repeats: int = 3) -> list[dict]:
+def bench_cost(data, device, sizes=(1000, 5000, 10000, 30000, 60000), n_query: int = 1000,
+               repeats: int = 3) -> list[dict]:
     rows = []
     q = data.test_x[:n_query]
     for n in sizes:
@@ -390,10 +404,7 @@ def bench_cost(data, device, sizes=(1000, 5000, 10000, 30000, 60000), n_query: i
 
 
 def cost_figure(rows):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .viz import plt
 
     n = [r["n"] for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -434,25 +445,28 @@ def format_cost(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_bench(device="cpu", data_root=None, sections=("functions", "steps", "loader", "knn", "accuracy", "cost"),
-              out_dir="runs/bench", quick: bool = False, repeats: int = 7) -> dict:
+def run_bench(device="cpu", data_root=None, sections=SECTIONS, out_dir="runs/bench", quick: bool = False,
+              repeats: int = 7, progress=None) -> dict:
+    """Run the chosen sections; write the JSON report (and the cost plot) under ``out_dir`` and return it.
+    ``progress(text)`` receives a heading and a markdown table per section as it finishes."""
+    say = progress or (lambda text: None)
     device = torch.device(device)
     root = resolve_root(data_root)
     # no validation split: every comparison uses all 60,000 training images, like the anchors it cites
     data = load_splits(root, download=False, val_size=0, device=device)
-    if quick:
-        repeats = 3
+    repeats = 3 if quick else repeats
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
             platform.machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cpus": os.cpu_count()}
-    print(f"nnref bench on {device} ({info['device']}, {info['threads']} threads, torch {info['torch']})", flush=True)
+            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    say(f"nnref bench on {device} ({info['device']}, {info['threads']} threads, torch {info['torch']})")
     report = {"info": info, "rows": [], "cost": []}
     section_fns = {
         "functions": lambda: bench_functions(device, repeats=repeats),
         "steps": lambda: bench_train_steps(data, device, repeats=repeats),
         "loader": lambda: bench_loader(data, root, device, repeats=2 if quick else 3),
         "knn": lambda: bench_knn(data, root, device, repeats=1 if quick else 2, n_test=1000 if quick else None),
-        "accuracy": lambda: bench_time_to_accuracy(data, device, max_epochs=2 if quick else 10),
+        "accuracy": lambda: bench_time_to_accuracy(data, device, max_epochs=2 if quick else 10,
+                                                   repeats=1 if quick else 3),
     }
     for name in sections:
         if name == "cost":
@@ -460,47 +474,30 @@ def run_bench(device="cpu", data_root=None, sections=("functions", "steps", "loa
         t = time.perf_counter()
         rows = section_fns[name]()
         report["rows"] += rows
-        print(f"\n## {name} ({time.perf_counter() - t:.0f} s)\n{format_rows(rows)}", flush=True)
+        say(f"\n## {name} ({time.perf_counter() - t:.0f} s)\n{format_rows(rows)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if "cost" in sections:
-        sizes = (1000, 5000) if quick else (1000, 5000, 10000, 30000, 60000)
-        report["cost"] = bench_cost(data, device, sizes=sizes)
-        print(f"\n## cost claim (1000 test images)\n{format_cost(report['cost'])}", flush=True)
-        fig = cost_figure(report["cost"])
-        fig.savefig(out / f"cost-{device.type}-{stamp}.png", dpi=100)
-        from torch.utils.tensorboard import SummaryWriter
-
-        with SummaryWriter(str(out / f"tb-{device.type}-{stamp}")) as w:
-            w.add_figure("cost/prediction_time_and_memory", fig, 0)
-            for r in report["cost"]:
-                w.add_scalar("cost/knn_predict_ms", r["knn_predict_ms"], r["n"])
-                w.add_scalar("cost/softmax_predict_ms", r["softmax_predict_ms"], r["n"])
-                w.add_scalar("cost/knn_memory_mib", r["knn_memory_mib"], r["n"])
+        report["cost"] = bench_cost(data, device, sizes=(1000, 5000) if quick else (1000, 5000, 10000, 30000, 60000))
+        say(f"\n## cost claim (1000 test images)\n{format_cost(report['cost'])}")
+        _write_cost(report["cost"], out, f"{device.type}-{stamp}")
     path = out / f"bench-{device.type}-{stamp}.json"
     path.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {path}")
+    say(f"\nwrote {path}")
+    report["path"] = str(path)
     return report
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)")
-    p.add_argument("--only", default="functions,steps,loader,knn,accuracy,cost",
-                   help="comma-separated sections: functions,steps,loader,knn,accuracy,cost")
-    p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output")
-    p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (a smoke test)")
-    p.add_argument("--repeats", type=int, default=7)
+def _write_cost(rows: list[dict], out: Path, name: str) -> None:
+    """The cost-claim plot as PNG and in TensorBoard (with the numbers as scalars over n)."""
+    from torch.utils.tensorboard import SummaryWriter
 
-
-def run_cli(args) -> int:
-    from .train import resolve_device
-
-    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    known = {"functions", "steps", "loader", "knn", "accuracy", "cost"}
-    unknown = set(sections) - known
-    if unknown:
-        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {sorted(known)}")
-    run_bench(resolve_device(args.device), args.data_root, sections, args.out, args.quick, args.repeats)
-    return 0
+    fig = cost_figure(rows)
+    fig.savefig(out / f"cost-{name}.png", dpi=100)
+    with SummaryWriter(str(out / f"tb-{name}")) as w:
+        w.add_figure("cost/prediction_time_and_memory", fig, 0)
+        for r in rows:
+            w.add_scalar("cost/knn_predict_ms", r["knn_predict_ms"], r["n"])
+            w.add_scalar("cost/softmax_predict_ms", r["softmax_predict_ms"], r["n"])
+            w.add_scalar("cost/knn_memory_mib", r["knn_memory_mib"], r["n"])

@@ -1,7 +1,8 @@
 """The ``nnref`` command line: train, eval, predict, gradcheck, playground, bench.
 
-Exit codes: 0 success, 2 usage errors (argparse), 1 every other failure — always a one-paragraph
-message on stderr, never a raw traceback (set ``NNREF_DEBUG=1`` to see one).
+This module is the only place that parses arguments, prints and picks exit codes: 0 success, 2 usage
+errors (argparse), 1 every other failure — always a one-paragraph message on stderr, never a raw traceback
+(set ``NNREF_DEBUG=1`` to see one).  Everything it calls returns values or raises.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ non_negative_int = _number_type(int, "a whole number ≥ 0", lambda v: v >= 0, "
 positive_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
 non_negative_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0,
                                   "must be a finite number ≥ 0")
+fraction = _number_type(float, "a number", lambda v: 0 < v < 1, "must be between 0 and 1")
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -74,16 +76,18 @@ def digit_pair(text: str) -> tuple[int, int]:
 
 
 def device_name(text: str) -> str:
-    import torch
+    """auto, cpu, cuda or cuda:N — and a CUDA device only where PyTorch sees one."""
+    from .config import resolve_device
 
-    if text not in ("auto", "cpu") and not (text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit())):
-        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
-    if text.startswith("cuda") and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r} was asked for, but PyTorch sees no CUDA GPU on this machine "
-                                         "(use cpu or auto)")
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("device must be", "expected")) from None
     return text
 
 
+# --------------------------------------------------------------------------------------------------
+# Parsers
 # --------------------------------------------------------------------------------------------------
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     from .layers import ACTIVATIONS
@@ -109,9 +113,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--positive-class", type=digit, metavar="K",
                    help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)")
     t.add_argument("--classes", type=digit_pair, metavar="A,B", help="binary task on digits A (→0) and B (→1) only")
-    d = p.add_argument_group("data and run")
+    _add_run_options(p.add_argument_group("data and run"))
+
+
+def _add_run_options(d) -> None:
     d.add_argument("--seed", type=non_negative_int, default=0)
-    d.add_argument("--device", type=device_name, default="auto", help="auto (CUDA when present), cpu, cuda")
+    d.add_argument("--device", type=device_name, help="auto (CUDA when present; default), cpu, cuda")
     d.add_argument("--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)")
     d.add_argument("--no-download", dest="download", action="store_false", help="never download MNIST")
     d.add_argument("--val-size", type=non_negative_int, default=5000,
@@ -130,45 +137,105 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
 
 
+def _add_playground_options(p: argparse.ArgumentParser) -> None:
+    from .layers import ACTIVATIONS
+    from .playground import DATASETS, MODELS
+
+    p.add_argument("--dataset", choices=DATASETS + ("all",), default="all")
+    p.add_argument("--model", choices=MODELS + ("all",), default="all")
+    p.add_argument("--samples", type=positive_int, default=400)
+    p.add_argument("--noise", type=non_negative_float, default=None,
+                   help="std of the Gaussian jitter (default per dataset)")
+    p.add_argument("--test-fraction", type=fraction, default=0.3)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--hidden", type=int_list, default=(8, 8), help="MLP hidden sizes (default 8,8)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
+    p.add_argument("--k", type=int_list, default=(1, 5, 15), help="KNN k values (default 1,5,15)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="gradient-descent steps (default 2000)")
+    p.add_argument("--lr", type=positive_float, default=0.1)
+    p.add_argument("--momentum", type=non_negative_float, default=0.9)
+    p.add_argument("--batch-size", type=non_negative_int, default=0, help="0 = full batch (default)")
+    p.add_argument("--snapshots", type=positive_int, default=10, help="boundary pictures per run (default 10)")
+    p.add_argument("--logdir", default="runs")
+    p.add_argument("--run-name")
+    p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="write no event files")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_bench_options(p: argparse.ArgumentParser) -> None:
+    from .bench import SECTIONS
+
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}")
+    p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (a smoke test)")
+    p.add_argument("--repeats", type=positive_int, default=7)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnref", description="The lecture's neural networks, verified.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     p = sub.add_parser("train", help="train a model on MNIST (logreg, softmax, mlp, knn)")
     p.add_argument("model", choices=("logreg", "softmax", "mlp", "knn"))
     _add_train_options(p)
-
     p = sub.add_parser("eval", help="test accuracy and confusion matrix of a checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("--data-root")
     p.add_argument("--no-download", dest="download", action="store_false")
     p.add_argument("--device", type=device_name, default="auto")
-
     p = sub.add_parser("predict", help="classify a grayscale digit image with a checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("image", help="an image file (PNG, JPEG, ...); resized to 28×28")
     p.add_argument("--no-invert", dest="invert", action="store_false",
                    help="do not turn a dark digit on a light background into MNIST's light-on-dark")
-
     p = sub.add_parser("gradcheck", help="gradcheck, gradgradcheck and the numerical gradient for every Function")
     p.add_argument("--seed", type=non_negative_int, default=0)
-
-    from . import playground
-
-    playground.add_arguments(sub.add_parser("playground", help="the lecture's 2-D playground in TensorBoard"))
-
-    from . import bench
-
-    bench.add_arguments(sub.add_parser("bench", help="benchmarks: nnref against PyTorch's built-ins"))
+    _add_playground_options(sub.add_parser("playground", help="the lecture's 2-D playground in TensorBoard"))
+    _add_bench_options(sub.add_parser("bench", help="benchmarks: nnref against PyTorch's built-ins"))
     return parser
 
 
 # --------------------------------------------------------------------------------------------------
+# Commands: call the library, print what it returns
+# --------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from .config import TrainConfig
+    from .train import train
 
     opts = {k: v for k, v in vars(args).items() if k not in ("command", "argv")}
-    train(TrainConfig(**opts, command=shlex.join(["nnref", *args.argv])))
+    train(TrainConfig(**opts, command=shlex.join(["nnref", *args.argv])), console=_print)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    r = evaluate_checkpoint(args.checkpoint, args.data_root, args.download, args.device)
+    k = f" (k = {r.k}, chosen on validation)" if r.k is not None else ""
+    print(f"{r.model} checkpoint {args.checkpoint}{k}\ntest accuracy: {r.accuracy:.2%} ({r.correct}/{r.total})\n\n"
+          f"confusion matrix (rows: true class, columns: predicted class)\n"
+          f"{format_confusion(r.confusion, r.class_names)}")
+    return 0
+
+
+def format_confusion(matrix, names: list[str]) -> str:
+    width = max(6, *(len(n) + 1 for n in names))
+    head = "true\\pred".ljust(10) + "".join(n.rjust(width) for n in names)
+    rows = [names[t].ljust(10) + "".join(str(int(v)).rjust(width) for v in matrix[t]) for t in range(len(names))]
+    return "\n".join([head, *rows])
+
+
+def cmd_predict(args) -> int:
+    from pathlib import Path
+
+    from .evaluate import predict_image
+
+    p = predict_image(args.checkpoint, args.image, invert=args.invert)
+    print(f"{Path(args.image).name}: predicted {p.class_names[p.best]} ({p.probabilities[p.best]:.1%})")
+    for name, prob in zip(p.class_names, p.probabilities):
+        print(f"  {name:>6}  {prob:7.2%}  {'#' * round(prob * 40)}")
     return 0
 
 
@@ -182,16 +249,43 @@ def cmd_gradcheck(args) -> int:
     return 1 if failed else 0
 
 
-def cmd_eval(args) -> int:
-    from .evaluate import evaluate_checkpoint
+def cmd_playground(args) -> int:
+    from .playground import DATASETS, MODELS, PlaygroundConfig, run
 
-    return evaluate_checkpoint(args.checkpoint, args.data_root, args.download, args.device)
+    cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+                           hidden=args.hidden, activation=args.activation, k=args.k, snapshots=args.snapshots,
+                           seed=args.seed)
+    datasets = DATASETS if args.dataset == "all" else (args.dataset,)
+    models = MODELS if args.model == "all" else (args.model,)
+    report = None if args.quiet else _print_playground_row
+    result = run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir, args.run_name,
+                 args.save_png, tensorboard=args.tensorboard, on_dataset=report)
+    if not args.quiet and args.tensorboard:
+        print(f"TensorBoard: tensorboard --logdir {result['run_dir']}")
+    return 0
 
 
-def cmd_predict(args) -> int:
-    from .evaluate import predict_image
+def _print_playground_row(dataset: str, accuracies: dict) -> None:
+    _print(f"{dataset:8s} " + "  ".join(f"{m}: {a:.1%}" for m, a in accuracies.items()))
 
-    return predict_image(args.checkpoint, args.image, invert=args.invert)
+
+def cmd_bench(args) -> int:
+    from .bench import SECTIONS, run_bench
+
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {sorted(SECTIONS)}")
+    run_bench(args.device, args.data_root, sections, args.out, args.quick, args.repeats, progress=_print)
+    return 0
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "gradcheck": cmd_gradcheck,
+            "playground": cmd_playground, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,23 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv
-    handlers = {"train": cmd_train, "gradcheck": cmd_gradcheck, "eval": cmd_eval, "predict": cmd_predict}
-    if args.command == "playground":
-        from .playground import run_cli as handler
-    elif args.command == "bench":
-        from .bench import run_cli as handler
-    else:
-        handler = handlers[args.command]
     try:
-        return handler(args)
+        return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("nnref: interrupted; the last checkpoint (if any) is intact", file=sys.stderr)
         return 130
     except Exception as exc:
         if os.environ.get("NNREF_DEBUG"):
             raise
+        from .config import TrainingError
         from .data import DataError
-        from .train import TrainingError
 
         known = isinstance(exc, (DataError, TrainingError, ValueError, TypeError, OSError))
         prefix = "" if known else f"unexpected {type(exc).__name__}: "

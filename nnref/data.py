@@ -17,9 +17,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = [
     "MEAN", "STD", "IMAGE_FILES", "DataError", "resolve_root", "check_idx_file", "load_mnist", "normalize",
-    "MNISTSplits", "load_splits", "binary_labels", "BatchSampler", "TensorDataset", "make_loader",
+    "MNISTSplits", "load_splits", "load_data", "class_names", "binary_labels", "BatchSampler", "TensorDataset",
+    "make_loader", "to_images",
 ]
 
+#: The mean and standard deviation of MNIST's training pixels (scaled to [0, 1]): the one place they live.
 MEAN, STD = 0.1307, 0.3081
 #: The four files torchvision's MNIST reads, under ``<root>/MNIST/raw/``.
 IMAGE_FILES = {
@@ -124,6 +126,20 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return ((images.flatten(1).float() / 255.0) - MEAN) / STD
 
 
+def to_images(rows: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`normalize`: float rows (N, 784) → uint8 images (N, 28, 28) on the CPU."""
+    return ((rows.detach().cpu() * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8).reshape(-1, 28, 28)
+
+
+def class_names(positive_class: int | None = None, classes: tuple[int, int] | None = None) -> list[str]:
+    """The names of the classes of a task: the ten digits, "not K"/"K", or the two digits A and B."""
+    if positive_class is not None:
+        return [f"not {positive_class}", str(positive_class)]
+    if classes is not None:
+        return [str(c) for c in classes]
+    return [str(i) for i in range(10)]
+
+
 def binary_labels(images: torch.Tensor, labels: torch.Tensor, positive_class: int | None = None,
                   classes: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The binary task of logistic regression.
@@ -144,7 +160,8 @@ def binary_labels(images: torch.Tensor, labels: torch.Tensor, positive_class: in
 class MNISTSplits:
     """Normalised rows x (N, 784) float32 and labels y (N,) int64 for train / val / test, on one device.
 
-    ``test_images`` keeps the raw uint8 test images (N, 28, 28) on the CPU for pictures.
+    ``test_images`` keeps the raw uint8 test images (N, 28, 28) on the CPU for pictures; ``class_names``
+    names the classes (index = label).
     """
 
     train_x: torch.Tensor
@@ -155,6 +172,7 @@ class MNISTSplits:
     test_y: torch.Tensor
     test_images: torch.Tensor
     num_classes: int
+    class_names: list[str]
 
 
 def load_splits(root, download: bool = True, val_size: int = 5000, limit_train: int | None = None,
@@ -179,8 +197,16 @@ def load_splits(root, download: bool = True, val_size: int = 5000, limit_train: 
     for name, (images, labels) in parts.items():
         out[f"{name}_x"] = normalize(images).to(device)
         out[f"{name}_y"] = labels.to(device)
-    binary = positive_class is not None or classes is not None
-    return MNISTSplits(**out, test_images=parts["test"][0], num_classes=2 if binary else 10)
+    names = class_names(positive_class, classes)
+    return MNISTSplits(**out, test_images=parts["test"][0], num_classes=len(names), class_names=names)
+
+
+def load_data(cfg, device: torch.device | str = "cpu", data_root=None, download: bool | None = None) -> MNISTSplits:
+    """The splits a run configuration asks for (its ``data_root``, ``val_size``, ``limit_train`` and binary
+    task); ``data_root`` and ``download`` override the configuration's."""
+    return load_splits(resolve_root(data_root or cfg.data_root), download=cfg.download if download is None else
+                       download, val_size=cfg.val_size, limit_train=cfg.limit_train,
+                       positive_class=cfg.positive_class, classes=cfg.classes, device=device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,9 +263,9 @@ class BatchSampler(Sampler):
         return (self.n + self.batch_size - 1) // self.batch_size
 
     def state_dict(self, batches_done: int) -> dict:
-        """Generator state and position: mid-epoch, replay this epoch from ``batches_done``; at its end,
-        start the next epoch afresh."""
-        if batches_done >= self.batches_per_epoch():
+        """Generator state and position: mid-epoch, replay this epoch from ``batches_done``; at an epoch's
+        boundary (``batches_done`` 0, or all of them), start the next epoch afresh."""
+        if batches_done == 0 or batches_done >= self.batches_per_epoch():
             return {"generator": self.generator.get_state(), "start_batch": 0}
         return {"generator": self._epoch_state.clone(), "start_batch": batches_done}
 

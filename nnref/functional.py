@@ -214,14 +214,24 @@ class TanhFunction(_SavesOutput):
 # --------------------------------------------------------------------------------------------------
 # Losses (the negative log-likelihood)
 # --------------------------------------------------------------------------------------------------
-class CrossEntropyFunction(torch.autograd.Function):
+class _LossFunction(torch.autograd.Function):
+    """A loss of (prediction, target, reduction): it saves both tensors and remembers the reduction."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        prediction, target, reduction = inputs
+        ctx.save_for_backward(prediction, target)
+        ctx.reduction = reduction
+
+
+class CrossEntropyFunction(_LossFunction):
     """L = −log a_y on probabilities (the lecture's unfused multi-class loss).
 
     Shapes: probs (n, c) in [0, 1], labels (n,) int64 in [0, c)  →  () for "mean"/"sum", (n,) for "none".
     log a_y is clamped at −100 so a_y = 0 stays finite.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(probs, labels, reduction):
@@ -229,44 +239,30 @@ class CrossEntropyFunction(torch.autograd.Function):
         return _reduce(-_clamped_log(p_y), reduction)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        probs, labels, reduction = inputs
-        ctx.save_for_backward(probs, labels)
-        ctx.reduction = reduction  # labels are integer indices: backward never returns a gradient for them
-
-    @staticmethod
     def backward(ctx, g):
         """dL/da = (0, …, −1/a_y, …, 0): only the true class's probability receives gradient."""
         probs, labels = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
-            return None, None, None
-        index = labels.unsqueeze(-1)
-        p_y = probs.gather(-1, index).squeeze(-1)
-        g_rows = _expand_grad(g, p_y, ctx.reduction)
-        tiny = torch.finfo(probs.dtype).tiny
-        src = (-g_rows / p_y.clamp_min(tiny)).unsqueeze(-1)
-        return torch.zeros_like(probs).scatter(-1, index, src), None, None
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            index = labels.unsqueeze(-1)
+            p_y = probs.gather(-1, index).squeeze(-1)
+            g_rows = _expand_grad(g, p_y, ctx.reduction)
+            src = (-g_rows / p_y.clamp_min(torch.finfo(probs.dtype).tiny)).unsqueeze(-1)
+            grad_a = torch.zeros_like(probs).scatter(-1, index, src)
+        return grad_a, None, None
 
 
-class BinaryCrossEntropyFunction(torch.autograd.Function):
+class BinaryCrossEntropyFunction(_LossFunction):
     """L = −y log a − (1 − y) log(1 − a), element-wise on probabilities a and targets y in [0, 1].
 
     Shapes: probs (*), targets (*) of the same shape  →  () for "mean"/"sum", (*) for "none".
     Logs are clamped at −100 like PyTorch's, so a = 0 or a = 1 stays finite.
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(probs, targets, reduction):
         loss = -(targets * _clamped_log(probs) + (1 - targets) * _clamped_log(1 - probs))
         return _reduce(loss, reduction)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        probs, targets, reduction = inputs
-        ctx.save_for_backward(probs, targets)
-        ctx.reduction = reduction
 
     @staticmethod
     def backward(ctx, g):
@@ -282,13 +278,11 @@ class BinaryCrossEntropyFunction(torch.autograd.Function):
         return grad_a, grad_y, None
 
 
-class SoftmaxCrossEntropyFunction(torch.autograd.Function):
+class SoftmaxCrossEntropyFunction(_LossFunction):
     """Softmax and cross-entropy fused, from logits: L = log Σ_j e^(z_j) − z_y (log-sum-exp, stable).
 
     Shapes: logits (n, c), labels (n,) int64 in [0, c)  →  () for "mean"/"sum", (n,) for "none".
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(logits, labels, reduction):
@@ -296,42 +290,28 @@ class SoftmaxCrossEntropyFunction(torch.autograd.Function):
         return _reduce(-log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1), reduction)
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        logits, labels, reduction = inputs
-        ctx.save_for_backward(logits, labels)
-        ctx.reduction = reduction
-
-    @staticmethod
     def backward(ctx, g):
         """dL/dz = softmax(z) − onehot(y), times g (divided by n for "mean")."""
         logits, labels = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
-            return None, None, None
-        a = _softmax(logits)  # recomputed from the saved logits with a differentiable op (double backward)
-        g_rows = _expand_grad(g, labels, ctx.reduction).unsqueeze(-1).to(a.dtype)
-        grad = (a * g_rows).scatter_add(-1, labels.unsqueeze(-1), -g_rows)
-        return grad, None, None
+        grad_z = None
+        if ctx.needs_input_grad[0]:
+            a = _softmax(logits)  # recomputed from the saved logits with a differentiable op (double backward)
+            g_rows = _expand_grad(g, labels, ctx.reduction).unsqueeze(-1).to(a.dtype)
+            grad_z = (a * g_rows).scatter_add(-1, labels.unsqueeze(-1), -g_rows)
+        return grad_z, None, None
 
 
-class SigmoidBinaryCrossEntropyFunction(torch.autograd.Function):
+class SigmoidBinaryCrossEntropyFunction(_LossFunction):
     """Sigmoid and binary cross-entropy fused, from logits, stable for any z:
 
     L = max(z, 0) − z y + log(1 + e^(−|z|)).
     Shapes: logits (*), targets (*) of the same shape in [0, 1]  →  () or (*) for "none".
     """
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(logits, targets, reduction):
         loss = logits.clamp_min(0) - logits * targets + torch.log1p(torch.exp(-logits.abs()))
         return _reduce(loss, reduction)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        logits, targets, reduction = inputs
-        ctx.save_for_backward(logits, targets)
-        ctx.reduction = reduction
 
     @staticmethod
     def backward(ctx, g):

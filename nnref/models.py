@@ -18,16 +18,48 @@ from torch import nn
 from . import functional as F
 from .layers import ACTIVATIONS, Linear, Sigmoid, Softmax
 
-__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "KNNClassifier", "METRICS"]
+__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "KNNClassifier", "METRICS", "build_model"]
 
 
-class LogisticRegression(nn.Module):
+class _Classifier(nn.Module):
+    """What the three parametric models share: from logits to probabilities, predictions and the loss.
+
+    A binary model (``self.binary``) has one logit z per row, Pr(class 1) = σ(z), and binary cross-entropy;
+    a multi-class model has c logits, softmax and cross-entropy.  ``self.activation`` is the output
+    activation (Sigmoid or Softmax).
+    """
+
+    binary: bool
+    num_classes: int
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Pr(class 1) (n,) for a binary model, class probabilities (n, c) otherwise."""
+        return self.activation(self(x))
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, fused: bool = True, reduction: str = "mean"):
+        """The negative log-likelihood: fused and stable from logits, or (``fused=False``) the lecture's
+        output activation followed by cross-entropy on probabilities."""
+        if self.binary:
+            if fused:
+                return F.sigmoid_binary_cross_entropy(logits, y, reduction)
+            return F.binary_cross_entropy(self.activation(logits), y, reduction)
+        if fused:
+            return F.softmax_cross_entropy(logits, y, reduction)
+        return F.cross_entropy(self.activation(logits), y, reduction)
+
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class 1 where z ≥ 0 (a ≥ 0.5, the lecture's threshold neuron), else the largest logit."""
+        return (logits >= 0).long() if self.binary else logits.argmax(dim=-1)
+
+
+class LogisticRegression(_Classifier):
     """The sigmoid neuron: a = σ(x wᵀ + b) = Pr(label = 1 | x).
 
     Linear(p, 1) → Sigmoid, trained with binary cross-entropy.
     Shapes: x (n, p) → logits z (n,); ``predict_proba`` → a (n,); labels y (n,) in {0, 1}.
     """
 
+    binary = True
     num_classes = 2
 
     def __init__(self, in_features: int) -> None:
@@ -38,30 +70,19 @@ class LogisticRegression(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).squeeze(-1)
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self(x))
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, fused: bool = True, reduction: str = "mean"):
-        if fused:
-            return F.sigmoid_binary_cross_entropy(logits, y, reduction)
-        return F.binary_cross_entropy(self.activation(logits), y, reduction)
-
-    @staticmethod
-    def predictions(logits: torch.Tensor) -> torch.Tensor:
-        """Class 1 where z ≥ 0 (a ≥ 0.5), the lecture's threshold neuron."""
-        return (logits >= 0).long()
-
     @property
     def weight_images(self) -> torch.Tensor:
         """The learned weight vector w, one template (1, p)."""
         return self.linear.weight
 
 
-class SoftmaxRegression(nn.Module):
+class SoftmaxRegression(_Classifier):
     """a = softmax(x Wᵀ + b): Linear(p, c) → Softmax, trained with multi-class cross-entropy.
 
     Shapes: x (n, p) → logits z (n, c); ``predict_proba`` → a (n, c); labels y (n,) in [0, c).
     """
+
+    binary = False
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
@@ -72,25 +93,13 @@ class SoftmaxRegression(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self(x))
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, fused: bool = True, reduction: str = "mean"):
-        if fused:
-            return F.softmax_cross_entropy(logits, y, reduction)
-        return F.cross_entropy(self.activation(logits), y, reduction)
-
-    @staticmethod
-    def predictions(logits: torch.Tensor) -> torch.Tensor:
-        return logits.argmax(dim=-1)
-
     @property
     def weight_images(self) -> torch.Tensor:
         """One learned template per class: W (c, p)."""
         return self.linear.weight
 
 
-class MLP(SoftmaxRegression):
+class MLP(_Classifier):
     """A fully connected network: (Linear → activation) for each hidden size, then Linear → Softmax.
 
     ``hidden`` is an int or a sequence, e.g. 800 or (300, 100); ``activation`` is "relu", "sigmoid" or
@@ -100,7 +109,7 @@ class MLP(SoftmaxRegression):
 
     def __init__(self, in_features: int, hidden: int | Sequence[int], num_classes: int,
                  activation: str = "relu") -> None:
-        nn.Module.__init__(self)
+        super().__init__()
         sizes = [hidden] if isinstance(hidden, int) else list(hidden)
         if not sizes or any(not isinstance(h, int) or h < 1 for h in sizes):
             raise ValueError(f"hidden must be one or more positive layer sizes, got {hidden!r}")
@@ -132,18 +141,23 @@ class MLP(SoftmaxRegression):
                 outs.append(x)
         return outs
 
-    def loss(self, logits, y, fused: bool = True, reduction: str = "mean"):
-        if self.binary:
-            return LogisticRegression.loss(self, logits, y, fused, reduction)
-        return super().loss(logits, y, fused, reduction)
-
-    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
-        return LogisticRegression.predictions(logits) if self.binary else logits.argmax(dim=-1)
-
     @property
     def weight_images(self) -> torch.Tensor:
         """The first layer's filters: W1 (h1, p)."""
         return self.layers[0].weight
+
+
+def build_model(name: str, in_features: int = 784, num_classes: int = 10, hidden: Sequence[int] = (800,),
+                activation: str = "relu") -> nn.Module:
+    """A parametric model by its command-line name ("logreg", "softmax", "mlp") for ``num_classes`` classes
+    (2: one output logit)."""
+    if name == "logreg":
+        return LogisticRegression(in_features)
+    if name == "softmax":
+        return SoftmaxRegression(in_features, num_classes)
+    if name == "mlp":
+        return MLP(in_features, tuple(hidden), 1 if num_classes == 2 else num_classes, activation)
+    raise ValueError(f"{name!r} is not a parametric model")
 
 
 # --------------------------------------------------------------------------------------------------

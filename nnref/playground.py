@@ -14,17 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from .models import MLP, KNNClassifier, LogisticRegression  # noqa: E402
-from .viz import save_figure  # noqa: E402
+from .models import MLP, KNNClassifier, LogisticRegression
+from .viz import plt, save_figure
 
 __all__ = ["DATASETS", "make_dataset", "split", "PlaygroundConfig", "fit_logreg", "fit_mlp", "fit_knn",
-           "line_segment", "line_distance", "boundary_figure", "run", "add_arguments", "run_cli"]
+           "line_segment", "line_distance", "boundary_figure", "hidden_neurons_figure", "run"]
 
 DATASETS = ("blobs", "xor", "circles", "spirals")
 MODELS = ("logreg", "mlp", "knn")
@@ -34,7 +30,8 @@ _NEG, _POS = "#f59322", "#0877bd"  # Playground's orange (−1) and blue (+1)
 # --------------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------------
-def make_dataset(name: str, n: int = 400, noise: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def make_dataset(name: str, n: int = 400, noise: float | None = None,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Points X (n, 2) float32 and labels y (n,) int64 in {−1, 1}.
 
     blobs: two Gaussian clouds, linearly separable (their boundary does not pass through the origin);
@@ -289,130 +286,139 @@ def hidden_neurons_figure(model: MLP, X, y, bounds=None, resolution: int = 60):
 # --------------------------------------------------------------------------------------------------
 def run(datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | None = None, test_fraction=0.3,
         cfg: PlaygroundConfig | None = None, logdir="runs", run_name: str | None = None, save_png=None,
-        tensorboard: bool = True, quiet: bool = False) -> dict:
-    """Train the chosen models on the chosen datasets; return {dataset: {model: test accuracy}}."""
-    from torch.utils.tensorboard import SummaryWriter
+        tensorboard: bool = True, on_dataset=None) -> dict:
+    """Train the chosen models on the chosen datasets.
 
+    Returns ``{dataset: {model: test accuracy}, "run_dir": path}``; ``on_dataset(name, accuracies)`` is
+    called after each dataset (the CLI prints a line).
+    """
     cfg = cfg or PlaygroundConfig()
     root = Path(logdir) / (run_name or f"playground-{time.strftime('%Y%m%d-%H%M%S')}")
     png_dir = Path(save_png) if save_png else None
     if png_dir:
         png_dir.mkdir(parents=True, exist_ok=True)
-    results: dict = {}
+    results: dict = {"run_dir": str(root)}
     for ds in datasets:
         X, y = make_dataset(ds, samples, noise, cfg.seed)
-        Xtr, ytr, Xte, yte = split(X, y, test_fraction, cfg.seed)
-        bounds = _bounds(X)
-        finals = {}
-        results[ds] = {}
+        task = _Task(ds, *split(X, y, test_fraction, cfg.seed), bounds=_bounds(X), png_dir=png_dir,
+                     tb_dir=root / ds if tensorboard else None)
+        results[ds], finals = {}, {}
         for name in models:
-            writer = SummaryWriter(str(root / ds / name)) if tensorboard else None
             if name == "knn":
-                for k in cfg.k:
-                    if k > Xtr.shape[0]:
-                        raise ValueError(f"k = {k} is larger than the training set ({Xtr.shape[0]} points)")
-                knns = {k: fit_knn(Xtr, ytr, k) for k in cfg.k}
-                for k, knn in knns.items():
-                    acc = _accuracy(predict01(knn, Xte), yte)
-                    results[ds][f"knn k={k}"] = acc
-                    if writer:
-                        writer.add_scalar("accuracy/test", acc, k)
-                        writer.add_scalar("accuracy/train", _accuracy(predict01(knn, Xtr), ytr), k)
-                        writer.add_figure("boundary/knn", boundary_figure(knn, Xtr, ytr, f"KNN k = {k}: test {acc:.0%}",
-                                                                          bounds), k)
-                finals["knn"] = (knns[cfg.k[0]], f"KNN k = {cfg.k[0]}")
-                if png_dir:
-                    fig, axes = plt.subplots(1, len(cfg.k), figsize=(3.6 * len(cfg.k), 3.8), squeeze=False)
-                    for ax, k in zip(axes[0], cfg.k):
-                        boundary_figure(knns[k], Xtr, ytr, f"k = {k}: test "
-                                        f"{results[ds][f'knn k={k}']:.0%}", bounds, ax=ax)
-                    fig.suptitle(f"{ds}: KNN decision regions", fontsize=10)
-                    fig.tight_layout()
-                    save_figure(fig, png_dir / f"{ds}-knn.png")
+                finals["knn"] = _run_knn(task, cfg, results[ds])
             else:
-                pretty = "logistic regression" if name == "logreg" else f"MLP {','.join(map(str, cfg.hidden))} {cfg.activation}"
-
-                def on_step(step, loss, writer=writer):
-                    if writer and (step % 10 == 0 or step == 1):
-                        writer.add_scalar("loss/train", loss, step)
-
-                def on_snapshot(step, model, writer=writer, pretty=pretty):
-                    if not writer:
-                        return
-                    acc_tr, acc_te = _accuracy(predict01(model, Xtr), ytr), _accuracy(predict01(model, Xte), yte)
-                    writer.add_scalar("accuracy/train", acc_tr, step)
-                    writer.add_scalar("accuracy/test", acc_te, step)
-                    writer.add_figure("boundary", boundary_figure(model, Xtr, ytr, f"{pretty}, step {step}: "
-                                                                  f"test {acc_te:.0%}", bounds), step)
-                    if isinstance(model, MLP):
-                        writer.add_figure("hidden_neurons", hidden_neurons_figure(model, Xtr, ytr, bounds), step)
-
-                fit = fit_logreg if name == "logreg" else fit_mlp
-                model = fit(Xtr, ytr, cfg, on_snapshot=on_snapshot, on_step=on_step)
-                acc = _accuracy(predict01(model, Xte), yte)
-                results[ds][name] = acc
-                finals[name] = (model, f"{pretty}: test {acc:.0%}")
-                if png_dir:
-                    save_figure(boundary_figure(model, Xtr, ytr, f"{ds}: {pretty}, test {acc:.0%}", bounds),
-                          png_dir / f"{ds}-{name}.png")
-                    if isinstance(model, MLP):
-                        save_figure(hidden_neurons_figure(model, Xtr, ytr, bounds), png_dir / f"{ds}-mlp-neurons.png")
-            if writer:
-                writer.close()
-        if len(finals) > 1 or png_dir or tensorboard:
-            fig, axes = plt.subplots(1, len(finals), figsize=(3.8 * len(finals), 4.0), squeeze=False)
-            for ax, (name, (model, title)) in zip(axes[0], finals.items()):
-                if name == "knn":
-                    title = f"{title}: test {results[ds][f'knn k={cfg.k[0]}']:.0%}"
-                boundary_figure(model, Xtr, ytr, title, bounds, ax=ax)
-            fig.suptitle(f"{ds}: parametric (line, MLP) vs non-parametric (KNN)", fontsize=10)
-            fig.tight_layout()
-            if tensorboard:
-                with SummaryWriter(str(root / ds / "summary")) as w:
-                    w.add_figure("summary", fig, 0, close=False)
-            if png_dir:
-                save_figure(fig, png_dir / f"{ds}-summary.png")
-            plt.close(fig)
-        if not quiet:
-            print(f"{ds:8s} " + "  ".join(f"{m}: {a:.1%}" for m, a in results[ds].items()), flush=True)
-    if not quiet and tensorboard:
-        print(f"TensorBoard: tensorboard --logdir {root}")
+                finals[name] = _run_parametric(task, name, cfg, results[ds])
+        _summary(task, finals)
+        if on_dataset is not None:
+            on_dataset(ds, results[ds])
     return results
 
 
-# --------------------------------------------------------------------------------------------------
-def add_arguments(p) -> None:
-    from .cli import int_list, non_negative_int, positive_float, positive_int
-    from .layers import ACTIVATIONS
+@dataclass
+class _Task:
+    """One dataset of a run: its split, the plotting box, and where its pictures go."""
 
-    p.add_argument("--dataset", choices=DATASETS + ("all",), default="all")
-    p.add_argument("--model", choices=MODELS + ("all",), default="all")
-    p.add_argument("--samples", type=positive_int, default=400)
-    p.add_argument("--noise", type=float, default=None, help="std of the Gaussian jitter (default per dataset)")
-    p.add_argument("--test-fraction", type=float, default=0.3)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--hidden", type=int_list, default=(8, 8), help="MLP hidden sizes (default 8,8)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
-    p.add_argument("--k", type=int_list, default=(1, 5, 15), help="KNN k values (default 1,5,15)")
-    p.add_argument("--steps", type=positive_int, default=2000, help="SGD steps (default 2000)")
-    p.add_argument("--lr", type=positive_float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--batch-size", type=non_negative_int, default=0, help="0 = full batch (default)")
-    p.add_argument("--snapshots", type=positive_int, default=10, help="boundary pictures per run (default 10)")
-    p.add_argument("--logdir", default="runs")
-    p.add_argument("--run-name")
-    p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
-    p.add_argument("--quiet", action="store_true")
+    name: str
+    Xtr: torch.Tensor
+    ytr: torch.Tensor
+    Xte: torch.Tensor
+    yte: torch.Tensor
+    bounds: tuple
+    png_dir: Path | None
+    tb_dir: Path | None
+
+    def writer(self, model_name: str):
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.tb_dir / model_name)) if self.tb_dir else None
+
+    def png(self, fig, suffix: str) -> None:
+        if self.png_dir:
+            save_figure(fig, self.png_dir / f"{self.name}-{suffix}.png")
+        else:
+            plt.close(fig)
 
 
-def run_cli(args) -> int:
-    if not 0 < args.test_fraction < 1:
-        raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
-    cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
-                           hidden=args.hidden, activation=args.activation, k=args.k, snapshots=args.snapshots,
-                           seed=args.seed)
-    datasets = DATASETS if args.dataset == "all" else (args.dataset,)
-    models = MODELS if args.model == "all" else (args.model,)
-    run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir, args.run_name,
-        args.save_png, quiet=args.quiet)
-    return 0
+def _run_knn(task: _Task, cfg: PlaygroundConfig, results: dict):
+    """KNN for every k: accuracy, decision regions per k (the x axis in TensorBoard is k)."""
+    for k in cfg.k:
+        if k > task.Xtr.shape[0]:
+            raise ValueError(f"k = {k} is larger than the training set ({task.Xtr.shape[0]} points)")
+    knns = {k: fit_knn(task.Xtr, task.ytr, k) for k in cfg.k}
+    writer = task.writer("knn")
+    for k, knn in knns.items():
+        results[f"knn k={k}"] = acc = _accuracy(predict01(knn, task.Xte), task.yte)
+        if writer:
+            writer.add_scalar("accuracy/test", acc, k)
+            writer.add_scalar("accuracy/train", _accuracy(predict01(knn, task.Xtr), task.ytr), k)
+            writer.add_figure("boundary/knn", boundary_figure(knn, task.Xtr, task.ytr, f"KNN k = {k}: test {acc:.0%}",
+                                                              task.bounds), k)
+    if writer:
+        writer.close()
+    if task.png_dir:
+        fig, axes = plt.subplots(1, len(cfg.k), figsize=(3.6 * len(cfg.k), 3.8), squeeze=False)
+        for ax, k in zip(axes[0], cfg.k):
+            boundary_figure(knns[k], task.Xtr, task.ytr, f"k = {k}: test {results[f'knn k={k}']:.0%}", task.bounds,
+                            ax=ax)
+        fig.suptitle(f"{task.name}: KNN decision regions", fontsize=10)
+        fig.tight_layout()
+        task.png(fig, "knn")
+    k0 = cfg.k[0]
+    return knns[k0], f"KNN k = {k0}: test {results[f'knn k={k0}']:.0%}"
+
+
+class _Snapshots:
+    """The TensorBoard record of a parametric fit: loss every 10 steps, boundary and accuracies at snapshots."""
+
+    def __init__(self, task: _Task, writer, pretty: str) -> None:
+        self.task, self.writer, self.pretty = task, writer, pretty
+
+    def on_step(self, step: int, loss: float) -> None:
+        if step % 10 == 0 or step == 1:
+            self.writer.add_scalar("loss/train", loss, step)
+
+    def on_snapshot(self, step: int, model) -> None:
+        t, w = self.task, self.writer
+        acc_tr, acc_te = _accuracy(predict01(model, t.Xtr), t.ytr), _accuracy(predict01(model, t.Xte), t.yte)
+        w.add_scalar("accuracy/train", acc_tr, step)
+        w.add_scalar("accuracy/test", acc_te, step)
+        w.add_figure("boundary", boundary_figure(model, t.Xtr, t.ytr, f"{self.pretty}, step {step}: test {acc_te:.0%}",
+                                                 t.bounds), step)
+        if isinstance(model, MLP):
+            w.add_figure("hidden_neurons", hidden_neurons_figure(model, t.Xtr, t.ytr, t.bounds), step)
+
+
+def _run_parametric(task: _Task, name: str, cfg: PlaygroundConfig, results: dict):
+    """The line (logistic regression) or the MLP: fit with snapshots, then the final pictures."""
+    pretty = "logistic regression" if name == "logreg" else f"MLP {','.join(map(str, cfg.hidden))} {cfg.activation}"
+    writer = task.writer(name)
+    hooks = {}
+    if writer:
+        snaps = _Snapshots(task, writer, pretty)
+        hooks = {"on_snapshot": snaps.on_snapshot, "on_step": snaps.on_step}
+    model = (fit_logreg if name == "logreg" else fit_mlp)(task.Xtr, task.ytr, cfg, **hooks)
+    if writer:
+        writer.close()
+    results[name] = acc = _accuracy(predict01(model, task.Xte), task.yte)
+    if task.png_dir:
+        task.png(boundary_figure(model, task.Xtr, task.ytr, f"{task.name}: {pretty}, test {acc:.0%}", task.bounds),
+                 name)
+        if isinstance(model, MLP):
+            task.png(hidden_neurons_figure(model, task.Xtr, task.ytr, task.bounds), "mlp-neurons")
+    return model, f"{pretty}: test {acc:.0%}"
+
+
+def _summary(task: _Task, finals: dict) -> None:
+    """The final boundaries side by side: parametric (line, MLP) vs non-parametric (KNN)."""
+    if not finals or not (task.tb_dir or task.png_dir):
+        return
+    fig, axes = plt.subplots(1, len(finals), figsize=(3.8 * len(finals), 4.0), squeeze=False)
+    for ax, (model, title) in zip(axes[0], finals.values()):
+        boundary_figure(model, task.Xtr, task.ytr, title, task.bounds, ax=ax)
+    fig.suptitle(f"{task.name}: parametric (line, MLP) vs non-parametric (KNN)", fontsize=10)
+    fig.tight_layout()
+    if task.tb_dir:
+        writer = task.writer("summary")
+        writer.add_figure("summary", fig, 0, close=False)
+        writer.close()
+    task.png(fig, "summary")

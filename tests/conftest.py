@@ -22,24 +22,25 @@ def write_idx_labels(path: Path, labels: torch.Tensor) -> None:
     path.write_bytes(struct.pack(">II", 0x00000801, labels.shape[0]) + labels.to(torch.uint8).numpy().tobytes())
 
 
-def synthetic_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Learnable fake digits: class c is a bright bar on row 2 + 2c (and column 4 + 2c), plus noise."""
+def synthetic_digits(n: int, seed: int, noise: int = 60, bar: int = 230) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable fake digits: class c is a bright bar on row 2 + 2c (and column 4 + 2c), plus noise.
+    A ``bar`` inside the range of strong ``noise`` makes a task that no model gets right every time."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % 10
     labels = labels[torch.randperm(n, generator=g)]
-    images = torch.randint(0, 60, (n, 28, 28), generator=g)
+    images = torch.randint(0, noise, (n, 28, 28), generator=g)
     for c in range(10):
         rows = labels == c
-        images[rows, 2 + 2 * c, 4:24] = 230
-        images[rows, 4:24, 4 + 2 * c] = 200
+        images[rows, 2 + 2 * c, 4:24] = bar
+        images[rows, 4:24, 4 + 2 * c] = bar * 200 // 230
     return images.to(torch.uint8), labels
 
 
-def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200) -> Path:
+def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200, **digits) -> Path:
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
-        images, labels = synthetic_digits(n, seed)
+        images, labels = synthetic_digits(n, seed, **digits)
         write_idx_images(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
     return root
@@ -49,6 +50,12 @@ def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200) -> Path:
 def tiny_mnist(tmp_path) -> Path:
     """A data root holding MNIST/raw/ with 600 training and 200 test synthetic digits."""
     return make_tiny_mnist(tmp_path / "data")
+
+
+@pytest.fixture
+def hard_mnist(tmp_path) -> Path:
+    """Like ``tiny_mnist``, but noisy enough that KNN's accuracy depends on k."""
+    return make_tiny_mnist(tmp_path / "hard", bar=60, noise=255)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.func import grad, vmap
 
 import nnref.functional as F
+from bad_inputs import FUNCTION_CASES
 
 D = torch.float64
 SHAPES = [(1, 1, 2), (1, 3, 10), (5, 1, 2), (4, 3, 10), (7, 5, 2)]  # (n, p, c): batch 1 and >1, p = 1, c = 2 and 10
@@ -115,6 +116,39 @@ def test_needs_input_grad_is_respected():
     Spy.apply(x, W, b).sum().backward()
     grad_x, grad_w, grad_b = ctx_seen["out"]
     assert grad_x is None and grad_b is None and grad_w is not None
+
+
+def _loss_cases():
+    g = _gen(11)
+    z, y = torch.randn(4, 3, generator=g, dtype=D), torch.randint(0, 3, (4,), generator=g)
+    a, t = torch.rand(4, generator=g, dtype=D) * 0.8 + 0.1, torch.rand(4, generator=g, dtype=D)
+    return [(F.CrossEntropyFunction, torch.softmax(z, -1), y), (F.SoftmaxCrossEntropyFunction, z, y),
+            (F.BinaryCrossEntropyFunction, a, t), (F.SigmoidBinaryCrossEntropyFunction, z[:, 0], t)]
+
+
+@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("reduction", F.REDUCTIONS)
+def test_every_loss_respects_needs_input_grad(case, reduction):
+    """A loss's backward returns None — and computes nothing — for each input that needs no gradient."""
+    fn, prediction, target = _loss_cases()[case]
+    seen = {}
+
+    class Spy(fn):
+        @staticmethod
+        def backward(ctx, g):
+            seen["needs"], seen["out"] = tuple(ctx.needs_input_grad), fn.backward(ctx, g)
+            return seen["out"]
+
+    masks = [(True, False), (True, True), (False, True)] if target.is_floating_point() else [(True, False)]
+    for mask in masks:
+        inputs = [prediction.clone().requires_grad_(mask[0]), target.clone().requires_grad_(mask[1])]
+        out = Spy.apply(*inputs, reduction)
+        grads = torch.autograd.grad(out.sum(), [t for t in inputs if t.requires_grad])
+        assert seen["needs"][:2] == mask
+        for needed, returned in zip(mask, seen["out"][:2]):
+            assert (returned is not None) == needed, (fn.__name__, mask)
+        assert seen["out"][2] is None  # the reduction is not a tensor
+        assert all(torch.isfinite(gr).all() for gr in grads)
 
 
 def test_only_save_for_backward_holds_tensors():
@@ -276,46 +310,8 @@ def test_vmap_grad_mlp_and_logistic_per_sample():
 # --------------------------------------------------------------------------------------------------
 # Bad input: a clear error naming the argument, before any computation
 # --------------------------------------------------------------------------------------------------
-BAD_INPUTS = [
-    ("linear x rank", lambda: F.linear(torch.randn(3), torch.randn(2, 3)), ValueError, r"x must have shape \(n, p\)"),
-    ("linear W rank", lambda: F.linear(torch.randn(4, 3), torch.randn(3)), ValueError, r"W must have shape \(c, p\)"),
-    ("linear inner dims", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 5)), ValueError, "inner dimensions"),
-    ("linear bias length", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 3), torch.randn(3)), ValueError,
-     r"b must have shape \(c,\) = \(2,\)"),
-    ("linear int x", lambda: F.linear(torch.ones(4, 3, dtype=torch.long), torch.randn(2, 3)), TypeError,
-     "x must be a floating-point"),
-    ("linear dtype mix", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 3, dtype=D)), TypeError, "one dtype"),
-    ("linear not a tensor", lambda: F.linear([[1.0]], torch.randn(1, 1)), TypeError, "x must be a torch.Tensor"),
-    ("softmax 0-d", lambda: F.softmax(torch.tensor(1.0)), ValueError, "at least one dimension"),
-    ("sigmoid int", lambda: F.sigmoid(torch.ones(3, dtype=torch.long)), TypeError, "z must be a floating-point"),
-    ("ce batch mismatch", lambda: F.softmax_cross_entropy(torch.randn(4, 3), torch.tensor([0, 1])), ValueError,
-     "y has 2 entries but the batch has n = 4"),
-    ("ce float labels", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0.0, 1.0])), TypeError,
-     "integer class indices"),
-    ("ce label too large", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0, 3])), ValueError,
-     r"\[0, 3\).*found 3"),
-    ("ce negative label", lambda: F.cross_entropy(torch.full((2, 3), 1 / 3), torch.tensor([-1, 0])), ValueError,
-     r"\[0, 3\).*found -1"),
-    ("ce logits rank", lambda: F.softmax_cross_entropy(torch.randn(3), torch.tensor([0])), ValueError,
-     r"logits must have shape \(n, c\)"),
-    ("ce labels rank", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([[0], [1]])), ValueError,
-     r"y must have shape \(n,\)"),
-    ("probs outside [0,1]", lambda: F.cross_entropy(torch.tensor([[1.5, -0.5]]), torch.tensor([0])), ValueError,
-     r"probs must lie in \[0, 1\]"),
-    ("bce probs outside", lambda: F.binary_cross_entropy(torch.tensor([1.2]), torch.tensor([1.0])), ValueError,
-     r"probs must lie in \[0, 1\]"),
-    ("bce targets outside", lambda: F.binary_cross_entropy(torch.tensor([0.5]), torch.tensor([2.0])), ValueError,
-     r"binary targets.*\[0, 1\]"),
-    ("bce logits targets outside", lambda: F.sigmoid_binary_cross_entropy(torch.tensor([0.5]), torch.tensor([-1.0])),
-     ValueError, r"binary targets.*\[0, 1\]"),
-    ("bce shape mismatch", lambda: F.sigmoid_binary_cross_entropy(torch.randn(4), torch.rand(3)), ValueError,
-     "same shape"),
-    ("bad reduction", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), "avg"), ValueError,
-     "reduction must be one of"),
-]
 
-
-@pytest.mark.parametrize("name,call,exc,pattern", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize("name,call,exc,pattern", FUNCTION_CASES, ids=[b[0] for b in FUNCTION_CASES])
 def test_bad_input_raises_clear_error(name, call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import nnref.functional as F
+from bad_inputs import KNN_CASES
 from nnref.models import MLP, KNNClassifier, LogisticRegression, SoftmaxRegression
 
 
@@ -102,17 +103,7 @@ def test_knn_memory_is_the_training_set():
     assert knn.memory_bytes() >= X.numel() * 4
 
 
-@pytest.mark.parametrize("call,exc,pattern", [
-    (lambda: KNNClassifier(3).predict(torch.randn(2, 4)), RuntimeError, "before fit"),
-    (lambda: KNNClassifier(3).fit(torch.randn(5, 4), torch.zeros(5, dtype=torch.long)).predict(torch.randn(2, 3)),
-     ValueError, r"feature count seen in fit"),
-    (lambda: KNNClassifier(3).fit(torch.empty(0, 4), torch.empty(0, dtype=torch.long)), ValueError, "training set is empty"),
-    (lambda: KNNClassifier(6).fit(torch.randn(5, 4), torch.zeros(5, dtype=torch.long)).predict(torch.randn(1, 4)),
-     ValueError, "larger than the training set"),
-    (lambda: KNNClassifier(0), ValueError, "k must be a positive integer"),
-    (lambda: KNNClassifier(3, metric="chebyshev"), ValueError, "metric must be one of"),
-    (lambda: KNNClassifier(3).fit(torch.randn(5, 4), torch.rand(5)), TypeError, "integer class labels"),
-])
+@pytest.mark.parametrize("call,exc,pattern", KNN_CASES)
 def test_knn_bad_input(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()

@@ -117,11 +117,3 @@ def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
         with Image.open(png / name) as im:
             if size:
                 assert im.size == size, name
-
-
-def test_cli_rejects_bad_values(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["playground", "--dataset", "moons"])
-    assert e.value.code == 2
-    assert main(["playground", "--test-fraction", "1.5", "--quiet"]) == 1
-    assert "--test-fraction must be between 0 and 1" in capsys.readouterr().err

@@ -1,39 +1,80 @@
-"""The bad-input table: every way a user can feed nnref something wrong gets a precise error.
+"""The bad-input tables: every way a user can feed nnref something wrong, and the error it must get.
 
-Command line: exit code 2 for usage errors (argparse), 1 for everything else, a one-line message on
-stderr and never a traceback.  API: a ValueError / TypeError / RuntimeError naming the problem.
-README.md's "Bad input" table summarises the rows below.
+README.md's "Bad input" table summarises these rows.  Each table is run by the test file of its module:
+``FUNCTION_CASES`` by test_functional.py, ``KNN_CASES`` by test_models.py, ``CLI_CASES`` by test_cli.py.
 """
 
 from __future__ import annotations
 
-import re
 import struct
-import subprocess
-import sys
 
-import pytest
 import torch
 
-from nnref.cli import main
-from test_functional import BAD_INPUTS as FUNCTION_BAD_INPUTS
+from conftest import write_idx_labels
+
+import nnref.functional as F
+from nnref.models import KNNClassifier
+
+D = torch.float64
+
+# (id, call, exception type, message pattern)
+FUNCTION_CASES = [
+    ("linear x rank", lambda: F.linear(torch.randn(3), torch.randn(2, 3)), ValueError, r"x must have shape \(n, p\)"),
+    ("linear W rank", lambda: F.linear(torch.randn(4, 3), torch.randn(3)), ValueError, r"W must have shape \(c, p\)"),
+    ("linear inner dims", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 5)), ValueError, "inner dimensions"),
+    ("linear bias length", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 3), torch.randn(3)), ValueError,
+     r"b must have shape \(c,\) = \(2,\)"),
+    ("linear int x", lambda: F.linear(torch.ones(4, 3, dtype=torch.long), torch.randn(2, 3)), TypeError,
+     "x must be a floating-point"),
+    ("linear dtype mix", lambda: F.linear(torch.randn(4, 3), torch.randn(2, 3, dtype=D)), TypeError, "one dtype"),
+    ("linear not a tensor", lambda: F.linear([[1.0]], torch.randn(1, 1)), TypeError, "x must be a torch.Tensor"),
+    ("softmax 0-d", lambda: F.softmax(torch.tensor(1.0)), ValueError, "at least one dimension"),
+    ("sigmoid int", lambda: F.sigmoid(torch.ones(3, dtype=torch.long)), TypeError, "z must be a floating-point"),
+    ("ce batch mismatch", lambda: F.softmax_cross_entropy(torch.randn(4, 3), torch.tensor([0, 1])), ValueError,
+     "y has 2 entries but the batch has n = 4"),
+    ("ce float labels", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0.0, 1.0])), TypeError,
+     "integer class indices"),
+    ("ce label too large", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0, 3])), ValueError,
+     r"\[0, 3\).*found 3"),
+    ("ce negative label", lambda: F.cross_entropy(torch.full((2, 3), 1 / 3), torch.tensor([-1, 0])), ValueError,
+     r"\[0, 3\).*found -1"),
+    ("ce logits rank", lambda: F.softmax_cross_entropy(torch.randn(3), torch.tensor([0])), ValueError,
+     r"logits must have shape \(n, c\)"),
+    ("ce labels rank", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([[0], [1]])), ValueError,
+     r"y must have shape \(n,\)"),
+    ("probs outside [0,1]", lambda: F.cross_entropy(torch.tensor([[1.5, -0.5]]), torch.tensor([0])), ValueError,
+     r"probs must lie in \[0, 1\]"),
+    ("bce probs outside", lambda: F.binary_cross_entropy(torch.tensor([1.2]), torch.tensor([1.0])), ValueError,
+     r"probs must lie in \[0, 1\]"),
+    ("bce targets outside", lambda: F.binary_cross_entropy(torch.tensor([0.5]), torch.tensor([2.0])), ValueError,
+     r"binary targets.*\[0, 1\]"),
+    ("bce logits targets outside", lambda: F.sigmoid_binary_cross_entropy(torch.tensor([0.5]), torch.tensor([-1.0])),
+     ValueError, r"binary targets.*\[0, 1\]"),
+    ("bce shape mismatch", lambda: F.sigmoid_binary_cross_entropy(torch.randn(4), torch.rand(3)), ValueError,
+     "same shape"),
+    ("bad reduction", lambda: F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), "avg"), ValueError,
+     "reduction must be one of"),
+]
 
 
-@pytest.fixture
-def softmax_checkpoint(tiny_mnist, tmp_path):
-    assert main(["train", "softmax", "--data-root", str(tiny_mnist), "--no-download", "--val-size", "100", "--epochs",
-                 "1", "--logdir", str(tmp_path / "ckpt"), "--run-name", "sm", "--quiet"]) == 0
-    return tmp_path / "ckpt" / "sm" / "checkpoint.pt"
+# (call, exception type, message pattern)
+KNN_CASES = [
+    (lambda: KNNClassifier(3).predict(torch.randn(2, 4)), RuntimeError, "before fit"),
+    (lambda: KNNClassifier(3).fit(torch.randn(5, 4), torch.zeros(5, dtype=torch.long)).predict(torch.randn(2, 3)),
+     ValueError, r"feature count seen in fit"),
+    (lambda: KNNClassifier(3).fit(torch.empty(0, 4), torch.empty(0, dtype=torch.long)), ValueError, "training set is empty"),
+    (lambda: KNNClassifier(6).fit(torch.randn(5, 4), torch.zeros(5, dtype=torch.long)).predict(torch.randn(1, 4)),
+     ValueError, "larger than the training set"),
+    (lambda: KNNClassifier(0), ValueError, "k must be a positive integer"),
+    (lambda: KNNClassifier(3, metric="chebyshev"), ValueError, "metric must be one of"),
+    (lambda: KNNClassifier(3).fit(torch.randn(5, 4), torch.rand(5)), TypeError, "integer class labels"),
+
+]
 
 
-def _run(argv, capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
+# --------------------------------------------------------------------------------------------------
+# Command line and data: (id, argv builder(root, tmp, ckpt), exit code, stderr pattern, setup)
+# --------------------------------------------------------------------------------------------------
 def _train(root, tmp_path, *extra):
     return ["train", *extra[:1], "--data-root", str(root), "--no-download", "--val-size", "100", "--logdir",
             str(tmp_path / "runs"), "--quiet", *extra[1:]]
@@ -54,8 +95,6 @@ def _bad_magic(root):
 
 
 def _count_mismatch(root):
-    from conftest import write_idx_labels
-
     write_idx_labels(_raw(root, "train-labels-idx1-ubyte"), torch.zeros(10, dtype=torch.uint8))
 
 
@@ -109,48 +148,4 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,argv,code,pattern,setup", CLI_CASES, ids=[c[0] for c in CLI_CASES])
-def test_command_line_bad_input(name, argv, code, pattern, setup, tiny_mnist, tmp_path, capsys, request):
-    ckpt = None
-    if setup == "garbage" or setup == "garbage+checkpoint":
-        (tmp_path / "garbage.pt").write_bytes(b"this is not a checkpoint, nor an image")
-    if setup in ("checkpoint", "garbage+checkpoint"):
-        ckpt = request.getfixturevalue("softmax_checkpoint")
-        capsys.readouterr()
-    if setup == "file":
-        (tmp_path / "file.txt").write_text("a file where a folder should be")
-    if callable(setup):
-        setup(tiny_mnist)
-    got, err = _run(argv(tiny_mnist, tmp_path, ckpt), capsys)
-    assert got == code, err
-    assert re.search(pattern, err, re.S), err
-    assert "Traceback" not in err
 
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_device_cuda_without_gpu(tiny_mnist, tmp_path, capsys):
-    code, err = _run(_train(tiny_mnist, tmp_path, "softmax", "--device", "cuda"), capsys)
-    assert code == 2 and "PyTorch sees no CUDA GPU" in err
-
-
-def test_no_traceback_in_a_real_process(tmp_path):
-    """The installed command prints one message and exits 1 — no traceback — on a data error."""
-    proc = subprocess.run([sys.executable, "-m", "nnref.cli", "train", "softmax", "--data-root", str(tmp_path),
-                           "--no-download", "--logdir", str(tmp_path / "runs")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr and "MNIST is not available" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "nnref.cli", "train", "softmax", "--lr", "-1"], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--lr" in proc.stderr
-
-
-# ------ API rows: the Functions' checks (tests/test_functional.py) and KNN's (tests/test_models.py) ------
-def test_api_table_is_covered():
-    """The Function rows of the README table are test_functional.BAD_INPUTS, run there; keep them all."""
-    assert len(FUNCTION_BAD_INPUTS) >= 20
-    kinds = {row[0] for row in FUNCTION_BAD_INPUTS}
-    for needed in ("linear inner dims", "linear bias length", "ce batch mismatch", "ce float labels",
-                   "ce label too large", "bce targets outside", "probs outside [0,1]", "linear x rank"):
-        assert needed in kinds
-    assert len(CLI_CASES) >= 25

@@ -1,0 +1,134 @@
+"""Checkpoints: the format, atomic save and checked load, the RNG states, and the loop's position.
+
+A checkpoint is a plain dict that loads with ``torch.load(path, weights_only=True)``::
+
+    format        2
+    config        TrainConfig.to_dict() of the run
+    model         model.state_dict()            (None for KNN, which stores no weights)
+    optimizer     optimizer.state_dict()
+    sampler       the shuffling generator and the position in the epoch (data.BatchSampler.state_dict)
+    rng           Python's and PyTorch's RNG states
+    epoch, global_step, batches_done, epoch_stats, window      TrainState: where the loop stands
+    finished      True once the run has completed (with its final metrics in ``final``)
+
+:class:`TrainState` holds the loop's position and running sums, so that a resumed run logs exactly what an
+uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import TrainingError
+
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "TrainState"]
+
+FORMAT = 2
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``:
+    a kill at any moment leaves either the old or the new checkpoint, never a torn one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; a missing, unreadable or foreign file is a TrainingError."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"checkpoint {path} does not exist (or is not a file)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise TrainingError(f"checkpoint {path} could not be read as an nnref checkpoint: "
+                            f"{type(exc).__name__}: {first}") from None
+    if not isinstance(state, dict) or "config" not in state or "format" not in state:
+        raise TrainingError(f"{path} is not an nnref checkpoint (no config/format entries)")
+    return state
+
+
+# --------------------------------------------------------------------------------------------------
+def rng_state() -> dict:
+    """Python's and PyTorch's (CPU and every CUDA device's) random number generator states."""
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_as_tuple(state["python"]))  # weights_only loading turns the tuples into lists
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# --------------------------------------------------------------------------------------------------
+def _zeros(n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.float64)
+
+
+@dataclass
+class TrainState:
+    """Where the training loop stands, and the sums it has not logged yet.
+
+    ``epoch`` epochs are complete; ``batches_done`` batches of the current one are done; ``global_step``
+    optimizer steps in all.  ``epoch_stats`` = (loss sum, correct, count) of the current epoch;
+    ``window`` = (loss sum, count) since the last ``loss/train_step`` point.  Both live on the training
+    device (read back only at log points) and are stored on the CPU.
+    """
+
+    epoch: int = 0
+    global_step: int = 0
+    batches_done: int = 0
+    epoch_stats: torch.Tensor = field(default_factory=lambda: _zeros(3))
+    window: torch.Tensor = field(default_factory=lambda: _zeros(2))
+
+    def to(self, device) -> "TrainState":
+        self.epoch_stats = self.epoch_stats.to(device=device, dtype=torch.float64)
+        self.window = self.window.to(device=device, dtype=torch.float64)
+        return self
+
+    def add_batch(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        """Add one batch's mean loss, number of correct predictions and size (device-side, no host sync)."""
+        batch = torch.stack([loss.double() * n, correct.double(), self.epoch_stats.new_full((), n)])
+        self.epoch_stats += batch
+        self.window += batch[::2]
+
+    def end_epoch(self) -> None:
+        self.epoch += 1
+        self.batches_done = 0
+        self.epoch_stats.zero_()
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "global_step": self.global_step, "batches_done": self.batches_done,
+                "epoch_stats": self.epoch_stats.cpu().clone(), "window": self.window.cpu().clone()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        """Also reads format-1 checkpoints, which kept no ``window`` (their first resumed point then averages
+        only the steps since the resume)."""
+        return cls(int(d["epoch"]), int(d["global_step"]), int(d["batches_done"]),
+                   d["epoch_stats"].to(torch.float64), d.get("window", _zeros(2)).to(torch.float64))

@@ -1,0 +1,132 @@
+"""The record of a run: its TensorBoard event file, its console lines, its pictures and hyper-parameters.
+
+:class:`RunLog` is built once per run from the run folder and the configuration; the training loop hands it
+numbers and models, never the configuration again.  Console lines go to the ``console`` callable the caller
+passes (the CLI passes ``print``; a library caller may pass nothing and read the returned metrics).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import viz
+from .config import TrainConfig, TrainingError
+from .models import MLP
+
+__all__ = ["RunLog", "make_run_dir", "HPARAMS"]
+
+#: The hyper-parameters shown in TensorBoard's HParams tab.
+HPARAMS = ("model", "epochs", "lr", "batch_size", "momentum", "weight_decay", "lr_schedule", "hidden", "activation",
+           "loss", "k", "metric", "seed", "val_size", "limit_train", "positive_class", "classes")
+
+
+def make_run_dir(cfg: TrainConfig) -> Path:
+    """``<logdir>/<run-name>``, default ``<model>-<timestamp>``; created and checked for writing."""
+    name = cfg.run_name or f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(cfg.logdir) / name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"cannot write the run to --logdir {cfg.logdir!r} ({run_dir}): "
+                            f"{exc.strerror or exc}") from None
+    return run_dir
+
+
+class RunLog:
+    """One run's TensorBoard writer and console.
+
+    ``purge_step``: when resuming, events at or after this step (written after the checkpoint the run
+    resumes from) are discarded by TensorBoard, so every step appears once.
+    """
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, console: Callable[[str], None] | None = None,
+                 purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir, self.cfg, self.console = Path(run_dir), cfg, console
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step, flush_secs=10)
+
+    # -- console ----------------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        if self.console is not None:
+            self.console(message)
+
+    # -- the run's description --------------------------------------------------------------------
+    def describe(self) -> None:
+        """The full configuration and the command line, as text at step 0."""
+        rows = "\n".join(f"| {k} | `{v}` |" for k, v in self.cfg.to_dict().items() if k != "command")
+        self.writer.add_text("config", f"| option | value |\n|---|---|\n{rows}", 0)
+        self.writer.add_text("command", f"`{self.cfg.command}`", 0)
+
+    def hparams(self, metrics: dict) -> None:
+        """HParams in the run's own event file (``add_hparams`` would create a stray sibling run)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        values = {}
+        for key in HPARAMS:
+            v = getattr(self.cfg, key)
+            values[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+        file_writer = self.writer._get_file_writer()
+        for summary in hparams(values, metrics):
+            file_writer.add_summary(summary)
+
+    # -- numbers ------------------------------------------------------------------------------------
+    def scalars(self, values: dict, step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def histograms(self, model: torch.nn.Module, step: int) -> None:
+        """Every parameter and its gradient."""
+        for name, p in model.named_parameters():
+            self.writer.add_histogram(f"params/{name}", p.detach(), step)
+            if p.grad is not None:
+                self.writer.add_histogram(f"grads/{name}", p.grad.detach(), step)
+
+    def epoch(self, epoch: int, epochs: int, metrics: dict, seconds: float, step: int) -> None:
+        """The per-epoch scalars and console line; ``metrics`` holds train/val loss and accuracy."""
+        self.scalars({f"{kind}/{split}": metrics[f"{split}_{kind}"] for kind in ("loss", "accuracy")
+                      for split in ("train", "val") if metrics.get(f"{split}_{kind}") is not None}, step)
+        val = metrics.get("val_loss")
+        val_text = f" | val loss {val:.4f} acc {metrics['val_accuracy']:.2%}" if val is not None else ""
+        self.say(f"epoch {epoch}/{epochs}: train loss {metrics['train_loss']:.4f} acc "
+                 f"{metrics['train_accuracy']:.2%}{val_text} | {seconds:.1f} s")
+
+    # -- pictures -----------------------------------------------------------------------------------
+    def model_pictures(self, model, names: list[str], step: int) -> None:
+        """The learned 28×28 templates (regression models) or first-layer filters (MLP)."""
+        w = model.weight_images
+        if w.shape[1] != 784:
+            return
+        if isinstance(model, MLP):
+            title = f"first-layer filters (first {min(64, w.shape[0])} of {w.shape[0]})"
+            self.writer.add_figure("weights/first_layer_filters", viz.weight_templates(w, suptitle=title), step)
+        else:
+            titles = names if w.shape[0] == len(names) else [f"w ({names[1]} vs {names[0]})"]
+            self.writer.add_figure("weights/templates", viz.weight_templates(w, titles, suptitle="learned templates"),
+                                   step)
+
+    def test_pictures(self, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, names: list[str],
+                      step: int, title: str = "") -> None:
+        """The misclassified test images and the confusion matrix."""
+        if images.shape[0] == labels.shape[0]:
+            self.writer.add_figure("test/misclassified",
+                                   viz.misclassified_grid(images, labels, preds, class_names=names), step)
+        matrix = viz.confusion_matrix(labels, preds, len(names))
+        self.writer.add_figure("test/confusion_matrix", viz.confusion_figure(matrix, names, title), step)
+
+    def figure(self, tag: str, figure, step: int) -> None:
+        self.writer.add_figure(tag, figure, step)
+
+    # -- lifetime -----------------------------------------------------------------------------------
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
