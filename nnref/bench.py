@@ -153,7 +153,7 @@ class _Stepper:
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
         loss, _ = self.step(x, y)
-        self.opt.step()
+        self.step.update(self.opt)
         return loss
 
 

@@ -127,8 +127,12 @@ class TrainState:
                 "epoch_stats": self.epoch_stats.cpu().clone(), "window": self.window.cpu().clone()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainState":
-        """Also reads format-1 checkpoints, which kept no ``window`` (their first resumed point then averages
-        only the steps since the resume)."""
-        return cls(int(d["epoch"]), int(d["global_step"]), int(d["batches_done"]),
-                   d["epoch_stats"].to(torch.float64), d.get("window", _zeros(2)).to(torch.float64))
+    def from_dict(cls, d: dict, sums: bool = True) -> "TrainState":
+        """The state a checkpoint holds; ``sums=False`` starts the running sums from zero (every rank but one
+        of a multi-process job, so the job's sums are counted once).  Also reads format-1 checkpoints, which
+        kept no ``window`` (their first resumed point then averages only the steps since the resume)."""
+        state = cls(int(d["epoch"]), int(d["global_step"]), int(d["batches_done"]))
+        if sums:
+            state.epoch_stats = d["epoch_stats"].to(torch.float64)
+            state.window = d.get("window", _zeros(2)).to(torch.float64)
+        return state

@@ -1,4 +1,4 @@
-"""The ``nnref`` command line: train, eval, predict, gradcheck, playground, bench.
+"""The ``nnref`` command line: train, eval, predict, export, gradcheck, playground, bench.
 
 This module is the only place that parses arguments, prints and picks exit codes: 0 success, 2 usage
 errors (argparse), 1 every other failure — always a one-paragraph message on stderr, never a raw traceback
@@ -98,12 +98,18 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=positive_float, help="step size α of w ← w − α ∂L/∂w")
     g.add_argument("--batch-size", type=positive_int, help="1 is the lecture's per-instance SGD")
     g.add_argument("--momentum", type=non_negative_float, help="SGD momentum (0 = plain gradient descent)")
+    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
     g.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 penalty (default 0)")
     g.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
                    help="cosine: α decays to 0 over the run (default); constant: α throughout")
     g.add_argument("--loss", choices=("fused", "unfused"), default="fused",
                    help="fused: stable loss from logits (default); unfused: the lecture's activation → "
                         "cross-entropy on probabilities")
+    g.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
+                   help="mixed precision: matrix products in bfloat16 or float16 under torch.autocast, losses "
+                        "and parameters in float32 (fp16: CUDA only, with loss scaling); default off")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile forward and loss (backward: nnref's own, through AOTAutograd)")
     m = p.add_argument_group("model")
     m.add_argument("--hidden", type=int_list, default=(800,), help="MLP hidden sizes, e.g. 800 or 300,100")
     m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu", help="MLP hidden activation")
@@ -192,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not turn a dark digit on a light background into MNIST's light-on-dark")
     p = sub.add_parser("gradcheck", help="gradcheck, gradgradcheck and the numerical gradient for every Function")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p = sub.add_parser("export", help="write a trained model as ONNX (or a torch.export program)")
+    p.add_argument("checkpoint")
+    p.add_argument("out", help="output file, e.g. model.onnx or model.pt2")
+    p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the file name (.pt2 → pt2, else onnx)")
     _add_playground_options(sub.add_parser("playground", help="the lecture's 2-D playground in TensorBoard"))
     _add_bench_options(sub.add_parser("bench", help="benchmarks: nnref against PyTorch's built-ins"))
     return parser
@@ -236,6 +246,15 @@ def cmd_predict(args) -> int:
     print(f"{Path(args.image).name}: predicted {p.class_names[p.best]} ({p.probabilities[p.best]:.1%})")
     for name, prob in zip(p.class_names, p.probabilities):
         print(f"  {name:>6}  {prob:7.2%}  {'#' * round(prob * 40)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_checkpoint
+
+    fmt = args.format or ("pt2" if str(args.out).endswith(".pt2") else "onnx")
+    path = export_checkpoint(args.checkpoint, args.out, fmt)
+    print(f"wrote {path} ({fmt}): rows x (n, 784) normalised like MNIST in training → logits")
     return 0
 
 
@@ -284,8 +303,8 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "gradcheck": cmd_gradcheck,
-            "playground": cmd_playground, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export,
+            "gradcheck": cmd_gradcheck, "playground": cmd_playground, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

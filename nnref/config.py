@@ -55,6 +55,7 @@ class TrainConfig:
     lr: float | None = None
     batch_size: int | None = None
     momentum: float | None = None
+    nesterov: bool = False
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"
     hidden: tuple[int, ...] = (800,)
@@ -75,6 +76,8 @@ class TrainConfig:
     checkpoint_every: int = 0
     log_every: int = 50
     cuda_graphs: bool = _resumable(True)
+    compile: bool = _resumable(False)  # torch.compile of forward + loss (the same arithmetic)
+    amp: str = "off"  # autocast dtype of the forward: off, bf16, fp16 (CUDA, with loss scaling)
     dry_run: bool = False
     quiet: bool = _resumable(False)
     resume: str | None = _resumable()
@@ -83,6 +86,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.amp not in ("off", "bf16", "fp16"):
+            raise ValueError(f"amp must be off, bf16 or fp16, got {self.amp!r}")
         self.hidden = tuple(self.hidden)
         self.k = tuple(self.k)
         if self.classes is not None:

@@ -234,13 +234,18 @@ class BatchSampler(Sampler):
     The permutation comes from a ``torch.Generator`` owned by the sampler.  ``state_dict(batches_done)``
     records the generator state at the start of the current epoch and how far into it training is;
     ``load_state_dict`` makes the next epoch replay that permutation from that batch on — exact resume.
+
+    In a job of ``world`` processes every rank draws the same permutation and yields its own part of each
+    global batch of ``batch_size`` (``torch.tensor_split``: sizes differ by at most one), so the job sees
+    exactly the batches of one process; :meth:`global_batch_size` tells a rank how large a batch is in all.
     """
 
     def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.device = n, batch_size, shuffle, torch.device(device)
+        self.rank, self.world = rank, world
         self.generator = torch.Generator().manual_seed(seed)
         self._epoch_state = self.generator.get_state()
         self._start_batch = 0
@@ -257,10 +262,15 @@ class BatchSampler(Sampler):
             order = torch.arange(self.n)
         order = order.to(self.device)
         for i in range(start * self.batch_size, self.n, self.batch_size):
-            yield order[i:i + self.batch_size]
+            batch = order[i:i + self.batch_size]
+            yield batch if self.world == 1 else batch.tensor_split(self.world)[self.rank]
 
     def batches_per_epoch(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
+
+    def global_batch_size(self, batch: int) -> int:
+        """The size of global batch number ``batch`` (from 0) of an epoch: only the last one is shorter."""
+        return min(self.batch_size, self.n - batch * self.batch_size)
 
     def state_dict(self, batches_done: int) -> dict:
         """Generator state and position: mid-epoch, replay this epoch from ``batches_done``; at an epoch's
@@ -279,8 +289,10 @@ def _as_is(batch):
 
 
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = True,
-                seed: int = 0) -> DataLoader:
+                seed: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
     """A DataLoader over tensors in memory: one gather per batch, no per-sample work, no collation.
-    ``loader.sampler`` is the :class:`BatchSampler` whose state a checkpoint keeps."""
-    sampler = BatchSampler(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device)
+    ``loader.sampler`` is the :class:`BatchSampler` whose state a checkpoint keeps; with ``world`` > 1 it
+    yields rank ``rank``'s part of every global batch."""
+    sampler = BatchSampler(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device, rank=rank,
+                           world=world)
     return DataLoader(TensorDataset(x, y), sampler=sampler, batch_size=None, collate_fn=_as_is)

@@ -21,6 +21,7 @@ gradient dL/d(output) that backward receives.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 
 import torch
@@ -99,15 +100,102 @@ def _expand_grad(g: torch.Tensor, like: torch.Tensor, reduction: str) -> torch.T
 
 
 # --------------------------------------------------------------------------------------------------
+# The base of every Function: autocast policy and the cost of apply()
+# --------------------------------------------------------------------------------------------------
+#: Autocast policies, as PyTorch's built-ins have them (per device type; other devices follow CUDA's).
+LOWER = {"cpu": "lower", "cuda": "lower"}  # matrix products: the autocast dtype everywhere
+FLOAT32 = {"cpu": "float32", "cuda": "float32"}  # losses: float32 everywhere
+FLOAT32_ON_CUDA = {"cuda": "float32"}  # softmax: float32 on CUDA; CPU autocast leaves it in the input's dtype
+
+
+def _autocast_dtype(args, policy: dict) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` asks this call to run in, or None (autocast off, or no cast)."""
+    if not policy:
+        return None
+    device_type = args[0].device.type  # every nnref Function takes a tensor first
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    rule = policy.get(device_type, policy.get("cuda") if device_type != "cpu" else None)
+    if rule is None:
+        return None
+    return torch.get_autocast_dtype(device_type) if rule == "lower" else torch.float32
+
+
+class _Bound:
+    """What ``inspect.Signature.bind`` returns, for a call that gives every argument positionally."""
+
+    __slots__ = ("args",)
+    kwargs: dict = {}
+
+    def __init__(self, args: tuple) -> None:
+        self.args = args
+
+    def apply_defaults(self) -> None:
+        pass
+
+
+class _PositionalSignature(inspect.Signature):
+    """``forward``'s signature, with a ``bind`` that passes a complete positional call straight through.
+
+    PyTorch binds the arguments of every ``apply`` of a ``setup_context``-style Function to ``forward``'s
+    signature with ``inspect`` (``torch.autograd.function._bind_default_args``), which costs more than the
+    rest of a small layer's forward and backward together.  Every nnref call gives all arguments
+    positionally, so nothing needs binding; any other call takes the ordinary path.
+    """
+
+    __slots__ = ("_count",)
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        super().__init__(list(signature.parameters.values()))
+        self._count = len(self.parameters)
+
+    def bind(self, *args, **kwargs):
+        if not kwargs and len(args) == self._count:
+            return _Bound(args)
+        return super().bind(*args, **kwargs)
+
+
+class _Function(torch.autograd.Function):
+    """The base of every nnref Function.
+
+    * ``generate_vmap_rule = True``: ``torch.func.vmap`` / ``grad`` work (every backward is torch ops).
+    * ``autocast``: the Function's policy under ``torch.autocast``, the built-ins' one per device type —
+      "lower" (the matrix product runs in the autocast dtype), "float32" (losses; softmax on CUDA), or no
+      entry (the input's dtype: the element-wise activations).
+      The cast happens in ``apply``, before the Function, as a recorded autograd op: gradients flow back to
+      float32 parameters in float32.  (``torch.amp.custom_fwd`` does not work with ``setup_context``
+      Functions, PyTorch issue #132388.)
+    * ``forward`` gets a :class:`_PositionalSignature`, so ``apply`` costs what an old-style Function's does.
+    """
+
+    generate_vmap_rule = True
+    autocast: dict = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if isinstance(forward, staticmethod):
+            forward.__func__.__signature__ = _PositionalSignature(inspect.signature(forward.__func__))
+
+    @classmethod
+    def apply(cls, *args):
+        dtype = _autocast_dtype(args, cls.autocast)
+        if dtype is not None:
+            args = tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and
+                         a.dtype != torch.float64 else a for a in args)
+        return super().apply(*args)
+
+
+# --------------------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------------------
-class LinearFunction(torch.autograd.Function):
-    """z = x Wᵀ + b.
+class LinearFunction(_Function):
+    """z = x Wᵀ + b; under autocast in the low-precision dtype, like ``torch.nn.functional.linear``.
 
     Shapes: x (n, p), W (c, p), b (c,) or None  →  z (n, c).
     """
 
-    generate_vmap_rule = True
+    autocast = LOWER
 
     @staticmethod
     def forward(x, weight, bias):
@@ -130,18 +218,16 @@ class LinearFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = g.matmul(weight)
+            grad_x = g.mm(weight)
         if ctx.needs_input_grad[1]:
-            grad_w = g.t().matmul(x)
+            grad_w = g.t().mm(x)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(dim=0)
         return grad_x, grad_w, grad_b
 
 
-class _SavesOutput(torch.autograd.Function):
+class _SavesOutput(_Function):
     """An activation whose local gradient is a function of its output a: it saves a, not z."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -163,7 +249,10 @@ class SigmoidFunction(_SavesOutput):
 
 
 class SoftmaxFunction(_SavesOutput):
-    """a_i = e^(z_i) / Σ_j e^(z_j) along the last dimension (max-subtracted).  Shapes: z (*, c) → a (*, c)."""
+    """a_i = e^(z_i) / Σ_j e^(z_j) along the last dimension (max-subtracted; under autocast float32 on CUDA,
+    like ``torch.softmax``).  Shapes: z (*, c) → a (*, c)."""
+
+    autocast = FLOAT32_ON_CUDA
 
     @staticmethod
     def forward(z):
@@ -214,10 +303,11 @@ class TanhFunction(_SavesOutput):
 # --------------------------------------------------------------------------------------------------
 # Losses (the negative log-likelihood)
 # --------------------------------------------------------------------------------------------------
-class _LossFunction(torch.autograd.Function):
-    """A loss of (prediction, target, reduction): it saves both tensors and remembers the reduction."""
+class _LossFunction(_Function):
+    """A loss of (prediction, target, reduction): it saves both tensors and remembers the reduction.
+    Losses run in float32 under autocast."""
 
-    generate_vmap_rule = True
+    autocast = FLOAT32
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -286,8 +376,8 @@ class SoftmaxCrossEntropyFunction(_LossFunction):
 
     @staticmethod
     def forward(logits, labels, reduction):
-        log_p = _log_softmax(logits)
-        return _reduce(-log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1), reduction)
+        log_p_y = _log_softmax(logits).gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # log a_y, one per row
+        return -log_p_y if reduction == "none" else -_reduce(log_p_y, reduction)
 
     @staticmethod
     def backward(ctx, g):
@@ -296,8 +386,11 @@ class SoftmaxCrossEntropyFunction(_LossFunction):
         grad_z = None
         if ctx.needs_input_grad[0]:
             a = _softmax(logits)  # recomputed from the saved logits with a differentiable op (double backward)
-            g_rows = _expand_grad(g, labels, ctx.reduction).unsqueeze(-1).to(a.dtype)
-            grad_z = (a * g_rows).scatter_add(-1, labels.unsqueeze(-1), -g_rows)
+            # dL/dL_i, the same for every row i (a scalar) unless reduction is "none"
+            g_rows = g / labels.shape[0] if ctx.reduction == "mean" else g
+            g_rows = g_rows.unsqueeze(-1) if ctx.reduction == "none" else g_rows
+            grad_z = a * g_rows  # a fresh tensor: the −1 of onehot(y) is added in place
+            grad_z.scatter_add_(-1, labels.unsqueeze(-1), -g_rows.expand(labels.shape[0], 1))
         return grad_z, None, None
 
 
@@ -353,15 +446,32 @@ def value_checks(enabled: bool):
 
 
 def _can_read_values(*tensors: torch.Tensor) -> bool:
-    """Values can be inspected outside functorch transforms and when checks are on."""
+    """Values can be read back eagerly: checks on, outside functorch transforms, not meta tensors."""
     if not _value_checks_on():
         return False
     is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     if is_wrapped is not None and any(is_wrapped(t) for t in tensors):
         return False
-    if any(t.device.type == "meta" for t in tensors):
-        return False
-    return True
+    return not any(t.device.type == "meta" for t in tensors)
+
+
+def _check_values(ok, message: str, read) -> None:
+    """A value check that works eagerly and inside ``torch.compile``.
+
+    Compiled (Dynamo is tracing): ``ok()`` — a boolean tensor — becomes an assertion in the graph, which
+    raises ``RuntimeError(message)`` when it fails; no graph break, no host sync.  Eager: ``read()`` runs
+    the check and raises the precise ``ValueError`` naming the offending value.
+    """
+    if not _value_checks_on():
+        return
+    if torch.compiler.is_compiling():
+        torch._assert_async(ok(), message)
+    else:
+        read()
+
+
+def _autocast_on(t: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(t.device.type)
 
 
 def _check_tensor(t, name: str) -> None:
@@ -381,6 +491,9 @@ def _check_reduction(reduction) -> None:
 
 
 def _check_same_device(**tensors: torch.Tensor) -> None:
+    first, *others = (t.device for t in tensors.values() if t is not None)
+    if all(d == first for d in others):
+        return
     devices = {name: t.device for name, t in tensors.items() if t is not None}
     if len(set(devices.values())) > 1:
         listing = ", ".join(f"{k} on {v}" for k, v in devices.items())
@@ -398,20 +511,45 @@ def _check_class_labels(labels, n: int, c: int, name: str = "labels") -> torch.T
         raise ValueError(f"{name} must have shape (n,), got shape {tuple(labels.shape)}")
     if labels.shape[0] != n:
         raise ValueError(f"{name} has {labels.shape[0]} entries but the batch has n = {n} rows")
-    if _can_read_values(labels) and labels.numel() > 0:
-        lo, hi = torch.stack(torch.aminmax(labels)).tolist()  # one reduction, one device→host copy
-        if lo < 0 or hi >= c:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{name} must lie in [0, {c}) for c = {c} classes, found {bad}")
+
+    if not _kernel_checks_labels(labels):
+        _check_values(lambda: ((labels >= 0) & (labels < c)).all(),
+                      f"{name} must lie in [0, {c}) for c = {c} classes", lambda: _read_labels(labels, c, name))
     return labels.long()
 
 
+def _read_labels(labels: torch.Tensor, c: int, name: str) -> None:
+    if _can_read_values(labels) and labels.numel() > 0:
+        lo, hi = torch.stack(torch.aminmax(labels)).tolist()  # one reduction, one device→host copy
+        if lo < 0 or hi >= c:
+            raise ValueError(f"{name} must lie in [0, {c}) for c = {c} classes, found {lo if lo < 0 else hi}")
+
+
+def _kernel_checks_labels(labels: torch.Tensor) -> bool:
+    """On the CPU, eagerly, the class-index losses need no separate pass over the labels: their ``gather``
+    refuses an index outside [0, c) by itself, and :func:`_apply_with_labels` turns that into our error."""
+    return labels.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def _apply_with_labels(fn, prediction: torch.Tensor, labels: torch.Tensor, reduction: str, name: str):
+    """``fn.apply(prediction, labels, reduction)``; an out-of-range label reported by the CPU kernel becomes
+    the ValueError the other devices get from the check before the call."""
+    try:
+        return fn.apply(prediction, labels, reduction)
+    except (RuntimeError, IndexError):
+        if _kernel_checks_labels(labels):
+            _read_labels(labels, prediction.shape[-1], name)
+        raise
+
+
 def _check_unit_interval(t: torch.Tensor, name: str) -> None:
-    if _can_read_values(t) and t.numel() > 0:
-        lo, hi = torch.stack(torch.aminmax(t.detach())).tolist()  # NaN propagates into lo/hi
-        if not (lo >= 0 and hi <= 1):
-            value = lo if not lo >= 0 else hi
-            raise ValueError(f"{name} must lie in [0, 1], found {value}")
+    def read():
+        if _can_read_values(t) and t.numel() > 0:
+            lo, hi = torch.stack(torch.aminmax(t.detach())).tolist()  # NaN propagates into lo/hi
+            if not (lo >= 0 and hi <= 1):
+                raise ValueError(f"{name} must lie in [0, 1], found {lo if not lo >= 0 else hi}")
+
+    _check_values(lambda: ((t >= 0) & (t <= 1)).all(), f"{name} must lie in [0, 1]", read)
 
 
 def _check_matrix(t, name: str, what: str) -> None:
@@ -436,7 +574,7 @@ def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> t
         _check_float(b, "b")
         if b.dim() != 1 or b.shape[0] != W.shape[0]:
             raise ValueError(f"b must have shape (c,) = ({W.shape[0]},), got shape {tuple(b.shape)}")
-    if x.dtype != W.dtype or (b is not None and b.dtype != W.dtype):
+    if (x.dtype != W.dtype or (b is not None and b.dtype != W.dtype)) and not _autocast_on(x):
         raise TypeError(
             f"x, W and b must share one dtype, got x {x.dtype}, W {W.dtype}"
             + (f", b {b.dtype}" if b is not None else "")
@@ -478,7 +616,7 @@ def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean")
     y = _check_class_labels(y, probs.shape[0], probs.shape[1], "y")
     _check_same_device(probs=probs, y=y)
     _check_unit_interval(probs, "probs")
-    return CrossEntropyFunction.apply(probs, y, reduction)
+    return _apply_with_labels(CrossEntropyFunction, probs, y, reduction, "y")
 
 
 def _check_binary_targets(probs: torch.Tensor, y, first: str) -> torch.Tensor:
@@ -491,7 +629,7 @@ def _check_binary_targets(probs: torch.Tensor, y, first: str) -> torch.Tensor:
         raise TypeError(f"y must be real, got dtype {y.dtype}")
     if not y.is_floating_point():
         y = y.to(probs.dtype)
-    elif y.dtype != probs.dtype:
+    elif y.dtype != probs.dtype and not _autocast_on(probs):
         raise TypeError(f"y must have the dtype of {first} ({probs.dtype}), got {y.dtype}")
     _check_same_device(**{first: probs, "y": y})
     _check_unit_interval(y, "y (binary targets)")
@@ -513,7 +651,7 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str 
     _check_matrix(logits, "logits", "(n, c)")
     y = _check_class_labels(y, logits.shape[0], logits.shape[1], "y")
     _check_same_device(logits=logits, y=y)
-    return SoftmaxCrossEntropyFunction.apply(logits, y, reduction)
+    return _apply_with_labels(SoftmaxCrossEntropyFunction, logits, y, reduction, "y")
 
 
 def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

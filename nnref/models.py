@@ -18,7 +18,8 @@ from torch import nn
 from . import functional as F
 from .layers import ACTIVATIONS, Linear, Sigmoid, Softmax
 
-__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "KNNClassifier", "METRICS", "build_model"]
+__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "KNNClassifier", "METRICS", "build_model",
+           "merge_neighbours"]
 
 
 class _Classifier(nn.Module):
@@ -199,8 +200,11 @@ class KNNClassifier:
         self.y: torch.Tensor | None = None
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, X: torch.Tensor, y: torch.Tensor) -> "KNNClassifier":
-        """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training."""
+    def fit(self, X: torch.Tensor, y: torch.Tensor, offset: int = 0) -> "KNNClassifier":
+        """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training.
+
+        ``offset``: X holds rows offset … offset + n − 1 of a larger training set (one shard of it, in a
+        multi-process job); neighbour indices are reported in that larger set's numbering."""
         if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise TypeError("X and y must be torch.Tensors")
         if X.dim() != 2:
@@ -215,6 +219,7 @@ class KNNClassifier:
             raise ValueError(f"y must hold non-negative class labels, found {int(y.min())}")
         self.X = X if X.is_floating_point() else X.float()
         self.y = y.to(device=X.device, dtype=torch.long)
+        self.offset = offset
         self.num_classes = int(self.y.max()) + 1
         self._sq_norms = self._prepare(self.X)
         return self
@@ -277,14 +282,35 @@ class KNNClassifier:
             order = exact.argsort(dim=1, stable=True)[:, : self.k]
             dists.append(exact.gather(1, order))
             idxs.append(cand.gather(1, order))
-        return torch.cat(dists), torch.cat(idxs)
+        return torch.cat(dists), torch.cat(idxs) + self.offset
+
+    def candidates(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(distances, indices, labels), each (m, k): :meth:`kneighbors` with the neighbours' labels."""
+        dist, idx = self.kneighbors(X)
+        return dist, idx, self.y[idx - self.offset]
+
+    def records(self, idx: torch.Tensor) -> torch.Tensor:
+        """The stored rows (len(idx), p) of the records ``idx`` (training-set numbering); zeros for the
+        indices another shard holds (so summing over the shards gives every row)."""
+        local = idx - self.offset
+        mine = (local >= 0) & (local < self.X.shape[0])
+        rows = torch.zeros(idx.shape[0], self.X.shape[1], dtype=self.X.dtype, device=self.X.device)
+        rows[mine] = self.X[local[mine]]
+        return rows
 
     # -- voting -------------------------------------------------------------------------------------
     def _votes(self, idx: torch.Tensor) -> torch.Tensor:
         """Vote counts (m, c) of the neighbours idx (m, k)."""
-        labels = self.y[idx]
-        counts = torch.zeros(idx.shape[0], self.num_classes, device=idx.device, dtype=torch.float32)
+        return self._count(self.y[idx - self.offset])
+
+    def _count(self, labels: torch.Tensor) -> torch.Tensor:
+        classes = max(self.num_classes, int(labels.max()) + 1 if labels.numel() else 0)
+        counts = torch.zeros(labels.shape[0], classes, device=labels.device, dtype=torch.float32)
         return counts.scatter_add_(1, labels, torch.ones_like(labels, dtype=torch.float32))
+
+    def vote_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Majority vote (m,) among the neighbours' labels (m, k'); a tie goes to the smallest label."""
+        return self._count(labels).argmax(dim=1)
 
     def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
         """Vote shares (m, c): the fraction of the k neighbours in each class."""
@@ -307,3 +333,12 @@ class KNNClassifier:
             if t is not None:
                 total += t.numel() * t.element_size()
         return total
+
+
+def merge_neighbours(dist: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor, k: int):
+    """The k nearest of several candidate lists side by side (m, r): ordered by distance, equal distances by
+    training index — the one-process tie rule.  Returns (distances, indices, labels), each (m, k)."""
+    by_index = idx.argsort(dim=1, stable=True)
+    dist, idx, labels = (t.gather(1, by_index) for t in (dist, idx, labels))
+    order = dist.argsort(dim=1, stable=True)[:, :k]
+    return tuple(t.gather(1, order) for t in (dist, idx, labels))

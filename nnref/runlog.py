@@ -17,11 +17,15 @@ from . import viz
 from .config import TrainConfig, TrainingError
 from .models import MLP
 
-__all__ = ["RunLog", "make_run_dir", "HPARAMS"]
+__all__ = ["RunLog", "SilentLog", "make_run_dir", "HPARAMS", "STATUS_FILE"]
+
+#: The run's status for ``nnref runs``: {"status": running | finished | diverged, "step": N, "message": …}.
+STATUS_FILE = "status.json"
 
 #: The hyper-parameters shown in TensorBoard's HParams tab.
-HPARAMS = ("model", "epochs", "lr", "batch_size", "momentum", "weight_decay", "lr_schedule", "hidden", "activation",
-           "loss", "k", "metric", "seed", "val_size", "limit_train", "positive_class", "classes")
+HPARAMS = ("model", "epochs", "lr", "batch_size", "momentum", "nesterov", "weight_decay", "lr_schedule", "hidden",
+           "activation", "loss", "k", "metric", "seed", "val_size", "limit_train", "positive_class", "classes", "amp",
+           "compile")
 
 
 def make_run_dir(cfg: TrainConfig) -> Path:
@@ -125,8 +129,30 @@ class RunLog:
         self.writer.add_figure(tag, figure, step)
 
     # -- lifetime -----------------------------------------------------------------------------------
+    def status(self, status: str, step: int, message: str = "") -> None:
+        """Record where the run stands (``nnref runs`` reads it); written atomically."""
+        import json
+        import os
+
+        tmp = self.run_dir / f".{STATUS_FILE}.tmp"
+        tmp.write_text(json.dumps({"status": status, "step": step, "message": message,
+                                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        os.replace(tmp, self.run_dir / STATUS_FILE)
+
     def flush(self) -> None:
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
+
+
+class SilentLog:
+    """The run log of a process that writes nothing: every rank but rank 0 of a ``torchrun`` job."""
+
+    console = None
+
+    def __init__(self, run_dir: Path | None) -> None:
+        self.run_dir = run_dir
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None

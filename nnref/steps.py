@@ -1,12 +1,16 @@
-"""The lecture's training step — forward, loss, backward — as one callable, eager or from a CUDA graph.
+"""The lecture's training step — forward, loss, backward, update — as one object: eager, compiled, graphed.
 
-A step object fills every parameter's ``.grad`` and returns ``(loss, logits)``; the caller then checks
-the gradients and calls ``optimizer.step()`` (so learning-rate schedules keep working).
+A step object fills every parameter's ``.grad`` and returns ``(loss, logits)``; the caller checks the
+gradients, then calls ``step.update(optimizer)`` (so learning-rate schedules keep working).
 
-On a GPU, the Python side of a small network — one ``Function.apply`` per layer, forward and backward —
-costs more than its kernels.  :class:`GraphedStep` records the whole forward and backward once as a CUDA
-graph and afterwards replays it with one call: the same kernels, in the same order, on the same
-memory, without the Python.
+* :class:`EagerStep` — plain autograd, op by op.
+* :class:`GraphedStep` — on a GPU, the Python side of a small network (one ``Function.apply`` per layer,
+  forward and backward) costs more than its kernels; the whole forward and backward are recorded once as
+  a CUDA graph and replayed with one call: the same kernels on the same memory, without the Python.
+* ``compile=True`` — forward and loss go through ``torch.compile(fullgraph=True)``; AOTAutograd compiles
+  the backward from nnref's hand-written backward formulas (never from the derivative of the forward).
+* ``amp`` — ``"bf16"`` or ``"fp16"`` runs the forward under ``torch.autocast``; fp16 (CUDA only) scales
+  the loss with ``torch.amp.GradScaler`` and skips the update of a step whose gradients overflowed.
 """
 
 from __future__ import annotations
@@ -17,26 +21,49 @@ import torch
 
 from .functional import value_checks
 
-__all__ = ["EagerStep", "GraphedStep", "make_step"]
+__all__ = ["EagerStep", "GraphedStep", "make_step", "forward_loss_of", "AMP_DTYPES"]
 
 ForwardLoss = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
+
+#: ``--amp`` choices and the dtype autocast runs the matrix products in.
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class EagerStep:
     """Plain autograd: ``.grad`` is reset, then forward, loss and backward run op by op."""
 
-    def __init__(self, forward_loss: ForwardLoss, params: list[torch.Tensor]) -> None:
-        self.forward_loss, self.params = forward_loss, list(params)
+    def __init__(self, forward_loss: ForwardLoss, params: list[torch.Tensor], scaler=None) -> None:
+        self.forward_loss, self.params, self.scaler = forward_loss, list(params), scaler
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0):
+        """Forward, loss, backward of one batch; the gradient is that of ``weight`` × the batch's mean loss
+        (a rank's share of a global batch it holds unevenly; 1 otherwise)."""
         for p in self.params:
             p.grad = None
         loss, logits = self.forward_loss(x, y)
-        loss.backward()
+        self._backward(loss, weight)
         return loss, logits
 
+    def _backward(self, loss: torch.Tensor, weight: float = 1.0) -> None:
+        if weight != 1.0:
+            loss = loss * weight
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-class GraphedStep:
+    @property
+    def checks_gradients(self) -> bool:
+        """False when a GradScaler may legitimately produce inf gradients (it then skips the update)."""
+        return self.scaler is None
+
+    def update(self, optimizer: torch.optim.Optimizer) -> None:
+        """w ← w − α ∂L/∂w (through the GradScaler with fp16: unscaled, skipped on overflow)."""
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+class GraphedStep(EagerStep):
     """Forward + loss + backward captured as one CUDA graph for batches shaped like the example.
 
     The batch is copied into static input tensors, the graph is replayed, and the gradients land in
@@ -47,10 +74,10 @@ class GraphedStep:
     """
 
     def __init__(self, forward_loss: ForwardLoss, params: list[torch.Tensor], example_x: torch.Tensor,
-                 example_y: torch.Tensor, warmup: int = 3) -> None:
+                 example_y: torch.Tensor, warmup: int = 3, scaler=None) -> None:
         if example_x.device.type != "cuda":
             raise ValueError("CUDA graphs need CUDA tensors; use EagerStep on the CPU")
-        self.forward_loss, self.params = forward_loss, list(params)
+        super().__init__(forward_loss, params, scaler)
         self.x, self.y = example_x.clone(), example_y.clone()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -59,7 +86,7 @@ class GraphedStep:
                 for p in self.params:
                     p.grad = None
                 loss, _ = forward_loss(self.x, self.y)
-                loss.backward()
+                self._backward(loss)
                 del loss  # let this iteration's autograd graph go before the next one is built
         torch.cuda.current_stream().wait_stream(side)
         for p in self.params:
@@ -67,15 +94,15 @@ class GraphedStep:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), value_checks(False):
             self.loss, self.logits = forward_loss(self.x, self.y)
-            self.loss.backward()
+            self._backward(self.loss)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor):
-        if x.shape != self.x.shape or y.shape != self.y.shape:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0):
+        if x.shape != self.x.shape or y.shape != self.y.shape or weight != 1.0:
             for p in self.params:
                 p.grad.zero_()
             with value_checks(False):
                 loss, logits = self.forward_loss(x, y)
-            loss.backward()  # accumulates into the zeroed static gradients
+            self._backward(loss, weight)  # accumulates into the zeroed static gradients
             return loss, logits
         self.x.copy_(x)
         self.y.copy_(y)
@@ -83,14 +110,41 @@ class GraphedStep:
         return self.loss, self.logits
 
 
-def make_step(model, fused: bool, example_x, example_y, cuda_graphs: bool):
-    """The step for ``model`` (an nnref model with ``loss``): graphed when asked for and on CUDA."""
+def forward_loss_of(model, fused: bool = True, amp: str = "off", graphed: bool = False,
+                    net=None) -> ForwardLoss:
+    """``(x, y) → (loss, logits)`` of an nnref model, under ``torch.autocast`` when ``amp`` asks for it.
+    ``net`` computes the logits instead of ``model`` (its DistributedDataParallel wrapper)."""
+    dtype = AMP_DTYPES[amp]
+    net = net if net is not None else model
 
     def forward_loss(x, y):
-        logits = model(x)
-        return model.loss(logits, y, fused=fused), logits
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
+                            cache_enabled=not graphed):  # a CUDA graph must not keep autocast's cast cache
+            logits = net(x)
+            return model.loss(logits, y, fused=fused), logits
 
+    return forward_loss
+
+
+def make_step(model, fused: bool, example_x, example_y, cuda_graphs: bool, compile: bool = False,
+              amp: str = "off", net=None):
+    """The step for ``model`` (an nnref model with ``loss``): compiled and/or graphed as asked and possible.
+
+    On CUDA with ``cuda_graphs`` the (compiled or eager) forward+backward is captured as a CUDA graph;
+    ``amp="fp16"`` adds a GradScaler (CUDA only: bfloat16 needs none).  With ``net`` (a
+    DistributedDataParallel wrapper of ``model``) the step is never graphed, and compiled with graph breaks
+    allowed (Dynamo splits DDP's graph at its gradient buckets).
+    """
+    device = example_x.device
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA GPU (fp16 on a CPU is slow and needs loss scaling); "
+                         "use --amp bf16 on a CPU")
+    graphed = cuda_graphs and device.type == "cuda" and net is None
+    forward_loss = forward_loss_of(model, fused, amp, graphed, net)
+    if compile:
+        forward_loss = torch.compile(forward_loss, fullgraph=net is None, dynamic=False)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     params = [p for p in model.parameters() if p.requires_grad]
-    if cuda_graphs and example_x.device.type == "cuda":
-        return GraphedStep(forward_loss, params, example_x, example_y)
-    return EagerStep(forward_loss, params)
+    if graphed:
+        return GraphedStep(forward_loss, params, example_x, example_y, scaler=scaler)
+    return EagerStep(forward_loss, params, scaler)

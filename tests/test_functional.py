@@ -327,3 +327,126 @@ def test_value_checks_can_be_switched_off_for_hot_loops():
             F.softmax_cross_entropy(z, torch.tensor([0]))
     with pytest.raises(ValueError):  # back on after the block
         F.softmax_cross_entropy(z, y)
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.autocast: the built-ins' policy — Linear in the low-precision dtype, losses in float32
+# --------------------------------------------------------------------------------------------------
+AUTOCAST = [("cpu", torch.bfloat16)] + ([("cuda", torch.float16), ("cuda", torch.bfloat16)]
+                                         if torch.cuda.is_available() else [])
+
+
+def _bce_outside_autocast(a, t):
+    """CUDA autocast refuses the built-in probability BCE ("unsafe to autocast"): its twin runs in float32."""
+    with torch.autocast(a.device.type, enabled=False):
+        return TF.binary_cross_entropy(a.float(), t.float())
+
+
+def _autocast_cases(device, low):
+    g = _gen(12)
+
+    def r(*shape, dtype=torch.float32):
+        return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
+
+    y = torch.randint(0, 10, (16,), generator=g).to(device)
+    probs = torch.softmax(r(16, 10), -1)
+    a, t = torch.rand(16, generator=g).to(device) * 0.9 + 0.05, torch.rand(16, generator=g).to(device)
+    return [
+        ("linear", F.linear, TF.linear, (r(16, 20), r(10, 20) * 0.2, r(10))),
+        ("sigmoid", F.sigmoid, torch.sigmoid, (r(16, 10, dtype=low),)),
+        ("tanh", F.tanh, torch.tanh, (r(16, 10, dtype=low),)),
+        ("relu", F.relu, torch.relu, (r(16, 10, dtype=low),)),
+        ("softmax", F.softmax, lambda z: torch.softmax(z, -1), (r(16, 10, dtype=low),)),
+        ("softmax fp32 input", F.softmax, lambda z: torch.softmax(z, -1), (r(16, 10),)),
+        ("softmax_cross_entropy", lambda z: F.softmax_cross_entropy(z, y), lambda z: TF.cross_entropy(z, y),
+         (r(16, 10, dtype=low),)),
+        ("cross_entropy", lambda p: F.cross_entropy(p, y), lambda p: TF.nll_loss(torch.log(p), y),
+         (probs.to(low),)),
+        ("sigmoid_binary_cross_entropy", lambda z: F.sigmoid_binary_cross_entropy(z, t),
+         lambda z: TF.binary_cross_entropy_with_logits(z, t), (r(16, dtype=low),)),
+        ("binary_cross_entropy", lambda p: F.binary_cross_entropy(p, t), lambda p: _bce_outside_autocast(p, t),
+         (a.to(low),)),
+    ]
+
+
+@pytest.mark.parametrize("device,low", AUTOCAST)
+def test_every_function_under_autocast_matches_its_builtin_twin(device, low):
+    """Same output dtype, values and gradients (in the inputs' dtypes) within the low-precision tolerance."""
+    tol = dict(rtol=2e-2, atol=2e-2)
+    for name, ours, ref, inputs in _autocast_cases(device, low):
+        a = [t.detach().clone().requires_grad_() for t in inputs]
+        b = [t.detach().clone().requires_grad_() for t in inputs]
+        with torch.autocast(device, dtype=low):
+            out_a, out_b = ours(*a), ref(*b)
+        assert out_a.dtype == out_b.dtype, (name, out_a.dtype, out_b.dtype)
+        torch.testing.assert_close(out_a.float(), out_b.float(), **tol, msg=name)
+        w = torch.rand(out_a.shape, generator=_gen(13)).to(device)
+        ga = torch.autograd.grad((out_a.float() * w).sum(), a)
+        gb = torch.autograd.grad((out_b.float() * w).sum(), b)
+        for x, y, inp in zip(ga, gb, inputs):
+            assert x.dtype == y.dtype == inp.dtype, name
+            torch.testing.assert_close(x.float(), y.float(), **tol, msg=name)
+
+
+@pytest.mark.parametrize("device,low", AUTOCAST)
+def test_an_mlp_under_autocast_keeps_float32_parameters_and_gradients(device, low):
+    from nnref.models import MLP
+
+    torch.manual_seed(0)
+    model = MLP(784, (64, 32), 10).to(device)
+    x, y = torch.randn(32, 784, device=device), torch.randint(0, 10, (32,), device=device)
+    with torch.autocast(device, dtype=low):
+        logits = model(x)
+        loss = model.loss(logits, y)
+    assert logits.dtype == low and loss.dtype == torch.float32
+    loss.backward()
+    assert all(p.dtype == p.grad.dtype == torch.float32 for p in model.parameters())
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.compile: zero graph breaks with the checks on, and nnref's own backward
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def dynamo_counters():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    yield counters
+    torch._dynamo.reset()
+
+
+def test_compiled_gradients_are_the_hand_written_ones(dynamo_counters):
+    """At a probability of exactly 0 or 1 the derivative of BCE's clamped forward is NaN (autograd: 0 · ∞),
+    while nnref's backward (a − y)/max(a(1 − a), 1e-12) stays finite: the compiled gradient is nnref's."""
+    t = torch.tensor([1.0, 0.0, 1.0])
+
+    def forward_only(p, t):  # nnref's forward formula, left to autograd
+        return (-(t * torch.log(p).clamp(min=-100) + (1 - t) * torch.log(1 - p).clamp(min=-100))).mean()
+
+    p = torch.tensor([0.0, 0.5, 1.0], requires_grad=True)
+    torch.compile(forward_only, fullgraph=True)(p, t).backward()
+    assert torch.isnan(p.grad[0]) and torch.isnan(p.grad[2])
+    q = torch.tensor([0.0, 0.5, 1.0], requires_grad=True)
+    torch.compile(lambda p, t: F.binary_cross_entropy(p, t), fullgraph=True)(q, t).backward()
+    eager = torch.tensor([0.0, 0.5, 1.0], requires_grad=True)
+    F.binary_cross_entropy(eager, t).backward()
+    assert torch.isfinite(q.grad).all() and torch.equal(q.grad, eager.grad)
+    assert q.grad[0] == pytest.approx(-1 / 3 / 1e-12, rel=1e-6)
+    # and the ReLU's indicator 1[z > 0] at the kink
+    z = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    torch.compile(lambda z: F.relu(z).sum(), fullgraph=True)(z).backward()
+    assert z.grad.tolist() == [0.0, 0.0, 1.0]
+    assert not dynamo_counters["graph_break"]
+
+
+def test_compiled_value_checks_raise_without_a_graph_break(dynamo_counters):
+    f = torch.compile(lambda p, t: F.binary_cross_entropy(p, t), fullgraph=True)
+    t = torch.tensor([1.0, 0.0])
+    assert torch.isfinite(f(torch.tensor([0.3, 0.6]), t))
+    with pytest.raises(RuntimeError, match=r"probs must lie in \[0, 1\]"):
+        f(torch.tensor([0.3, 1.6]), t)
+    with pytest.raises(RuntimeError):  # a label outside [0, c) stops the compiled loss too
+        torch.compile(lambda z, y: F.softmax_cross_entropy(z, y), fullgraph=True)(torch.randn(2, 3),
+                                                                                 torch.tensor([0, 7]))
+    assert not dynamo_counters["graph_break"]

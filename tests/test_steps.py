@@ -75,3 +75,77 @@ def test_training_on_cuda_through_the_cli(tiny_mnist, tmp_path):
     g, e = (load_checkpoint(tmp_path / n / "checkpoint.pt") for n in ("g", "e"))
     for k in g["model"]:
         torch.testing.assert_close(g["model"][k], e["model"][k], rtol=1e-4, atol=1e-5)
+
+
+def _batches(n=4, rows=8, device="cpu", seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(rows, 20, generator=g).to(device), torch.randint(0, 4, (rows,), generator=g).to(device))
+            for _ in range(n)]
+
+
+def _twins(device="cpu"):
+    torch.manual_seed(0)
+    a = MLP(20, (16, 8), 4).to(device)
+    b = MLP(20, (16, 8), 4).to(device)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def test_compiled_step_computes_the_eager_step():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    a, b = _twins()
+    eager = make_step(a, True, *_batches()[0], cuda_graphs=False)
+    compiled = make_step(b, True, *_batches()[0], cuda_graphs=False, compile=True)
+    opt_a, opt_b = (torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (a, b))
+    for x, y in _batches():
+        la, _ = eager(x, y)
+        lb, _ = compiled(x, y)
+        torch.testing.assert_close(la, lb)
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-5, atol=1e-6)
+        eager.update(opt_a)
+        compiled.update(opt_b)
+    assert not counters["graph_break"]
+    torch._dynamo.reset()
+
+
+def test_bf16_step_on_cpu_keeps_float32_weights_and_tracks_the_float32_step():
+    a, b = _twins()
+    full = make_step(a, True, *_batches()[0], cuda_graphs=False)
+    low = make_step(b, True, *_batches()[0], cuda_graphs=False, amp="bf16")
+    for x, y in _batches():
+        la, logits = low(x, y)
+        lf, _ = full(x, y)
+        assert la.dtype == torch.float32 and logits.dtype == torch.bfloat16
+        torch.testing.assert_close(la, lf, rtol=3e-2, atol=3e-2)
+    assert all(p.grad.dtype == torch.float32 for p in b.parameters())
+
+
+def test_fp16_needs_a_gpu():
+    a, _ = _twins()
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        make_step(a, True, *_batches()[0], cuda_graphs=False, amp="fp16")
+
+
+@cuda
+@pytest.mark.parametrize("amp,compile", [("fp16", False), ("bf16", False), ("off", True), ("fp16", True)])
+def test_graphed_low_precision_and_compiled_steps_on_cuda_track_the_eager_step(amp, compile):
+    a, b = _twins("cuda")
+    batches = _batches(device="cuda")
+    eager = make_step(a, True, *batches[0], cuda_graphs=False)
+    other = make_step(b, True, *batches[0], cuda_graphs=True, compile=compile, amp=amp)
+    opt_a, opt_b = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (a, b))
+    for i, (x, y) in enumerate(batches * 2):
+        la, _ = eager(x, y)
+        lb, _ = other(x, y)
+        if i == 0 or amp != "fp16":
+            torch.testing.assert_close(la, lb, rtol=2e-2, atol=2e-2)
+        eager.update(opt_a)
+        other.update(opt_b)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert pb.dtype == torch.float32 and torch.isfinite(pb).all()
+        if amp != "fp16":  # fp16's loss scaler may skip the first updates (overflow), by design
+            torch.testing.assert_close(pa, pb, rtol=2e-2, atol=2e-2)
