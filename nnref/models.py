@@ -170,12 +170,12 @@ METRICS = ("euclidean", "manhattan", "cosine")
 class KNNClassifier:
     """k-nearest neighbours: store the records, a distance metric, k, majority vote.
 
-    ``fit(X, y)`` stores X (n, p) and integer labels y (n,).  ``predict(X)`` computes distances from each
-    query to every stored record in chunks of ``chunk_size`` queries (memory stays O(chunk_size · n)),
-    takes the k nearest and votes.  Cost per query: O(p n) — the lecture's point about non-parametric
-    models.
+    ``fit(X, y)`` stores X (n, p) and integer labels y (n,).  ``predict(X)`` compares each chunk of
+    ``chunk_size`` queries with each block of ``block_size`` records (memory stays O(chunk_size ·
+    block_size), whatever n), keeps the k nearest and votes.  Cost per query: O(p n) — the lecture's point
+    about non-parametric models.
 
-    Exactness: euclidean and cosine distances are first computed with one matrix product per chunk
+    Exactness: euclidean and cosine distances are first computed with one matrix product per tile
     (‖x‖² − 2 x·r + ‖r‖²), then the ``k + rerank`` best candidates are re-ranked with distances computed
     directly in float64, so rounding in the fast pass cannot change which neighbours win.
 
@@ -185,17 +185,21 @@ class KNNClassifier:
     Works on CPU and CUDA tensors (the device of the stored records).
     """
 
-    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 1024, rerank: int = 8) -> None:
+    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 1024, rerank: int = 8,
+                 block_size: int = 8192) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        if not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        for name, value in (("chunk_size", chunk_size), ("block_size", block_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.k = k
         self.metric = metric
         self.chunk_size = chunk_size
+        self.block_size = block_size
         self.rerank = rerank
+        self.offset = 0
         self.X: torch.Tensor | None = None
         self.y: torch.Tensor | None = None
 
@@ -243,16 +247,34 @@ class KNNClassifier:
         return X.to(device=self.X.device, dtype=self.X.dtype)
 
     # -- distances ----------------------------------------------------------------------------------
-    def _fast_scores(self, q: torch.Tensor) -> torch.Tensor:
-        """A score per (query, record) that orders records like the distance does (smaller = nearer)."""
+    def _fast_scores(self, q: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """A score per (query, record start … stop − 1) that orders records like the distance does (smaller =
+        nearer): one matrix product for euclidean and cosine."""
+        R = self.X[start:stop]
         if self.metric == "euclidean":
             # ‖q − r‖² = ‖q‖² − 2 q·r + ‖r‖²;  ‖q‖² is the same for every r, so it is left out.
-            return torch.addmm(self._sq_norms.unsqueeze(0), q, self.X.t(), alpha=-2)
+            return torch.addmm(self._sq_norms[start:stop].unsqueeze(0), q, R.t(), alpha=-2)
         if self.metric == "cosine":
             qn = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            rn = self.X / self.X.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            rn = R / R.norm(dim=1, keepdim=True).clamp_min(1e-12)
             return 1 - qn.matmul(rn.t())
-        return torch.cdist(q, self.X, p=1)
+        return torch.cdist(q, R, p=1)
+
+    def _candidate_indices(self, q: torch.Tensor, m: int) -> torch.Tensor:
+        """The m best-scoring records of each query (m_q, m), found block by block over the records: each
+        block of ``block_size`` records contributes its m best, which are merged with the best so far — so
+        memory stays O(chunk · block) however many records there are."""
+        best_scores = best_idx = None
+        for start in range(0, self.X.shape[0], self.block_size):
+            scores = self._fast_scores(q, start, start + self.block_size)
+            top = scores.topk(min(m, scores.shape[1]), dim=1, largest=False, sorted=False)
+            idx = top.indices + start
+            if best_scores is not None:
+                both, both_idx = torch.cat([best_scores, top.values], 1), torch.cat([best_idx, idx], 1)
+                top = both.topk(min(m, both.shape[1]), dim=1, largest=False, sorted=False)
+                idx = both_idx.gather(1, top.indices)
+            best_scores, best_idx = top.values, idx
+        return best_idx
 
     def _exact_distances(self, q: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Distances from each query (m, p) to its candidate records idx (m, r), summed in float64
@@ -276,8 +298,7 @@ class KNNClassifier:
         dists, idxs = [], []
         for start in range(0, X.shape[0], self.chunk_size):
             q = X[start:start + self.chunk_size]
-            cand = self._fast_scores(q).topk(m_cand, dim=1, largest=False, sorted=False).indices
-            cand, _ = cand.sort(dim=1)  # by training index, so the stable sort below breaks ties by index
+            cand, _ = self._candidate_indices(q, m_cand).sort(dim=1)  # by index: the stable sort below breaks ties
             exact = self._exact_distances(q, cand)
             order = exact.argsort(dim=1, stable=True)[:, : self.k]
             dists.append(exact.gather(1, order))

@@ -21,7 +21,7 @@ import torch
 
 from .functional import value_checks
 
-__all__ = ["EagerStep", "GraphedStep", "make_step", "forward_loss_of", "AMP_DTYPES"]
+__all__ = ["EagerStep", "GraphedStep", "make_step", "build_step", "forward_loss_of", "AMP_DTYPES"]
 
 ForwardLoss = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -110,10 +110,11 @@ class GraphedStep(EagerStep):
         return self.loss, self.logits
 
 
-def forward_loss_of(model, fused: bool = True, amp: str = "off", graphed: bool = False,
-                    net=None) -> ForwardLoss:
-    """``(x, y) → (loss, logits)`` of an nnref model, under ``torch.autocast`` when ``amp`` asks for it.
-    ``net`` computes the logits instead of ``model`` (its DistributedDataParallel wrapper)."""
+def forward_loss_of(model, fused: bool = True, amp: str = "off", graphed: bool = False, net=None,
+                    loss_fn=None) -> ForwardLoss:
+    """``(x, y) → (loss, logits)`` of a model, under ``torch.autocast`` when ``amp`` asks for it.
+    The loss is the nnref model's own (``model.loss``) unless ``loss_fn(logits, y)`` is given; ``net``
+    computes the logits instead of ``model`` (its DistributedDataParallel wrapper)."""
     dtype = AMP_DTYPES[amp]
     net = net if net is not None else model
 
@@ -121,9 +122,27 @@ def forward_loss_of(model, fused: bool = True, amp: str = "off", graphed: bool =
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
                             cache_enabled=not graphed):  # a CUDA graph must not keep autocast's cast cache
             logits = net(x)
-            return model.loss(logits, y, fused=fused), logits
+            loss = loss_fn(logits, y) if loss_fn is not None else model.loss(logits, y, fused=fused)
+            return loss, logits
 
     return forward_loss
+
+
+def build_step(forward_loss: ForwardLoss, params, example_x, example_y, cuda_graphs: bool = True,
+               compile: bool = False, amp: str = "off", compile_mode: str | None = None, fullgraph: bool = True):
+    """A step around ``forward_loss``: compiled with ``torch.compile`` when asked; replayed as a CUDA graph on CUDA when
+    ``cuda_graphs``; with a GradScaler for fp16."""
+    device = example_x.device
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA GPU (fp16 on a CPU is slow and needs loss scaling); "
+                         "use --amp bf16 on a CPU")
+    if compile:
+        forward_loss = torch.compile(forward_loss, fullgraph=fullgraph, dynamic=False, mode=compile_mode)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    params = [p for p in params if p.requires_grad]
+    if cuda_graphs and device.type == "cuda":
+        return GraphedStep(forward_loss, params, example_x, example_y, scaler=scaler)
+    return EagerStep(forward_loss, params, scaler)
 
 
 def make_step(model, fused: bool, example_x, example_y, cuda_graphs: bool, compile: bool = False,
@@ -135,16 +154,7 @@ def make_step(model, fused: bool, example_x, example_y, cuda_graphs: bool, compi
     DistributedDataParallel wrapper of ``model``) the step is never graphed, and compiled with graph breaks
     allowed (Dynamo splits DDP's graph at its gradient buckets).
     """
-    device = example_x.device
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("--amp fp16 needs a CUDA GPU (fp16 on a CPU is slow and needs loss scaling); "
-                         "use --amp bf16 on a CPU")
-    graphed = cuda_graphs and device.type == "cuda" and net is None
+    graphed = cuda_graphs and example_x.device.type == "cuda" and net is None
     forward_loss = forward_loss_of(model, fused, amp, graphed, net)
-    if compile:
-        forward_loss = torch.compile(forward_loss, fullgraph=net is None, dynamic=False)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-    params = [p for p in model.parameters() if p.requires_grad]
-    if graphed:
-        return GraphedStep(forward_loss, params, example_x, example_y, scaler=scaler)
-    return EagerStep(forward_loss, params, scaler)
+    return build_step(forward_loss, model.parameters(), example_x, example_y, graphed, compile, amp,
+                      fullgraph=net is None)

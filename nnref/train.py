@@ -247,6 +247,8 @@ class Trainer:
             self.log.say(f"resuming {run_dir} at epoch {self.state.epoch + 1}, step {self.state.global_step}")
             return
         self.log.describe()
+        if self.world.is_main:
+            self._embeddings(0, pixels=True)
         d, ranks = self.data, f" × {self.world.size} processes" if self.world.size > 1 else ""
         self.log.say(f"training {type(self.model).__name__} on {self.device}{ranks}: {d.train_x.shape[0]} train / "
                      f"{d.val_x.shape[0]} val / {d.test_x.shape[0]} test images; TensorBoard run {run_dir}")
@@ -318,8 +320,8 @@ class Trainer:
         self.log.scalars({"lr": self.optimizer.param_groups[0]["lr"]}, step)  # the α of the epoch's last step
         self.log.histograms(self.model, step)
         self.state.end_epoch()
-        self.save()
         self.last_metrics = metrics
+        self.save()
         return metrics
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor]:
@@ -345,7 +347,23 @@ class Trainer:
             "format": FORMAT, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "sampler": self.loader.sampler.state_dict(
                 self.state.batches_done), "rng": rng_state(), **self.state.to_dict(),
-            **{k: v.cpu() for k, v in sums.items()}, "world_size": self.world.size, **extra})
+            **{k: v.cpu() for k, v in sums.items()}, "world_size": self.world.size, "last_metrics": self.last_metrics,
+            **extra})
+
+    #: How many test images the embedding projector shows.
+    EMBEDDED = 2000
+
+    def _embeddings(self, step: int, pixels: bool = False) -> None:
+        """The projector's views of the first test images: the raw pixels (once) and, for an MLP, its last
+        hidden layer — before training and after it, so the classes can be seen to separate."""
+        d, n = self.data, min(self.EMBEDDED, self.data.test_x.shape[0])
+        x, labels, images = d.test_x[:n], d.test_y[:n], d.test_images[:n]
+        if pixels:
+            self.log.embedding("test_images/pixels", x, labels, images, d.class_names, step)
+        if hasattr(self.model, "hidden_outputs"):
+            with torch.no_grad():
+                hidden = self.model.hidden_outputs(x)[-1]
+            self.log.embedding("test_images/last_hidden_layer", hidden, labels, images, d.class_names, step)
 
     # -- finish -------------------------------------------------------------------------------------
     def finish(self, train_seconds: float) -> dict:
@@ -355,18 +373,23 @@ class Trainer:
         log.scalars({"accuracy/test": test_acc, "loss/test": test_loss}, step)
         log.model_pictures(self.model, data.class_names, step)
         log.test_pictures(data.test_images, data.test_y, test_pred, data.class_names, step)
+        if self.world.is_main:
+            with torch.no_grad():
+                log.pr_curves(data.test_y, self.model.eval().predict_proba(data.test_x), data.class_names, step)
+            self.model.train()
+            self._embeddings(step)
         if "val_accuracy" not in self.last_metrics and data.val_x.shape[0]:  # a resumed, already complete run
             self.last_metrics["val_accuracy"] = self.evaluate(data.val_x, data.val_y)[1]
         val_acc = self.last_metrics.get("val_accuracy", float("nan"))
         log.hparams({"accuracy/test": test_acc, "accuracy/val": val_acc, "loss/test": test_loss})
-        final = {"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc}
+        final = {"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc, "train_seconds": train_seconds}
         self.save(finished=True, final=final)
         log.status("finished", step)
         log.close()
         log.say(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}); {train_seconds:.1f} s of training\n"
                 f"checkpoint: {self.ckpt_path}\nTensorBoard: tensorboard --logdir {self.cfg.logdir}")
-        return {**final, "run_dir": str(self.ckpt_path.parent), "checkpoint": str(self.ckpt_path),
-                "train_seconds": train_seconds}
+        return {**final, "run_dir": str(self.ckpt_path.parent) if self.ckpt_path else None,
+                "checkpoint": str(self.ckpt_path) if self.ckpt_path else None}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,7 +424,8 @@ def train_knn(cfg: TrainConfig, device: torch.device, console: Console | None = 
     results = _knn_results(search, data, test, val, cfg.k, log)
     best_k = max(results, key=lambda k: (results[k]["val_acc"], -k)) if val is not None else cfg.k[0]
     _knn_pictures(log, search, data, test, best_k, max(cfg.k))
-    return _finish_knn(cfg, log, results, best_k, test_seconds, data.test_x.shape[0], knn.memory_bytes(), world)
+    predictions = search.vote(test[2], best_k)
+    return _finish_knn(cfg, log, results, best_k, test_seconds, predictions, knn.memory_bytes(), world)
 
 
 class _KNNSearch:
@@ -429,7 +453,7 @@ def _knn_results(search: _KNNSearch, data, test, val, ks, log) -> dict:
     for k in sorted(ks):
         test_acc = float((search.vote(test[2], k) == data.test_y).float().mean())
         val_acc = float((search.vote(val[2], k) == data.val_y).float().mean()) if val is not None else float("nan")
-        log.scalars({"accuracy/test": test_acc} | ({"accuracy/val": val_acc} if val is not None else {}), k)
+        log.scalars({"accuracy_by_k/test": test_acc} | ({"accuracy_by_k/val": val_acc} if val is not None else {}), k)
         results[k] = {"test_acc": test_acc, "val_acc": val_acc}
         val_text = f"val acc {val_acc:.2%} | " if val is not None else ""
         log.say(f"k = {k}: {val_text}test acc {test_acc:.2%}")
@@ -448,20 +472,26 @@ def _knn_pictures(log, search: _KNNSearch, data, test, best_k: int, k_show: int)
                                                      labels.cpu(), search.vote(labels, k_show).cpu()), k_show)
 
 
-def _finish_knn(cfg, log, results, best_k, test_seconds, n_test, memory, world) -> dict:
-    final = {"test_acc": results[best_k]["test_acc"], "val_acc": results[best_k]["val_acc"]}
-    log.hparams({"accuracy/test": final["test_acc"], "accuracy/val": final["val_acc"]})
+def _finish_knn(cfg, log, results, best_k, test_seconds, predictions, memory, world) -> dict:
     memory_per_rank = world.cat(torch.tensor([memory], dtype=torch.float64)).tolist()
+    final = {"test_acc": results[best_k]["test_acc"], "val_acc": results[best_k]["val_acc"],
+             "test_seconds": test_seconds, "records_bytes_per_rank": memory_per_rank}
+    # the chosen k's accuracies, where a parametric run keeps its final ones (x axis: k)
+    log.scalars({"accuracy/test": final["test_acc"]}, best_k)
+    if not math.isnan(final["val_acc"]):
+        log.epoch_scalars("val", {"accuracy": final["val_acc"]}, best_k)
+    log.hparams({"accuracy/test": final["test_acc"], "accuracy/val": final["val_acc"]})
     ckpt_path = log.run_dir / "checkpoint.pt" if log.run_dir else None
     if world.is_main:
         save_checkpoint(ckpt_path, {"format": FORMAT, "config": cfg.to_dict(), "model": None, "best_k": best_k,
                                     "results": {int(k): v for k, v in results.items()}, "finished": True,
-                                    "final": final, "global_step": 0, "world_size": world.size})
+                                    "final": final, "global_step": 0, "world_size": world.size,
+                                    "test_predictions": predictions.cpu()})
     log.status("finished", 0)
     log.close()
     chosen = "best k on validation" if not math.isnan(final["val_acc"]) else "no validation set (--val-size 0); k"
     ranks = f" ({world.size} ranks, {max(memory_per_rank) / 2**20:.1f} MiB of records each)" if world.size > 1 else ""
-    log.say(f"{chosen}: {best_k}; test accuracy {final['test_acc']:.2%}; {test_seconds:.1f} s for {n_test} test "
-            f"images{ranks}\nTensorBoard: tensorboard --logdir {cfg.logdir}")
+    log.say(f"{chosen}: {best_k}; test accuracy {final['test_acc']:.2%}; {test_seconds:.1f} s for "
+            f"{predictions.shape[0]} test images{ranks}\nTensorBoard: tensorboard --logdir {cfg.logdir}")
     return {"results": results, "best_k": best_k, "test_acc": final["test_acc"], "run_dir": str(log.run_dir),
             "checkpoint": str(ckpt_path), "test_seconds": test_seconds, "memory_per_rank": memory_per_rank}

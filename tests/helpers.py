@@ -48,3 +48,20 @@ def free_port() -> int:
 def get_json(port: int, path: str):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
         return json.loads(r.read())
+
+
+def torchrun(*args, nproc: int = 2, launcher: tuple = (), log_dir=None, timeout: float = 300,
+             env: dict | None = None) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node N [launcher…] -m nnref ARGS``, one thread per rank; with
+    ``log_dir`` every rank's stdout/stderr is kept in its own file there."""
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    cmd += list(launcher) if launcher else ["--standalone", "--nproc-per-node", str(nproc)]
+    if log_dir is not None:
+        cmd += ["--log-dir", str(log_dir), "--redirects", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([*cmd, "-m", "nnref", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def rank_logs(log_dir: Path, stream: str = "stderr") -> list[str]:
+    """Every rank's ``stream`` of the torchrun jobs logged under ``log_dir``."""
+    return [p.read_text() for p in sorted(Path(log_dir).rglob(f"{stream}.log"))]

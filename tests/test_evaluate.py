@@ -46,9 +46,12 @@ def test_eval_of_knn_votes_with_the_k_chosen_on_validation(hard_mnist, tmp_path,
 
     assert main(train_args(hard_mnist, tmp_path, "knn", "--k", "1,5,9")) == 0
     ckpt = tmp_path / "run" / "checkpoint.pt"
-    logged = dict(scalar(events(tmp_path / "run"), "accuracy/test"))
+    ea = events(tmp_path / "run")
+    by_k = dict(scalar(ea, "accuracy_by_k/test"))
     best_k = knn_chosen_k(torch.load(ckpt, weights_only=True))
-    assert best_k != 9 and logged[best_k] != logged[9]  # the old bug (voting with the largest k) would show
+    assert best_k != 9 and by_k[best_k] != by_k[9]  # the old bug (voting with the largest k) would show
+    assert scalar(ea, "accuracy/test") == [(best_k, by_k[best_k])]  # the run's reported accuracy: the chosen k
+    logged = {best_k: by_k[best_k]}
     capsys.readouterr()
     assert main(["eval", str(ckpt), "--data-root", str(hard_mnist), "--no-download"]) == 0
     out = capsys.readouterr().out

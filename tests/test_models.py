@@ -95,6 +95,10 @@ def test_knn_chunking_does_not_change_predictions():
     a = KNNClassifier(3, chunk_size=1).fit(X, y).predict(Q)
     b = KNNClassifier(3, chunk_size=10_000).fit(X, y).predict(Q)
     assert torch.equal(a, b)
+    for block in (1, 7, 64, 499, 10_000):  # the records are searched block by block: the blocks change nothing
+        d, i = KNNClassifier(3, chunk_size=16, block_size=block).fit(X, y).kneighbors(Q)
+        d0, i0 = KNNClassifier(3).fit(X, y).kneighbors(Q)
+        assert torch.equal(i, i0) and torch.equal(d, d0), block
 
 
 def test_knn_memory_is_the_training_set():

@@ -1,0 +1,232 @@
+"""nnref.distributed through ``torchrun`` (gloo, 2 ranks on the CPU, tiny data): a job equals one process,
+survives kills, spans "nodes", and shards KNN's records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REAL_MNIST, make_tiny_mnist, synthetic_digits, write_idx_images, write_idx_labels
+from helpers import events, free_port, rank_logs, scalar, torchrun, train_args
+from nnref.checkpoint import load_checkpoint
+from nnref.cli import main
+from nnref.distributed import World, shard_range
+
+pytestmark = pytest.mark.distributed
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def _assert_close_weights(a: dict, b: dict, rtol: float) -> None:
+    for k in a:
+        scale = float(a[k].abs().max())
+        assert float((a[k] - b[k]).abs().max()) <= rtol * scale, k
+
+
+def test_shard_ranges_cover_every_row_once():
+    for n, world in ((10, 3), (7, 2), (1, 2), (60000, 4)):
+        ranges = [shard_range(n, r, world) for r in range(world)]
+        assert ranges[0][0] == 0 and ranges[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert max(e - s for s, e in ranges) - min(e - s for s, e in ranges) <= 1
+    assert World().shard(5) == slice(0, 5) and not World().group
+
+
+@pytest.mark.parametrize("model,extra", [("mlp", ["--hidden", "32", "--momentum", "0.9"]), ("softmax", [])])
+def test_two_ranks_train_what_one_process_trains(tiny_mnist, tmp_path, model, extra):
+    # 499 images, global batch 8: 62 full batches and a last one of 3, split 2 + 1 between the ranks
+    common = ["--epochs", "3", "--batch-size", "8", "--limit-train", "499", "--lr", "0.05", "--log-every", "20",
+              *extra]
+    assert main(train_args(tiny_mnist, tmp_path / "one", model, *common)) == 0
+    job = torchrun(*train_args(tiny_mnist, tmp_path / "two", model, *common))
+    assert job.returncode == 0, job.stderr[-3000:]
+    one, two = tmp_path / "one" / "run", tmp_path / "two" / "run"
+    _assert_close_weights(_weights(one / "checkpoint.pt"), _weights(two / "checkpoint.pt"), rtol=1e-5)
+    for sub, tag in (("", "loss/train_step"), ("train", "loss"), ("val", "accuracy"), ("", "accuracy/test")):
+        a, b = scalar(events(one / sub), tag), scalar(events(two / sub), tag)
+        assert [s for s, _ in a] == [s for s, _ in b], (sub, tag)  # the same steps, every metric global
+        assert [v for _, v in a] == pytest.approx([v for _, v in b], rel=1e-4, abs=1e-6), (sub, tag)
+    assert not (tmp_path / "two" / "run" / "run").exists() and len(list((tmp_path / "two").iterdir())) == 1
+
+
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test():
+    """A torchrun job a test started (in its own process group) is killed with its ranks when the test ends."""
+    yield
+    while STARTED:
+        job = STARTED.pop()
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait(timeout=30)
+
+
+def _start(args: list[str], launcher: list[str], env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "nnref", *args],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    STARTED.append(job)
+    return job
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _ranks_of(agent: subprocess.Popen) -> list[int]:
+    """The agent's rank processes (not whatever helper process it may also have started)."""
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(agent.pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if " -m nnref " in line]
+
+
+KILL_RECIPE = ["--epochs", "6", "--batch-size", "8", "--hidden", "32", "--momentum", "0.9", "--lr", "0.02",
+               "--checkpoint-every", "15", "--log-every", "10"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """An uninterrupted 2-rank run of KILL_RECIPE: the reference for the kill tests."""
+    tmp = tmp_path_factory.mktemp("reference")
+    root = make_tiny_mnist(tmp / "data")
+    job = torchrun(*train_args(root, tmp, "mlp", *KILL_RECIPE))
+    assert job.returncode == 0, job.stderr[-3000:]
+    return root, tmp / "run"
+
+
+def test_kill_the_job_then_resume_it_is_bit_identical(uninterrupted, tmp_path):
+    root, reference = uninterrupted
+    job = _start(train_args(root, tmp_path, "mlp", *KILL_RECIPE), ["--standalone", "--nproc-per-node", "2"])
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    _wait_for(ckpt, job)
+    time.sleep(0.4)
+    assert job.poll() is None, "the job finished before it could be killed"
+    os.killpg(job.pid, signal.SIGKILL)  # the agent and both ranks, at once
+    job.wait(timeout=30)
+    assert 0 < load_checkpoint(ckpt)["global_step"] < load_checkpoint(reference / "checkpoint.pt")["global_step"]
+    resumed = torchrun("train", "mlp", "--resume", str(ckpt), "--quiet", "--data-root", str(root), "--no-download")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ours, ref = load_checkpoint(ckpt), load_checkpoint(reference / "checkpoint.pt")
+    for k in ref["model"]:
+        assert torch.equal(ours["model"][k], ref["model"][k]), k
+
+
+def test_a_killed_rank_is_restarted_and_the_run_finishes_bit_identical(uninterrupted, tmp_path):
+    root, reference = uninterrupted
+    args = train_args(root, tmp_path, "mlp", *KILL_RECIPE, "--resume", "auto", run_name="R")
+    job = _start(args, ["--standalone", "--nproc-per-node", "2", "--max-restarts", "3"])
+    _wait_for(tmp_path / "R" / "checkpoint.pt", job)
+    time.sleep(0.3)
+    ranks = _ranks_of(job)
+    assert job.poll() is None and len(ranks) == 2, "the job finished before a rank could be killed"
+    os.kill(ranks[1], signal.SIGKILL)  # one rank dies; torchrun restarts the group, which resumes
+    out, err = job.communicate(timeout=180)
+    assert job.returncode == 0, err[-3000:]
+    ours, ref = load_checkpoint(tmp_path / "R" / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
+    assert ours["finished"] and ours["global_step"] == ref["global_step"]
+    for k in ref["model"]:
+        assert torch.equal(ours["model"][k], ref["model"][k]), k
+    for sub, tag in (("", "loss/train_step"), ("train", "loss"), ("val", "accuracy")):
+        got, want = scalar(events(tmp_path / "R" / sub), tag), scalar(events(reference / sub), tag)
+        steps = [s for s, _ in got]
+        assert steps == sorted(set(steps)) == [s for s, _ in want], (sub, tag)  # each step once
+
+
+def test_two_agents_on_localhost_are_two_nodes(uninterrupted, tmp_path):
+    """``--nnodes 2`` with a c10d rendezvous is what two machines look like to the code."""
+    root, reference = uninterrupted
+    port = free_port()
+    launcher = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+                f"127.0.0.1:{port}", "--rdzv-id", "nnref-test"]
+    args = train_args(root, tmp_path, "mlp", *KILL_RECIPE)
+    agents = [_start(args, launcher) for _ in range(2)]
+    for agent in agents:
+        out, err = agent.communicate(timeout=300)
+        assert agent.returncode == 0, err[-3000:]
+    ours, ref = load_checkpoint(tmp_path / "run" / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
+    for k in ref["model"]:
+        assert torch.equal(ours["model"][k], ref["model"][k]), k
+
+
+def _mnist_with_ties(root: Path) -> Path:
+    """Tiny MNIST whose training set repeats images across the shard boundary with other labels: equal
+    distances, which one process breaks by training index (the earlier record wins)."""
+    make_tiny_mnist(root)
+    raw = root / "MNIST" / "raw"
+    images, labels = synthetic_digits(600, 1)
+    images[300:340] = images[0:40]  # rank 0's records reappear in rank 1's shard …
+    labels[300:340] = (labels[0:40] + 1) % 10  # … with another label
+    write_idx_images(raw / "train-images-idx3-ubyte", images)
+    write_idx_labels(raw / "train-labels-idx1-ubyte", labels)
+    return root
+
+
+def test_sharded_knn_predicts_what_one_process_predicts(tmp_path):
+    root = _mnist_with_ties(tmp_path / "data")
+    common = ["--k", "1,3,4", "--val-size", "0"]  # 600 records, 300 per rank
+    assert main(train_args(root, tmp_path / "one", "knn", *common)) == 0
+    job = torchrun(*train_args(root, tmp_path / "two", "knn", *common))
+    assert job.returncode == 0, job.stderr[-3000:]
+    one, two = (load_checkpoint(tmp_path / d / "run" / "checkpoint.pt") for d in ("one", "two"))
+    assert torch.equal(one["test_predictions"], two["test_predictions"])
+    assert {k: v["test_acc"] for k, v in one["results"].items()} == \
+        {k: v["test_acc"] for k, v in two["results"].items()} and two["world_size"] == 2
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from nnref.data import load_splits
+
+    data = load_splits(root, download=False, val_size=0)
+    sk = KNeighborsClassifier(1, algorithm="brute").fit(data.train_x.numpy(), data.train_y.numpy())
+    assert two["test_predictions"].tolist() == sk.predict(data.test_x.numpy()).tolist()
+    one_bytes, per_rank = one["final"]["records_bytes_per_rank"], two["final"]["records_bytes_per_rank"]
+    assert len(per_rank) == 2 and all(abs(b - one_bytes[0] / 2) <= 0.01 * one_bytes[0] for b in per_rank)
+
+
+@pytest.mark.parametrize("case", ["batch not divisible", "another model's checkpoint", "cuda without GPUs"])
+def test_bad_input_stops_every_rank_with_one_message(tiny_mnist, tmp_path, case):
+    if case == "cuda without GPUs" and torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has GPUs for two ranks")
+    args = train_args(tiny_mnist, tmp_path, "softmax", "--batch-size", "7" if case == "batch not divisible" else "8")
+    expected = {"batch not divisible": "--batch-size 7 is the global batch and must be divisible by the 2",
+                "another model's checkpoint": "written by a 'softmax' run, it cannot resume a 'mlp' run",
+                "cuda without GPUs": "cuda"}[case]
+    if case == "another model's checkpoint":
+        assert main(train_args(tiny_mnist, tmp_path / "sm", "softmax", "--epochs", "1")) == 0
+        args = train_args(tiny_mnist, tmp_path, "mlp", "--resume", str(tmp_path / "sm" / "run" / "checkpoint.pt"))
+    if case == "cuda without GPUs":
+        args = [*args, "--device", "cuda"]
+    start = time.time()
+    job = torchrun(*args, log_dir=tmp_path / "logs", timeout=120)
+    assert job.returncode != 0 and time.time() - start < 100  # no hung rank
+    logs = rank_logs(tmp_path / "logs")
+    assert len(logs) == 2
+    for log in logs:  # every rank says what is wrong, and no rank prints a traceback
+        assert expected in log and "Traceback" not in log, log[-2000:]
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not REAL_MNIST or not (Path(REAL_MNIST) / "MNIST" / "raw").is_dir(),
+                    reason="set NNREF_DATA_ROOT to a folder holding MNIST/raw/ to run the real-data tests")
+def test_two_ranks_on_real_mnist_reach_the_accuracy_of_one_process(tmp_path):
+    root = Path(REAL_MNIST).resolve()
+    common = ["train", "softmax", "--epochs", "1", "--data-root", str(root), "--no-download", "--quiet",
+              "--logdir", str(tmp_path)]
+    assert main([*common, "--run-name", "one"]) == 0
+    job = torchrun(*common, "--run-name", "two")
+    assert job.returncode == 0, job.stderr[-3000:]
+    one, two = (scalar(events(tmp_path / name), "accuracy/test")[-1][1] for name in ("one", "two"))
+    assert abs(one - two) <= 0.001, (one, two)
