@@ -9,6 +9,7 @@ output over the plane, KNN's regions for each k, and one side-by-side summary pe
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import torch
 
+from .functional import value_checks
+from .layers import Linear
 from .models import MLP, KNNClassifier, LogisticRegression
 from .viz import plt, save_figure
 
 __all__ = ["DATASETS", "make_dataset", "split", "PlaygroundConfig", "fit_logreg", "fit_mlp", "fit_knn",
-           "line_segment", "line_distance", "boundary_figure", "hidden_neurons_figure", "run"]
+           "line_segment", "line_distance", "boundary_figure", "hidden_neurons_figure", "run", "over_seeds"]
 
 DATASETS = ("blobs", "xor", "circles", "spirals")
 MODELS = ("logreg", "mlp", "knn")
@@ -87,9 +90,19 @@ def split(X: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.3, seed: in
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class PlaygroundConfig:
-    steps: int = 2000
+    """The recipe for the small networks (measured over seeds: see README's playground table).
+
+    Full-batch gradient descent with momentum and a little weight decay, on inputs standardised with the
+    training set's mean and standard deviation, from Glorot-uniform weights; the MLP is trained from
+    ``restarts`` random starts and the one with the lowest final training loss is kept (a small non-convex
+    network can end in a poor local minimum: XOR with four tanh units does from several starts in ten).
+    """
+
+    steps: int = 5000
     lr: float = 0.1
     momentum: float = 0.9
+    weight_decay: float = 3e-4
+    restarts: int = 6
     batch_size: int = 0  # 0: the whole training set in every step (gradient descent)
     hidden: tuple[int, ...] = (8, 8)
     activation: str = "tanh"
@@ -106,38 +119,98 @@ def _accuracy(pred01: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred01 == _to01(y)).float().mean())
 
 
-def _fit(model, X, y, cfg: PlaygroundConfig, on_snapshot=None, on_step=None):
-    """SGD (w ← w − α ∂L/∂w, with momentum) on binary cross-entropy from logits; labels −1/1 → 0/1."""
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    t = _to01(y).float()
-    g = torch.Generator().manual_seed(cfg.seed)
-    snap_every = max(1, cfg.steps // max(cfg.snapshots, 1))
-    for step in range(1, cfg.steps + 1):
-        if cfg.batch_size and cfg.batch_size < X.shape[0]:
-            idx = torch.randint(0, X.shape[0], (cfg.batch_size,), generator=g)
-            xb, tb = X[idx], t[idx]
-        else:
-            xb, tb = X, t
-        loss = model.loss(model(xb), tb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if on_step is not None:
-            on_step(step, float(loss.detach()))
-        if on_snapshot is not None and (step % snap_every == 0 or step == cfg.steps or step == 1):
-            on_snapshot(step, model)
+def _first_linear(model):
+    return model.linear if isinstance(model, LogisticRegression) else model.layers[0]
+
+
+def _glorot(model) -> None:
+    """Glorot-uniform weights U(±√(6/(fan_in + fan_out))) and zero biases: the scale tanh units want."""
+    for layer in model.modules():
+        if isinstance(layer, Linear):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+
+
+def _folded(model, mean: torch.Tensor, std: torch.Tensor):
+    """A copy of ``model`` that takes raw points: the standardisation (x − μ)/σ folded into the first layer,
+    W' = W/σ and b' = b − W'μ — the same function, so pictures and the line's w, b are in the data's plane."""
+    model = copy.deepcopy(model)
+    layer = _first_linear(model)
+    with torch.no_grad():
+        layer.weight /= std
+        layer.bias -= layer.weight @ mean
     return model
 
 
+@dataclass
+class _Fit:
+    """One run of gradient descent: the model (on standardised inputs), its final training loss, and what
+    the pictures need (the loss every step, the weights at the snapshot steps)."""
+
+    model: torch.nn.Module
+    loss: float
+    losses: list
+    snapshots: list
+
+
+def _descend(model, X, t, cfg: PlaygroundConfig, seed: int, record: bool) -> _Fit:
+    """SGD (w ← w − α ∂L/∂w, with momentum and weight decay) on binary cross-entropy from logits."""
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    snap_every = max(1, cfg.steps // max(cfg.snapshots, 1))
+    losses, snapshots = [], []
+    model.loss(model(X), t)  # the targets are checked here, once; the loop then skips the value checks
+    for step in range(1, cfg.steps + 1):
+        xb, tb = X, t
+        if cfg.batch_size and cfg.batch_size < X.shape[0]:
+            idx = torch.randint(0, X.shape[0], (cfg.batch_size,), generator=g)
+            xb, tb = X[idx], t[idx]
+        with value_checks(False):
+            loss = model.loss(model(xb), tb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if record:
+            losses.append(loss.detach())
+            if step % snap_every == 0 or step == cfg.steps or step == 1:
+                snapshots.append((step, copy.deepcopy(model.state_dict())))
+    with torch.no_grad():
+        final = float(model.loss(model(X), t))
+    return _Fit(model, final, [float(v) for v in losses], snapshots)
+
+
+def _fit(make_model, X, y, cfg: PlaygroundConfig, restarts: int, on_snapshot=None, on_step=None):
+    """The lecture's gradient descent from ``restarts`` random starts; the lowest training loss wins.  Labels
+    −1/1 become 0/1; the hooks replay the winning run (``on_step(step, loss)``, ``on_snapshot(step, model)``)."""
+    mean, std = X.mean(0), X.std(0).clamp_min(1e-12)
+    Xs, t = (X - mean) / std, _to01(y).float()
+    record = on_snapshot is not None or on_step is not None
+    fits = []
+    for r in range(restarts):
+        seed = cfg.seed + 1000 * r
+        torch.manual_seed(seed)
+        model = make_model()
+        _glorot(model)
+        fits.append(_descend(model, Xs, t, cfg, seed, record))
+    best = min(fits, key=lambda f: f.loss)
+    if on_step is not None:
+        for step, loss in enumerate(best.losses, 1):
+            on_step(step, loss)
+    if on_snapshot is not None:
+        for step, state in best.snapshots:
+            snapshot = make_model()
+            snapshot.load_state_dict(state)
+            on_snapshot(step, _folded(snapshot, mean, std))
+    return _folded(best.model, mean, std)
+
+
 def fit_logreg(X, y, cfg: PlaygroundConfig, **hooks) -> LogisticRegression:
-    torch.manual_seed(cfg.seed)
-    return _fit(LogisticRegression(2), X, y, cfg, **hooks)
+    """The line: logistic regression is convex, so one start reaches its optimum (no restarts)."""
+    return _fit(lambda: LogisticRegression(2), X, y, cfg, 1, **hooks)
 
 
 def fit_mlp(X, y, cfg: PlaygroundConfig, **hooks) -> MLP:
-    torch.manual_seed(cfg.seed)
-    return _fit(MLP(2, cfg.hidden, 1, cfg.activation), X, y, cfg, **hooks)
+    return _fit(lambda: MLP(2, cfg.hidden, 1, cfg.activation), X, y, cfg, max(1, cfg.restarts), **hooks)
 
 
 def fit_knn(X, y, k: int) -> KNNClassifier:
@@ -422,3 +495,21 @@ def _summary(task: _Task, finals: dict) -> None:
         writer.add_figure("summary", fig, 0, close=False)
         writer.close()
     task.png(fig, "summary")
+
+
+def over_seeds(seeds, datasets=DATASETS, models=MODELS, samples: int = 400, noise: float | None = None,
+               test_fraction=0.3, cfg: PlaygroundConfig | None = None, on_seed=None) -> dict:
+    """Test accuracy of every (dataset, model) for each seed (data, split and initial weights all follow the
+    seed), without pictures: ``{dataset: {model: [accuracy per seed]}}``; ``on_seed(seed, results)`` after each."""
+    import dataclasses
+
+    table: dict = {}
+    for seed in seeds:
+        one = run(datasets, models, samples, noise, test_fraction, dataclasses.replace(cfg or PlaygroundConfig(),
+                                                                                      seed=seed), tensorboard=False)
+        for ds in datasets:
+            for model, acc in one[ds].items():
+                table.setdefault(ds, {}).setdefault(model, []).append(acc)
+        if on_seed is not None:
+            on_seed(seed, one)
+    return table

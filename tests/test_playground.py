@@ -32,10 +32,10 @@ def test_bad_dataset_arguments():
         P.make_dataset("xor", 2)
 
 
-def _acc(model, name, **cfg):
-    X, y = P.make_dataset(name, 400, seed=0)
-    Xtr, ytr, Xte, yte = P.split(X, y)
-    c = P.PlaygroundConfig(**cfg)
+def _acc(model, name, seed=0, **cfg):
+    X, y = P.make_dataset(name, 400, seed=seed)
+    Xtr, ytr, Xte, yte = P.split(X, y, seed=seed)
+    c = P.PlaygroundConfig(seed=seed, **cfg)
     if model == "knn":
         m = P.fit_knn(Xtr, ytr, c.k[0])
     else:
@@ -43,23 +43,51 @@ def _acc(model, name, **cfg):
     return P._accuracy(P.predict01(m, Xte), yte)
 
 
-def test_logistic_regression_draws_a_line_blobs_yes_xor_no():
-    assert _acc("logreg", "blobs", steps=500) >= 0.95
-    assert _acc("logreg", "xor", steps=500) <= 0.75
+# The README's claims, on seeds other than the ones its table was measured on (that table: seeds 0-9).
+@pytest.mark.parametrize("seed", [11, 12])
+def test_logistic_regression_draws_a_line_blobs_yes_xor_and_circles_no(seed):
+    assert _acc("logreg", "blobs", seed) >= 0.95
+    assert _acc("logreg", "xor", seed) <= 0.75
+    assert _acc("logreg", "circles", seed) <= 0.75
 
 
-@pytest.mark.parametrize("name", ["xor", "circles"])
-def test_one_hidden_layer_of_four_tanh_units_solves_xor_and_circles(name):
-    assert _acc("mlp", name, hidden=(4,), activation="tanh") >= 0.95
+@pytest.mark.parametrize("name,seed", [("xor", 11), ("circles", 12)])
+def test_one_hidden_layer_of_four_tanh_units_solves_xor_and_circles(name, seed):
+    assert _acc("mlp", name, seed, hidden=(4,), activation="tanh") >= 0.95
 
 
-def test_two_hidden_layers_solve_the_spirals():
-    assert _acc("mlp", "spirals", hidden=(8, 8), activation="tanh") >= 0.90
+@pytest.mark.parametrize("seed", [13])
+def test_two_hidden_layers_solve_the_spirals(seed):
+    assert _acc("mlp", "spirals", seed, hidden=(8, 8), activation="tanh") >= 0.90
 
 
 @pytest.mark.parametrize("name", P.DATASETS)
 def test_knn_k1_solves_every_dataset(name):
-    assert _acc("knn", name, k=(1,)) >= 0.95
+    assert all(_acc("knn", name, seed, k=(1,)) >= 0.95 for seed in (11, 12, 13))
+
+
+def test_restarts_keep_the_lowest_training_loss():
+    """Best of several starts: never worse on the training loss than the first start alone."""
+    X, y = P.make_dataset("xor", 200, seed=5)
+    t = (y > 0).float()
+    losses = []
+    for restarts in (1, 3):
+        cfg = P.PlaygroundConfig(hidden=(2,), steps=300, restarts=restarts, seed=5)
+        model = P.fit_mlp(X, y, cfg)
+        with torch.no_grad():
+            losses.append(float(model.loss(model(X), t)))
+    assert losses[1] <= losses[0] + 1e-6
+
+
+def test_standardisation_is_folded_into_the_first_layer():
+    """The returned model takes raw points: its line w·x + b = 0 is the boundary in the data's own plane."""
+    X, y = P.make_dataset("blobs", 300, seed=1)
+    X = X * 10 + 50  # far from the origin and badly scaled: standardisation matters
+    model = P.fit_logreg(X, y, P.PlaygroundConfig(steps=300))
+    assert P._accuracy(P.predict01(model, X), y) >= 0.95
+    w, b = model.linear.weight.detach()[0], float(model.linear.bias.detach()[0])
+    on_line = ((X @ w + b) >= 0).long()
+    assert torch.equal(on_line, P.predict01(model, X))
 
 
 def test_line_distance_equals_the_geometric_distance_of_the_drawn_line():
@@ -90,7 +118,7 @@ def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     png = tmp_path / "png"
-    assert main(["playground", "--dataset", "xor", "--steps", "300", "--snapshots", "5", "--hidden", "4",
+    assert main(["playground", "--dataset", "xor", "--steps", "300", "--snapshots", "5", "--hidden", "4", "--restarts", "2",
                  "--k", "1,7", "--samples", "200", "--logdir", str(tmp_path), "--run-name", "pg", "--save-png", str(png),
                  "--quiet"]) == 0
     root = tmp_path / "pg" / "xor"
