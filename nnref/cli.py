@@ -1,4 +1,4 @@
-"""The ``nnref`` command line: train, eval, predict, export, gradcheck, playground, bench.
+"""The ``nnref`` command line: train, eval, predict, export, gradcheck, runs, playground, bench.
 
 This module is the only place that parses arguments, prints and picks exit codes: 0 success, 2 usage
 errors (argparse), 1 every other failure — always a one-paragraph message on stderr, never a raw traceback
@@ -145,8 +145,9 @@ def _add_run_options(d) -> None:
 
 def _add_playground_options(p: argparse.ArgumentParser) -> None:
     from .layers import ACTIVATIONS
-    from .playground import DATASETS, MODELS
+    from .playground import DATASETS, MODELS, PlaygroundConfig
 
+    d = PlaygroundConfig()
     p.add_argument("--dataset", choices=DATASETS + ("all",), default="all")
     p.add_argument("--model", choices=MODELS + ("all",), default="all")
     p.add_argument("--samples", type=positive_int, default=400)
@@ -154,18 +155,25 @@ def _add_playground_options(p: argparse.ArgumentParser) -> None:
                    help="std of the Gaussian jitter (default per dataset)")
     p.add_argument("--test-fraction", type=fraction, default=0.3)
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--hidden", type=int_list, default=(8, 8), help="MLP hidden sizes (default 8,8)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
-    p.add_argument("--k", type=int_list, default=(1, 5, 15), help="KNN k values (default 1,5,15)")
-    p.add_argument("--steps", type=positive_int, default=2000, help="gradient-descent steps (default 2000)")
-    p.add_argument("--lr", type=positive_float, default=0.1)
-    p.add_argument("--momentum", type=non_negative_float, default=0.9)
-    p.add_argument("--batch-size", type=non_negative_int, default=0, help="0 = full batch (default)")
-    p.add_argument("--snapshots", type=positive_int, default=10, help="boundary pictures per run (default 10)")
+    p.add_argument("--hidden", type=int_list, default=d.hidden, help="MLP hidden sizes (default 8,8)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=d.activation)
+    p.add_argument("--k", type=int_list, default=d.k, help="KNN k values (default 1,5,15)")
+    p.add_argument("--steps", type=positive_int, default=d.steps, help=f"gradient-descent steps (default {d.steps})")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help=f"default {d.lr}")
+    p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help=f"default {d.momentum}")
+    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help=f"default {d.weight_decay}")
+    p.add_argument("--restarts", type=positive_int, default=d.restarts,
+                   help=f"MLP: random starts, the lowest training loss is kept (default {d.restarts})")
+    p.add_argument("--batch-size", type=non_negative_int, default=d.batch_size, help="0 = full batch (default)")
+    p.add_argument("--snapshots", type=positive_int, default=d.snapshots, help="boundary pictures per run (default 10)")
     p.add_argument("--logdir", default="runs")
     p.add_argument("--run-name")
     p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="write no event files")
+    p.add_argument("--seeds", type=positive_int, metavar="N",
+                   help="measure seeds 0..N-1 (data, split and weights follow the seed): a table of the mean and "
+                        "the minimum test accuracy, no pictures")
+    p.add_argument("--json", metavar="PATH", help="with --seeds: also write every accuracy here")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -198,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not turn a dark digit on a light background into MNIST's light-on-dark")
     p = sub.add_parser("gradcheck", help="gradcheck, gradgradcheck and the numerical gradient for every Function")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--sweep", action="store_true",
+                   help="plot the numerical gradient's error against Δ (forward and central, float32 and float64)")
+    p.add_argument("--cost", action="store_true",
+                   help="time one numerical gradient against one backward pass (the lecture's \"slow\")")
+    p.add_argument("--png", metavar="PATH", help="with --sweep: also write the picture here")
+    p.add_argument("--logdir", default="runs", help="with --sweep: TensorBoard folder (default runs)")
+    p.add_argument("--json", metavar="PATH", help="with --sweep or --cost: also write the numbers here")
+    p = sub.add_parser("runs", help="a table of the runs in a log folder: model, recipe, steps, accuracy, status")
+    p.add_argument("--logdir", default="runs", help="the folder to list (default runs)")
     p = sub.add_parser("export", help="write a trained model as ONNX (or a torch.export program)")
     p.add_argument("checkpoint")
     p.add_argument("out", help="output file, e.g. model.onnx or model.pt2")
@@ -261,6 +278,10 @@ def cmd_export(args) -> int:
 def cmd_gradcheck(args) -> int:
     from .gradcheck import check_functions, format_table
 
+    if args.sweep:
+        return _gradcheck_sweep(args)
+    if args.cost:
+        return _gradcheck_cost(args)
     results = check_functions(seed=args.seed)
     print(format_table(results))
     failed = [r.name for r in results if not r.passed]
@@ -268,19 +289,107 @@ def cmd_gradcheck(args) -> int:
     return 1 if failed else 0
 
 
-def cmd_playground(args) -> int:
-    from .playground import DATASETS, MODELS, PlaygroundConfig, run
+def _gradcheck_sweep(args) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
 
-    cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
-                           hidden=args.hidden, activation=args.activation, k=args.k, snapshots=args.snapshots,
-                           seed=args.seed)
+    from torch.utils.tensorboard import SummaryWriter
+
+    from . import viz
+    from .gradcheck import best_deltas, delta_sweep
+
+    points = delta_sweep(seed=args.seed)
+    table = "| difference | dtype | best Δ | max relative error there |\n|---|---|---|---|\n" + "\n".join(
+        f"| {p.method} | {p.dtype} | {p.delta:.1e} | {p.error:.1e} |" for p in best_deltas(points))
+    print(table)
+    fig = viz.delta_sweep_figure(points)
+    with SummaryWriter(str(Path(args.logdir) / "gradcheck-sweep")) as writer:
+        writer.add_figure("gradcheck/delta_sweep", fig, 0, close=False)
+        writer.add_text("gradcheck/best_delta", table, 0)
+    if args.png:
+        fig.savefig(args.png, dpi=110)
+        print(f"wrote {args.png}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([dataclasses.asdict(p) for p in points], indent=1))
+    print(f"TensorBoard: tensorboard --logdir {Path(args.logdir) / 'gradcheck-sweep'}")
+    return 0
+
+
+def _gradcheck_cost(args) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from .gradcheck import numerical_cost
+
+    rows = numerical_cost(seed=args.seed)
+    print("| model | parameters | one backward pass | one numerical gradient (forward differences) | ratio |\n"
+          "|---|---|---|---|---|")
+    for r in rows:
+        how = "" if r.measured_parameters == r.parameters else \
+            f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
+        print(f"| {r.model} | {r.parameters:,} | {r.backward_seconds * 1e3:.2f} ms | {r.numerical_seconds:,.2f} s{how} "
+              f"| {r.ratio:,.0f}× |")
+    if args.json:
+        Path(args.json).write_text(json.dumps([dataclasses.asdict(r) | {"ratio": r.ratio} for r in rows], indent=1))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from .runs import list_runs
+
+    rows = list_runs(args.logdir)
+    if not rows:
+        print(f"no runs in {args.logdir}")
+        return 0
+    print("| run | model | recipe | steps | val acc | test acc | status |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        acc = [f"{a:.2%}" if isinstance(a, float) and a == a else "—" for a in (r.val_acc, r.test_acc)]
+        print(f"| {r.name} | {r.model} | {r.recipe} | {r.steps if r.steps is not None else '—'} | {acc[0]} | "
+              f"{acc[1]} | {r.status} |")
+    return 0
+
+
+def cmd_playground(args) -> int:
+    from .playground import DATASETS, MODELS, PlaygroundConfig, over_seeds, run
+
+    cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                           restarts=args.restarts, batch_size=args.batch_size, hidden=args.hidden,
+                           activation=args.activation, k=args.k, snapshots=args.snapshots, seed=args.seed)
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     models = MODELS if args.model == "all" else (args.model,)
+    if args.seeds:
+        return _playground_seeds(args, cfg, datasets, models, over_seeds)
     report = None if args.quiet else _print_playground_row
     result = run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir, args.run_name,
                  args.save_png, tensorboard=args.tensorboard, on_dataset=report)
     if not args.quiet and args.tensorboard:
         print(f"TensorBoard: tensorboard --logdir {result['run_dir']}")
+    return 0
+
+
+def _playground_seeds(args, cfg, datasets, models, over_seeds) -> int:
+    import json
+    import statistics
+
+    def progress(seed, results):
+        if not args.quiet:
+            _print(f"seed {seed}: " + "; ".join(f"{ds} " + " ".join(f"{m} {a:.1%}" for m, a in results[ds].items())
+                                                 for ds in datasets))
+
+    table = over_seeds(range(args.seeds), datasets, models, args.samples, args.noise, args.test_fraction, cfg,
+                       on_seed=progress)
+    columns = list(next(iter(table.values())))
+    print(f"\ntest accuracy over seeds 0-{args.seeds - 1}: mean (minimum)\n")
+    print("| dataset | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
+    for ds, row in table.items():
+        print(f"| {ds} | " + " | ".join(f"{statistics.mean(row[c]):.1%} ({min(row[c]):.1%})" for c in columns) + " |")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps({"seeds": list(range(args.seeds)), "config": vars(cfg),
+                                               "accuracy": table}, indent=1, default=list))
     return 0
 
 
@@ -304,7 +413,7 @@ def _print(message: str) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export,
-            "gradcheck": cmd_gradcheck, "playground": cmd_playground, "bench": cmd_bench}
+            "gradcheck": cmd_gradcheck, "runs": cmd_runs, "playground": cmd_playground, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ import torch
 
 from . import functional as F
 
-__all__ = ["numerical_gradient", "relative_error", "CheckResult", "check_functions", "format_table", "CASES"]
+__all__ = ["numerical_gradient", "relative_error", "CheckResult", "check_functions", "format_table", "CASES",
+           "SweepPoint", "delta_sweep", "best_deltas", "CostRow", "numerical_cost"]
 
 
 def numerical_gradient(
@@ -194,3 +195,110 @@ def format_table(results: Sequence[CheckResult]) -> str:
         if r.error:
             lines.append(f"|   error: {r.error} | | | |")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# The lecture's two complaints about the numerical gradient, measured: "inaccurate" and "slow"
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class SweepPoint:
+    method: str  # "forward" or "central"
+    dtype: str  # "float32" or "float64"
+    delta: float
+    error: float  # max relative error against the hand-written gradient (computed in float64)
+
+
+def _sweep_problem(seed: int):
+    """Softmax regression's loss L(W, b) on 16 random points with 20 features and 5 classes: a scalar of
+    105 parameters, whose exact gradient nnref's backward gives."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(16, 20, generator=g, dtype=torch.float64), torch.randint(0, 5, (16,), generator=g)
+    W = torch.randn(5, 20, generator=g, dtype=torch.float64) * 0.5
+    b = torch.randn(5, generator=g, dtype=torch.float64)
+
+    def loss(W, b, x=x):
+        return F.softmax_cross_entropy(F.linear(x.to(W.dtype), W, b), y)
+
+    return loss, (W, b)
+
+
+def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0) -> list[SweepPoint]:
+    """The error of the forward difference (L(w+Δ) − L(w))/Δ and of the central difference against the
+    hand-written gradient, for Δ from 1e-12 to 1e-1, in float32 and float64.  Each curve is a V: truncation
+    error (∝ Δ forward, ∝ Δ² central) on the right, rounding error (∝ ε/Δ) on the left."""
+    deltas = list(deltas) if deltas is not None else [10.0 ** (e / 4) for e in range(-48, -3)]
+    loss, (W, b) = _sweep_problem(seed)
+    Wg, bg = W.clone().requires_grad_(), b.clone().requires_grad_()
+    exact = torch.autograd.grad(loss(Wg, bg), (Wg, bg))
+    points = []
+    for dtype in (torch.float32, torch.float64):
+        params = (W.to(dtype), b.to(dtype))
+        for method in ("forward", "central"):
+            for delta in deltas:
+                numeric = numerical_gradient(loss, params, delta=delta, method=method)
+                error = max(relative_error(e, n.double()) for e, n in zip(exact, numeric))
+                points.append(SweepPoint(method, str(dtype).removeprefix("torch."), delta, min(error, 1.0)))
+    return points
+
+
+def best_deltas(points: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """The bottom of each V: the Δ with the smallest error, per (method, dtype)."""
+    best: dict = {}
+    for p in points:
+        key = (p.method, p.dtype)
+        if key not in best or p.error < best[key].error:
+            best[key] = p
+    return list(best.values())
+
+
+@dataclass
+class CostRow:
+    model: str
+    parameters: int
+    backward_seconds: float
+    numerical_seconds: float  # forward differences: one extra forward pass per parameter
+    measured_parameters: int  # how many parameters were nudged; the rest is extrapolated
+
+    @property
+    def ratio(self) -> float:
+        return self.numerical_seconds / self.backward_seconds
+
+
+def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0) -> list[CostRow]:
+    """The lecture's "slow": one forward-difference numerical gradient against one backward pass, on a batch
+    of MNIST-shaped rows, for logistic regression (785 parameters), softmax regression (7,850) and the
+    784-800-10 MLP (636,010 — timed on ``mlp_sample`` parameters and extrapolated, as the table says)."""
+    import time
+
+    from .models import MLP, LogisticRegression, SoftmaxRegression
+
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(batch, 784, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    rows = []
+    for name, model, target in (("logistic regression", LogisticRegression(784), (y == 0).long()),
+                                ("softmax regression", SoftmaxRegression(784, 10), y),
+                                ("MLP 784-800-10", MLP(784, 800, 10), y)):
+        params = [p for p in model.parameters()]
+        n = sum(p.numel() for p in params)
+
+        def loss():
+            return model.loss(model(x), target)
+
+        loss().backward()  # warm up
+        start = time.perf_counter()
+        loss().backward()
+        backward = time.perf_counter() - start
+        sample = n if n <= 10_000 else mlp_sample
+        flat = [(p, i) for p in params for i in range(p.numel())][:: max(1, n // sample)][:sample]
+        with torch.no_grad():
+            start = time.perf_counter()
+            base = float(loss())
+            for p, i in flat:  # (L(w + Δ) − L(w)) / Δ, one parameter at a time
+                view = p.view(-1)
+                w = float(view[i])
+                view[i] = w + 1e-3
+                _ = (float(loss()) - base) / 1e-3
+                view[i] = w
+            numerical = (time.perf_counter() - start) * n / len(flat)
+        rows.append(CostRow(name, n, backward, numerical, len(flat)))
+    return rows

@@ -43,11 +43,18 @@ def make_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-class RunLog:
-    """One run's TensorBoard writer and console.
+#: Sub-runs that hold the per-epoch curves: TensorBoard draws ``<run>/train`` and ``<run>/val`` on one chart
+#: per tag (``loss``, ``accuracy``), so over-fitting shows as two lines parting.
+SPLITS = ("train", "val")
 
-    ``purge_step``: when resuming, events at or after this step (written after the checkpoint the run
-    resumes from) are discarded by TensorBoard, so every step appears once.
+
+class RunLog:
+    """One run's TensorBoard writers and console.
+
+    The run folder holds everything but the per-epoch curves, which go to its sub-runs ``train/`` and
+    ``val/`` under the same tags.  ``purge_step``: events at or after this step (an earlier attempt's, or
+    those written after the checkpoint a run resumes from) are discarded by TensorBoard, so every step
+    appears once.
     """
 
     def __init__(self, run_dir: Path, cfg: TrainConfig, console: Callable[[str], None] | None = None,
@@ -56,6 +63,8 @@ class RunLog:
 
         self.run_dir, self.cfg, self.console = Path(run_dir), cfg, console
         self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step, flush_secs=10)
+        self.splits = {name: SummaryWriter(str(self.run_dir / name), purge_step=purge_step, flush_secs=10)
+                       for name in SPLITS}
 
     # -- console ----------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -70,21 +79,38 @@ class RunLog:
         self.writer.add_text("command", f"`{self.cfg.command}`", 0)
 
     def hparams(self, metrics: dict) -> None:
-        """HParams in the run's own event file (``add_hparams`` would create a stray sibling run)."""
+        """The hyper-parameters and the final metrics in TensorBoard's HParams tab, in the run's own event file
+        (``add_hparams`` would create a stray sibling run).  ``metrics`` maps a metric's name to its final
+        value; the tab reads each from the run's scalars: "accuracy/val" is the last ``accuracy`` of the
+        ``val`` sub-run, the others are tags of the run itself."""
+        from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
         from torch.utils.tensorboard.summary import hparams
 
         values = {}
         for key in HPARAMS:
             v = getattr(self.cfg, key)
             values[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+        experiment, start, end = hparams(values, {})
+        # torch names each metric by a tag of the run itself; add the sub-run ("group") where one lives
+        data = experiment.value[0].metadata.plugin_data
+        content = plugin_data_pb2.HParamsPluginData.FromString(data.content)
+        content.experiment.metric_infos.extend(
+            api_pb2.MetricInfo(name=api_pb2.MetricName(group=group, tag=tag), display_name=name)
+            for name, (group, tag) in ((n, _metric_source(n)) for n in metrics))
+        data.content = content.SerializeToString()
         file_writer = self.writer._get_file_writer()
-        for summary in hparams(values, metrics):
+        for summary in (experiment, start, end):
             file_writer.add_summary(summary)
 
     # -- numbers ------------------------------------------------------------------------------------
     def scalars(self, values: dict, step: int) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
+
+    def epoch_scalars(self, split: str, values: dict, step: int) -> None:
+        """Scalars of the ``train`` or ``val`` sub-run."""
+        for tag, value in values.items():
+            self.splits[split].add_scalar(tag, value, step)
 
     def histograms(self, model: torch.nn.Module, step: int) -> None:
         """Every parameter and its gradient."""
@@ -94,9 +120,11 @@ class RunLog:
                 self.writer.add_histogram(f"grads/{name}", p.grad.detach(), step)
 
     def epoch(self, epoch: int, epochs: int, metrics: dict, seconds: float, step: int) -> None:
-        """The per-epoch scalars and console line; ``metrics`` holds train/val loss and accuracy."""
-        self.scalars({f"{kind}/{split}": metrics[f"{split}_{kind}"] for kind in ("loss", "accuracy")
-                      for split in ("train", "val") if metrics.get(f"{split}_{kind}") is not None}, step)
+        """The per-epoch curves (``loss`` and ``accuracy`` of the ``train`` and ``val`` sub-runs) and the
+        console line; ``metrics`` holds train_/val_ loss and accuracy."""
+        for split in SPLITS:
+            self.epoch_scalars(split, {kind: metrics[f"{split}_{kind}"] for kind in ("loss", "accuracy")
+                                       if metrics.get(f"{split}_{kind}") is not None}, step)
         val = metrics.get("val_loss")
         val_text = f" | val loss {val:.4f} acc {metrics['val_accuracy']:.2%}" if val is not None else ""
         self.say(f"epoch {epoch}/{epochs}: train loss {metrics['train_loss']:.4f} acc "
@@ -128,6 +156,23 @@ class RunLog:
     def figure(self, tag: str, figure, step: int) -> None:
         self.writer.add_figure(tag, figure, step)
 
+    def pr_curves(self, labels: torch.Tensor, probs: torch.Tensor, names: list[str], step: int) -> None:
+        """A precision-recall curve per class (``pr/<class>``): one class against the rest, scored by the
+        model's probability of it (``probs`` (n, c); a binary model's (n,) is Pr(class 1))."""
+        labels, probs = labels.cpu(), probs.detach().float().cpu()
+        if probs.dim() == 1:
+            self.writer.add_pr_curve(f"pr/{names[1]}", labels == 1, probs, step)
+            return
+        for c, name in enumerate(names):
+            self.writer.add_pr_curve(f"pr/{name}", labels == c, probs[:, c], step)
+
+    def embedding(self, tag: str, features: torch.Tensor, labels: torch.Tensor, images: torch.Tensor,
+                  names: list[str], step: int) -> None:
+        """Rows ``features`` (n, d) for TensorBoard's projector, each labelled with its class and shown as its
+        image (``images`` (n, 28, 28) uint8, as the sprite)."""
+        self.writer.add_embedding(features.detach().float().cpu(), metadata=[names[int(y)] for y in labels],
+                                  label_img=images.unsqueeze(1).float().div(255), global_step=step, tag=tag)
+
     # -- lifetime -----------------------------------------------------------------------------------
     def status(self, status: str, step: int, message: str = "") -> None:
         """Record where the run stands (``nnref runs`` reads it); written atomically."""
@@ -140,10 +185,18 @@ class RunLog:
         os.replace(tmp, self.run_dir / STATUS_FILE)
 
     def flush(self) -> None:
-        self.writer.flush()
+        for writer in (self.writer, *self.splits.values()):
+            writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        for writer in (self.writer, *self.splits.values()):
+            writer.close()
+
+
+def _metric_source(name: str) -> tuple[str, str]:
+    """Where the HParams tab finds a final metric: (sub-run, tag).  "accuracy/val" → ("val", "accuracy")."""
+    kind, _, split = name.partition("/")
+    return (split, kind) if split in SPLITS else ("", name)
 
 
 class SilentLog:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 __all__ = ["weight_templates", "misclassified_grid", "confusion_matrix", "confusion_figure",
-           "neighbours_grid", "save_figure"]
+           "neighbours_grid", "delta_sweep_figure", "save_figure", "plt"]
 
 
 def _grid_shape(count: int, max_cols: int = 10) -> tuple[int, int]:
@@ -108,6 +108,29 @@ def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbour
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("test images and their k nearest training images", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def delta_sweep_figure(points) -> plt.Figure:
+    """The numerical gradient's error against Δ (log-log), one V per (method, dtype), the bottom marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    styles = {("forward", "float32"): ("#d62728", "--"), ("central", "float32"): ("#1f77b4", "--"),
+              ("forward", "float64"): ("#d62728", "-"), ("central", "float64"): ("#1f77b4", "-")}
+    for (method, dtype), (color, line) in styles.items():
+        curve = [p for p in points if p.method == method and p.dtype == dtype]
+        if not curve:
+            continue
+        ax.loglog([p.delta for p in curve], [p.error for p in curve], line, color=color, label=f"{method}, {dtype}")
+        best = min(curve, key=lambda p: p.error)
+        ax.plot([best.delta], [best.error], "o", color=color)
+        ax.annotate(f"Δ={best.delta:.0e}", (best.delta, best.error), textcoords="offset points", xytext=(4, -12),
+                    fontsize=7, color=color)
+    ax.set_xlabel("Δ")
+    ax.set_ylabel("max relative error vs the hand-written gradient")
+    ax.set_title("numerical gradient: truncation error (right) vs rounding error (left)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -81,7 +81,7 @@ def test_every_entry_point_answers_help(entry):
 
 def test_every_command_has_a_parser():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "playground", "bench"}
+    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "runs", "playground", "bench"}
 
 
 def test_playground_rejects_bad_values(capsys):

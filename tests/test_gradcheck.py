@@ -91,3 +91,41 @@ def test_script_runs_the_same_table():
     proc = subprocess.run([sys.executable, "scripts/gradcheck.py"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "SoftmaxCrossEntropyFunction | pass | pass" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# The lecture's "inaccurate" and "slow", measured
+# --------------------------------------------------------------------------------------------------
+def test_delta_sweep_shows_the_v_shapes():
+    points = G.delta_sweep(deltas=[1e-12, 1e-9, 1e-6, 1e-4, 1e-2, 1e-1])
+    err = {(p.method, p.dtype, p.delta): p.error for p in points}
+    # truncation: the forward difference errs ∝ Δ, the central one ∝ Δ² (much less at the same large Δ)
+    assert err["forward", "float64", 1e-1] > 10 * err["central", "float64", 1e-1]
+    assert err["forward", "float64", 1e-1] > 100 * err["forward", "float64", 1e-6]
+    # rounding: a Δ far below float32's resolution is lost entirely; in float64 it only costs accuracy
+    assert err["forward", "float32", 1e-12] == 1.0
+    assert err["central", "float64", 1e-12] > 100 * err["central", "float64", 1e-6]
+    best = {(p.method, p.dtype): p for p in G.best_deltas(points)}
+    assert best["central", "float64"].error < 1e-7 and best["forward", "float64"].error < 1e-5
+    assert best["central", "float32"].delta > best["central", "float64"].delta  # float32 wants a larger Δ
+
+
+def test_gradcheck_sweep_cli_writes_picture_tensorboard_and_table(tmp_path, capsys):
+    png = tmp_path / "sweep.png"
+    assert main(["gradcheck", "--sweep", "--png", str(png), "--logdir", str(tmp_path), "--json",
+                 str(tmp_path / "sweep.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| central | float64 |" in out and "| forward | float32 |" in out
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size[0] > 600
+    assert list((tmp_path / "gradcheck-sweep").glob("events.out.tfevents.*"))
+
+
+def test_numerical_gradient_costs_one_forward_per_parameter(capsys):
+    rows = G.numerical_cost(batch=8, mlp_sample=50)
+    assert [r.parameters for r in rows] == [785, 7850, 636010]
+    assert [r.measured_parameters for r in rows] == [785, 7850, 50]
+    assert all(r.ratio > 10 for r in rows)  # hundreds of forward passes against one backward pass
+    assert rows[2].numerical_seconds > rows[0].numerical_seconds
