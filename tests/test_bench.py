@@ -18,18 +18,24 @@ from nnref.models import MLP, SoftmaxRegression
 def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     assert main(["bench", "--data-root", str(tiny_mnist), "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for section in ("## functions", "## steps", "## loader", "## knn", "## accuracy", "## cost claim"):
+    for section in ("## floor", "## functions", "## steps", "## compile", "## loader", "## knn", "## accuracy",
+                    "## distributed", "## cost claim"):
         assert section in out
     (path,) = tmp_path.glob("bench-cpu-*.json")
     report = json.loads(path.read_text())
     names = [r["name"] for r in report["rows"]]
     assert sum(n.startswith("fwd+bwd") for n in names) == 9
-    assert sum(n.startswith("train step") for n in names) == 6
+    assert sum(n.startswith("floor: ") for n in names) == 10
+    assert sum(n.startswith("train step") for n in names) == 6 + 2  # eager steps; compiled vs eager and compiled
+    assert sum(n.startswith("time to accuracy") for n in names) == 3
+    scaling = ("MLP 784-800-10, one training epoch: torchrun", "KNN k=3, the test set")
+    assert sum(n.startswith(scaling) for n in names) == 1  # --quick runs the KNN job alone
     for r in report["rows"]:
         if r["name"].startswith(("fwd+bwd", "train step", "loader")):
             assert r["nnref"] > 0 and r["reference"] > 0 and math.isfinite(r["ratio"])
-    (knn,) = [r for r in report["rows"] if r["name"].startswith("KNN")]
-    assert knn["identical_predictions"] == 1.0 and knn["peak_memory_nnref_mib"] >= 0
+    knn = [r for r in report["rows"] if r["name"].startswith("KNN k=3, 200 test × 600 train: nnref vs")]
+    assert len(knn) == 2  # against FAISS and scikit-learn
+    assert all(r["identical_predictions"] == 1.0 and r["peak_memory_nnref_mib"] > 0 for r in knn)
     assert [c["n"] for c in report["cost"]] == [600, 600]  # sizes are capped at the tiny training set
     assert list(tmp_path.glob("cost-cpu-*.png")) and list(tmp_path.glob("tb-cpu-*"))
 

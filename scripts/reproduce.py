@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Re-measure every figure the README reports; the outputs land in docs/results/ (and its pictures in docs/).
+
+    python scripts/reproduce.py                      # everything (about an hour on 2 CPU cores)
+    python scripts/reproduce.py --only results,playground
+
+Each part runs the committed command the README names and writes what it printed, or the JSON it wrote, with
+the machine, the torch version and the date.  MNIST comes from --data-root, else $NNREF_DATA_ROOT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+
+#: The README's results table and the lecture's unfused path: (name, nnref train arguments).
+TRAINING = [
+    ("softmax", ["softmax"]),
+    ("logreg-0", ["logreg", "--positive-class", "0"]),
+    ("mlp-800", ["mlp", "--hidden", "800"]),
+    ("knn", ["knn", "--k", "1,3,5", "--val-size", "0"]),
+    ("softmax-unfused", ["softmax", "--loss", "unfused"]),
+    ("logreg-0-unfused", ["logreg", "--positive-class", "0", "--loss", "unfused"]),
+    ("mlp-800-unfused", ["mlp", "--loss", "unfused"]),
+    ("mlp-800-amp-bf16", ["mlp", "--amp", "bf16"]),
+    ("mlp-800-fast-recipe", ["mlp", "--batch-size", "512", "--lr", "0.15", "--nesterov", "--epochs", "15"]),
+]
+
+
+def machine() -> dict:
+    import torch
+
+    return {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def run(cmd: list[str], log: Path | None = None, env: dict | None = None) -> tuple[str, float]:
+    """Run a command; keep its output (with the command, the machine and the wall time) in ``log``."""
+    start = time.perf_counter()
+    job = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - start
+    if log is not None:
+        head = json.dumps({"command": shlex.join(cmd), "wall_seconds": round(wall, 1), "exit": job.returncode,
+                           **machine()})
+        log.write_text(f"# {head}\n{job.stdout}{job.stderr}")
+    if job.returncode != 0:
+        sys.exit(f"failed ({job.returncode}): {shlex.join(cmd)}\n{job.stderr[-3000:]}")
+    return job.stdout, wall
+
+
+def nnref(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nnref", *args]
+
+
+def part_results(data_root: str, tmp: Path) -> None:
+    """The MNIST results table: accuracy, training and wall time of each README command."""
+    import torch
+
+    rows = []
+    for name, args in TRAINING:
+        cmd = nnref("train", *args, "--data-root", data_root, "--no-download", "--logdir", str(tmp), "--run-name",
+                    name, "--quiet", "--device", "cpu")
+        _, wall = run(cmd)
+        state = torch.load(tmp / name / "checkpoint.pt", weights_only=True)
+        rows.append({"name": name, "command": "nnref train " + shlex.join(args), "wall_seconds": wall,
+                     **{k: v for k, v in state["final"].items()}, "results_by_k": state.get("results"),
+                     "best_k": state.get("best_k"), "config": state["config"]})
+        print(f"  {name}: test accuracy {state['final']['test_acc']:.2%}", flush=True)
+    (RESULTS / "mnist-results.json").write_text(json.dumps({**machine(), "runs": rows}, indent=1))
+
+
+def part_gradcheck(data_root: str, tmp: Path) -> None:
+    run(nnref("gradcheck"), RESULTS / "gradcheck.log")
+    run(nnref("gradcheck", "--sweep", "--png", "docs/gradcheck-sweep.png", "--logdir", str(tmp), "--json",
+              str(RESULTS / "gradcheck-sweep.json")), RESULTS / "gradcheck-sweep.log")
+    run(nnref("gradcheck", "--cost", "--json", str(RESULTS / "gradcheck-cost.json")), RESULTS / "gradcheck-cost.log")
+
+
+def part_playground(data_root: str, tmp: Path) -> None:
+    run(nnref("playground", "--seeds", "10", "--json", str(RESULTS / "playground-seeds.json")),
+        RESULTS / "playground-seeds.log")
+    run(nnref("playground", "--dataset", "spirals", "--logdir", str(tmp), "--save-png", str(tmp / "png"), "--quiet"))
+    shutil.copy(tmp / "png" / "spirals-summary.png", ROOT / "docs" / "playground-spirals-summary.png")
+
+
+def part_bench(data_root: str, tmp: Path) -> None:
+    run(nnref("bench", "--data-root", data_root, "--out", str(tmp)), RESULTS / "bench-cpu.log")
+    (report,) = tmp.glob("bench-cpu-*.json")
+    shutil.copy(report, RESULTS / "bench-cpu.json")
+    (cost,) = tmp.glob("cost-cpu-*.png")
+    shutil.copy(cost, ROOT / "docs" / "cost-cpu.png")
+
+
+def part_screenshots(data_root: str, tmp: Path) -> None:
+    run([sys.executable, "scripts/tensorboard_screenshots.py", "--data-root", data_root, "--out", "docs"],
+        RESULTS / "tensorboard-screenshots.log")
+
+
+def part_suite(data_root: str, tmp: Path) -> None:
+    """The README's test command, timed (real MNIST included)."""
+    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"], RESULTS / "test-suite.log",
+        env={"NNREF_DATA_ROOT": data_root, "MPLBACKEND": "Agg"})
+
+
+PARTS = {"results": part_results, "gradcheck": part_gradcheck, "playground": part_playground, "bench": part_bench,
+         "screenshots": part_screenshots, "suite": part_suite}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=os.environ.get("NNREF_DATA_ROOT", "data"))
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
+    args = parser.parse_args()
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data_root = str(Path(args.data_root).resolve())
+    for name in parts:
+        start = time.perf_counter()
+        print(f"{name} …", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            PARTS[name](data_root, Path(tmp))
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
