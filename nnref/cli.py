@@ -138,7 +138,9 @@ def _add_run_options(d) -> None:
                    help="steps between loss/train_step points")
     d.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward")
-    d.add_argument("--resume", metavar="PATH", help="continue the run of this checkpoint.pt")
+    d.add_argument("--resume", metavar="PATH|auto",
+                   help="continue the run of this checkpoint.pt; auto: <logdir>/<run-name>/checkpoint.pt when it "
+                        "exists, else start fresh (for torchrun --max-restarts)")
     d.add_argument("--dry-run", action="store_true", help="load data, build the model, one step; write nothing")
     d.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
 

@@ -97,7 +97,7 @@ def test_script_runs_the_same_table():
 # The lecture's "inaccurate" and "slow", measured
 # --------------------------------------------------------------------------------------------------
 def test_delta_sweep_shows_the_v_shapes():
-    points = G.delta_sweep(deltas=[1e-12, 1e-9, 1e-6, 1e-4, 1e-2, 1e-1])
+    points = G.delta_sweep(deltas=[1e-12, 1e-9, 1e-8, 1e-7, 1e-6, 1e-4, 1e-2, 1e-1])
     err = {(p.method, p.dtype, p.delta): p.error for p in points}
     # truncation: the forward difference errs ∝ Δ, the central one ∝ Δ² (much less at the same large Δ)
     assert err["forward", "float64", 1e-1] > 10 * err["central", "float64", 1e-1]
