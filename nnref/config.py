@@ -25,7 +25,7 @@ DEFAULTS = {
     "logreg": dict(epochs=10, lr=0.5, batch_size=128, momentum=0.0),
     "softmax": dict(epochs=20, lr=0.1, batch_size=64, momentum=0.0),
     "mlp": dict(epochs=15, lr=0.05, batch_size=128, momentum=0.9),
-    "knn": dict(epochs=1, lr=1.0, batch_size=1024, momentum=0.0),
+    "knn": dict(epochs=1, lr=1.0, batch_size=4096, momentum=0.0),
 }
 
 

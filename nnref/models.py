@@ -185,8 +185,11 @@ class KNNClassifier:
     Works on CPU and CUDA tensors (the device of the stored records).
     """
 
-    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 1024, rerank: int = 8,
-                 block_size: int = 8192) -> None:
+    #: Queries re-ranked at once: their candidates are gathered as (rows, k + rerank, p) copies.
+    RERANK_ROWS = 256
+
+    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 4096, rerank: int = 8,
+                 block_size: int = 2048) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if metric not in METRICS:
@@ -230,7 +233,7 @@ class KNNClassifier:
 
     def _prepare(self, X: torch.Tensor) -> torch.Tensor | None:
         if self.metric == "euclidean":
-            return (X * X).sum(dim=1)
+            return torch.linalg.vector_norm(X, dim=1).square()  # one fused pass: no (n, p) temporary
         return None
 
     def _check_query(self, X: torch.Tensor) -> torch.Tensor:
@@ -299,10 +302,12 @@ class KNNClassifier:
         for start in range(0, X.shape[0], self.chunk_size):
             q = X[start:start + self.chunk_size]
             cand, _ = self._candidate_indices(q, m_cand).sort(dim=1)  # by index: the stable sort below breaks ties
-            exact = self._exact_distances(q, cand)
-            order = exact.argsort(dim=1, stable=True)[:, : self.k]
-            dists.append(exact.gather(1, order))
-            idxs.append(cand.gather(1, order))
+            for part in range(0, q.shape[0], self.RERANK_ROWS):  # the float64 pass, a few queries at a time
+                rows = slice(part, part + self.RERANK_ROWS)
+                exact = self._exact_distances(q[rows], cand[rows])
+                order = exact.argsort(dim=1, stable=True)[:, : self.k]
+                dists.append(exact.gather(1, order))
+                idxs.append(cand[rows].gather(1, order))
         return torch.cat(dists), torch.cat(idxs) + self.offset
 
     def candidates(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
