@@ -105,6 +105,9 @@ def time_series(page, server: TensorBoardServer, tag_filter: str = "", wait_ms: 
     page.wait_for_selector("scalar-card-component, image-card-component", timeout=wait_ms)
     if tag_filter:
         page.fill("input[placeholder='Filter tags (regex)']", tag_filter)
+        page.keyboard.press("Escape")  # close the filter's autocomplete list, which would cover the cards
+    if page.locator("metrics-dashboard-right-pane, .right-pane settings-view").count():
+        page.click("button[aria-label='Toggle settings side pane']")  # open by default: a third of the width
     page.wait_for_timeout(2500)  # cards render their data after the filter settles
 
 

@@ -46,7 +46,7 @@ def machine() -> dict:
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def run(cmd: list[str], log: Path | None = None, env: dict | None = None) -> tuple[str, float]:
+def run(cmd: list[str], log: Path | None = None, env: dict | None = None, check: bool = True) -> tuple[str, float]:
     """Run a command; keep its output (with the command, the machine and the wall time) in ``log``."""
     start = time.perf_counter()
     job = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
@@ -55,7 +55,7 @@ def run(cmd: list[str], log: Path | None = None, env: dict | None = None) -> tup
         head = json.dumps({"command": shlex.join(cmd), "wall_seconds": round(wall, 1), "exit": job.returncode,
                            **machine()})
         log.write_text(f"# {head}\n{job.stdout}{job.stderr}")
-    if job.returncode != 0:
+    if check and job.returncode != 0:
         sys.exit(f"failed ({job.returncode}): {shlex.join(cmd)}\n{job.stderr[-3000:]}")
     return job.stdout, wall
 
@@ -91,6 +91,10 @@ def part_gradcheck(data_root: str, tmp: Path) -> None:
 def part_playground(data_root: str, tmp: Path) -> None:
     run(nnref("playground", "--seeds", "10", "--json", str(RESULTS / "playground-seeds.json")),
         RESULTS / "playground-seeds.log")
+    for dataset in ("xor", "circles"):  # the README's claim: one hidden layer of four tanh units is enough
+        run(nnref("playground", "--dataset", dataset, "--model", "mlp", "--hidden", "4", "--seeds", "10", "--json",
+                  str(RESULTS / f"playground-{dataset}-hidden4-seeds.json")),
+            RESULTS / f"playground-{dataset}-hidden4-seeds.log")
     run(nnref("playground", "--dataset", "spirals", "--logdir", str(tmp), "--save-png", str(tmp / "png"), "--quiet"))
     shutil.copy(tmp / "png" / "spirals-summary.png", ROOT / "docs" / "playground-spirals-summary.png")
 
@@ -108,6 +112,24 @@ def part_screenshots(data_root: str, tmp: Path) -> None:
         RESULTS / "tensorboard-screenshots.log")
 
 
+def part_runs(data_root: str, tmp: Path) -> None:
+    """`nnref runs` on a folder with a finished, an interrupted (killed after its first checkpoint) and a
+    diverged run."""
+    common = ["--data-root", data_root, "--no-download", "--logdir", str(tmp), "--limit-train", "10000", "--quiet",
+              "--device", "cpu"]
+    run(nnref("train", "softmax", "--epochs", "2", "--run-name", "softmax-finished", *common))
+    run(nnref("train", "mlp", "--lr", "1e6", "--run-name", "mlp-diverged", *common), check=False)  # exits 1
+    job = subprocess.Popen(nnref("train", "mlp", "--epochs", "10", "--run-name", "mlp-interrupted", *common),
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp / "mlp-interrupted" / "checkpoint.pt"
+    while not ckpt.exists() and job.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1)
+    job.kill()  # SIGKILL: what a crash or a pre-empted job looks like
+    job.wait()
+    run(nnref("runs", "--logdir", str(tmp)), RESULTS / "runs.log")
+
+
 def part_suite(data_root: str, tmp: Path) -> None:
     """The README's test command, timed (real MNIST included)."""
     run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15"], RESULTS / "test-suite.log",
@@ -115,7 +137,7 @@ def part_suite(data_root: str, tmp: Path) -> None:
 
 
 PARTS = {"results": part_results, "gradcheck": part_gradcheck, "playground": part_playground, "bench": part_bench,
-         "screenshots": part_screenshots, "suite": part_suite}
+         "screenshots": part_screenshots, "runs": part_runs, "suite": part_suite}
 
 
 def main() -> int:
