@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch.distributed.rendezvous import rendezvous
 
 from .config import TrainingError
 
@@ -99,5 +100,10 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     timeout = timedelta(seconds=float(os.environ.get("NNREF_DIST_TIMEOUT", "300")))
-    dist.init_process_group(backend, rank=rank, world_size=size, timeout=timeout)
+    # torchrun's store outlives a restart of the group: without a prefix of its own, a restarted rank can read the
+    # address a dead rank of the previous attempt left there and fail to connect ("Connection refused")
+    store, rank, size = next(rendezvous("env://", rank, size, timeout=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"nnref/attempt-{attempt}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout)
     return World(rank, size, local_rank, group=True), device
