@@ -181,7 +181,8 @@ class RunLog:
 
         tmp = self.run_dir / f".{STATUS_FILE}.tmp"
         tmp.write_text(json.dumps({"status": status, "step": step, "message": message,
-                                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}))
+                                   "time": time.strftime("%Y-%m-%d %H:%M:%S"), "config": self.cfg.to_dict()},
+                                  default=str))
         os.replace(tmp, self.run_dir / STATUS_FILE)
 
     def flush(self) -> None:

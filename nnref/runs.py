@@ -72,6 +72,8 @@ def describe_run(path: Path) -> RunInfo:
         final, last = state.get("final") or {}, state.get("last_metrics") or {}
         info.val_acc = final.get("val_acc", last.get("val_accuracy"))
         info.test_acc = final.get("test_acc")
+    elif isinstance(status.get("config"), dict):  # no checkpoint yet: the run's status file has its recipe
+        info.model, info.recipe = status["config"].get("model", "?"), _recipe(status["config"])
     if status.get("status") == "diverged":
         info.status = f"diverged at step {status.get('step')} (last good checkpoint: step {info.steps})" \
             if state is not None else f"diverged at step {status.get('step')}, before any checkpoint"

@@ -57,7 +57,8 @@ def test_runs_lists_every_status(logdir, capsys):
     assert rows["diverged"][6].startswith("diverged at step ") and "last good checkpoint" in rows["diverged"][6]
     assert rows["interrupted"][6].startswith("interrupted at step 4, resumable (--resume ")
     assert rows["interrupted"][4].endswith("%") and rows["interrupted"][5] == "—"  # val of epoch 1, no test yet
-    assert rows["early"][6].startswith("no checkpoint")
+    assert rows["early"][6].startswith("no checkpoint") and rows["early"][1] == "logreg"  # from status.json
+    assert "epochs 2" in rows["early"][2]
     assert rows["damaged"][6].startswith("damaged checkpoint")
 
 
