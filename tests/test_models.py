@@ -138,3 +138,32 @@ def test_models_train_with_nnref_functions_only():
         # the default (fused) loss is nnref's own Function
         assert type(model.loss(model(X), y).grad_fn).__name__ in (
             F.SoftmaxCrossEntropyFunction.__name__ + "Backward", F.SigmoidBinaryCrossEntropyFunction.__name__ + "Backward")
+
+
+@pytest.mark.parametrize("make", [lambda: LogisticRegression(784), lambda: SoftmaxRegression(784, 10),
+                                  lambda: MLP(784, (64, 32), 10), lambda: MLP(784, 48, 10, "tanh")])
+def test_each_model_under_cpu_autocast_matches_its_builtin_twin(make):
+    """bfloat16 autocast on the CPU: same logits dtype, values, float32 loss and float32 gradients as the same
+    network of torch.nn layers under the same autocast, within bfloat16's tolerance."""
+    import torch.nn.functional as TF
+
+    from nnref.bench import builtin_twin
+
+    torch.manual_seed(0)
+    model = make()
+    twin = builtin_twin(model)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 784, generator=g)
+    y = torch.randint(0, 2, (32,), generator=g).float() if model.binary else torch.randint(0, 10, (32,), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, ref = model(x), twin(x).squeeze(-1) if model.binary else twin(x)
+        loss_ours = model.loss(ours, y)
+        loss_ref = TF.binary_cross_entropy_with_logits(ref, y) if model.binary else TF.cross_entropy(ref, y)
+    assert ours.dtype == ref.dtype == torch.bfloat16 and loss_ours.dtype == loss_ref.dtype == torch.float32
+    torch.testing.assert_close(ours.float(), ref.float(), rtol=3e-2, atol=3e-2)
+    torch.testing.assert_close(loss_ours, loss_ref, rtol=2e-2, atol=2e-2)
+    loss_ours.backward()
+    loss_ref.backward()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert p.grad.dtype == q.grad.dtype == torch.float32
+        torch.testing.assert_close(p.grad.view_as(q.grad), q.grad, rtol=5e-2, atol=5e-3)
