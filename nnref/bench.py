@@ -236,8 +236,15 @@ class _Stepper:
         return loss
 
 
-def _nnref_ce(z, y):
-    return F.softmax_cross_entropy(z, y)
+def _model_twin_batches(make, data, bs: int, device):
+    """An nnref model (seed 0), its torch.nn twin with the same weights, and 32 random batches of ``bs``
+    training rows: what every step comparison runs on."""
+    torch.manual_seed(0)
+    model = make().to(device)
+    twin = builtin_twin(model).to(device)
+    g = torch.Generator().manual_seed(0)
+    idx = [torch.randint(0, data.train_x.shape[0], (bs,), generator=g).to(device) for _ in range(32)]
+    return model, twin, [(data.train_x[i], data.train_y[i]) for i in idx]
 
 
 def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7) -> list[dict]:
@@ -248,16 +255,12 @@ def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7)
     rows = []
     for kind in ("softmax", "mlp"):
         for bs in batch_sizes:
-            torch.manual_seed(0)
-            model = (SoftmaxRegression(784, 10) if kind == "softmax" else MLP(784, 800, 10)).to(device)
-            twin = builtin_twin(model).to(device)
-            g = torch.Generator().manual_seed(0)
-            idx = [torch.randint(0, data.train_x.shape[0], (bs,), generator=g).to(device) for _ in range(32)]
-            batches = [(data.train_x[i], data.train_y[i]) for i in idx]
+            make = (lambda: SoftmaxRegression(784, 10)) if kind == "softmax" else (lambda: MLP(784, 800, 10))
+            model, twin, batches = _model_twin_batches(make, data, bs, device)
             name = "softmax regression" if kind == "softmax" else "MLP 784-800-10"
             number = 50 if bs == 1 else 10 if device.type == "cpu" else 50
             with F.value_checks(device.type == "cpu"):
-                ours = _Stepper(model, _nnref_ce, batches)
+                ours = _Stepper(model, F.softmax_cross_entropy, batches)
                 ref = _Stepper(twin, TF.cross_entropy, batches)
                 t_ours, t_ref = side_by_side(ours, ref, device, number=number, repeats=repeats)
                 rows.append(_row(f"train step {name}, batch {bs}", t_ours, t_ref))
@@ -272,7 +275,7 @@ def _cuda_step_rows(model, twin, batches, ref_eager, name, bs, number, repeats) 
     which a graph's static gradients must keep."""
     device, rows = batches[0][0].device, []
     for amp in ("off", "bf16", "fp16"):
-        ours = _Stepper(copy.deepcopy(model), _nnref_ce, batches, graphed=True, amp=amp)
+        ours = _Stepper(copy.deepcopy(model), F.softmax_cross_entropy, batches, graphed=True, amp=amp)
         ref = _Stepper(copy.deepcopy(twin), TF.cross_entropy, batches, graphed=True, amp=amp)
         how = "" if amp == "off" else f", autocast {amp}"
         if amp == "off":
@@ -290,17 +293,12 @@ def bench_compile(data, device, batch_sizes=(128, 512), repeats: int = 7, hidden
     by torch.compile itself), to choose how ``nnref train --compile`` runs there."""
     rows = []
     for bs in batch_sizes:
-        torch.manual_seed(0)
-        model = MLP(784, hidden, 10).to(device)
-        twin = builtin_twin(model).to(device)
-        g = torch.Generator().manual_seed(0)
-        idx = [torch.randint(0, data.train_x.shape[0], (bs,), generator=g).to(device) for _ in range(32)]
-        batches = [(data.train_x[i], data.train_y[i]) for i in idx]
+        model, twin, batches = _model_twin_batches(lambda: MLP(784, hidden, 10), data, bs, device)
         name = f"train step MLP 784-{hidden}-10, batch {bs}"
         number = 10 if device.type == "cpu" else 50
         graphed = device.type == "cuda"
         with F.value_checks(False):  # the data was validated once; the compiled graph keeps its own assertions
-            ours = _Stepper(copy.deepcopy(model), _nnref_ce, batches, compiled=True, graphed=graphed)
+            ours = _Stepper(copy.deepcopy(model), F.softmax_cross_entropy, batches, compiled=True, graphed=graphed)
             ref = _Stepper(copy.deepcopy(twin), TF.cross_entropy, batches, compiled=True, graphed=graphed)
             ref_eager = _Stepper(copy.deepcopy(twin), TF.cross_entropy, batches)
             how = " (both captured as CUDA graphs)" if graphed else ""
@@ -309,7 +307,8 @@ def bench_compile(data, device, batch_sizes=(128, 512), repeats: int = 7, hidden
             t_o, t_r = side_by_side(ours, ref, device, number=number, repeats=repeats)
             rows.append(_row(f"{name}: both compiled{how}", t_o, t_r))
             if graphed:
-                ro = _Stepper(copy.deepcopy(model), _nnref_ce, batches, compiled=True, mode="reduce-overhead")
+                ro = _Stepper(copy.deepcopy(model), F.softmax_cross_entropy, batches, compiled=True,
+                              mode="reduce-overhead")
                 t_o, t_r = side_by_side(ours, ro, device, number=number, repeats=repeats)
                 rows.append(_row(f"{name}: nnref compiled + nnref's CUDA graph vs compiled reduce-overhead", t_o, t_r))
     return rows
@@ -536,7 +535,8 @@ def bench_time_to_accuracy(data, device, max_epochs: int = 10, repeats: int = 3,
                 model = recipe.make().to(device)
                 twin = builtin_twin(model).to(device)
                 with F.value_checks(device.type == "cpu"):
-                    runs["nnref"].append(_time_to(model, _nnref_ce, data, recipe, max_epochs, device, options))
+                    runs["nnref"].append(_time_to(model, F.softmax_cross_entropy, data, recipe, max_epochs, device,
+                                                  options))
                     runs["reference"].append(_time_to(twin, TF.cross_entropy, data, recipe, max_epochs, device,
                                                       options))
             (t_o, acc_o, s_o), (t_r, acc_r, s_r) = (_median_run(runs[k]) for k in ("nnref", "reference"))
