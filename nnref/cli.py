@@ -354,7 +354,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_playground(args) -> int:
-    from .playground import DATASETS, MODELS, PlaygroundConfig, over_seeds, run
+    from .playground import DATASETS, MODELS, PlaygroundConfig, run
 
     cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                            restarts=args.restarts, batch_size=args.batch_size, hidden=args.hidden,
@@ -362,7 +362,7 @@ def cmd_playground(args) -> int:
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     models = MODELS if args.model == "all" else (args.model,)
     if args.seeds:
-        return _playground_seeds(args, cfg, datasets, models, over_seeds)
+        return _playground_seeds(args, cfg, datasets, models)
     report = None if args.quiet else _print_playground_row
     result = run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir, args.run_name,
                  args.save_png, tensorboard=args.tensorboard, on_dataset=report)
@@ -371,9 +371,11 @@ def cmd_playground(args) -> int:
     return 0
 
 
-def _playground_seeds(args, cfg, datasets, models, over_seeds) -> int:
+def _playground_seeds(args, cfg, datasets, models) -> int:
     import json
     import statistics
+
+    from .playground import over_seeds
 
     def progress(seed, results):
         if not args.quiet:
