@@ -54,8 +54,9 @@ REDUCTIONS = ("mean", "sum", "none")
 #: log() is clamped here, like ``torch.nn.functional.binary_cross_entropy``: a probability of exactly
 #: 0 or 1 costs at most 100 nats instead of ``inf``.
 LOG_CLAMP = -100.0
-#: Denominator floor of the BCE gradient, the one PyTorch's ``binary_cross_entropy_backward`` uses.
-BCE_EPS = 1e-12
+#: Denominator floor of the BCE gradient, the one PyTorch's ``binary_cross_entropy_backward`` uses: 1e-12 as a
+#: float32 constant (9.99999996e-13), in every dtype — so at a = 0 or 1 the gradients agree to the last digit.
+BCE_EPS = 9.999999960041972e-13
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,6 +83,12 @@ def _clamped_log(a: torch.Tensor) -> torch.Tensor:
     return torch.log(a).clamp(min=LOG_CLAMP)
 
 
+def _clamped_log1m(a: torch.Tensor) -> torch.Tensor:
+    """log(1 − a), clamped: ``log1p(−a)`` keeps its digits for a near 0 (in float32, 1 − 2.7e-8 rounds to 1 and
+    log(1 − a) to 0, where log1p(−a) = −2.7e-8), as PyTorch's ``binary_cross_entropy`` computes it."""
+    return torch.log1p(-a).clamp(min=LOG_CLAMP)
+
+
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return loss.mean()
@@ -106,6 +113,7 @@ def _expand_grad(g: torch.Tensor, like: torch.Tensor, reduction: str) -> torch.T
 LOWER = {"cpu": "lower", "cuda": "lower"}  # matrix products: the autocast dtype everywhere
 FLOAT32 = {"cpu": "float32", "cuda": "float32"}  # losses: float32 everywhere
 FLOAT32_ON_CUDA = {"cuda": "float32"}  # softmax: float32 on CUDA; CPU autocast leaves it in the input's dtype
+NONE: dict = {}  # element-wise activations: the input's dtype
 
 
 def _autocast_dtype(args, policy: dict) -> torch.dtype | None:
@@ -169,7 +177,7 @@ class _Function(torch.autograd.Function):
     """
 
     generate_vmap_rule = True
-    autocast: dict = {}
+    autocast: dict = NONE
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -179,11 +187,27 @@ class _Function(torch.autograd.Function):
 
     @classmethod
     def apply(cls, *args):
-        dtype = _autocast_dtype(args, cls.autocast)
-        if dtype is not None:
-            args = tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and
-                         a.dtype != torch.float64 else a for a in args)
-        return super().apply(*args)
+        return super().apply(*_autocast_args(cls.autocast, args))
+
+
+def _autocast_args(policy: dict, args: tuple) -> tuple:
+    """The arguments cast to the dtype ``torch.autocast`` asks a Function of this ``policy`` to run in (as they
+    are when autocast is off or the policy keeps the input's dtype)."""
+    dtype = _autocast_dtype(args, policy)
+    if dtype is None:
+        return args
+    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and
+                 a.dtype != torch.float64 else a for a in args)
+
+
+def _call(fn: type[_Function], policy: dict, *args):
+    """``fn.apply(*args)`` with the autocast cast done *before* ``apply``, in code that ``torch.compile`` traces:
+    Dynamo handles ``Function.apply`` itself and does not run the ``apply`` override above, so without this a
+    compiled Linear under autocast would save its float32 weight beside a bfloat16 output and its backward
+    would multiply the two (``expected m1 and m2 to have the same dtype``).  Eagerly the second cast is a no-op.
+    ``policy`` is ``fn.autocast``, passed as the module constant it is (Dynamo cannot read a dict attribute of
+    a Function class handed to it as an argument)."""
+    return fn.apply(*_autocast_args(policy, args))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,7 +375,7 @@ class BinaryCrossEntropyFunction(_LossFunction):
 
     @staticmethod
     def forward(probs, targets, reduction):
-        loss = -(targets * _clamped_log(probs) + (1 - targets) * _clamped_log(1 - probs))
+        loss = -(targets * _clamped_log(probs) + (1 - targets) * _clamped_log1m(probs))
         return _reduce(loss, reduction)
 
     @staticmethod
@@ -364,7 +388,7 @@ class BinaryCrossEntropyFunction(_LossFunction):
         if ctx.needs_input_grad[0]:
             grad_a = g_el * (probs - targets) / (probs * (1 - probs)).clamp_min(BCE_EPS)
         if ctx.needs_input_grad[1]:
-            grad_y = g_el * (_clamped_log(1 - probs) - _clamped_log(probs))
+            grad_y = g_el * (_clamped_log1m(probs) - _clamped_log(probs))
         return grad_a, grad_y, None
 
 
@@ -491,9 +515,6 @@ def _check_reduction(reduction) -> None:
 
 
 def _check_same_device(**tensors: torch.Tensor) -> None:
-    first, *others = (t.device for t in tensors.values() if t is not None)
-    if all(d == first for d in others):
-        return
     devices = {name: t.device for name, t in tensors.items() if t is not None}
     if len(set(devices.values())) > 1:
         listing = ", ".join(f"{k} on {v}" for k, v in devices.items())
@@ -535,7 +556,7 @@ def _apply_with_labels(fn, prediction: torch.Tensor, labels: torch.Tensor, reduc
     """``fn.apply(prediction, labels, reduction)``; an out-of-range label reported by the CPU kernel becomes
     the ValueError the other devices get from the check before the call."""
     try:
-        return fn.apply(prediction, labels, reduction)
+        return _call(fn, FLOAT32, prediction, labels, reduction)
     except (RuntimeError, IndexError):
         if _kernel_checks_labels(labels):
             _read_labels(labels, prediction.shape[-1], name)
@@ -580,13 +601,13 @@ def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> t
             + (f", b {b.dtype}" if b is not None else "")
         )
     _check_same_device(x=x, W=W, b=b)
-    return LinearFunction.apply(x, W, b)
+    return _call(LinearFunction, LOWER, x, W, b)
 
 
 def sigmoid(z: torch.Tensor) -> torch.Tensor:
     """a = 1/(1 + e^(−z)) element-wise; z (*) → a (*)."""
     _check_float(z, "z")
-    return SigmoidFunction.apply(z)
+    return _call(SigmoidFunction, NONE, z)
 
 
 def softmax(z: torch.Tensor) -> torch.Tensor:
@@ -594,19 +615,19 @@ def softmax(z: torch.Tensor) -> torch.Tensor:
     _check_float(z, "z")
     if z.dim() < 1:
         raise ValueError("z must have at least one dimension (the classes), got a 0-D tensor")
-    return SoftmaxFunction.apply(z)
+    return _call(SoftmaxFunction, FLOAT32_ON_CUDA, z)
 
 
 def relu(z: torch.Tensor) -> torch.Tensor:
     """a = max(z, 0) element-wise; z (*) → a (*)."""
     _check_float(z, "z")
-    return ReLUFunction.apply(z)
+    return _call(ReLUFunction, NONE, z)
 
 
 def tanh(z: torch.Tensor) -> torch.Tensor:
     """a = tanh(z) element-wise; z (*) → a (*)."""
     _check_float(z, "z")
-    return TanhFunction.apply(z)
+    return _call(TanhFunction, NONE, z)
 
 
 def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -642,7 +663,7 @@ def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = 
     _check_float(probs, "probs")
     y = _check_binary_targets(probs, y, "probs")
     _check_unit_interval(probs, "probs")
-    return BinaryCrossEntropyFunction.apply(probs, y, reduction)
+    return _call(BinaryCrossEntropyFunction, FLOAT32, probs, y, reduction)
 
 
 def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -659,4 +680,4 @@ def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reductio
     _check_reduction(reduction)
     _check_float(logits, "logits")
     y = _check_binary_targets(logits, y, "logits")
-    return SigmoidBinaryCrossEntropyFunction.apply(logits, y, reduction)
+    return _call(SigmoidBinaryCrossEntropyFunction, FLOAT32, logits, y, reduction)

@@ -16,9 +16,11 @@ from typing import Callable, Sequence
 import torch
 
 from . import functional as F
+from .catalogue import FUNCTIONS
+from .table import markdown_table
 
 __all__ = ["numerical_gradient", "relative_error", "CheckResult", "check_functions", "format_table", "CASES",
-           "SweepPoint", "delta_sweep", "best_deltas", "CostRow", "numerical_cost"]
+           "SweepPoint", "DELTAS", "sweep_size", "delta_sweep", "best_deltas", "CostRow", "numerical_cost"]
 
 
 def numerical_gradient(
@@ -78,64 +80,9 @@ def relative_error(analytic: torch.Tensor, numeric: torch.Tensor, floor: float =
     return float(((analytic - numeric).abs() / scale).max())
 
 
-# --------------------------------------------------------------------------------------------------
-# One case per Function: a callable on float64 inputs.  Inputs are kept away from kinks (ReLU at 0)
-# and from the clamped ends of the probability losses, where a derivative is not defined.
-# --------------------------------------------------------------------------------------------------
-def _away_from_zero(t: torch.Tensor) -> torch.Tensor:
-    return t + 0.2 * torch.sign(t)
-
-
-def _case_linear(gen):
-    x, W, b = (torch.randn(*s, generator=gen, dtype=torch.float64) for s in ((4, 3), (5, 3), (5,)))
-    return F.LinearFunction.apply, (x, W, b)
-
-
-def _case_unary(fn, transform=lambda t: t):
-    def build(gen):
-        return fn, (transform(torch.randn(4, 5, generator=gen, dtype=torch.float64)),)
-    return build
-
-
-def _labels(gen, n=4, c=5):
-    return torch.randint(0, c, (n,), generator=gen)
-
-
-def _case_cross_entropy(gen):
-    probs = torch.softmax(torch.randn(4, 5, generator=gen, dtype=torch.float64), -1)
-    y = _labels(gen)
-    return (lambda p: F.CrossEntropyFunction.apply(p, y, "mean")), (probs,)
-
-
-def _case_bce(gen):
-    probs = torch.rand(6, generator=gen, dtype=torch.float64) * 0.8 + 0.1
-    y = torch.rand(6, generator=gen, dtype=torch.float64)
-    return (lambda a, t: F.BinaryCrossEntropyFunction.apply(a, t, "mean")), (probs, y)
-
-
-def _case_softmax_ce(gen):
-    z = torch.randn(4, 5, generator=gen, dtype=torch.float64)
-    y = _labels(gen)
-    return (lambda z: F.SoftmaxCrossEntropyFunction.apply(z, y, "mean")), (z,)
-
-
-def _case_sigmoid_bce(gen):
-    z = torch.randn(6, generator=gen, dtype=torch.float64)
-    y = torch.rand(6, generator=gen, dtype=torch.float64)
-    return (lambda z, t: F.SigmoidBinaryCrossEntropyFunction.apply(z, t, "mean")), (z, y)
-
-
-CASES: dict[str, Callable] = {
-    "LinearFunction": _case_linear,
-    "SigmoidFunction": _case_unary(F.SigmoidFunction.apply),
-    "SoftmaxFunction": _case_unary(F.SoftmaxFunction.apply),
-    "ReLUFunction": _case_unary(F.ReLUFunction.apply, _away_from_zero),
-    "TanhFunction": _case_unary(F.TanhFunction.apply),
-    "CrossEntropyFunction": _case_cross_entropy,
-    "BinaryCrossEntropyFunction": _case_bce,
-    "SoftmaxCrossEntropyFunction": _case_softmax_ce,
-    "SigmoidBinaryCrossEntropyFunction": _case_sigmoid_bce,
-}
+#: The Functions checked, by name: :data:`nnref.catalogue.FUNCTIONS` (inputs kept away from kinks, such as ReLU
+#: at 0, and from the clamped ends of the probability losses, where a derivative is not defined).
+CASES = {entry.function.__name__: entry for entry in FUNCTIONS}
 
 
 @dataclass
@@ -160,14 +107,15 @@ def _scalarize(fn, output_weights):
     return loss
 
 
-def check_functions(seed: int = 0, tolerance: float = 1e-6, delta: float = 1e-6) -> list[CheckResult]:
-    """gradcheck, gradgradcheck and the central-difference numerical gradient for every Function."""
+def check_functions(seed: int = 0, tolerance: float = 1e-6, delta: float = 1e-6, entries=None) -> list[CheckResult]:
+    """gradcheck, gradgradcheck and the central-difference numerical gradient for every Function of the
+    catalogue (or of ``entries``), in float64."""
     results = []
-    for name, build in CASES.items():
+    for entry in entries if entries is not None else CASES.values():
         gen = torch.Generator().manual_seed(seed)
-        fn, inputs = build(gen)
-        inputs = tuple(t.requires_grad_() for t in inputs)
-        row = CheckResult(name, False, False, float("inf"), tolerance)
+        fn, inputs = entry.as_function(entry.inputs(dtype=torch.float64, seed=seed))
+        inputs = tuple(t.detach().clone().requires_grad_() for t in inputs)
+        row = CheckResult(entry.function.__name__, False, False, float("inf"), tolerance)
         try:
             row.gradcheck = torch.autograd.gradcheck(fn, inputs, raise_exception=False)
             row.gradgradcheck = torch.autograd.gradgradcheck(fn, inputs, raise_exception=False)
@@ -185,16 +133,14 @@ def check_functions(seed: int = 0, tolerance: float = 1e-6, delta: float = 1e-6)
 def format_table(results: Sequence[CheckResult]) -> str:
     """A markdown table: Function | gradcheck | gradgradcheck | max relative error vs numerical gradient."""
     mark = {True: "pass", False: "FAIL"}
-    lines = [
-        "| Function | gradcheck | gradgradcheck | max relative error vs numerical gradient |",
-        "|---|---|---|---|",
-    ]
+    rows = []
     for r in results:
         err = f"{r.max_rel_error:.2e}" + ("" if r.max_rel_error <= r.tolerance else " FAIL")
-        lines.append(f"| {r.name} | {mark[r.gradcheck]} | {mark[r.gradgradcheck]} | {err} |")
+        rows.append((r.name, mark[r.gradcheck], mark[r.gradgradcheck], err))
         if r.error:
-            lines.append(f"|   error: {r.error} | | | |")
-    return "\n".join(lines)
+            rows.append((f"  error: {r.error}", "", "", ""))
+    return markdown_table(("Function", "gradcheck", "gradgradcheck", "max relative error vs numerical gradient"),
+                          rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,11 +168,21 @@ def _sweep_problem(seed: int):
     return loss, (W, b)
 
 
-def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0) -> list[SweepPoint]:
+#: The Δ grid of the sweep: 10^(e/4) for e = −48 … −4 (1e-12 to 0.1).
+DELTAS = tuple(10.0 ** (e / 4) for e in range(-48, -3))
+
+
+def sweep_size(deltas: Sequence[float] = DELTAS) -> int:
+    """How many numerical gradients :func:`delta_sweep` computes (for a progress bar)."""
+    return 4 * len(deltas)
+
+
+def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0, progress=None) -> list[SweepPoint]:
     """The error of the forward difference (L(w+Δ) − L(w))/Δ and of the central difference against the
     hand-written gradient, for Δ from 1e-12 to 1e-1, in float32 and float64.  Each curve is a V: truncation
-    error (∝ Δ forward, ∝ Δ² central) on the right, rounding error (∝ ε/Δ) on the left."""
-    deltas = list(deltas) if deltas is not None else [10.0 ** (e / 4) for e in range(-48, -3)]
+    error (∝ Δ forward, ∝ Δ² central) on the right, rounding error (∝ ε/Δ) on the left.  ``progress(1)`` is
+    called after each numerical gradient."""
+    deltas = list(deltas) if deltas is not None else list(DELTAS)
     loss, (W, b) = _sweep_problem(seed)
     Wg, bg = W.clone().requires_grad_(), b.clone().requires_grad_()
     exact = torch.autograd.grad(loss(Wg, bg), (Wg, bg))
@@ -238,6 +194,8 @@ def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0) -> list[Sw
                 numeric = numerical_gradient(loss, params, delta=delta, method=method)
                 error = max(relative_error(e, n.double()) for e, n in zip(exact, numeric))
                 points.append(SweepPoint(method, str(dtype).removeprefix("torch."), delta, min(error, 1.0)))
+                if progress is not None:
+                    progress(1)
     return points
 
 
@@ -264,7 +222,7 @@ class CostRow:
         return self.numerical_seconds / self.backward_seconds
 
 
-def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0) -> list[CostRow]:
+def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0, progress=None) -> list[CostRow]:
     """The lecture's "slow": one forward-difference numerical gradient against one backward pass, on a batch
     of MNIST-shaped rows, for logistic regression (785 parameters), softmax regression (7,850) and the
     784-800-10 MLP (636,010 — timed on ``mlp_sample`` parameters and extrapolated, as the table says)."""
@@ -301,4 +259,6 @@ def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0) -> l
                 view[i] = w
             numerical = (time.perf_counter() - start) * n / len(flat)
         rows.append(CostRow(name, n, backward, numerical, len(flat)))
+        if progress is not None:
+            progress(1)
     return rows

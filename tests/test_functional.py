@@ -13,6 +13,7 @@ from torch.func import grad, vmap
 
 import nnref.functional as F
 from bad_inputs import FUNCTION_CASES
+from nnref.catalogue import FUNCTIONS
 
 D = torch.float64
 SHAPES = [(1, 1, 2), (1, 3, 10), (5, 1, 2), (4, 3, 10), (7, 5, 2)]  # (n, p, c): batch 1 and >1, p = 1, c = 2 and 10
@@ -168,11 +169,14 @@ def test_only_save_for_backward_holds_tensors():
 # --------------------------------------------------------------------------------------------------
 # Equal to PyTorch's built-ins, forward and backward, float32 and float64
 # --------------------------------------------------------------------------------------------------
-def _compare(ours, ref, inputs, dtype):
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
-    a = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
-    b = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
-    out_a, out_b = ours(*a), ref(*b)
+def _compare(entry, inputs, dtype, **kw):
+    """nnref and the built-in on the same inputs: the values, and the gradients of Σ v ⊙ output (random v) with
+    respect to every input whose built-in gradient is defined."""
+    tol = entry.tolerance(dtype)
+    wants = entry.compared_grads()
+    a = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
+    b = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
+    out_a, out_b = entry.nnref(*a, **kw), entry.builtin(*b, **kw)
     torch.testing.assert_close(out_a, out_b, **tol)
     w = torch.randn(out_a.shape, dtype=dtype, generator=_gen(9))
     ga = torch.autograd.grad((out_a * w).sum(), [t for t in a if t.requires_grad])
@@ -182,29 +186,24 @@ def _compare(ours, ref, inputs, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_equal_to_builtins(dtype):
+@pytest.mark.parametrize("entry", FUNCTIONS, ids=lambda e: e.name)
+def test_equal_to_builtins(entry, dtype):
+    inputs = list(entry.inputs(n=8, c=10, p=5, dtype=dtype, seed=6))
+    if entry.name in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "sigmoid", "softmax", "tanh"):
+        inputs[0] = inputs[0] * 3  # logits that span the curve
+    for kw in ([{"reduction": r} for r in F.REDUCTIONS] if entry.loss else [{}]):
+        _compare(entry, inputs, dtype, **kw)
+
+
+def test_the_catalogue_holds_every_function():
+    assert {e.function for e in FUNCTIONS} == {getattr(F, name) for name in F.__all__ if name.endswith("Function")}
+    assert {e.name for e in FUNCTIONS} == {name for name in F.__all__ if not name[0].isupper()} - {"value_checks"}
+
+
+def test_linear_without_bias_equals_the_builtin():
     g = _gen(6)
-    x, W, b = (torch.randn(*s, generator=g, dtype=dtype) for s in ((8, 5), (3, 5), (3,)))
-    z = torch.randn(8, 10, generator=g, dtype=dtype) * 3
-    y = torch.randint(0, 10, (8,), generator=g)
-    probs = torch.softmax(z, -1)
-    a = torch.rand(8, generator=g, dtype=dtype) * 0.98 + 0.01
-    t = torch.rand(8, generator=g, dtype=dtype)
-    zb = torch.randn(8, generator=g, dtype=dtype) * 3
-    _compare(F.linear, TF.linear, (x, W, b), dtype)
-    _compare(F.sigmoid, torch.sigmoid, (z,), dtype)
-    _compare(F.softmax, lambda z: torch.softmax(z, -1), (z,), dtype)
-    _compare(F.relu, torch.relu, (z,), dtype)
-    _compare(F.tanh, torch.tanh, (z,), dtype)
-    for red in F.REDUCTIONS:
-        _compare(lambda p: F.cross_entropy(p, y, red), lambda p: TF.nll_loss(torch.log(p), y, reduction=red),
-                 (probs,), dtype)
-        _compare(lambda a, t: F.binary_cross_entropy(a, t, red), lambda a, t: TF.binary_cross_entropy(a, t, reduction=red),
-                 (a, t), dtype)
-        _compare(lambda z: F.softmax_cross_entropy(z, y, red), lambda z: TF.cross_entropy(z, y, reduction=red),
-                 (z,), dtype)
-        _compare(lambda z, t: F.sigmoid_binary_cross_entropy(z, t, red),
-                 lambda z, t: TF.binary_cross_entropy_with_logits(z, t, reduction=red), (zb, t), dtype)
+    x, W = torch.randn(8, 5, generator=g, dtype=D), torch.randn(3, 5, generator=g, dtype=D)
+    torch.testing.assert_close(F.linear(x, W), TF.linear(x, W), rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,6 +226,8 @@ def test_fused_losses_stable_at_extreme_logits(dtype):
     out, (g,) = _finite_value_and_grad(lambda z: F.softmax_cross_entropy(z, y, "none"), z)
     torch.testing.assert_close(out, TF.cross_entropy(z, y, reduction="none"))
     torch.testing.assert_close(out, torch.tensor([2e4, 2e4 + math.log(2)], dtype=dtype))
+    # dL/dz = softmax(z) − onehot(y): row 1 puts all its mass on class 0, row 2 splits it between 1 and 2
+    torch.testing.assert_close(g, torch.tensor([[1.0, -1.0, 0.0], [-1.0, 0.5, 0.5]], dtype=dtype))
     zb = torch.tensor([1e4, -1e4, 1e4, -1e4], dtype=dtype)
     t = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=dtype)
     out, (g,) = _finite_value_and_grad(lambda z: F.sigmoid_binary_cross_entropy(z, t, "none"), zb)
@@ -240,6 +241,10 @@ def test_sigmoid_finite_at_1000(dtype):
     a, (g,) = _finite_value_and_grad(F.sigmoid, z)
     torch.testing.assert_close(a, torch.sigmoid(z))
     assert a[0] == 0 and a[-1] == 1 and a[2] == 0.5
+    zs = z.clone().requires_grad_()
+    torch.sigmoid(zs).sum().backward()
+    torch.testing.assert_close(g, zs.grad, rtol=1e-6, atol=0)  # a(1 − a): 0.25 at 0, e^−50 at ±50, 0 at ±1000
+    assert g[2] == 0.25 and g[0] == 0 and g[-1] == 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -249,10 +254,18 @@ def test_probability_losses_finite_at_0_and_1(dtype):
     out, (ga, gt) = _finite_value_and_grad(lambda a, t: F.binary_cross_entropy(a, t, "none"), a, t)
     torch.testing.assert_close(out, TF.binary_cross_entropy(a, t, reduction="none"))
     torch.testing.assert_close(out, torch.tensor([100.0, 100.0, 0.0, 0.0], dtype=dtype))
+    # dL/da = (a − y)/max(a(1 − a), 1e-12), PyTorch's own floor; dL/dy = clamp(log(1 − a)) − clamp(log a)
+    assert ga.tolist() == pytest.approx([-1e12, 1e12, 0.0, 0.0], rel=1e-6)
+    a_ref = a.clone().requires_grad_()
+    TF.binary_cross_entropy(a_ref, t, reduction="sum").backward()
+    torch.testing.assert_close(ga, a_ref.grad)
+    assert gt.tolist() == [100.0, -100.0, 100.0, -100.0]
     p = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)
     y = torch.tensor([0, 0])
     out, (gp,) = _finite_value_and_grad(lambda p: F.cross_entropy(p, y, "none"), p)
     torch.testing.assert_close(out, torch.tensor([100.0, 0.0], dtype=dtype))
+    tiny = torch.finfo(dtype).tiny  # −1/a_y, with a_y = 0 floored at the dtype's smallest normal number
+    assert gp.tolist() == [[-1 / tiny, 0.0], [-1.0, 0.0]]
 
 
 def test_softmax_rows_sum_to_one_at_extremes():
@@ -265,16 +278,16 @@ def test_softmax_rows_sum_to_one_at_extremes():
 # --------------------------------------------------------------------------------------------------
 # torch.func: per-sample gradients of the lecture's per-instance loss
 # --------------------------------------------------------------------------------------------------
-def _per_sample_check(loss_fn, params, X, Y):
-    per_sample = vmap(grad(loss_fn), in_dims=(None, 0, 0))(params, X, Y)
+def _per_sample_check(ours, builtin, params, X, Y):
+    """Per-sample gradients of nnref's loss through ``vmap(grad(...))`` equal those of the same loss made of
+    PyTorch's built-ins — computed one instance at a time with ordinary autograd, so a wrong hand-written
+    backward (or a wrong vmap rule) cannot agree with it."""
+    per_sample = vmap(grad(ours), in_dims=(None, 0, 0))(params, X, Y)
     for i in range(X.shape[0]):
-        single = grad(loss_fn)(params, X[i], Y[i])
+        ps = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+        builtin(ps, X[i], Y[i]).backward()
         for name in params:
-            torch.testing.assert_close(per_sample[name][i], single[name])
-            # and the same as ordinary autograd through the Functions on one instance
-            ps = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
-            loss_fn(ps, X[i], Y[i]).backward()
-            torch.testing.assert_close(per_sample[name][i], ps[name].grad)
+            torch.testing.assert_close(per_sample[name][i], ps[name].grad, rtol=1e-10, atol=1e-12)
 
 
 def test_vmap_grad_softmax_regression_per_sample():
@@ -282,14 +295,17 @@ def test_vmap_grad_softmax_regression_per_sample():
     params = {"W": torch.randn(4, 3, generator=g, dtype=D), "b": torch.randn(4, generator=g, dtype=D)}
     X, Y = torch.randn(6, 3, generator=g, dtype=D), torch.randint(0, 4, (6,), generator=g)
 
-    def loss(p, x, y):
+    def fused(p, x, y):
         return F.softmax_cross_entropy(F.linear(x.unsqueeze(0), p["W"], p["b"]), y.unsqueeze(0))
 
     def unfused(p, x, y):
         return F.cross_entropy(F.softmax(F.linear(x.unsqueeze(0), p["W"], p["b"])), y.unsqueeze(0))
 
-    _per_sample_check(loss, params, X, Y)
-    _per_sample_check(unfused, params, X, Y)
+    def builtin(p, x, y):
+        return TF.cross_entropy(TF.linear(x.unsqueeze(0), p["W"], p["b"]), y.unsqueeze(0))
+
+    _per_sample_check(fused, builtin, params, X, Y)
+    _per_sample_check(unfused, builtin, params, X, Y)
 
 
 def test_vmap_grad_mlp_and_logistic_per_sample():
@@ -298,13 +314,21 @@ def test_vmap_grad_mlp_and_logistic_per_sample():
               "W2": torch.randn(1, 5, generator=g, dtype=D), "b2": torch.randn(1, generator=g, dtype=D)}
     X, Y = torch.randn(5, 3, generator=g, dtype=D), torch.randint(0, 2, (5,), generator=g).to(D)
 
-    def loss(p, x, y):
-        h = F.tanh(F.linear(x.unsqueeze(0), p["W1"], p["b1"]))
-        h = F.relu(h) + F.sigmoid(h)
-        z = F.linear(h, p["W2"], p["b2"]).squeeze(-1)
+    def network(act, lin, x, p):
+        h = act["tanh"](lin(x.unsqueeze(0), p["W1"], p["b1"]))
+        h = act["relu"](h) + act["sigmoid"](h)
+        return lin(h, p["W2"], p["b2"]).squeeze(-1)
+
+    def ours(p, x, y):
+        z = network({"tanh": F.tanh, "relu": F.relu, "sigmoid": F.sigmoid}, F.linear, x, p)
         return F.sigmoid_binary_cross_entropy(z, y.unsqueeze(0)) + F.binary_cross_entropy(F.sigmoid(z), y.unsqueeze(0))
 
-    _per_sample_check(loss, params, X, Y)
+    def builtin(p, x, y):
+        z = network({"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}, TF.linear, x, p)
+        return TF.binary_cross_entropy_with_logits(z, y.unsqueeze(0)) + \
+            TF.binary_cross_entropy(torch.sigmoid(z), y.unsqueeze(0))
+
+    _per_sample_check(ours, builtin, params, X, Y)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,15 +342,32 @@ def test_bad_input_raises_clear_error(name, call, exc, pattern):
 
 
 def test_value_checks_can_be_switched_off_for_hot_loops():
-    z, y = torch.randn(2, 3), torch.tensor([0, 5])
-    with pytest.raises(ValueError):
-        F.softmax_cross_entropy(z, y)
+    """Off, the checks that read the data do not run (an out-of-range probability goes through unread); the
+    shape checks still do; after the block they are on again."""
+    bad_probs, target = torch.tensor([1.5, 0.5]), torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match=r"probs must lie in \[0, 1\], found 1.5"):
+        F.binary_cross_entropy(bad_probs, target)
     with F.value_checks(False):
-        F.cross_entropy(torch.full((2, 3), 1 / 3), torch.tensor([0, 1]))  # shape checks still run
+        assert torch.isfinite(F.binary_cross_entropy(bad_probs.clamp(max=0.9), target))
+        F.binary_cross_entropy(bad_probs, target)  # not read: no error (log(1 − 1.5) is NaN, clamped or not)
+        F.cross_entropy(torch.tensor([[0.2, 1.3]]), torch.tensor([0]))  # nor here
         with pytest.raises(ValueError, match="y has 1 entries"):
-            F.softmax_cross_entropy(z, torch.tensor([0]))
-    with pytest.raises(ValueError):  # back on after the block
-        F.softmax_cross_entropy(z, y)
+            F.softmax_cross_entropy(torch.randn(2, 3), torch.tensor([0]))
+        with F.value_checks(True):  # nested: on again inside
+            with pytest.raises(ValueError, match=r"probs must lie in \[0, 1\]"):
+                F.binary_cross_entropy(bad_probs, target)
+    with pytest.raises(ValueError, match=r"probs must lie in \[0, 1\]"):  # back on after the block
+        F.binary_cross_entropy(bad_probs, target)
+
+
+def test_relu_derivative_at_the_kink_is_zero_eagerly():
+    """da/dz = 1[z > 0]: 0 at z = 0 exactly, as PyTorch's ReLU has it (a mask z ≥ 0 would give 1)."""
+    z = torch.tensor([-1.0, 0.0, 2.0, -0.0], requires_grad=True)
+    F.relu(z).sum().backward()
+    assert z.grad.tolist() == [0.0, 0.0, 1.0, 0.0]
+    zeros = torch.zeros(2, 3, dtype=D, requires_grad=True)
+    (g,) = torch.autograd.grad(F.relu(zeros), zeros, torch.ones(2, 3, dtype=D))
+    assert torch.equal(g, torch.zeros(2, 3, dtype=D))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,56 +377,44 @@ AUTOCAST = [("cpu", torch.bfloat16)] + ([("cuda", torch.float16), ("cuda", torch
                                          if torch.cuda.is_available() else [])
 
 
-def _bce_outside_autocast(a, t):
+def _bce_outside_autocast(a, t, **kw):
     """CUDA autocast refuses the built-in probability BCE ("unsafe to autocast"): its twin runs in float32."""
     with torch.autocast(a.device.type, enabled=False):
-        return TF.binary_cross_entropy(a.float(), t.float())
+        return TF.binary_cross_entropy(a.float(), t.float(), **kw)
 
 
-def _autocast_cases(device, low):
-    g = _gen(12)
-
-    def r(*shape, dtype=torch.float32):
-        return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
-
-    y = torch.randint(0, 10, (16,), generator=g).to(device)
-    probs = torch.softmax(r(16, 10), -1)
-    a, t = torch.rand(16, generator=g).to(device) * 0.9 + 0.05, torch.rand(16, generator=g).to(device)
-    return [
-        ("linear", F.linear, TF.linear, (r(16, 20), r(10, 20) * 0.2, r(10))),
-        ("sigmoid", F.sigmoid, torch.sigmoid, (r(16, 10, dtype=low),)),
-        ("tanh", F.tanh, torch.tanh, (r(16, 10, dtype=low),)),
-        ("relu", F.relu, torch.relu, (r(16, 10, dtype=low),)),
-        ("softmax", F.softmax, lambda z: torch.softmax(z, -1), (r(16, 10, dtype=low),)),
-        ("softmax fp32 input", F.softmax, lambda z: torch.softmax(z, -1), (r(16, 10),)),
-        ("softmax_cross_entropy", lambda z: F.softmax_cross_entropy(z, y), lambda z: TF.cross_entropy(z, y),
-         (r(16, 10, dtype=low),)),
-        ("cross_entropy", lambda p: F.cross_entropy(p, y), lambda p: TF.nll_loss(torch.log(p), y),
-         (probs.to(low),)),
-        ("sigmoid_binary_cross_entropy", lambda z: F.sigmoid_binary_cross_entropy(z, t),
-         lambda z: TF.binary_cross_entropy_with_logits(z, t), (r(16, dtype=low),)),
-        ("binary_cross_entropy", lambda p: F.binary_cross_entropy(p, t), lambda p: _bce_outside_autocast(p, t),
-         (a.to(low),)),
-    ]
+def _autocast_inputs(entry, device, low):
+    """What each Function receives in an autocast forward: float32 parameters and rows for Linear (which lowers
+    them itself), the low-precision output of the layer before for everything after it."""
+    inputs = list(entry.inputs(n=16, c=10, p=20, dtype=torch.float32, seed=12, device=device))
+    if entry.name != "linear":
+        inputs[0] = inputs[0].to(low)
+    return [inputs] + ([[inputs[0].float()]] if entry.name == "softmax" else [])  # softmax also on float32 input
 
 
 @pytest.mark.parametrize("device,low", AUTOCAST)
-def test_every_function_under_autocast_matches_its_builtin_twin(device, low):
-    """Same output dtype, values and gradients (in the inputs' dtypes) within the low-precision tolerance."""
-    tol = dict(rtol=2e-2, atol=2e-2)
-    for name, ours, ref, inputs in _autocast_cases(device, low):
-        a = [t.detach().clone().requires_grad_() for t in inputs]
-        b = [t.detach().clone().requires_grad_() for t in inputs]
+@pytest.mark.parametrize("entry", FUNCTIONS, ids=lambda e: e.name)
+def test_every_function_under_autocast_matches_its_builtin_twin(entry, device, low):
+    """Same output dtype, values and gradients (in the inputs' dtypes) within the low-precision tolerance: values
+    to 2% of their size, gradients to 2% of the largest gradient (an absolute floor of 2e-2 would let a wrong
+    formula pass: the loss gradients here are about 0.006)."""
+    builtin = _bce_outside_autocast if entry.name == "binary_cross_entropy" and device == "cuda" else entry.builtin
+    for inputs in _autocast_inputs(entry, device, low):
+        wants = entry.compared_grads()
+        a = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
+        b = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
         with torch.autocast(device, dtype=low):
-            out_a, out_b = ours(*a), ref(*b)
-        assert out_a.dtype == out_b.dtype, (name, out_a.dtype, out_b.dtype)
-        torch.testing.assert_close(out_a.float(), out_b.float(), **tol, msg=name)
+            out_a, out_b = entry.nnref(*a), builtin(*b)
+        assert out_a.dtype == out_b.dtype, (entry.name, out_a.dtype, out_b.dtype)
+        scale = float(out_b.detach().float().abs().max())
+        torch.testing.assert_close(out_a.float(), out_b.float(), rtol=2e-2, atol=2e-2 * scale, msg=entry.name)
         w = torch.rand(out_a.shape, generator=_gen(13)).to(device)
-        ga = torch.autograd.grad((out_a.float() * w).sum(), a)
-        gb = torch.autograd.grad((out_b.float() * w).sum(), b)
-        for x, y, inp in zip(ga, gb, inputs):
-            assert x.dtype == y.dtype == inp.dtype, name
-            torch.testing.assert_close(x.float(), y.float(), **tol, msg=name)
+        ga = torch.autograd.grad((out_a.float() * w).sum(), [t for t in a if t.requires_grad])
+        gb = torch.autograd.grad((out_b.float() * w).sum(), [t for t in b if t.requires_grad])
+        for x, y, inp in zip(ga, gb, [t for t in a if t.requires_grad]):
+            assert x.dtype == y.dtype == inp.dtype, entry.name
+            torch.testing.assert_close(x.float(), y.float(), rtol=2e-2, atol=2e-2 * float(y.float().abs().max()),
+                                       msg=entry.name)
 
 
 @pytest.mark.parametrize("device,low", AUTOCAST)
