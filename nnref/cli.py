@@ -1,19 +1,25 @@
 """The ``nnref`` command line: train, eval, predict, export, gradcheck, runs, playground, bench.
 
 This module is the only place that parses arguments, prints and picks exit codes: 0 success, 2 usage
-errors (argparse), 1 every other failure — always a one-paragraph message on stderr, never a raw traceback
-(set ``NNREF_DEBUG=1`` to see one).  Everything it calls returns values or raises.
+errors (argparse: the command's own usage, and a suggestion for a misspelt option), 1 every other failure —
+always a one-paragraph message on stderr, never a raw traceback (set ``NNREF_DEBUG=1`` to see one) —,
+75 a training run stopped by a signal after writing a resumable checkpoint (:data:`EXIT_INTERRUPTED`), 130 any
+other command interrupted by Ctrl-C.  Everything it calls returns values or raises.  Options are never
+abbreviated: ``--epoch`` is an error, not ``--epochs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import shlex
 import sys
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_INTERRUPTED"]
+
+EXIT_INTERRUPTED = 75  # nnref.interrupt.EXIT_INTERRUPTED (kept here so that --help needs no torch import)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -38,6 +44,7 @@ positive_float = _number_type(float, "a number", lambda v: math.isfinite(v) and 
 non_negative_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0,
                                   "must be a finite number ≥ 0")
 fraction = _number_type(float, "a number", lambda v: 0 < v < 1, "must be between 0 and 1")
+port_number = _number_type(int, "a port number", lambda v: 0 <= v <= 65535, "must be in 0-65535")
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -89,78 +96,132 @@ def device_name(text: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Parsers
 # --------------------------------------------------------------------------------------------------
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from .layers import ACTIVATIONS
-    from .models import METRICS
+class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviations, and a misspelt option answered with this command's usage and the option
+    it most likely meant."""
 
-    g = p.add_argument_group("optimisation (defaults depend on the model; see README)")
-    g.add_argument("--epochs", type=positive_int, help="passes over the training set")
-    g.add_argument("--lr", type=positive_float, help="step size α of w ← w − α ∂L/∂w")
-    g.add_argument("--batch-size", type=positive_int, help="1 is the lecture's per-instance SGD")
-    g.add_argument("--momentum", type=non_negative_float, help="SGD momentum (0 = plain gradient descent)")
-    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
-    g.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="L2 penalty (default 0)")
-    g.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self._subparsers is None:  # the command that has them says what is wrong
+            self.error(_unrecognised(self, extras))
+        return namespace, extras
+
+
+def _unrecognised(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    known = [s for action in parser._actions for s in action.option_strings]
+    hints = []
+    for word in (e for e in extras if e.startswith("-")):
+        close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{word}: did you mean {close[0]}?")
+    return f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else "")
+
+
+def _shared(*names: str) -> argparse.ArgumentParser:
+    """A parent parser holding the options several commands share, declared once."""
+    p = _Parser(add_help=False)
+    options = {
+        "seed": lambda: p.add_argument("--seed", type=non_negative_int, help="random seed (default 0)"),
+        "device": lambda: p.add_argument("--device", type=device_name,
+                                         help="auto (CUDA when present; default), cpu, cuda or cuda:N"),
+        "data-root": lambda: p.add_argument("--data-root", help="folder holding MNIST/raw/ "
+                                            "(default: $NNREF_DATA_ROOT, else ./data)"),
+        "no-download": lambda: p.add_argument("--no-download", dest="download", action="store_false",
+                                              help="never download MNIST (fail with the files it expects)"),
+        "logdir": lambda: p.add_argument("--logdir", help="TensorBoard log folder (default runs)"),
+    }
+    for name in names:
+        options[name]()
+    return p
+
+
+_DEFAULTS_TEXT = """defaults by model (any option given wins):
+  logreg   10 epochs, --lr 0.5,  --batch-size 128, --momentum 0,   binary task --positive-class 0
+  softmax  20 epochs, --lr 0.1,  --batch-size 64,  --momentum 0
+  mlp      15 epochs, --lr 0.05, --batch-size 128, --momentum 0.9, --hidden 800 --activation relu
+  knn      --k 3 --metric euclidean --chunk-size 4096 (KNN stores records: no gradient-descent options)
+every run: --lr-schedule cosine, --loss fused, --amp off, --val-size 5000, --seed 0, --logdir runs"""
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from .knn import METRICS
+    from .layers import ACTIVATIONS
+
+    S = argparse.SUPPRESS  # an option not given is absent: the model's configuration supplies its default
+    g = p.add_argument_group("gradient descent (logreg, softmax, mlp)")
+    g.add_argument("--epochs", type=positive_int, default=S, help="passes over the training set")
+    g.add_argument("--lr", type=positive_float, default=S, help="step size α of w ← w − α ∂L/∂w")
+    g.add_argument("--batch-size", type=positive_int, default=S, help="1 is the lecture's per-instance SGD")
+    g.add_argument("--momentum", type=non_negative_float, default=S, help="SGD momentum (0 = plain gradient descent)")
+    g.add_argument("--nesterov", action="store_true", default=S, help="Nesterov momentum (needs --momentum > 0)")
+    g.add_argument("--weight-decay", type=non_negative_float, default=S, help="L2 penalty (default 0)")
+    g.add_argument("--lr-schedule", choices=("cosine", "constant"), default=S,
                    help="cosine: α decays to 0 over the run (default); constant: α throughout")
-    g.add_argument("--loss", choices=("fused", "unfused"), default="fused",
+    g.add_argument("--loss", choices=("fused", "unfused"), default=S,
                    help="fused: stable loss from logits (default); unfused: the lecture's activation → "
                         "cross-entropy on probabilities")
-    g.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
+    g.add_argument("--amp", choices=("off", "bf16", "fp16"), default=S,
                    help="mixed precision: matrix products in bfloat16 or float16 under torch.autocast, losses "
                         "and parameters in float32 (fp16: CUDA only, with loss scaling); default off")
-    g.add_argument("--compile", action="store_true",
+    g.add_argument("--compile", action="store_true", default=S,
                    help="torch.compile forward and loss (backward: nnref's own, through AOTAutograd)")
-    m = p.add_argument_group("model")
-    m.add_argument("--hidden", type=int_list, default=(800,), help="MLP hidden sizes, e.g. 800 or 300,100")
-    m.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu", help="MLP hidden activation")
-    m.add_argument("--k", type=int_list, default=(3,), help="KNN neighbours, one or a list such as 1,3,5")
-    m.add_argument("--metric", choices=METRICS, default="euclidean", help="KNN distance")
-    t = m.add_mutually_exclusive_group()
-    t.add_argument("--positive-class", type=digit, metavar="K",
-                   help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)")
-    t.add_argument("--classes", type=digit_pair, metavar="A,B", help="binary task on digits A (→0) and B (→1) only")
-    _add_run_options(p.add_argument_group("data and run"))
-
-
-def _add_run_options(d) -> None:
-    d.add_argument("--seed", type=non_negative_int, default=0)
-    d.add_argument("--device", type=device_name, help="auto (CUDA when present; default), cpu, cuda")
-    d.add_argument("--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)")
-    d.add_argument("--no-download", dest="download", action="store_false", help="never download MNIST")
-    d.add_argument("--val-size", type=non_negative_int, default=5000,
-                   help="last N training images held out for validation (default 5000)")
-    d.add_argument("--limit-train", type=positive_int, metavar="N", help="train on the first N images only")
-    d.add_argument("--logdir", default="runs", help="TensorBoard log folder (default runs)")
-    d.add_argument("--run-name", help="run folder name (default <model>-<timestamp>)")
-    d.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="STEPS",
+    g.add_argument("--hidden", type=int_list, default=S, help="MLP hidden sizes, e.g. 800 (default) or 300,100")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default=S, help="MLP hidden activation (default relu)")
+    g.add_argument("--checkpoint-every", type=non_negative_int, default=S, metavar="STEPS",
                    help="also checkpoint every N steps inside an epoch (default: after every epoch only)")
-    d.add_argument("--log-every", type=positive_int, default=50, metavar="STEPS",
-                   help="steps between loss/train_step points")
-    d.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+    g.add_argument("--log-every", type=positive_int, default=S, metavar="STEPS",
+                   help="steps between loss/train_step points (default 50)")
+    g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=S,
                    help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward")
-    d.add_argument("--resume", metavar="PATH|auto",
+    g.add_argument("--resume", metavar="PATH|auto", default=S,
                    help="continue the run of this checkpoint.pt; auto: <logdir>/<run-name>/checkpoint.pt when it "
-                        "exists, else start fresh (for torchrun --max-restarts)")
-    d.add_argument("--dry-run", action="store_true", help="load data, build the model, one step; write nothing")
-    d.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
+                        "exists, else start fresh (for torchrun --max-restarts and requeued jobs)")
+    k = p.add_argument_group("k-nearest neighbours (knn)")
+    k.add_argument("--k", type=int_list, default=S, help="neighbours, one or a list such as 1,3,5 (the best on "
+                                                         "validation is kept; default 3)")
+    k.add_argument("--metric", choices=METRICS, default=S, help="distance (default euclidean)")
+    k.add_argument("--chunk-size", type=positive_int, default=S, metavar="N",
+                   help="test images compared with the records at once (memory ∝ N; default 4096)")
+    d = p.add_argument_group("data and run (every model)")
+    t = d.add_mutually_exclusive_group()
+    t.add_argument("--positive-class", type=digit, metavar="K", default=S,
+                   help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)")
+    t.add_argument("--classes", type=digit_pair, metavar="A,B", default=S,
+                   help="binary task on digits A (→0) and B (→1) only")
+    d.add_argument("--val-size", type=non_negative_int, default=S,
+                   help="last N training images held out for validation (default 5000)")
+    d.add_argument("--limit-train", type=positive_int, metavar="N", default=S, help="train on the first N images only")
+    d.add_argument("--run-name", default=S, help="run folder name (default <model>-<timestamp>)")
+    d.add_argument("--dry-run", action="store_true", default=S, help="load data, build the model, one step; "
+                                                                      "write nothing")
+    d.add_argument("--quiet", action="store_true", default=S, help="no progress bar, no per-epoch lines")
 
 
 def _add_playground_options(p: argparse.ArgumentParser) -> None:
     from .layers import ACTIVATIONS
-    from .playground import DATASETS, MODELS, PlaygroundConfig
+    from .playground import CLASSIFIERS, DATASETS, PlaygroundConfig
 
     d = PlaygroundConfig()
-    p.add_argument("--dataset", choices=DATASETS + ("all",), default="all")
-    p.add_argument("--model", choices=MODELS + ("all",), default="all")
-    p.add_argument("--samples", type=positive_int, default=400)
+    p.add_argument("--dataset", choices=DATASETS + ("all",), default="all",
+                   help="the 2-D data: two blobs, XOR, circles, spirals, or all four (default)")
+    p.add_argument("--model", choices=CLASSIFIERS + ("all",), default="all",
+                   help="logreg (the line), mlp, knn, or all three side by side (default)")
+    p.add_argument("--samples", type=positive_int, default=400, help="points per dataset (default 400)")
     p.add_argument("--noise", type=non_negative_float, default=None,
                    help="std of the Gaussian jitter (default per dataset)")
-    p.add_argument("--test-fraction", type=fraction, default=0.3)
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--test-fraction", type=fraction, default=0.3, help="share of points held out (default 0.3)")
     p.add_argument("--hidden", type=int_list, default=d.hidden, help="MLP hidden sizes (default 8,8)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=d.activation)
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=d.activation,
+                   help=f"MLP activation (default {d.activation})")
     p.add_argument("--k", type=int_list, default=d.k, help="KNN k values (default 1,5,15)")
-    p.add_argument("--steps", type=positive_int, default=d.steps, help=f"gradient-descent steps (default {d.steps})")
+    p.add_argument("--steps", type=positive_int, default=d.steps,
+                   help=f"gradient-descent steps (default {d.steps}; in class, 300 with --restarts 1 gives the same "
+                        "accuracies in a few seconds per dataset)")
     p.add_argument("--lr", type=positive_float, default=d.lr, help=f"default {d.lr}")
     p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help=f"default {d.momentum}")
     p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help=f"default {d.weight_decay}")
@@ -168,77 +229,100 @@ def _add_playground_options(p: argparse.ArgumentParser) -> None:
                    help=f"MLP: random starts, the lowest training loss is kept (default {d.restarts})")
     p.add_argument("--batch-size", type=non_negative_int, default=d.batch_size, help="0 = full batch (default)")
     p.add_argument("--snapshots", type=positive_int, default=d.snapshots, help="boundary pictures per run (default 10)")
-    p.add_argument("--logdir", default="runs")
-    p.add_argument("--run-name")
+    p.add_argument("--run-name", help="run folder name (default playground-<timestamp>)")
     p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="write no event files")
     p.add_argument("--seeds", type=positive_int, metavar="N",
                    help="measure seeds 0..N-1 (data, split and weights follow the seed): a table of the mean and "
                         "the minimum test accuracy, no pictures")
     p.add_argument("--json", metavar="PATH", help="with --seeds: also write every accuracy here")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no result lines")
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
     from .bench import SECTIONS
 
-    p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)")
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}")
-    p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output")
-    p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (a smoke test)")
-    p.add_argument("--repeats", type=positive_int, default=7)
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help="comma-separated sections (default all, in this order): " + "; ".join(
+                       f"{s.name}: {s.doc.split('.')[0]}" for s in SECTIONS.values()))
+    p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output (default runs/bench)")
+    p.add_argument("--quick", action="store_true", help="the quick profile: fewer repetitions and smaller sizes "
+                                                        "(a smoke run of a few minutes; the full bench takes ~10)")
+    p.add_argument("--repeats", type=positive_int, help="rounds of each side-by-side comparison (default 7, quick 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnref", description="The lecture's neural networks, verified.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("train", help="train a model on MNIST (logreg, softmax, mlp, knn)")
-    p.add_argument("model", choices=("logreg", "softmax", "mlp", "knn"))
+    parser = _Parser(prog="nnref", description="The lecture's neural networks, verified.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    run = _shared("seed", "device", "data-root", "no-download", "logdir")
+    p = sub.add_parser("train", parents=[run], help="train a model on MNIST (logreg, softmax, mlp, knn)",
+                       epilog=_DEFAULTS_TEXT)
+    p.add_argument("model", choices=("logreg", "softmax", "mlp", "knn"),
+                   help="logreg: the sigmoid neuron (binary); softmax: softmax regression; mlp: a fully connected "
+                        "network; knn: k-nearest neighbours")
     _add_train_options(p)
-    p = sub.add_parser("eval", help="test accuracy and confusion matrix of a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("--data-root")
-    p.add_argument("--no-download", dest="download", action="store_false")
-    p.add_argument("--device", type=device_name, default="auto")
+    p = sub.add_parser("eval", parents=[_shared("data-root", "no-download")],
+                       help="test accuracy and confusion matrix of a checkpoint")
+    p.add_argument("checkpoint", help="a run's checkpoint.pt (any model)")
+    p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
     p = sub.add_parser("predict", help="classify a grayscale digit image with a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a run's checkpoint.pt (any model; KNN votes with the k its run chose)")
     p.add_argument("image", help="an image file (PNG, JPEG, ...); resized to 28×28")
     p.add_argument("--no-invert", dest="invert", action="store_false",
                    help="do not turn a dark digit on a light background into MNIST's light-on-dark")
-    p = sub.add_parser("gradcheck", help="gradcheck, gradgradcheck and the numerical gradient for every Function")
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p = sub.add_parser("gradcheck", parents=[_shared("seed", "logdir")],
+                       help="gradcheck, gradgradcheck and the numerical gradient for every Function")
     p.add_argument("--sweep", action="store_true",
-                   help="plot the numerical gradient's error against Δ (forward and central, float32 and float64)")
+                   help="plot the numerical gradient's error against Δ (forward and central, float32 and float64; "
+                        "about a minute)")
     p.add_argument("--cost", action="store_true",
-                   help="time one numerical gradient against one backward pass (the lecture's \"slow\")")
+                   help="time one numerical gradient against one backward pass (the lecture's \"slow\"; about 30 s)")
     p.add_argument("--png", metavar="PATH", help="with --sweep: also write the picture here")
-    p.add_argument("--logdir", default="runs", help="with --sweep: TensorBoard folder (default runs)")
     p.add_argument("--json", metavar="PATH", help="with --sweep or --cost: also write the numbers here")
-    p = sub.add_parser("runs", help="a table of the runs in a log folder: model, recipe, steps, accuracy, status")
-    p.add_argument("--logdir", default="runs", help="the folder to list (default runs)")
+    p = sub.add_parser("runs", parents=[_shared("logdir")],
+                       help="a table of the runs in a log folder: kind, model, recipe, steps, accuracy, status")
     p = sub.add_parser("export", help="write a trained model as ONNX (or a torch.export program)")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a parametric run's checkpoint.pt")
     p.add_argument("out", help="output file, e.g. model.onnx or model.pt2")
     p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the file name (.pt2 → pt2, else onnx)")
-    _add_playground_options(sub.add_parser("playground", help="the lecture's 2-D playground in TensorBoard"))
-    _add_bench_options(sub.add_parser("bench", help="benchmarks: nnref against PyTorch's built-ins"))
+    _add_playground_options(sub.add_parser("playground", parents=[_shared("seed", "logdir")],
+                                           help="the lecture's 2-D playground in TensorBoard"))
+    p = sub.add_parser("bench", parents=[_shared("data-root")], help="benchmarks: nnref against PyTorch's built-ins")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
+    _add_bench_options(p)
     return parser
 
 
 # --------------------------------------------------------------------------------------------------
 # Commands: call the library, print what it returns
 # --------------------------------------------------------------------------------------------------
-def cmd_train(args) -> int:
-    from .config import TrainConfig
-    from .train import train
+def cmd_train(args, parser: argparse.ArgumentParser) -> int:
+    """The model picks the program: gradient descent (:func:`nnref.train.train`) or KNN (:func:`nnref.knn.run`)."""
+    import dataclasses
 
-    opts = {k: v for k, v in vars(args).items() if k not in ("command", "argv")}
-    train(TrainConfig(**opts, command=shlex.join(["nnref", *args.argv])), console=_print)
+    from .config import KNNConfig, TrainConfig
+
+    from . import knn, train
+
+    config, program = (KNNConfig, knn.run) if args.model == "knn" else (TrainConfig, train.train)
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "argv", "handler") and v is not None}
+    fields = {f.name for f in dataclasses.fields(config)}
+    foreign = sorted(set(given) - fields)
+    if foreign:
+        flags = {a.dest: a.option_strings[0] for a in _subparser(parser, "train")._actions if a.option_strings}
+        names = [flags.get(f, f) for f in foreign]
+        _subparser(parser, "train").error(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to "
+                                          f"{args.model} (see nnref train --help)")
+    program(config(**given, command=shlex.join(["nnref", *args.argv])), console=_print)
     return 0
 
 
-def cmd_eval(args) -> int:
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def cmd_eval(args, parser) -> int:
     from .evaluate import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.data_root, args.download, args.device)
@@ -256,7 +340,7 @@ def format_confusion(matrix, names: list[str]) -> str:
     return "\n".join([head, *rows])
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args, parser) -> int:
     from pathlib import Path
 
     from .evaluate import predict_image
@@ -268,7 +352,7 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args, parser) -> int:
     from .export import export_checkpoint
 
     fmt = args.format or ("pt2" if str(args.out).endswith(".pt2") else "onnx")
@@ -277,18 +361,30 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_gradcheck(args) -> int:
+def cmd_gradcheck(args, parser) -> int:
     from .gradcheck import check_functions, format_table
 
+    if args.png and not args.sweep:
+        _subparser(parser, "gradcheck").error("--png draws the Δ sweep: use it with --sweep")
+    if args.json and not (args.sweep or args.cost):
+        _subparser(parser, "gradcheck").error("--json writes the numbers of --sweep or --cost: use it with one")
     if args.sweep:
         return _gradcheck_sweep(args)
     if args.cost:
         return _gradcheck_cost(args)
-    results = check_functions(seed=args.seed)
+    results = check_functions(seed=args.seed or 0)
     print(format_table(results))
     failed = [r.name for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _progress_bar(total: int, what: str, unit: str = ""):
+    """A tqdm bar on stderr when a person watches (a terminal), else nothing: (update callback, bar)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=what, unit=unit, leave=False, disable=not sys.stderr.isatty())
+    return bar.update, bar
 
 
 def _gradcheck_sweep(args) -> int:
@@ -296,25 +392,29 @@ def _gradcheck_sweep(args) -> int:
     import json
     from pathlib import Path
 
-    from torch.utils.tensorboard import SummaryWriter
-
     from . import viz
-    from .gradcheck import best_deltas, delta_sweep
+    from .gradcheck import best_deltas, delta_sweep, sweep_size
+    from .runlog import open_writer, write_status
+    from .table import markdown_table
 
-    points = delta_sweep(seed=args.seed)
-    table = "| difference | dtype | best Δ | max relative error there |\n|---|---|---|---|\n" + "\n".join(
-        f"| {p.method} | {p.dtype} | {p.delta:.1e} | {p.error:.1e} |" for p in best_deltas(points))
+    update, bar = _progress_bar(sweep_size(), "numerical gradients (Δ sweep)")
+    with bar:
+        points = delta_sweep(seed=args.seed or 0, progress=update)
+    table = markdown_table(("difference", "dtype", "best Δ", "max relative error there"),
+                           [(p.method, p.dtype, f"{p.delta:.1e}", f"{p.error:.1e}") for p in best_deltas(points)])
     print(table)
     fig = viz.delta_sweep_figure(points)
-    with SummaryWriter(str(Path(args.logdir) / "gradcheck-sweep")) as writer:
+    run_dir = Path(args.logdir or "runs") / "gradcheck-sweep"
+    with open_writer(run_dir) as writer:
         writer.add_figure("gradcheck/delta_sweep", fig, 0, close=False)
         writer.add_text("gradcheck/best_delta", table, 0)
+    write_status(run_dir, "gradcheck-sweep", "finished", message="best Δ per difference and dtype")
     if args.png:
-        fig.savefig(args.png, dpi=110)
+        viz.save_figure(fig, args.png, dpi=110)
         print(f"wrote {args.png}")
     if args.json:
         Path(args.json).write_text(json.dumps([dataclasses.asdict(p) for p in points], indent=1))
-    print(f"TensorBoard: tensorboard --logdir {Path(args.logdir) / 'gradcheck-sweep'}")
+    print(f"TensorBoard: tensorboard --logdir {run_dir}")
     return 0
 
 
@@ -324,48 +424,58 @@ def _gradcheck_cost(args) -> int:
     from pathlib import Path
 
     from .gradcheck import numerical_cost
+    from .table import markdown_table
 
-    rows = numerical_cost(seed=args.seed)
-    print("| model | parameters | one backward pass | one numerical gradient (forward differences) | ratio |\n"
-          "|---|---|---|---|---|")
+    update, bar = _progress_bar(3, "models timed")
+    with bar:
+        rows = numerical_cost(seed=args.seed or 0, progress=update)
+    cells = []
     for r in rows:
         how = "" if r.measured_parameters == r.parameters else \
             f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
-        print(f"| {r.model} | {r.parameters:,} | {r.backward_seconds * 1e3:.2f} ms | {r.numerical_seconds:,.2f} s{how} "
-              f"| {r.ratio:,.0f}× |")
+        cells.append((r.model, f"{r.parameters:,}", f"{r.backward_seconds * 1e3:.2f} ms",
+                      f"{r.numerical_seconds:,.2f} s{how}", f"{r.ratio:,.0f}×"))
+    print(markdown_table(("model", "parameters", "one backward pass", "one numerical gradient (forward differences)",
+                          "ratio"), cells))
     if args.json:
         Path(args.json).write_text(json.dumps([dataclasses.asdict(r) | {"ratio": r.ratio} for r in rows], indent=1))
     return 0
 
 
-def cmd_runs(args) -> int:
+def cmd_runs(args, parser) -> int:
     from .runs import list_runs
+    from .table import markdown_table
 
-    rows = list_runs(args.logdir)
+    logdir = args.logdir or "runs"
+    rows = list_runs(logdir)
     if not rows:
-        print(f"no runs in {args.logdir}")
+        print(f"no runs in {logdir}")
         return 0
-    print("| run | model | recipe | steps | val acc | test acc | status |\n|---|---|---|---|---|---|---|")
-    for r in rows:
-        acc = [f"{a:.2%}" if isinstance(a, float) and a == a else "—" for a in (r.val_acc, r.test_acc)]
-        print(f"| {r.name} | {r.model} | {r.recipe} | {r.steps if r.steps is not None else '—'} | {acc[0]} | "
-              f"{acc[1]} | {r.status} |")
+
+    def acc(a):
+        return f"{a:.2%}" if isinstance(a, float) and a == a else "—"
+
+    print(markdown_table(("run", "kind", "model", "recipe", "steps", "val acc", "test acc", "status"),
+                         [(r.name, r.kind, r.model, r.recipe, r.steps if r.steps is not None else "—", acc(r.val_acc),
+                           acc(r.test_acc), r.status) for r in rows]))
     return 0
 
 
-def cmd_playground(args) -> int:
-    from .playground import DATASETS, MODELS, PlaygroundConfig, run
+def cmd_playground(args, parser) -> int:
+    from .playground import CLASSIFIERS, DATASETS, PlaygroundConfig, run, total_steps
 
     cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                            restarts=args.restarts, batch_size=args.batch_size, hidden=args.hidden,
-                           activation=args.activation, k=args.k, snapshots=args.snapshots, seed=args.seed)
+                           activation=args.activation, k=args.k, snapshots=args.snapshots, seed=args.seed or 0)
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
-    models = MODELS if args.model == "all" else (args.model,)
+    models = CLASSIFIERS if args.model == "all" else (args.model,)
     if args.seeds:
         return _playground_seeds(args, cfg, datasets, models)
-    report = None if args.quiet else _print_playground_row
-    result = run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir, args.run_name,
-                 args.save_png, tensorboard=args.tensorboard, on_dataset=report)
+    update, bar = _progress_bar(0 if args.quiet else total_steps(datasets, models, cfg), "gradient descent", " steps")
+    with bar:
+        result = run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir or "runs",
+                     args.run_name, args.save_png, tensorboard=args.tensorboard,
+                     on_dataset=None if args.quiet else _print_playground_row, on_progress=update)
     if not args.quiet and args.tensorboard:
         print(f"TensorBoard: tensorboard --logdir {result['run_dir']}")
     return 0
@@ -375,20 +485,23 @@ def _playground_seeds(args, cfg, datasets, models) -> int:
     import json
     import statistics
 
-    from .playground import over_seeds
+    from .playground import over_seeds, total_steps
+    from .table import markdown_table
 
     def progress(seed, results):
         if not args.quiet:
             _print(f"seed {seed}: " + "; ".join(f"{ds} " + " ".join(f"{m} {a:.1%}" for m, a in results[ds].items())
                                                  for ds in datasets))
 
-    table = over_seeds(range(args.seeds), datasets, models, args.samples, args.noise, args.test_fraction, cfg,
-                       on_seed=progress)
+    update, bar = _progress_bar(0 if args.quiet else args.seeds * total_steps(datasets, models, cfg),
+                                f"{args.seeds} seeds", " steps")
+    with bar:
+        table = over_seeds(range(args.seeds), datasets, models, args.samples, args.noise, args.test_fraction, cfg,
+                           on_seed=progress, on_progress=update)
     columns = list(next(iter(table.values())))
     print(f"\ntest accuracy over seeds 0-{args.seeds - 1}: mean (minimum)\n")
-    print("| dataset | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
-    for ds, row in table.items():
-        print(f"| {ds} | " + " | ".join(f"{statistics.mean(row[c]):.1%} ({min(row[c]):.1%})" for c in columns) + " |")
+    print(markdown_table(("dataset", *columns), [(ds, *(f"{statistics.mean(row[c]):.1%} ({min(row[c]):.1%})"
+                                                        for c in columns)) for ds, row in table.items()]))
     if args.json:
         from pathlib import Path
 
@@ -401,13 +514,13 @@ def _print_playground_row(dataset: str, accuracies: dict) -> None:
     _print(f"{dataset:8s} " + "  ".join(f"{m}: {a:.1%}" for m, a in accuracies.items()))
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args, parser) -> int:
     from .bench import SECTIONS, run_bench
 
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(sections) - set(SECTIONS)
     if unknown:
-        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {sorted(SECTIONS)}")
+        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {list(SECTIONS)}")
     run_bench(args.device, args.data_root, sections, args.out, args.quick, args.repeats, progress=_print)
     return 0
 
@@ -426,20 +539,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args, parser)
+    except BrokenPipeError:  # `nnref … | head`: the reader has gone; end quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
-        print("nnref: interrupted; the last checkpoint (if any) is intact", file=sys.stderr)
+        print(f"nnref {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if os.environ.get("NNREF_DEBUG"):
-            raise
-        from .config import TrainingError
-        from .data import DataError
+        return _report(exc, args.command)
 
-        known = isinstance(exc, (DataError, TrainingError, ValueError, TypeError, OSError))
-        prefix = "" if known else f"unexpected {type(exc).__name__}: "
-        print(f"nnref {args.command}: error: {prefix}{exc}", file=sys.stderr)
-        return 1
+
+def _report(exc: Exception, command: str) -> int:
+    """One message on stderr and the exit code: 75 for a run stopped by a signal (with how to resume), 1 else."""
+    if os.environ.get("NNREF_DEBUG"):
+        raise exc
+    from .config import TrainingError
+    from .data import DataError
+    from .interrupt import RunInterrupted
+
+    if isinstance(exc, RunInterrupted):
+        print(f"nnref {command}: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    known = isinstance(exc, (DataError, TrainingError, ValueError, TypeError, OSError))
+    prefix = "" if known else f"unexpected {type(exc).__name__}: "
+    print(f"nnref {command}: error: {prefix}{exc}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""What a training run is asked to do: :class:`TrainConfig`, the models, their default recipes, the errors.
+"""What a run on MNIST is asked to do: :class:`TrainConfig` (the parametric models), :class:`KNNConfig`
+(k-nearest neighbours), their default recipes and the errors a run explains to a person.
 
-A configuration is *resolved* exactly once, by :meth:`TrainConfig.resolve`: a fresh run fills the options
-left unset (``None``) from the model's default recipe; a resumed run takes the recipe from its checkpoint and
+A configuration is *resolved* exactly once, by its ``resolve``: a fresh run fills the options left unset
+(``None``) from the model's default recipe; a resumed parametric run takes the recipe from its checkpoint and
 only the options declared ``on_resume`` on their field (how long, where, how loud) from the new command line.
+KNN stores records and votes: its configuration holds k, the metric and how many queries it compares at once,
+and nothing of gradient descent.
 """
 
 from __future__ import annotations
@@ -15,18 +18,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["TrainConfig", "MODELS", "DEFAULTS", "TrainingError", "TrainingDiverged", "resolve_device",
-           "RESUMABLE"]
+__all__ = ["TrainConfig", "KNNConfig", "RunOptions", "MODELS", "PARAMETRIC", "DEFAULTS", "TrainingError",
+           "TrainingDiverged", "resolve_device", "RESUMABLE", "config_from_dict"]
 
-MODELS = ("logreg", "softmax", "mlp", "knn")
-
-#: Per-model defaults for the options a user leaves out (measured recipes: see README's results table).
+#: The parametric models (trained by gradient descent) and their default recipes (measured: see README).
 DEFAULTS = {
     "logreg": dict(epochs=10, lr=0.5, batch_size=128, momentum=0.0),
     "softmax": dict(epochs=20, lr=0.1, batch_size=64, momentum=0.0),
     "mlp": dict(epochs=15, lr=0.05, batch_size=128, momentum=0.9),
-    "knn": dict(epochs=1, lr=1.0, batch_size=4096, momentum=0.0),
 }
+PARAMETRIC = tuple(DEFAULTS)
+#: Every model ``nnref train`` knows.
+MODELS = (*PARAMETRIC, "knn")
 
 
 class TrainingError(RuntimeError):
@@ -47,22 +50,10 @@ def _command_line() -> str:
 
 
 @dataclass
-class TrainConfig:
-    """Every option of ``nnref train``; ``None`` means "the model's default" (see :data:`DEFAULTS`)."""
+class RunOptions:
+    """What every MNIST run has: the model's name, the data, where it writes, how loud it is."""
 
     model: str = "softmax"
-    epochs: int | None = _resumable()  # may be raised on resume: the cosine schedule then spans the new total
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float | None = None
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    lr_schedule: str = "cosine"
-    hidden: tuple[int, ...] = (800,)
-    activation: str = "relu"
-    loss: str = "fused"
-    k: tuple[int, ...] = (3,)
-    metric: str = "euclidean"
     seed: int = 0
     device: str | None = _resumable()
     data_root: str | None = _resumable()
@@ -73,43 +64,13 @@ class TrainConfig:
     logdir: str = "runs"
     run_name: str | None = None
     limit_train: int | None = None
-    checkpoint_every: int = 0
-    log_every: int = 50
-    cuda_graphs: bool = _resumable(True)
-    compile: bool = _resumable(False)  # torch.compile of forward + loss (the same arithmetic)
-    amp: str = "off"  # autocast dtype of the forward: off, bf16, fp16 (CUDA, with loss scaling)
     dry_run: bool = False
     quiet: bool = _resumable(False)
-    resume: str | None = _resumable()
     command: str = field(default_factory=_command_line, metadata={"on_resume": True})
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.amp not in ("off", "bf16", "fp16"):
-            raise ValueError(f"amp must be off, bf16 or fp16, got {self.amp!r}")
-        self.hidden = tuple(self.hidden)
-        self.k = tuple(self.k)
         if self.classes is not None:
             self.classes = tuple(self.classes)
-
-    # -- resolution -----------------------------------------------------------------------------------
-    def resolve(self, checkpoint_config: dict | None = None) -> "TrainConfig":
-        """The complete configuration of the run: this one with the model's defaults filled in, or — when
-        resuming — the checkpoint's recipe with this one's ``on_resume`` options laid over it."""
-        if checkpoint_config is not None:
-            saved = TrainConfig.from_dict(checkpoint_config)
-            if saved.model != self.model:
-                raise TrainingError(f"checkpoint {self.resume} was written by a {saved.model!r} run, "
-                                    f"it cannot resume a {self.model!r} run")
-            changes = {name: getattr(self, name) for name in RESUMABLE if getattr(self, name) is not None}
-            return dataclasses.replace(saved, **changes)
-        filled = {key: value for key, value in DEFAULTS[self.model].items() if getattr(self, key) is None}
-        if self.model == "logreg" and self.positive_class is None and self.classes is None:
-            filled["positive_class"] = 0
-        if self.device is None:
-            filled["device"] = "auto"
-        return dataclasses.replace(self, **filled)
 
     @property
     def binary(self) -> bool:
@@ -120,13 +81,128 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict):
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    def _task_hparams(self) -> dict:
+        task = {"seed": self.seed, "val_size": self.val_size, "limit_train": self.limit_train}
+        if self.binary:
+            task |= {"positive_class": self.positive_class, "classes": self.classes}
+        return task
+
+
+@dataclass
+class TrainConfig(RunOptions):
+    """Every option of ``nnref train logreg|softmax|mlp``; ``None`` means "the model's default"
+    (see :data:`DEFAULTS`)."""
+
+    epochs: int | None = _resumable()  # may be raised on resume: the cosine schedule then spans the new total
+    lr: float | None = None
+    batch_size: int | None = None
+    momentum: float | None = None
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    hidden: tuple[int, ...] = (800,)
+    activation: str = "relu"
+    loss: str = "fused"
+    checkpoint_every: int = 0
+    log_every: int = 50
+    cuda_graphs: bool = _resumable(True)
+    compile: bool = _resumable(False)  # torch.compile of forward + loss (the same arithmetic)
+    amp: str = "off"  # autocast dtype of the forward: off, bf16, fp16 (CUDA, with loss scaling)
+    resume: str | None = _resumable()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model not in PARAMETRIC:
+            raise ValueError(f"model must be one of {PARAMETRIC}, got {self.model!r} (k-nearest neighbours has "
+                             "a configuration of its own: KNNConfig)")
+        if self.amp not in ("off", "bf16", "fp16"):
+            raise ValueError(f"amp must be off, bf16 or fp16, got {self.amp!r}")
+        self.hidden = tuple(self.hidden)
+
+    # -- resolution -----------------------------------------------------------------------------------
+    def resolve(self, checkpoint_config: dict | None = None) -> "TrainConfig":
+        """The complete configuration of the run: this one with the model's defaults filled in, or — when
+        resuming — the checkpoint's recipe with this one's ``on_resume`` options laid over it."""
+        if checkpoint_config is not None:
+            if checkpoint_config.get("model") != self.model:
+                raise TrainingError(f"checkpoint {self.resume} was written by a {checkpoint_config.get('model')!r} "
+                                    f"run, it cannot resume a {self.model!r} run")
+            saved = TrainConfig.from_dict(checkpoint_config)
+            changes = {name: getattr(self, name) for name in RESUMABLE if getattr(self, name) is not None}
+            return dataclasses.replace(saved, **changes)
+        filled = {key: value for key, value in DEFAULTS[self.model].items() if getattr(self, key) is None}
+        if self.model == "logreg" and self.positive_class is None and self.classes is None:
+            filled["positive_class"] = 0
+        if self.device is None:
+            filled["device"] = "auto"
+        return dataclasses.replace(self, **filled)
+
+    # -- what a person reads about the run ------------------------------------------------------------
+    def recipe(self) -> str:
+        """The main hyper-parameters, in the words of the command line."""
+        parts = [f"lr {self.lr}", f"batch {self.batch_size}", f"epochs {self.epochs}"]
+        if self.momentum:
+            parts.append(f"momentum {self.momentum}" + (" nesterov" if self.nesterov else ""))
+        if self.model == "mlp":
+            parts.append(f"hidden {','.join(map(str, self.hidden))} {self.activation}")
+        if self.amp != "off":
+            parts.append(f"amp {self.amp}")
+        return ", ".join(parts)
+
+    def hparams(self) -> dict:
+        """The settings this model has, for TensorBoard's HParams tab (a softmax run has no hidden layer)."""
+        values = {"model": self.model, "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+                  "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay,
+                  "lr_schedule": self.lr_schedule, "loss": self.loss, "amp": self.amp, "compile": self.compile,
+                  **self._task_hparams()}
+        if self.model == "mlp":
+            values |= {"hidden": self.hidden, "activation": self.activation}
+        return values
+
+
+@dataclass
+class KNNConfig(RunOptions):
+    """Every option of ``nnref train knn``: the k values to try (the best on validation is kept), the metric,
+    and how many test images are compared with the records at once (memory O(chunk_size · 2048))."""
+
+    model: str = "knn"
+    k: tuple[int, ...] = (3,)
+    metric: str = "euclidean"
+    chunk_size: int = 4096
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model != "knn":
+            raise ValueError(f"KNNConfig configures model 'knn', got {self.model!r}")
+        self.k = tuple(self.k)
+
+    def resolve(self, checkpoint_config: dict | None = None) -> "KNNConfig":
+        return dataclasses.replace(self, device=self.device or "auto")
+
+    def recipe(self) -> str:
+        return f"k {','.join(map(str, self.k))} {self.metric}"
+
+    def hparams(self) -> dict:
+        return {"model": self.model, "k": self.k, "metric": self.metric, **self._task_hparams()}
 
 
 #: The options a resumed run may change; everything else is the checkpoint's recipe.
 RESUMABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("on_resume"))
+
+#: The configuration class of each model: what a checkpoint's ``config`` dict is read back as.
+CONFIGS = {**{name: TrainConfig for name in PARAMETRIC}, "knn": KNNConfig}
+
+
+def config_from_dict(d: dict) -> TrainConfig | KNNConfig:
+    """A checkpoint's (or status file's) configuration, as the class of its model."""
+    model = d.get("model")
+    if model not in CONFIGS:
+        raise TrainingError(f"a configuration of an unknown model {model!r} (nnref knows {MODELS})")
+    return CONFIGS[model].from_dict(d)
 
 
 def resolve_device(name: str | None) -> torch.device:

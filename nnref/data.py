@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = [
     "MEAN", "STD", "IMAGE_FILES", "DataError", "resolve_root", "check_idx_file", "load_mnist", "normalize",
-    "MNISTSplits", "load_splits", "load_data", "class_names", "binary_labels", "BatchSampler", "TensorDataset",
+    "MNISTSplits", "load_splits", "load_data", "class_names", "binary_labels", "EpochBatches", "IndexedRows",
     "make_loader", "to_images",
 ]
 
@@ -212,8 +212,9 @@ def load_data(cfg, device: torch.device | str = "cpu", data_root=None, download:
 # --------------------------------------------------------------------------------------------------
 # Batches
 # --------------------------------------------------------------------------------------------------
-class TensorDataset(Dataset):
-    """Rows of tensors already in memory; indexed by a whole batch of indices at once."""
+class IndexedRows(Dataset):
+    """Rows of tensors already in memory, indexed by a whole batch of indices at once (unlike
+    ``torch.utils.data.TensorDataset``, which takes one index and returns one row)."""
 
     def __init__(self, *tensors: torch.Tensor) -> None:
         if len({t.shape[0] for t in tensors}) != 1:
@@ -228,8 +229,9 @@ class TensorDataset(Dataset):
         return tuple(t.index_select(0, index) for t in self.tensors)
 
 
-class BatchSampler(Sampler):
-    """Yields one index tensor per batch: a fresh random permutation every epoch (on every device).
+class EpochBatches(Sampler):
+    """Yields one index tensor per batch: a fresh random permutation every epoch (on every device) — and, unlike
+    ``torch.utils.data.BatchSampler``, a state that resumes mid-epoch.
 
     The permutation comes from a ``torch.Generator`` owned by the sampler.  ``state_dict(batches_done)``
     records the generator state at the start of the current epoch and how far into it training is;
@@ -291,8 +293,19 @@ def _as_is(batch):
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = True,
                 seed: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
     """A DataLoader over tensors in memory: one gather per batch, no per-sample work, no collation.
-    ``loader.sampler`` is the :class:`BatchSampler` whose state a checkpoint keeps; with ``world`` > 1 it
+    ``loader.sampler`` is the :class:`EpochBatches` whose state a checkpoint keeps; with ``world`` > 1 it
     yields rank ``rank``'s part of every global batch."""
-    sampler = BatchSampler(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device, rank=rank,
+    sampler = EpochBatches(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device, rank=rank,
                            world=world)
-    return DataLoader(TensorDataset(x, y), sampler=sampler, batch_size=None, collate_fn=_as_is)
+    return DataLoader(IndexedRows(x, y), sampler=sampler, batch_size=None, collate_fn=_as_is)
+
+
+def __getattr__(name: str):
+    """The old names of :class:`IndexedRows` and :class:`EpochBatches` (they shadowed torch.utils.data's)."""
+    renamed = {"TensorDataset": IndexedRows, "BatchSampler": EpochBatches}
+    if name in renamed:
+        import warnings
+
+        warnings.warn(f"nnref.data.{name} is now nnref.data.{renamed[name].__name__}", DeprecationWarning, stacklevel=2)
+        return renamed[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

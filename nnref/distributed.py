@@ -43,6 +43,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     group: bool = False
+    device: torch.device = torch.device("cpu")  # where this rank's collectives run (NCCL: its GPU)
 
     @property
     def is_main(self) -> bool:
@@ -72,12 +73,27 @@ class World:
         dist.all_gather(parts, padded)
         return torch.cat([p[:int(s.item())] for p, s in zip(parts, all_sizes)])
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is True on any rank: one all-reduce, so every rank decides alike
+        (a stop that one rank was asked for is a stop of the job, at the same step)."""
+        if not self.group:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def barrier(self) -> None:
         if self.group:
             dist.barrier()
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group.  ``finished`` (every rank got here normally): wait for the others first, so no
+        rank tears its group down while a peer's last collective still talks to it (gloo's worker threads then
+        end the process with "terminate called without an active exception").  After an error there is no
+        waiting: a peer may be gone."""
         if self.group and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
         self.group = False
 
@@ -106,4 +122,4 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     store = dist.PrefixStore(f"nnref/attempt-{attempt}", store)
     dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout)
-    return World(rank, size, local_rank, group=True), device
+    return World(rank, size, local_rank, group=True, device=device), device

@@ -12,11 +12,12 @@ import torch
 
 from . import viz
 from .checkpoint import load_checkpoint
-from .config import TrainConfig, TrainingError, resolve_device
+from . import knn
+from .config import KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
 from .data import MEAN, STD, class_names, load_data
-from .models import KNNClassifier, build_model
+from .models import build_model
 
-__all__ = ["evaluate", "load_model", "knn_chosen_k", "Evaluation", "evaluate_checkpoint", "Prediction",
+__all__ = ["evaluate", "load_model", "from_state", "LOADERS", "knn_chosen_k", "Evaluation", "evaluate_checkpoint", "Prediction",
            "predict_image", "load_image"]
 
 
@@ -37,32 +38,37 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, fused: bool = True,
 
 
 def knn_chosen_k(state: dict) -> int:
-    """The k a KNN run chose on validation (the one its ``accuracy/test`` was reported for)."""
-    if state.get("best_k") is not None:
-        return int(state["best_k"])
-    results, ks = state.get("results") or {}, tuple(state["config"]["k"])
-    if results and all(v.get("val_acc") == v.get("val_acc") for v in results.values()):  # no NaN: had validation
-        return max(results, key=lambda k: (results[k]["val_acc"], -k))
-    return ks[0]
+    """The k a KNN run chose on validation (:func:`nnref.knn.chosen_k`)."""
+    return knn.chosen_k(state)
 
 
-def load_model(path, device="cpu", data_root=None, download: bool = False):
-    """(model, config) of a checkpoint, on ``device``, in eval mode.
-
-    A KNN checkpoint holds no records: they are re-read from MNIST, and the model votes with the k the
-    run chose on validation.
-    """
-    state = load_checkpoint(path, map_location=device)
-    cfg = TrainConfig.from_dict(state["config"])
-    if cfg.model == "knn":
-        data = load_data(cfg, device, data_root, download)
-        return KNNClassifier(knn_chosen_k(state), cfg.metric).fit(data.train_x, data.train_y), cfg
+def _parametric(state: dict, cfg: TrainConfig, device, data_root=None, download: bool = False):
     model = build_model(cfg.model, 784, 2 if cfg.binary else 10, cfg.hidden, cfg.activation)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
-        raise TrainingError(f"checkpoint {path} does not match a {cfg.model!r} model: {exc}") from None
-    return model.to(device).eval(), cfg
+        raise ValueError(f"does not match a {cfg.model!r} model: {exc}") from None
+    return model.to(device).eval()
+
+
+#: How a checkpoint becomes a classifier, by its configuration's class.
+LOADERS = {TrainConfig: _parametric, KNNConfig: knn.from_checkpoint}
+
+
+def load_model(path, device="cpu", data_root=None, download: bool = False):
+    """(classifier, configuration) of a checkpoint, on ``device``: a parametric model in eval mode, or KNN voting
+    with the k its run chose (its records re-read from MNIST).  Either answers ``predict`` and
+    ``predict_proba`` (:class:`nnref.models.Classifier`)."""
+    return from_state(load_checkpoint(path, map_location=device), path, device, data_root, download)
+
+
+def from_state(state: dict, path, device="cpu", data_root=None, download: bool = False):
+    """:func:`load_model` of a checkpoint already read (``path`` names it in errors)."""
+    cfg = config_from_dict(state["config"])
+    try:
+        return LOADERS[type(cfg)](state, cfg, device, data_root, download), cfg
+    except ValueError as exc:
+        raise TrainingError(f"checkpoint {path} {exc}") from None
 
 
 @dataclass
@@ -78,19 +84,18 @@ class Evaluation:
     k: int | None = None
 
 
-def evaluate_checkpoint(path, data_root=None, download: bool = True, device: str = "auto") -> Evaluation:
+def evaluate_checkpoint(path, data_root=None, download: bool = True, device: str = "auto",
+                        batch_size: int = 4096) -> Evaluation:
     """Test accuracy and confusion matrix of a checkpoint (parametric or KNN)."""
     dev = resolve_device(device)
     model, cfg = load_model(path, dev, data_root, download)
     data = load_data(cfg, dev, data_root, download)
-    if isinstance(model, KNNClassifier):
-        pred = model.predict(data.test_x)
-    else:
-        _, _, pred = evaluate(model, data.test_x, data.test_y, fused=True)
+    pred = torch.cat([model.predict(data.test_x[i:i + batch_size]) for i in range(0, data.test_x.shape[0],
+                                                                                 batch_size)])
     matrix = viz.confusion_matrix(data.test_y, pred, data.num_classes)
     correct, total = int(matrix.diag().sum()), int(matrix.sum())
     return Evaluation(cfg.model, correct / max(total, 1), correct, total, matrix, data.class_names,
-                      model.k if isinstance(model, KNNClassifier) else None)
+                      getattr(model, "k", None))
 
 
 def load_image(path, invert: bool = True) -> torch.Tensor:
@@ -133,8 +138,5 @@ def predict_image(checkpoint, image, invert: bool = True) -> Prediction:
     """Classify one image file with a checkpoint (KNN: the vote shares of the chosen k)."""
     x = load_image(image, invert)
     model, cfg = load_model(checkpoint, "cpu")
-    with torch.no_grad():
-        probs = model.predict_proba(x)[0]
-    if probs.dim() == 0:  # logistic regression: a = Pr(class 1)
-        probs = torch.stack([1 - probs, probs])
+    probs = model.predict_proba(x)[0]
     return Prediction(probs.tolist(), class_names(cfg.positive_class, cfg.classes)[:probs.shape[0]])

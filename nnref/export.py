@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint
-from .config import TrainingError
-from .evaluate import load_model
+from .config import PARAMETRIC, TrainConfig, TrainingError, config_from_dict
+from .evaluate import from_state
 
 __all__ = ["FORMATS", "export_checkpoint", "export_model", "load_exported"]
 
@@ -55,10 +55,12 @@ def export_model(model: torch.nn.Module, out, fmt: str = "onnx") -> Path:
 def export_checkpoint(checkpoint, out, fmt: str = "onnx") -> Path:
     """Export the model of a checkpoint; a KNN checkpoint is refused (it holds records, not a function)."""
     state = load_checkpoint(checkpoint)
-    if state["config"].get("model") == "knn":
-        raise TrainingError(f"{checkpoint} is a KNN checkpoint: export covers the parametric models (logreg, "
-                            "softmax, mlp); KNN keeps its training set instead of a function to export")
-    model, _ = load_model(checkpoint, "cpu")
+    cfg = config_from_dict(state["config"])
+    if not isinstance(cfg, TrainConfig):
+        raise TrainingError(f"{checkpoint} is a {cfg.model.upper()} checkpoint: export covers the parametric models "
+                            f"({', '.join(PARAMETRIC)}), which are functions of their input; a {cfg.model.upper()} "
+                            "checkpoint keeps its training set instead")
+    model, _ = from_state(state, checkpoint, "cpu")
     return export_model(model, out, fmt)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from . import functional as F
 
-__all__ = ["Linear", "Sigmoid", "Softmax", "ReLU", "Tanh", "ACTIVATIONS"]
+__all__ = ["Linear", "Sigmoid", "Softmax", "ReLU", "Tanh", "Identity", "ACTIVATIONS"]
 
 
 class Linear(nn.Module):
@@ -52,33 +52,43 @@ class Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class Sigmoid(nn.Module):
+class _Activation(nn.Module):
+    """An element-wise (or row-wise) activation: ``forward`` is the nnref function ``function``."""
+
+    function = staticmethod(lambda z: z)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.function(z)
+
+
+class Sigmoid(_Activation):
     """a = σ(z), element-wise.  z (*) → a (*)."""
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return F.sigmoid(z)
+    function = staticmethod(F.sigmoid)
 
 
-class Softmax(nn.Module):
+class Softmax(_Activation):
     """Softmax along the last dimension.  z (n, c) → a (n, c), rows summing to 1."""
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return F.softmax(z)
+    function = staticmethod(F.softmax)
 
 
-class ReLU(nn.Module):
+class ReLU(_Activation):
     """a = max(z, 0), element-wise.  z (*) → a (*)."""
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return F.relu(z)
+    function = staticmethod(F.relu)
 
 
-class Tanh(nn.Module):
+class Tanh(_Activation):
     """a = tanh(z), element-wise.  z (*) → a (*)."""
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return F.tanh(z)
+    function = staticmethod(F.tanh)
 
 
-#: Hidden-layer activations by name, as the command line spells them.
-ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+class Identity(_Activation):
+    """a = z: TensorFlow Playground's "linear" activation.  Its derivative is 1, so autograd passes the
+    upstream gradient through unchanged and no Function is needed.  z (*) → a (*)."""
+
+
+#: Hidden-layer activations by name, as the command line and the lab spell them.
+ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "linear": Identity}

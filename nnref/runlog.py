@@ -14,21 +14,54 @@ from typing import Callable
 import torch
 
 from . import viz
-from .config import TrainConfig, TrainingError
-from .models import MLP
+from .config import KNNConfig, TrainConfig, TrainingError
+from .table import markdown_table
 
-__all__ = ["RunLog", "SilentLog", "make_run_dir", "HPARAMS", "STATUS_FILE"]
+__all__ = ["RunLog", "SilentLog", "make_run_dir", "open_writer", "write_status", "read_status", "STATUS_FILE",
+           "KINDS"]
 
-#: The run's status for ``nnref runs``: {"status": running | finished | diverged, "step": N, "message": …}.
+#: The run's status for ``nnref runs``: {"kind": …, "status": running | interrupted | finished | diverged,
+#: "step": N, "message": …, "time": …, "config": …}.
 STATUS_FILE = "status.json"
 
-#: The hyper-parameters shown in TensorBoard's HParams tab.
-HPARAMS = ("model", "epochs", "lr", "batch_size", "momentum", "nesterov", "weight_decay", "lr_schedule", "hidden",
-           "activation", "loss", "k", "metric", "seed", "val_size", "limit_train", "positive_class", "classes", "amp",
-           "compile")
+#: Every setting a model's run can record in the HParams tab (each run records only its own model's).
+HPARAM_NAMES = tuple(sorted(set(TrainConfig(model="mlp", positive_class=1).hparams()) |
+                            set(KNNConfig(positive_class=1).hparams())))
+
+#: The kinds of run a log folder can hold; each run says its kind in its status file.
+KINDS = ("mnist", "playground", "gradcheck-sweep", "bench")
 
 
-def make_run_dir(cfg: TrainConfig) -> Path:
+def open_writer(log_dir, purge_step: int | None = None) -> "SummaryWriter":  # noqa: F821
+    """The one way nnref opens a TensorBoard writer: events flushed every 10 s (and at every checkpoint)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=10)
+
+
+def write_status(run_dir, kind: str, status: str, step: int = 0, message: str = "", **extra) -> None:
+    """Record where a run stands in ``<run_dir>/status.json`` (``nnref runs`` reads it), atomically."""
+    import json
+    import os
+
+    run_dir = Path(run_dir)
+    tmp = run_dir / f".{STATUS_FILE}.tmp"
+    tmp.write_text(json.dumps({"kind": kind, "status": status, "step": step, "message": message,
+                               "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}, default=str))
+    os.replace(tmp, run_dir / STATUS_FILE)
+
+
+def read_status(run_dir) -> dict:
+    """A run folder's status file ({} where there is none or it cannot be read)."""
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def make_run_dir(cfg: TrainConfig | KNNConfig) -> Path:
     """``<logdir>/<run-name>``, default ``<model>-<timestamp>``; created and checked for writing."""
     name = cfg.run_name or f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(cfg.logdir) / name
@@ -57,14 +90,11 @@ class RunLog:
     appears once.
     """
 
-    def __init__(self, run_dir: Path, cfg: TrainConfig, console: Callable[[str], None] | None = None,
+    def __init__(self, run_dir: Path, cfg: TrainConfig | KNNConfig, console: Callable[[str], None] | None = None,
                  purge_step: int | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.run_dir, self.cfg, self.console = Path(run_dir), cfg, console
-        self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step, flush_secs=10)
-        self.splits = {name: SummaryWriter(str(self.run_dir / name), purge_step=purge_step, flush_secs=10)
-                       for name in SPLITS}
+        self.writer = open_writer(self.run_dir, purge_step)
+        self.splits = {name: open_writer(self.run_dir / name, purge_step) for name in SPLITS}
 
     # -- console ----------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -74,8 +104,8 @@ class RunLog:
     # -- the run's description --------------------------------------------------------------------
     def describe(self) -> None:
         """The full configuration and the command line, as text at step 0."""
-        rows = "\n".join(f"| {k} | `{v}` |" for k, v in self.cfg.to_dict().items() if k != "command")
-        self.writer.add_text("config", f"| option | value |\n|---|---|\n{rows}", 0)
+        rows = [(k, f"`{v}`") for k, v in self.cfg.to_dict().items() if k != "command"]
+        self.writer.add_text("config", markdown_table(["option", "value"], rows), 0)
         self.writer.add_text("command", f"`{self.cfg.command}`", 0)
 
     def hparams(self, metrics: dict) -> None:
@@ -86,14 +116,15 @@ class RunLog:
         from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
         from torch.utils.tensorboard.summary import hparams
 
-        values = {}
-        for key in HPARAMS:
-            v = getattr(self.cfg, key)
-            values[key] = v if isinstance(v, (int, float, str, bool)) else str(v)
+        values = {key: v if isinstance(v, (int, float, str, bool)) else str(v) for key, v in self.cfg.hparams().items()}
         experiment, start, end = hparams(values, {})
         # torch names each metric by a tag of the run itself; add the sub-run ("group") where one lives
         data = experiment.value[0].metadata.plugin_data
         content = plugin_data_pb2.HParamsPluginData.FromString(data.content)
+        # TensorBoard takes its columns from one run's experiment: declare every setting any model has, so runs
+        # of different models share one table (each run's own values hold only its model's settings)
+        content.experiment.hparam_infos.extend(api_pb2.HParamInfo(name=name) for name in HPARAM_NAMES
+                                               if name not in values)
         content.experiment.metric_infos.extend(
             api_pb2.MetricInfo(name=api_pb2.MetricName(group=group, tag=tag), display_name=name)
             for name, (group, tag) in ((n, _metric_source(n)) for n in metrics))
@@ -136,7 +167,7 @@ class RunLog:
         w = model.weight_images
         if w.shape[1] != 784:
             return
-        if isinstance(model, MLP):
+        if getattr(model, "hidden", ()):  # a network with hidden layers: its first layer's filters
             title = f"first-layer filters (first {min(64, w.shape[0])} of {w.shape[0]})"
             self.writer.add_figure("weights/first_layer_filters", viz.weight_templates(w, suptitle=title), step)
         else:
@@ -175,15 +206,8 @@ class RunLog:
 
     # -- lifetime -----------------------------------------------------------------------------------
     def status(self, status: str, step: int, message: str = "") -> None:
-        """Record where the run stands (``nnref runs`` reads it); written atomically."""
-        import json
-        import os
-
-        tmp = self.run_dir / f".{STATUS_FILE}.tmp"
-        tmp.write_text(json.dumps({"status": status, "step": step, "message": message,
-                                   "time": time.strftime("%Y-%m-%d %H:%M:%S"), "config": self.cfg.to_dict()},
-                                  default=str))
-        os.replace(tmp, self.run_dir / STATUS_FILE)
+        """Record where the run stands (``nnref runs`` reads it), with the configuration; written atomically."""
+        write_status(self.run_dir, "mnist", status, step, message, config=self.cfg.to_dict())
 
     def flush(self) -> None:
         for writer in (self.writer, *self.splits.values()):
@@ -201,12 +225,20 @@ def _metric_source(name: str) -> tuple[str, str]:
 
 
 class SilentLog:
-    """The run log of a process that writes nothing: every rank but rank 0 of a ``torchrun`` job."""
+    """The run log of a process that writes nothing: every rank but rank 0 of a ``torchrun`` job, and a dry run.
+    It has exactly :class:`RunLog`'s methods, each doing nothing — a misspelt call fails here as it would
+    there."""
 
     console = None
 
     def __init__(self, run_dir: Path | None) -> None:
         self.run_dir = run_dir
 
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: None
+
+def _does_nothing(*args, **kwargs) -> None:
+    return None
+
+
+for _name, _member in vars(RunLog).items():
+    if callable(_member) and not _name.startswith("_"):
+        setattr(SilentLog, _name, _does_nothing)

@@ -1,26 +1,27 @@
 """``nnref runs``: the runs in a log folder at a glance — for a person on a server without a browser.
 
-Each run folder is read from what the run itself keeps: its checkpoint (configuration, step, final metrics,
-whether it finished) and its ``status.json`` (running, finished, or diverged at a step).  A damaged or
+Each run folder is read from what the run itself keeps: its ``status.json`` (the kind of run — an MNIST run, a
+playground run, a gradient-check sweep, a bench —, and running, interrupted, finished, or diverged at a step)
+and, for an MNIST run, its checkpoint (configuration, step, final metrics, whether it finished).  A damaged or
 missing checkpoint is reported as such, never as a traceback.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import load_checkpoint
-from .config import TrainingError
-from .runlog import SPLITS, STATUS_FILE
+from .checkpoint import load_checkpoint, lock_holder
+from .config import TrainingError, config_from_dict
+from .runlog import SPLITS, STATUS_FILE, read_status
 
-__all__ = ["RunInfo", "list_runs"]
+__all__ = ["RunInfo", "list_runs", "describe_run"]
 
 
 @dataclass
 class RunInfo:
     name: str
+    kind: str = "mnist"
     model: str = "?"
     recipe: str = ""
     steps: int | None = None
@@ -34,37 +35,26 @@ def _is_run_folder(path: Path) -> bool:
                               any(path.glob("events.out.tfevents.*")))
 
 
-def _recipe(cfg: dict) -> str:
-    """The main hyper-parameters of a run, in the words of the command line."""
-    if cfg.get("model") == "knn":
-        return f"k {','.join(map(str, cfg.get('k', ())))} {cfg.get('metric', '')}"
-    parts = [f"lr {cfg.get('lr')}", f"batch {cfg.get('batch_size')}", f"epochs {cfg.get('epochs')}"]
-    if cfg.get("momentum"):
-        parts.append(f"momentum {cfg['momentum']}")
-    if cfg.get("model") == "mlp":
-        parts.append(f"hidden {','.join(map(str, cfg.get('hidden', ())))} {cfg.get('activation', '')}")
-    if cfg.get("amp", "off") != "off":
-        parts.append(f"amp {cfg['amp']}")
-    return ", ".join(parts)
-
-
-def _read_status(path: Path) -> dict:
+def _recipe(config: dict) -> str:
     try:
-        return json.loads((path / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+        return config_from_dict(config).recipe()
+    except (TrainingError, TypeError, ValueError):
+        return ""
 
 
 def describe_run(path: Path) -> RunInfo:
     """What a run folder says about itself."""
-    info, status = RunInfo(path.name), _read_status(path)
-    ckpt = path / "checkpoint.pt"
+    status = read_status(path)
+    kind = status.get("kind", "mnist")
+    if kind != "mnist":  # a playground run, a gradient-check sweep, a bench: its status file says everything
+        return RunInfo(path.name, kind, kind, status.get("message", ""), status=status.get("status", "?"))
+    info, ckpt = RunInfo(path.name), path / "checkpoint.pt"
     state = None
     if ckpt.exists():
         try:
             state = load_checkpoint(ckpt)
         except TrainingError as exc:
-            info.status = f"damaged checkpoint ({str(exc).split(': ', 1)[-1][:60]})"
+            info.status = f"damaged checkpoint ({str(exc).split(': ', 1)[-1].split(' (')[0][:40]}…)"
             return info
     if state is not None:
         cfg = state["config"]
@@ -74,16 +64,22 @@ def describe_run(path: Path) -> RunInfo:
         info.test_acc = final.get("test_acc")
     elif isinstance(status.get("config"), dict):  # no checkpoint yet: the run's status file has its recipe
         info.model, info.recipe = status["config"].get("model", "?"), _recipe(status["config"])
-    if status.get("status") == "diverged":
-        info.status = f"diverged at step {status.get('step')} (last good checkpoint: step {info.steps})" \
-            if state is not None else f"diverged at step {status.get('step')}, before any checkpoint"
-    elif state is not None and state.get("finished"):
-        info.status = "finished"
-    elif state is not None:
-        info.status = f"interrupted at step {info.steps}, resumable (--resume {ckpt})"
-    else:
-        info.status = "no checkpoint: stopped before its first one (not resumable)"
+    info.status = _status(status, state, info.steps, ckpt)
     return info
+
+
+def _status(status: dict, state: dict | None, steps: int | None, ckpt: Path) -> str:
+    holder = lock_holder(ckpt.parent)
+    if holder is not None:
+        return f"running: {holder}"
+    if status.get("status") == "diverged":
+        return f"diverged at step {status.get('step')} (last good checkpoint: step {steps})" \
+            if state is not None else f"diverged at step {status.get('step')}, before any checkpoint"
+    if state is not None and state.get("finished"):
+        return "finished"
+    if state is not None:
+        return f"interrupted at step {steps}, resumable (--resume {ckpt})"
+    return "no checkpoint: stopped before its first one (not resumable)"
 
 
 def list_runs(logdir) -> list[RunInfo]:

@@ -1,17 +1,22 @@
 """Training on MNIST: the lecture's loop  forward → loss → backward → w ← w − α ∂L/∂w.
 
-:func:`train` reads top to bottom: set up (configuration, process group, data, model, run log), then for
-each epoch train, evaluate, log and checkpoint, then finish (test set, pictures, hyper-parameters).  The
-pieces it calls:
+:func:`train` reads top to bottom: set up (configuration, process group, data, run folder), then for each epoch
+train, evaluate, log and checkpoint, then finish (test set, pictures, hyper-parameters, the final checkpoint).
+The pieces it calls:
 
-* :class:`Trainer` — the model, optimiser, batches and step of one run, and the epoch loop over them;
+* :class:`Trainer` — the model, optimiser, batches, step and run log of one run, whole when built, and the
+  epoch loop over them;
 * :class:`DivergenceGuard` — stops at the first NaN/Inf loss or gradient, before it reaches the weights;
-* :func:`train_knn` — KNN's "training": store the records (a shard of them per rank), pick k on validation.
+* :class:`nnref.interrupt.StopRequest` — SIGTERM, SIGINT or SIGUSR1 stop the run after the step it is in, with
+  a checkpoint at that step.
 
-Checkpoints (:mod:`nnref.checkpoint`) are written atomically after every epoch and every
-``checkpoint_every`` steps, so a killed run resumes exactly with ``resume=PATH`` (or ``resume="auto"``).
-Under ``torchrun`` every rank trains on its part of each global batch (:mod:`nnref.distributed`); rank 0
-alone writes the run log and the checkpoints, and every number it logs is summed over all ranks.
+Checkpoints (:mod:`nnref.checkpoint`) are written atomically after every epoch and every ``checkpoint_every``
+steps, so a killed run resumes exactly with ``resume=PATH`` (or ``resume="auto"``).  The last epoch writes no
+checkpoint of its own: the test metrics and pictures are logged first and the one final checkpoint, marked
+finished, comes after them — so a run killed anywhere before it resumes from the previous checkpoint and logs
+every point once.  Under ``torchrun`` every rank trains on its part of each global batch
+(:mod:`nnref.distributed`); rank 0 alone writes the run log and the checkpoints, and every number it logs is
+summed over all ranks.  KNN stores records instead of training: :func:`nnref.knn.run`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,20 +32,19 @@ from typing import Callable
 
 import torch
 
-from . import viz
-from .checkpoint import FORMAT, TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import DEFAULTS, MODELS, TrainConfig, TrainingDiverged, TrainingError, resolve_device
-from .data import DataError, MNISTSplits, load_data, make_loader, to_images
+from .checkpoint import FORMAT, RunLock, TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig, TrainingDiverged, TrainingError, resolve_device
+from .data import MNISTSplits, load_data, make_loader
 from .distributed import World, init_world, world_size_from_env
 from .evaluate import evaluate
+from .faults import failpoint
 from .functional import value_checks
-from .models import KNNClassifier, build_model as _build, merge_neighbours
+from .interrupt import RunInterrupted, StopRequest
+from .models import build_model as _build
 from .runlog import RunLog, SilentLog, make_run_dir
 from .steps import make_step
 
-__all__ = ["TrainConfig", "train", "evaluate", "build_model", "save_checkpoint", "load_checkpoint",
-           "resolve_device", "train_knn", "TrainingError", "TrainingDiverged", "DataError", "MODELS", "DEFAULTS",
-           "Trainer", "DivergenceGuard", "lr_at", "seed_everything", "resume_path"]
+__all__ = ["train", "Trainer", "DivergenceGuard", "build_model", "lr_at", "seed_everything", "resume_path"]
 
 Console = Callable[[str], None]
 
@@ -48,7 +53,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict:
     """Run one training job (or resume one) and return its final metrics and paths.
 
     ``console`` receives the progress lines (the CLI passes ``print``); nothing is printed without it.
-    Under ``torchrun`` this is one rank of the job: only rank 0 prints and writes.
+    Under ``torchrun`` this is one rank of the job: only rank 0 prints and writes.  Raises
+    :class:`~nnref.interrupt.RunInterrupted` when a signal stopped the run (its checkpoint written).
     """
     # ---- set up: the configuration (resolved once), then the process group
     path = resume_path(cfg)
@@ -58,34 +64,42 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict:
     world, device = init_world(resolve_device(cfg.device))
     try:
         console = console if world.is_main and not cfg.quiet else None
-        if cfg.model == "knn":
-            return train_knn(cfg, device, console, world)
-        return _train(cfg, resumed, device, world, console)
-    finally:
+        with StopRequest(console) as stop:
+            result = _train(cfg, resumed, device, world, console, stop)
+    except BaseException:
         world.close()
+        raise
+    world.close(finished=True)
+    return result
 
 
-def _train(cfg: TrainConfig, resumed: dict | None, device: torch.device, world: World, console) -> dict:
-    # ---- set up: the data, the model and its parts, the run log
+def _train(cfg: TrainConfig, resumed: dict | None, device, world: World, console, stop: StopRequest) -> dict:
+    # ---- set up: the data, the model and its parts, the run folder (locked) and its log
     seed_everything(cfg.seed)
-    trainer = Trainer(cfg, load_data(cfg, device), device, world)
+    data = load_data(cfg, device)
     if cfg.dry_run:
-        return trainer.dry_run(console)
+        return Trainer(cfg, data, device, world).dry_run(console)
     if resumed and resumed.get("finished") and resumed["epoch"] >= cfg.epochs:
-        return trainer.already_finished(resumed, console)
-    # rank 0 alone creates the run folder (a default name holds a time stamp)
-    run_dir = Path(cfg.resume).resolve().parent if resumed else make_run_dir(cfg) if world.is_main else None
-    trainer.open(run_dir, resumed, console)
+        return already_finished(cfg, resumed, console)
+    failpoint("startup")
+    folder = RunFolder.open(cfg, resumed, world)
+    try:
+        trainer = Trainer(cfg, data, device, world, folder.path, resumed, console)
 
-    # ---- for each epoch: train, evaluate, log, checkpoint
-    t_start = time.perf_counter()
-    with value_checks(device.type == "cpu"):  # on a GPU the labels were validated once, at load time
-        while trainer.state.epoch < cfg.epochs:
-            trainer.train_epoch()
-            trainer.end_epoch()
+        # ---- for each epoch: train, evaluate, log, checkpoint — until the last, or until a signal stops it
+        t_start = time.perf_counter()
+        with value_checks(device.type == "cpu"):  # on a GPU the labels were validated once, at load time
+            while trainer.state.epoch < cfg.epochs:
+                if not trainer.train_epoch(stop):
+                    raise trainer.interrupted(stop, folder)
+                trainer.end_epoch()
+                if trainer.state.epoch < cfg.epochs and stop.agreed(world):
+                    raise trainer.interrupted(stop, folder)
 
-    # ---- finish: the test set, once; pictures; hyper-parameters with the final metrics
-    return trainer.finish(time.perf_counter() - t_start)
+        # ---- finish: the test set, once; pictures; hyper-parameters; the final checkpoint
+        return trainer.finish(time.perf_counter() - t_start)
+    finally:
+        folder.release()
 
 
 def resume_path(cfg: TrainConfig) -> str | None:
@@ -103,7 +117,7 @@ def resume_path(cfg: TrainConfig) -> str | None:
 def _check_before_joining(cfg: TrainConfig) -> None:
     """What every rank can see alike is checked before the process group exists: all ranks stop together."""
     size = world_size_from_env()
-    if size > 1 and cfg.model != "knn" and cfg.batch_size % size:
+    if size > 1 and cfg.batch_size % size:
         raise TrainingError(f"--batch-size {cfg.batch_size} is the global batch and must be divisible by the "
                             f"{size} processes of this torchrun job (e.g. {cfg.batch_size // size * size or size})")
     if cfg.nesterov and not cfg.momentum:
@@ -130,7 +144,57 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr
 
 
+def already_finished(cfg: TrainConfig, resumed: dict, console: Console | None) -> dict:
+    """A resumed run that had completed (e.g. ``--resume auto`` run again): nothing to do."""
+    path = Path(cfg.resume)
+    if console:
+        console(f"{path.parent} has finished already (epoch {resumed['epoch']} of {cfg.epochs}); "
+                f"test accuracy {resumed['final']['test_acc']:.2%}. Raise --epochs to train on.")
+    return {**resumed["final"], "run_dir": str(path.parent), "checkpoint": str(path), "train_seconds": 0.0}
+
+
 # --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunFolder:
+    """Where a run writes: ``<logdir>/<run-name>`` (rank 0 creates it; a default name holds a time stamp),
+    locked by rank 0 for as long as the run trains, so a second job on the same run is refused."""
+
+    path: Path | None
+    lock: RunLock | None
+    created: bool
+
+    @classmethod
+    def open(cls, cfg: TrainConfig, resumed: dict | None, world: World) -> "RunFolder":
+        if resumed:
+            path = Path(cfg.resume).resolve().parent
+        else:
+            path = Path(cfg.logdir) / cfg.run_name if cfg.run_name else None
+        existed = path is not None and path.exists()
+        lock, error = None, None
+        if world.is_main:
+            try:
+                path = path if resumed else make_run_dir(cfg)
+                lock = RunLock(path, cfg.command)
+            except TrainingError as exc:
+                error = exc
+        if world.any(error is not None):  # every rank stops when rank 0 cannot have the folder
+            raise error or TrainingError("rank 0 could not open the run folder (its message says why)")
+        return cls(path, lock, created=world.is_main and not existed)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def remove_if_empty_run(self) -> bool:
+        """A run stopped before its first step leaves nothing behind: its folder goes if this run made it."""
+        if self.created and self.path is not None and not (self.path / "checkpoint.pt").exists():
+            self.release()
+            shutil.rmtree(self.path, ignore_errors=True)
+            return True
+        return False
+
+
 class DivergenceGuard:
     """Stops training at the first step whose loss or gradient is NaN or infinite.
 
@@ -172,9 +236,15 @@ class DivergenceGuard:
 
 # --------------------------------------------------------------------------------------------------
 class Trainer:
-    """The parts of one parametric run — model, optimiser, batches, step, state — and its epoch loop."""
+    """The parts of one parametric run — model, optimiser, batches, step, guard, run log, state — and its epoch
+    loop.  Whole when built: with ``run_dir`` it restores ``resumed`` (a checkpoint's state) and opens the run
+    log; without one (a dry run) it writes nothing."""
 
-    def __init__(self, cfg: TrainConfig, data: MNISTSplits, device: torch.device, world: World = World()) -> None:
+    #: How many test images the embedding projector shows.
+    EMBEDDED = 2000
+
+    def __init__(self, cfg: TrainConfig, data: MNISTSplits, device: torch.device, world: World = World(),
+                 run_dir: Path | None = None, resumed: dict | None = None, console: Console | None = None) -> None:
         self.cfg, self.data, self.device, self.world = cfg, data, device, world
         self.model = build_model(cfg, data.train_x.shape[1], data.num_classes).to(device)
         self.net = self.model
@@ -190,16 +260,57 @@ class Trainer:
         self.steps_per_epoch = self.loader.sampler.batches_per_epoch()
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.state = TrainState().to(device)
-        self.log: RunLog | SilentLog | None = None
         self.last_metrics: dict = {}
+        if resumed is not None:
+            self._restore(resumed)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        bs = cfg.batch_size // world.size
+        self.step = make_step(self.model, self.fused, data.train_x[:bs], data.train_y[:bs],
+                              cuda_graphs=cfg.cuda_graphs, compile=cfg.compile, amp=cfg.amp,
+                              net=self.net if world.group else None)
+        every = 1 if device.type == "cpu" else max(1, min(cfg.log_every, 64))
+        # with fp16 loss scaling, an overflowing gradient is the GradScaler's to skip: check the loss only
+        self.guard = DivergenceGuard(self.params if self.step.checks_gradients else [], device, every, world)
+        self.ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
+        self.log = self._open_log(run_dir, resumed, console)
+        if run_dir is not None and resumed is None and self.world.is_main:
+            self._announce(run_dir)
+        self.epoch_started = time.perf_counter()
 
-    # -- set up -------------------------------------------------------------------------------------
+    def _restore(self, resumed: dict) -> None:
+        self.model.load_state_dict(resumed["model"])
+        self.optimizer.load_state_dict(resumed["optimizer"])
+        self.loader.sampler.load_state_dict(resumed["sampler"])
+        set_rng_state(resumed["rng"])
+        # the checkpoint's sums are the job's: rank 0 carries them on, the other ranks start from zero
+        self.state = TrainState.from_dict(resumed, sums=self.world.is_main).to(self.device)
+        self.last_metrics = dict(resumed.get("last_metrics") or {})
+
+    def _open_log(self, run_dir: Path | None, resumed: dict | None, console) -> RunLog | SilentLog:
+        """Rank 0's run log.  A fresh run purges whatever an earlier attempt left in its folder; a resumed run,
+        whatever came after its checkpoint (events up to the checkpoint's step were flushed before it)."""
+        if run_dir is None or not self.world.is_main:
+            return SilentLog(run_dir)
+        log = RunLog(run_dir, self.cfg, console, purge_step=self.state.global_step + 1 if resumed else 0)
+        log.status("running", self.state.global_step)
+        if resumed is not None:
+            log.say(f"resuming {run_dir} at epoch {self.state.epoch + 1}, step {self.state.global_step}")
+        else:
+            log.describe()
+        return log
+
+    def _announce(self, run_dir: Path) -> None:
+        """A fresh run's first record: the projector's view of the test images before training, and one line."""
+        self._embeddings(0, pixels=True)
+        d, ranks = self.data, f" × {self.world.size} processes" if self.world.size > 1 else ""
+        self.log.say(f"training {type(self.model).__name__} on {self.device}{ranks}: {d.train_x.shape[0]} train / "
+                     f"{d.val_x.shape[0]} val / {d.test_x.shape[0]} test images; TensorBoard run {run_dir}")
+
     def dry_run(self, console: Console | None) -> dict:
         """One step and one evaluation; nothing written."""
         xb, yb = next(iter(self.loader))
-        loss = self.model.loss(self.net(xb), yb, fused=self.fused)
-        loss.backward()
-        self.optimizer.step()
+        loss, _ = self.step(xb, yb)
+        self.step.update(self.optimizer)
         val_loss, _, _ = evaluate(self.model, self.data.val_x[:1000], self.data.val_y[:1000], self.fused)
         if console:
             console(f"dry run: {type(self.model).__name__} on {self.device}, {self.data.train_x.shape[0]} training "
@@ -207,58 +318,15 @@ class Trainer:
                     f"val loss {val_loss:.4f}")
         return {"dry_run": True, "loss": float(loss.detach())}
 
-    def already_finished(self, resumed: dict, console: Console | None) -> dict:
-        """A resumed run that had completed (e.g. ``--resume auto`` run again): nothing to do."""
-        path = Path(self.cfg.resume)
-        if console:
-            console(f"{path.parent} has finished already (epoch {resumed['epoch']} of {self.cfg.epochs}); "
-                    f"test accuracy {resumed['final']['test_acc']:.2%}. Raise --epochs to train on.")
-        return {**resumed["final"], "run_dir": str(path.parent), "checkpoint": str(path), "train_seconds": 0.0}
-
-    def open(self, run_dir: Path | None, resumed: dict | None, console: Console | None) -> None:
-        """Restore a checkpoint's state (if resuming), open the run log, build the step and the guard."""
-        self.ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
-        if resumed is not None:
-            self.model.load_state_dict(resumed["model"])
-            self.optimizer.load_state_dict(resumed["optimizer"])
-            self.loader.sampler.load_state_dict(resumed["sampler"])
-            set_rng_state(resumed["rng"])
-            # the checkpoint's sums are the job's: rank 0 carries them on, the other ranks start from zero
-            self.state = TrainState.from_dict(resumed, sums=self.world.is_main).to(self.device)
-        # a fresh run purges whatever an earlier attempt left in its folder; a resumed run, whatever came after
-        # its checkpoint (events up to the checkpoint's step were flushed before it was written)
-        purge = self.state.global_step + 1 if resumed else 0
-        self.log = RunLog(run_dir, self.cfg, console, purge_step=purge) if self.world.is_main else SilentLog(run_dir)
-        self._announce(run_dir, resumed is not None)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        data, bs = self.data, self.cfg.batch_size // self.world.size
-        self.step = make_step(self.model, self.fused, data.train_x[:bs], data.train_y[:bs],
-                              cuda_graphs=self.cfg.cuda_graphs, compile=self.cfg.compile, amp=self.cfg.amp,
-                              net=self.net if self.world.group else None)
-        every = 1 if self.device.type == "cpu" else max(1, min(self.cfg.log_every, 64))
-        # with fp16 loss scaling, an overflowing gradient is the GradScaler's to skip: check the loss only
-        self.guard = DivergenceGuard(self.params if self.step.checks_gradients else [], self.device, every,
-                                     self.world)
-        self.epoch_started = time.perf_counter()
-
-    def _announce(self, run_dir: Path, resumed: bool) -> None:
-        self.log.status("running", self.state.global_step)
-        if resumed:
-            self.log.say(f"resuming {run_dir} at epoch {self.state.epoch + 1}, step {self.state.global_step}")
-            return
-        self.log.describe()
-        if self.world.is_main:
-            self._embeddings(0, pixels=True)
-        d, ranks = self.data, f" × {self.world.size} processes" if self.world.size > 1 else ""
-        self.log.say(f"training {type(self.model).__name__} on {self.device}{ranks}: {d.train_x.shape[0]} train / "
-                     f"{d.val_x.shape[0]} val / {d.test_x.shape[0]} test images; TensorBoard run {run_dir}")
-
     # -- one epoch ----------------------------------------------------------------------------------
-    def train_epoch(self) -> None:
-        """The remaining batches of the current epoch: forward, loss, backward, check, update."""
+    def train_epoch(self, stop: StopRequest | None = None) -> bool:
+        """The remaining batches of the current epoch: forward, loss, backward, check, update.  Returns False
+        when ``stop`` was asked for before the epoch's last batch (every rank stops after the same step)."""
         cfg, state, sampler = self.cfg, self.state, self.loader.sampler
         self.epoch_started = time.perf_counter()
         for xb, yb in self._batches():
+            if stop is not None and stop.agreed(self.world):
+                return False
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(cfg, state.global_step, self.total_steps)
             # this rank's share of the global batch's mean loss (1 unless the ranks hold it unevenly)
@@ -272,12 +340,18 @@ class Trainer:
             self.step.update(self.optimizer)
             state.global_step += 1
             state.batches_done += 1
-            if state.global_step % cfg.log_every == 0:
-                self._log_step()
-            if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0 and \
-                    state.batches_done < self.steps_per_epoch:
-                self.save()
+            self._after_step()
         self._verify(state.global_step)
+        return True
+
+    def _after_step(self) -> None:
+        cfg, state = self.cfg, self.state
+        if state.global_step % cfg.log_every == 0:
+            self._log_step()
+        if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0 and \
+                state.batches_done < self.steps_per_epoch:
+            self.save()
+        failpoint("step", state.global_step)
 
     def _batches(self):
         from tqdm.auto import tqdm
@@ -309,7 +383,8 @@ class Trainer:
 
     # -- end of an epoch ----------------------------------------------------------------------------
     def end_epoch(self) -> dict:
-        """Evaluate on validation, log the epoch, checkpoint; returns the epoch's metrics."""
+        """Evaluate on validation, log the epoch, checkpoint (not after the last epoch: :meth:`finish` writes the
+        final checkpoint after the test metrics); returns the epoch's metrics."""
         loss_sum, correct, count = self.world.sum(self.state.epoch_stats.clone()).tolist()
         metrics = {"train_loss": loss_sum / count, "train_accuracy": correct / count}
         if self.data.val_x.shape[0]:
@@ -321,7 +396,9 @@ class Trainer:
         self.log.histograms(self.model, step)
         self.state.end_epoch()
         self.last_metrics = metrics
-        self.save()
+        failpoint("epoch-end")
+        if self.state.epoch < self.cfg.epochs:
+            self.save()
         return metrics
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor]:
@@ -350,8 +427,24 @@ class Trainer:
             **{k: v.cpu() for k, v in sums.items()}, "world_size": self.world.size, "last_metrics": self.last_metrics,
             **extra})
 
-    #: How many test images the embedding projector shows.
-    EMBEDDED = 2000
+    def interrupted(self, stop: StopRequest, folder: RunFolder) -> RunInterrupted:
+        """Stop where the loop stands: a checkpoint at this exact step (unless the last one already holds it, or
+        the run has not taken a step), the run marked interrupted, and the error that says how to resume."""
+        step, state = self.state.global_step, self.state
+        if step == 0:
+            self.log.close()
+            folder.remove_if_empty_run()
+            return RunInterrupted(f"stopped by {stop.name} before the first step; nothing was written", None, 0)
+        if state.batches_done:  # mid-epoch (at an epoch's end the checkpoint was written by end_epoch)
+            self.save()
+        where = f"epoch {state.epoch + 1}, batch {state.batches_done} of {self.steps_per_epoch}" if \
+            state.batches_done else f"the end of epoch {state.epoch}"
+        resume = f"nnref train {self.cfg.model} --resume {self.ckpt_path}"
+        message = (f"stopped by {stop.name} after step {step} ({where}); checkpoint {self.ckpt_path} holds that "
+                   f"step. Resume with: {resume}")
+        self.log.status("interrupted", step, message)
+        self.log.close()
+        return RunInterrupted(message, str(self.ckpt_path), step)
 
     def _embeddings(self, step: int, pixels: bool = False) -> None:
         """The projector's views of the first test images: the raw pixels (once) and, for an MLP, its last
@@ -360,30 +453,28 @@ class Trainer:
         x, labels, images = d.test_x[:n], d.test_y[:n], d.test_images[:n]
         if pixels:
             self.log.embedding("test_images/pixels", x, labels, images, d.class_names, step)
-        if hasattr(self.model, "hidden_outputs"):
+        if getattr(self.model, "hidden", ()):
             with torch.no_grad():
                 hidden = self.model.hidden_outputs(x)[-1]
             self.log.embedding("test_images/last_hidden_layer", hidden, labels, images, d.class_names, step)
 
     # -- finish -------------------------------------------------------------------------------------
     def finish(self, train_seconds: float) -> dict:
-        """The test set (looked at once), pictures, hyper-parameters; returns the run's results."""
+        """The test set (looked at once), pictures, hyper-parameters, then the checkpoint that marks the run
+        finished; returns the run's results."""
         data, log, step = self.data, self.log, self.state.global_step
         test_loss, test_acc, test_pred = self.evaluate(data.test_x, data.test_y)
         log.scalars({"accuracy/test": test_acc, "loss/test": test_loss}, step)
-        log.model_pictures(self.model, data.class_names, step)
-        log.test_pictures(data.test_images, data.test_y, test_pred, data.class_names, step)
-        if self.world.is_main:
-            with torch.no_grad():
-                log.pr_curves(data.test_y, self.model.eval().predict_proba(data.test_x), data.class_names, step)
-            self.model.train()
-            self._embeddings(step)
+        failpoint("finish-metrics")
+        self._final_pictures(test_pred, step)
+        failpoint("finish-pictures")
         if "val_accuracy" not in self.last_metrics and data.val_x.shape[0]:  # a resumed, already complete run
             self.last_metrics["val_accuracy"] = self.evaluate(data.val_x, data.val_y)[1]
         val_acc = self.last_metrics.get("val_accuracy", float("nan"))
         log.hparams({"accuracy/test": test_acc, "accuracy/val": val_acc, "loss/test": test_loss})
         final = {"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc, "train_seconds": train_seconds}
         self.save(finished=True, final=final)
+        failpoint("finish-save")
         log.status("finished", step)
         log.close()
         log.say(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}); {train_seconds:.1f} s of training\n"
@@ -391,107 +482,11 @@ class Trainer:
         return {**final, "run_dir": str(self.ckpt_path.parent) if self.ckpt_path else None,
                 "checkpoint": str(self.ckpt_path) if self.ckpt_path else None}
 
-
-# --------------------------------------------------------------------------------------------------
-def train_knn(cfg: TrainConfig, device: torch.device, console: Console | None = None, world: World = World()) -> dict:
-    """KNN "training" stores the records — under torchrun each rank stores only its shard — then each k is
-    evaluated on validation and test; the best on validation is chosen (ties: the smaller k; without
-    validation, the first k asked for)."""
-    data = load_data(cfg, device)
-    n_train = data.train_x.shape[0]
-    if max(cfg.k) > n_train:
-        raise TrainingError(f"k = {max(cfg.k)} is larger than the training set ({n_train} images)")
-    part = world.shard(n_train)
-    knn = KNNClassifier(k=min(max(cfg.k), part.stop - part.start), metric=cfg.metric, chunk_size=cfg.batch_size)
-    if world.group:  # keep only this rank's shard of the records
-        knn.fit(data.train_x[part].clone(), data.train_y[part].clone(), offset=part.start)
-        data.train_x = data.train_y = None
-    else:
-        knn.fit(data.train_x, data.train_y)
-    search = _KNNSearch(knn, world, max(cfg.k))
-    if cfg.dry_run:
-        pred = search.vote(search.neighbours(data.test_x[:10])[2], max(cfg.k))
-        if console:
-            console(f"dry run: KNN (k={max(cfg.k)}, {cfg.metric}) on {device}, {n_train} records; "
-                    f"first test predictions {pred.tolist()}")
-        return {"dry_run": True}
-    log = RunLog(make_run_dir(cfg), cfg, console, purge_step=0) if world.is_main else SilentLog(None)
-    log.describe()
-    t0 = time.perf_counter()
-    test = search.neighbours(data.test_x)
-    test_seconds = time.perf_counter() - t0
-    val = search.neighbours(data.val_x) if data.val_x.shape[0] else None
-    results = _knn_results(search, data, test, val, cfg.k, log)
-    best_k = max(results, key=lambda k: (results[k]["val_acc"], -k)) if val is not None else cfg.k[0]
-    _knn_pictures(log, search, data, test, best_k, max(cfg.k))
-    predictions = search.vote(test[2], best_k)
-    return _finish_knn(cfg, log, results, best_k, test_seconds, predictions, knn.memory_bytes(), world)
-
-
-class _KNNSearch:
-    """Nearest neighbours over the records of every rank: each rank searches its shard, the candidates are
-    gathered and merged with the one-process tie rule (distance, then training index)."""
-
-    def __init__(self, knn: KNNClassifier, world: World, k: int) -> None:
-        self.knn, self.world, self.k = knn, world, k
-
-    def neighbours(self, X: torch.Tensor):
-        """(distances, global indices, labels), each (m, k), nearest first."""
-        d, i, y = self.knn.candidates(X)
-        if self.world.group:
-            d, i, y = (self.world.cat(t.t().contiguous()).t() for t in (d, i, y))  # every rank's, side by side
-            d, i, y = merge_neighbours(d, i, y, self.k)
-        return d, i, y
-
-    def vote(self, labels: torch.Tensor, k: int) -> torch.Tensor:
-        return self.knn.vote_labels(labels[:, :k])
-
-
-def _knn_results(search: _KNNSearch, data, test, val, ks, log) -> dict:
-    """Validation and test accuracy of every k from one neighbour search (x axis of the scalars: k)."""
-    results = {}
-    for k in sorted(ks):
-        test_acc = float((search.vote(test[2], k) == data.test_y).float().mean())
-        val_acc = float((search.vote(val[2], k) == data.val_y).float().mean()) if val is not None else float("nan")
-        log.scalars({"accuracy_by_k/test": test_acc} | ({"accuracy_by_k/val": val_acc} if val is not None else {}), k)
-        results[k] = {"test_acc": test_acc, "val_acc": val_acc}
-        val_text = f"val acc {val_acc:.2%} | " if val is not None else ""
-        log.say(f"k = {k}: {val_text}test acc {test_acc:.2%}")
-    return results
-
-
-def _knn_pictures(log, search: _KNNSearch, data, test, best_k: int, k_show: int) -> None:
-    """Confusion matrix and mistakes of the chosen k; test images beside their nearest training images."""
-    best_pred = search.vote(test[2], best_k)
-    log.test_pictures(data.test_images, data.test_y, best_pred, data.class_names, best_k, f"k = {best_k}")
-    wrong = (best_pred != data.test_y).nonzero().flatten()[:3].cpu()
-    show = torch.cat([torch.arange(min(5, data.test_x.shape[0])), wrong])
-    idx, labels = test[1][show, :k_show], test[2][show, :k_show]
-    neighbours = to_images(search.world.sum(search.knn.records(idx.flatten()))).reshape(*idx.shape, 28, 28)
-    log.figure("knn/neighbours", viz.neighbours_grid(data.test_images[show], data.test_y[show].cpu(), neighbours,
-                                                     labels.cpu(), search.vote(labels, k_show).cpu()), k_show)
-
-
-def _finish_knn(cfg, log, results, best_k, test_seconds, predictions, memory, world) -> dict:
-    memory_per_rank = world.cat(torch.tensor([memory], dtype=torch.float64)).tolist()
-    final = {"test_acc": results[best_k]["test_acc"], "val_acc": results[best_k]["val_acc"],
-             "test_seconds": test_seconds, "records_bytes_per_rank": memory_per_rank}
-    # the chosen k's accuracies, where a parametric run keeps its final ones (x axis: k)
-    log.scalars({"accuracy/test": final["test_acc"]}, best_k)
-    if not math.isnan(final["val_acc"]):
-        log.epoch_scalars("val", {"accuracy": final["val_acc"]}, best_k)
-    log.hparams({"accuracy/test": final["test_acc"], "accuracy/val": final["val_acc"]})
-    ckpt_path = log.run_dir / "checkpoint.pt" if log.run_dir else None
-    if world.is_main:
-        save_checkpoint(ckpt_path, {"format": FORMAT, "config": cfg.to_dict(), "model": None, "best_k": best_k,
-                                    "results": {int(k): v for k, v in results.items()}, "finished": True,
-                                    "final": final, "global_step": 0, "world_size": world.size,
-                                    "test_predictions": predictions.cpu()})
-    log.status("finished", 0)
-    log.close()
-    chosen = "best k on validation" if not math.isnan(final["val_acc"]) else "no validation set (--val-size 0); k"
-    ranks = f" ({world.size} ranks, {max(memory_per_rank) / 2**20:.1f} MiB of records each)" if world.size > 1 else ""
-    log.say(f"{chosen}: {best_k}; test accuracy {final['test_acc']:.2%}; {test_seconds:.1f} s for "
-            f"{predictions.shape[0]} test images{ranks}\nTensorBoard: tensorboard --logdir {cfg.logdir}")
-    return {"results": results, "best_k": best_k, "test_acc": final["test_acc"], "run_dir": str(log.run_dir),
-            "checkpoint": str(ckpt_path), "test_seconds": test_seconds, "memory_per_rank": memory_per_rank}
+    def _final_pictures(self, test_pred: torch.Tensor, step: int) -> None:
+        data, log = self.data, self.log
+        log.model_pictures(self.model, data.class_names, step)
+        log.test_pictures(data.test_images, data.test_y, test_pred, data.class_names, step)
+        if self.world.is_main:
+            probs = self.model.predict_proba(data.test_x)
+            log.pr_curves(data.test_y, probs, data.class_names, step)
+            self._embeddings(step)

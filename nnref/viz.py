@@ -1,21 +1,26 @@
 """Pictures for TensorBoard (and PNG files): weight templates, filters, mistakes, confusion matrices.
 
-Figures are drawn with matplotlib's non-interactive Agg backend and handed to
-``SummaryWriter.add_figure``; every function returns a ``matplotlib.figure.Figure``.
+Every function returns a ``matplotlib.figure.Figure`` built with matplotlib's object API (:func:`subplots`), not
+with ``pyplot``: no backend is chosen or changed, no window can open, the figures are safe to draw in any thread,
+and a program that imports nnref keeps whatever backend it had.  ``SummaryWriter.add_figure`` and
+:func:`save_figure` render them with Agg.
 """
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+__all__ = ["subplots", "weight_templates", "misclassified_grid", "confusion_matrix", "confusion_figure",
+           "neighbours_grid", "delta_sweep_figure", "save_figure"]
 
-__all__ = ["weight_templates", "misclassified_grid", "confusion_matrix", "confusion_figure",
-           "neighbours_grid", "delta_sweep_figure", "save_figure", "plt"]
+
+def subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):
+    """``pyplot.subplots`` without pyplot: a free-standing ``Figure`` and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=squeeze)
 
 
 def _grid_shape(count: int, max_cols: int = 10) -> tuple[int, int]:
@@ -24,11 +29,11 @@ def _grid_shape(count: int, max_cols: int = 10) -> tuple[int, int]:
 
 
 def weight_templates(weight: torch.Tensor, titles: list[str] | None = None, max_images: int = 64,
-                     suptitle: str = "") -> plt.Figure:
+                     suptitle: str = "") -> Figure:
     """Each row of W (c, 784) drawn as a 28×28 template: red where a pixel votes for the class, blue against."""
     w = weight.detach().float().cpu()[:max_images]
     rows, cols = _grid_shape(w.shape[0])
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= w.shape[0]:
@@ -45,13 +50,13 @@ def weight_templates(weight: torch.Tensor, titles: list[str] | None = None, max_
 
 
 def misclassified_grid(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor,
-                       max_images: int = 40, class_names: list[str] | None = None) -> plt.Figure:
+                       max_images: int = 40, class_names: list[str] | None = None) -> Figure:
     """Up to ``max_images`` test images the model got wrong, titled 'true → predicted'."""
     wrong = (labels.cpu() != preds.cpu()).nonzero().flatten()[:max_images]
     names = class_names or [str(i) for i in range(int(max(labels.max(), preds.max())) + 1)]
     count = max(len(wrong), 1)
     rows, cols = _grid_shape(count)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong.tolist()):
@@ -68,10 +73,10 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int
     return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def confusion_figure(matrix: torch.Tensor, class_names: list[str] | None = None, title: str = "") -> plt.Figure:
+def confusion_figure(matrix: torch.Tensor, class_names: list[str] | None = None, title: str = "") -> Figure:
     c = matrix.shape[0]
     names = class_names or [str(i) for i in range(c)]
-    fig, ax = plt.subplots(figsize=(0.55 * c + 2.5, 0.55 * c + 2))
+    fig, ax = subplots(figsize=(0.55 * c + 2.5, 0.55 * c + 2))
     ax.imshow(matrix.numpy(), cmap="Blues")
     ax.set_xticks(range(c), names)
     ax.set_yticks(range(c), names)
@@ -90,13 +95,13 @@ def confusion_figure(matrix: torch.Tensor, class_names: list[str] | None = None,
 
 
 def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbours: torch.Tensor,
-                    neighbour_labels: torch.Tensor, preds: torch.Tensor) -> plt.Figure:
+                    neighbour_labels: torch.Tensor, preds: torch.Tensor) -> Figure:
     """One row per test image: the image, then its k nearest training images with their labels.
 
     queries (m, 28, 28), neighbours (m, k, 28, 28), labels (m,) and (m, k), preds (m,).
     """
     m, k = neighbours.shape[:2]
-    fig, axes = plt.subplots(m, k + 1, figsize=(1.3 * (k + 1), 1.45 * m + 0.4), squeeze=False)
+    fig, axes = subplots(m, k + 1, figsize=(1.3 * (k + 1), 1.45 * m + 0.4), squeeze=False)
     for r in range(m):
         ok = int(preds[r]) == int(query_labels[r])
         axes[r, 0].imshow(queries[r].cpu().numpy(), cmap="gray")
@@ -112,9 +117,9 @@ def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbour
     return fig
 
 
-def delta_sweep_figure(points) -> plt.Figure:
+def delta_sweep_figure(points) -> Figure:
     """The numerical gradient's error against Δ (log-log), one V per (method, dtype), the bottom marked."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = subplots(figsize=(7.5, 4.6))
     styles = {("forward", "float32"): ("#d62728", "--"), ("central", "float32"): ("#1f77b4", "--"),
               ("forward", "float64"): ("#d62728", "-"), ("central", "float64"): ("#1f77b4", "-")}
     for (method, dtype), (color, line) in styles.items():
@@ -135,6 +140,5 @@ def delta_sweep_figure(points) -> plt.Figure:
     return fig
 
 
-def save_figure(fig: plt.Figure, path, dpi: int = 100) -> None:
+def save_figure(fig: Figure, path, dpi: int = 100) -> None:
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)

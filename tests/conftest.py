@@ -62,4 +62,3 @@ def hard_mnist(tmp_path) -> Path:
 def _isolate_env(monkeypatch):
     """Unit tests never see the developer's NNREF_DATA_ROOT unless they ask for REAL_MNIST."""
     monkeypatch.delenv("NNREF_DATA_ROOT", raising=False)
-    monkeypatch.setenv("NNREF_TEST", "1")

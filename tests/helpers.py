@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 TB_SIZE = {"scalars": 0, "histograms": 0, "images": 0, "tensors": 0}
@@ -39,15 +37,12 @@ def cli_process(*args, env: dict | None = None, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def free_port() -> int:
+def rendezvous_port() -> int:
+    """A port for torchrun's c10d rendezvous, which both agents must be told before either starts: the one port
+    a test still looks up and releases (TensorBoard and the lab bind port 0 or a pre-bound socket instead)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def get_json(port: int, path: str):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.loads(r.read())
 
 
 def torchrun(*args, nproc: int = 2, launcher: tuple = (), log_dir=None, timeout: float = 300,

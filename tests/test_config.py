@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from nnref.config import DEFAULTS, RESUMABLE, TrainConfig, TrainingError, resolve_device
+from nnref.config import DEFAULTS, RESUMABLE, KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
 
 
-@pytest.mark.parametrize("model", ["logreg", "softmax", "mlp", "knn"])
+@pytest.mark.parametrize("model", ["logreg", "softmax", "mlp"])
 def test_fresh_run_takes_the_models_defaults(model):
     cfg = TrainConfig(model=model).resolve()
     for key, value in DEFAULTS[model].items():
@@ -64,3 +64,27 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU"):
             resolve_device("cuda:0")
+
+
+def test_knn_has_a_configuration_of_its_own_with_only_what_knn_uses():
+    cfg = KNNConfig(k=[1, 5]).resolve()
+    assert cfg.model == "knn" and cfg.k == (1, 5) and cfg.device == "auto" and cfg.chunk_size == 4096
+    names = {f.name for f in dataclasses.fields(KNNConfig)}
+    assert not {"lr", "momentum", "epochs", "batch_size", "hidden", "resume"} & names
+    assert config_from_dict(cfg.to_dict()) == cfg and isinstance(config_from_dict(cfg.to_dict()), KNNConfig)
+    assert isinstance(config_from_dict(TrainConfig(model="mlp").to_dict()), TrainConfig)
+    with pytest.raises(ValueError, match="KNNConfig"):
+        TrainConfig(model="knn")
+    with pytest.raises(TrainingError, match="unknown model 'cnn'"):
+        config_from_dict({"model": "cnn"})
+
+
+def test_hparams_hold_only_the_settings_a_model_has():
+    softmax = TrainConfig(model="softmax").resolve().hparams()
+    assert "hidden" not in softmax and "activation" not in softmax and softmax["lr"] == 0.1
+    mlp = TrainConfig(model="mlp", hidden=(30, 20)).resolve().hparams()
+    assert mlp["hidden"] == (30, 20) and mlp["activation"] == "relu"
+    assert TrainConfig(model="logreg").resolve().hparams()["positive_class"] == 0
+    assert "positive_class" not in softmax and "k" not in mlp
+    assert KNNConfig(k=(3, 5)).hparams() == {"model": "knn", "k": (3, 5), "metric": "euclidean", "seed": 0,
+                                             "val_size": 5000, "limit_train": None}

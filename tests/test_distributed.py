@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import REAL_MNIST, make_tiny_mnist, synthetic_digits, write_idx_images, write_idx_labels
-from helpers import events, free_port, rank_logs, scalar, torchrun, train_args
+from helpers import events, rank_logs, rendezvous_port, scalar, torchrun, train_args
 from nnref.checkpoint import load_checkpoint
 from nnref.cli import main
 from nnref.distributed import World, shard_range
@@ -151,7 +151,7 @@ def test_a_killed_rank_is_restarted_and_the_run_finishes_bit_identical(uninterru
 def test_two_agents_on_localhost_are_two_nodes(uninterrupted, tmp_path):
     """``--nnodes 2`` with a c10d rendezvous is what two machines look like to the code."""
     root, reference = uninterrupted
-    port = free_port()
+    port = rendezvous_port()
     launcher = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
                 f"127.0.0.1:{port}", "--rdzv-id", "nnref-test"]
     args = train_args(root, tmp_path, "mlp", *KILL_RECIPE)

@@ -1,4 +1,4 @@
-"""nnref.models: the four models, KNN against scikit-learn."""
+"""nnref.models: the parametric models, their shared classifier interface, their losses and autocast."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import pytest
 import torch
 
 import nnref.functional as F
-from bad_inputs import KNN_CASES
-from nnref.models import MLP, KNNClassifier, LogisticRegression, SoftmaxRegression
+from nnref.models import MLP, LogisticRegression, SoftmaxRegression
 
 
 def test_shapes_and_probabilities():
     x = torch.randn(5, 784)
     lr, sm, mlp = LogisticRegression(784), SoftmaxRegression(784, 10), MLP(784, (30, 20), 10, "sigmoid")
-    assert lr(x).shape == (5,) and lr.predict_proba(x).shape == (5,)
+    assert lr(x).shape == (5,) and lr.predict_proba(x).shape == (5, 2)
+    torch.testing.assert_close(lr.predict_proba(x)[:, 1], torch.sigmoid(lr(x)).detach())
     assert sm(x).shape == (5, 10) and mlp(x).shape == (5, 10)
-    torch.testing.assert_close(sm.predict_proba(x).sum(-1), torch.ones(5))
+    for model in (lr, sm, mlp):  # every classifier: probabilities (n, c) summing to 1, predict = their argmax
+        probs = model.predict_proba(x)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(5))
+        assert torch.equal(model.predict(x), probs.argmax(-1)) and not probs.requires_grad
     assert [o.shape for o in mlp.hidden_outputs(x)] == [(5, 30), (5, 20)]
     assert MLP(784, 8, 1)(x).shape == (5,)
 
@@ -32,11 +35,24 @@ def test_mlp_is_built_only_from_nnref_layers():
     assert kinds == [L.Linear, L.Tanh, L.Linear, L.Tanh, L.Linear]
 
 
-@pytest.mark.parametrize("bad", [dict(hidden=()), dict(hidden=(0,)), dict(activation="gelu")])
-def test_mlp_rejects_bad_configuration(bad):
+@pytest.mark.parametrize("bad,message", [(dict(hidden=(0,)), "hidden must be positive layer sizes"),
+                                         (dict(hidden=(3, True)), "hidden must be positive layer sizes"),
+                                         (dict(activation="gelu"), "activation must be one of")])
+def test_mlp_rejects_bad_configuration(bad, message):
     kwargs = dict(in_features=4, hidden=(3,), num_classes=2, activation="relu") | bad
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         MLP(**kwargs)
+
+
+def test_an_mlp_without_hidden_layers_is_softmax_or_logistic_regression():
+    """The lab's network with every hidden layer removed: the same function, parameter for parameter."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 4)
+    for classes, twin in ((3, SoftmaxRegression(4, 3)), (1, LogisticRegression(4))):
+        mlp = MLP(4, (), classes)
+        twin.linear.load_state_dict(mlp.layers[0].state_dict())
+        torch.testing.assert_close(mlp(x), twin(x))
+        assert mlp.hidden_outputs(x) == []
 
 
 def test_fused_and_unfused_losses_agree():
@@ -48,78 +64,6 @@ def test_fused_and_unfused_losses_agree():
     lr = LogisticRegression(6)
     t = torch.randint(0, 2, (8,))
     torch.testing.assert_close(lr.loss(lr(x), t, fused=True), lr.loss(lr(x), t, fused=False))
-
-
-# --------------------------------------------------------------------------------------------------
-# KNN
-# --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
-@pytest.mark.parametrize("k", [1, 3, 4, 7])
-def test_knn_agrees_with_scikit_learn_brute(metric, k):
-    sk = pytest.importorskip("sklearn.neighbors")
-    g = torch.Generator().manual_seed(k)
-    X, y = torch.randn(300, 12, generator=g), torch.randint(0, 4, (300,), generator=g)
-    Q = torch.randn(150, 12, generator=g)
-    ours = KNNClassifier(k, metric, chunk_size=32).fit(X, y).predict(Q)
-    ref = sk.KNeighborsClassifier(k, algorithm="brute", metric=metric).fit(X.numpy(), y.numpy()).predict(Q.numpy())
-    assert ours.tolist() == ref.tolist()
-
-
-def test_knn_neighbours_are_the_true_nearest():
-    g = torch.Generator().manual_seed(0)
-    X, y = torch.randn(200, 5, generator=g), torch.randint(0, 3, (200,), generator=g)
-    Q = torch.randn(20, 5, generator=g)
-    d, idx = KNNClassifier(5, chunk_size=7).fit(X, y).kneighbors(Q)
-    ref = torch.cdist(Q.double(), X.double()) ** 2
-    exp_d, exp_idx = ref.topk(5, largest=False)
-    assert idx.tolist() == exp_idx.tolist()
-    torch.testing.assert_close(d, exp_d)
-
-
-def test_knn_tie_rules_are_deterministic():
-    # two records at exactly the same distance: the earlier record wins the neighbour slot
-    X = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 5.0]])
-    y = torch.tensor([2, 1, 0])
-    knn = KNNClassifier(1).fit(X, y)
-    assert knn.kneighbors(torch.zeros(1, 2))[1].tolist() == [[0]]
-    # a 1-1 vote between classes 2 and 1: the smaller label wins (scikit-learn's rule)
-    assert KNNClassifier(2).fit(X, y).predict(torch.zeros(1, 2)).tolist() == [1]
-    torch.testing.assert_close(KNNClassifier(2).fit(X, y).predict_proba(torch.zeros(1, 2)),
-                               torch.tensor([[0.0, 0.5, 0.5]]))
-
-
-def test_knn_chunking_does_not_change_predictions():
-    g = torch.Generator().manual_seed(1)
-    X, y = torch.randn(500, 8, generator=g), torch.randint(0, 5, (500,), generator=g)
-    Q = torch.randn(97, 8, generator=g)
-    a = KNNClassifier(3, chunk_size=1).fit(X, y).predict(Q)
-    b = KNNClassifier(3, chunk_size=10_000).fit(X, y).predict(Q)
-    assert torch.equal(a, b)
-    for block in (1, 7, 64, 499, 10_000):  # the records are searched block by block: the blocks change nothing
-        d, i = KNNClassifier(3, chunk_size=16, block_size=block).fit(X, y).kneighbors(Q)
-        d0, i0 = KNNClassifier(3).fit(X, y).kneighbors(Q)
-        assert torch.equal(i, i0) and torch.equal(d, d0), block
-
-
-def test_knn_memory_is_the_training_set():
-    X, y = torch.randn(100, 10), torch.randint(0, 2, (100,))
-    knn = KNNClassifier(3).fit(X, y)
-    assert knn.memory_bytes() >= X.numel() * 4
-
-
-@pytest.mark.parametrize("call,exc,pattern", KNN_CASES)
-def test_knn_bad_input(call, exc, pattern):
-    with pytest.raises(exc, match=pattern):
-        call()
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_knn_on_cuda_matches_cpu():
-    g = torch.Generator().manual_seed(2)
-    X, y, Q = torch.randn(400, 16, generator=g), torch.randint(0, 4, (400,), generator=g), torch.randn(50, 16, generator=g)
-    cpu = KNNClassifier(3).fit(X, y).predict(Q)
-    gpu = KNNClassifier(3).fit(X.cuda(), y.cuda()).predict(Q.cuda())
-    assert torch.equal(cpu, gpu.cpu())
 
 
 def test_models_train_with_nnref_functions_only():
@@ -147,7 +91,7 @@ def test_each_model_under_cpu_autocast_matches_its_builtin_twin(make):
     network of torch.nn layers under the same autocast, within bfloat16's tolerance."""
     import torch.nn.functional as TF
 
-    from nnref.bench import builtin_twin
+    from nnref.catalogue import builtin_twin
 
     torch.manual_seed(0)
     model = make()

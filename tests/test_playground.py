@@ -11,27 +11,6 @@ from nnref import playground as P
 from nnref.cli import main
 
 
-@pytest.mark.parametrize("name", P.DATASETS)
-def test_datasets_shapes_labels_and_repeatability(name):
-    X, y = P.make_dataset(name, 200, seed=3)
-    assert X.shape == (200, 2) and X.dtype == torch.float32
-    assert set(y.tolist()) == {-1, 1}
-    if name == "xor":  # labels come from the quadrant of uniform points: roughly balanced
-        assert 60 <= int((y == 1).sum()) <= 140
-    else:
-        assert int((y == 1).sum()) == 100
-    X2, y2 = P.make_dataset(name, 200, seed=3)
-    assert torch.equal(X, X2) and torch.equal(y, y2)
-    assert not torch.equal(X, P.make_dataset(name, 200, seed=4)[0])
-
-
-def test_bad_dataset_arguments():
-    with pytest.raises(ValueError, match="dataset must be one of"):
-        P.make_dataset("moons")
-    with pytest.raises(ValueError, match="samples must be at least 4"):
-        P.make_dataset("xor", 2)
-
-
 def _acc(model, name, seed=0, **cfg):
     X, y = P.make_dataset(name, 400, seed=seed)
     Xtr, ytr, Xte, yte = P.split(X, y, seed=seed)
@@ -40,25 +19,27 @@ def _acc(model, name, seed=0, **cfg):
         m = P.fit_knn(Xtr, ytr, c.k[0])
     else:
         m = (P.fit_logreg if model == "logreg" else P.fit_mlp)(Xtr, ytr, c)
-    return P._accuracy(P.predict01(m, Xte), yte)
+    return float((P.predict01(m, Xte) == (yte > 0).long()).float().mean())
 
 
-# The README's claims, on seeds other than the ones its table was measured on (that table: seeds 0-9).
+# The README's claims, at class-sized settings (the full recipe over seeds 0-9 is measured in
+# docs/results/playground-seeds.log), on seeds other than the table's.
 @pytest.mark.parametrize("seed", [11, 12])
 def test_logistic_regression_draws_a_line_blobs_yes_xor_and_circles_no(seed):
-    assert _acc("logreg", "blobs", seed) >= 0.95
-    assert _acc("logreg", "xor", seed) <= 0.75
-    assert _acc("logreg", "circles", seed) <= 0.75
+    assert _acc("logreg", "blobs", seed, steps=300) >= 0.95
+    assert _acc("logreg", "xor", seed, steps=300) <= 0.75
+    assert _acc("logreg", "circles", seed, steps=300) <= 0.75
 
 
 @pytest.mark.parametrize("name,seed", [("xor", 11), ("circles", 12)])
 def test_one_hidden_layer_of_four_tanh_units_solves_xor_and_circles(name, seed):
-    assert _acc("mlp", name, seed, hidden=(4,), activation="tanh") >= 0.95
+    # 600 steps from 3 starts: at least 93% on seeds 11-15 (the full recipe: 96.7% at worst over seeds 0-9)
+    assert _acc("mlp", name, seed, hidden=(4,), activation="tanh", steps=600, restarts=3) >= 0.9
 
 
-@pytest.mark.parametrize("seed", [13])
-def test_two_hidden_layers_solve_the_spirals(seed):
-    assert _acc("mlp", "spirals", seed, hidden=(8, 8), activation="tanh") >= 0.90
+def test_two_hidden_layers_solve_the_spirals():
+    # 2000 steps from 2 starts: at least 92% on seeds 11-15 (the full recipe: 95.0% at worst over seeds 0-9)
+    assert _acc("mlp", "spirals", 13, hidden=(8, 8), activation="tanh", steps=2000, restarts=2) >= 0.9
 
 
 @pytest.mark.parametrize("name", P.DATASETS)
@@ -82,15 +63,14 @@ def test_restarts_keep_the_lowest_training_loss():
     assert losses[1] <= losses[0] + 1e-6
 
 
-def test_standardisation_is_folded_into_the_first_layer():
-    """The returned model takes raw points: its line w·x + b = 0 is the boundary in the data's own plane."""
-    X, y = P.make_dataset("blobs", 300, seed=1)
-    X = X * 10 + 50  # far from the origin and badly scaled: standardisation matters
-    model = P.fit_logreg(X, y, P.PlaygroundConfig(steps=300))
-    assert P._accuracy(P.predict01(model, X), y) >= 0.95
-    w, b = model.linear.weight.detach()[0], float(model.linear.bias.detach()[0])
-    on_line = ((X @ w + b) >= 0).long()
-    assert torch.equal(on_line, P.predict01(model, X))
+def test_the_first_interface_keeps_its_labels_and_models():
+    """make_dataset's −1/+1 labels are make_points' classes 0/1; fit_logreg returns the model of raw points."""
+    X, y = P.make_dataset("blobs", 100, seed=2)
+    Xp, yp = P.make_points("blobs", 100, seed=2)
+    assert torch.equal(X, Xp) and torch.equal(y, 2 * yp - 1) and set(y.tolist()) == {-1, 1}
+    model = P.fit_logreg(X, y, P.PlaygroundConfig(steps=100))
+    assert isinstance(model, torch.nn.Module) and model(X).shape == (100,)
+    assert P.prob_pos(model, X).shape == (100,)
 
 
 def test_line_distance_equals_the_geometric_distance_of_the_drawn_line():
@@ -118,29 +98,27 @@ def test_line_segment_clips_to_the_box():
 
 def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
     from PIL import Image
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from helpers import events, scalar
 
     png = tmp_path / "png"
-    assert main(["playground", "--dataset", "xor", "--steps", "300", "--snapshots", "5", "--hidden", "4", "--restarts", "2",
-                 "--k", "1,7", "--samples", "200", "--logdir", str(tmp_path), "--run-name", "pg", "--save-png", str(png),
-                 "--quiet"]) == 0
+    assert main(["playground", "--dataset", "xor", "--steps", "300", "--snapshots", "5", "--hidden", "4", "--restarts",
+                 "2", "--k", "1,7", "--samples", "200", "--logdir", str(tmp_path), "--run-name", "pg", "--save-png",
+                 str(png), "--quiet"]) == 0
     root = tmp_path / "pg" / "xor"
     for model in ("logreg", "mlp"):
-        ea = EventAccumulator(str(root / model), size_guidance={"images": 0, "scalars": 0})
-        ea.Reload()
+        ea = events(root / model)
         steps = [e.step for e in ea.Images("boundary")]
-        assert len(steps) >= 5 and steps == sorted(steps) and steps[-1] == 300
-        assert [e.step for e in ea.Scalars("accuracy/test")] == steps
-        assert ea.Scalars("loss/train")
-    ea = EventAccumulator(str(root / "mlp"), size_guidance={"images": 0})
-    ea.Reload()
-    assert len(ea.Images("hidden_neurons")) >= 5
-    ea = EventAccumulator(str(root / "knn"), size_guidance={"images": 0, "scalars": 0})
-    ea.Reload()
+        assert steps == [1, 60, 120, 180, 240, 300]
+        for split in ("train", "test"):  # the accuracy curve at the snapshots, in the train and test sub-runs
+            assert [s for s, _ in scalar(events(root / model / split), "accuracy")] == steps
+        assert len(scalar(ea, "accuracy/test")) == 1 and scalar(ea, "accuracy/test")[0][0] == 300  # once, at the end
+        assert [s for s, _ in scalar(ea, "loss/train_step")] == [1] + list(range(10, 301, 10))
+    assert len(events(root / "mlp").Images("hidden_neurons")) == 6
+    ea = events(root / "knn")
     assert [e.step for e in ea.Images("boundary/knn")] == [1, 7]
-    ea = EventAccumulator(str(root / "summary"), size_guidance={"images": 0})
-    ea.Reload()
-    assert ea.Images("summary")
+    assert [s for s, _ in scalar(ea, "accuracy_by_k/test")] == [1, 7]
+    assert events(root / "summary").Images("summary")
     for name, size in (("xor-summary.png", (1140, 400)), ("xor-logreg.png", (420, 420)), ("xor-mlp.png", (420, 420)),
                        ("xor-knn.png", (720, 380)), ("xor-mlp-neurons.png", None)):
         with Image.open(png / name) as im:
@@ -148,3 +126,7 @@ def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
         with Image.open(png / name) as im:
             if size:
                 assert im.size == size, name
+    from nnref.runs import describe_run
+
+    info = describe_run(tmp_path / "pg")
+    assert info.kind == "playground" and info.status == "finished" and "xor: logreg" in info.recipe

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import time
 import urllib.parse
 
 import pytest
 
-from helpers import events, free_port, get_json, scalar, train_args
+from helpers import events, scalar, train_args
 from nnref.cli import main
 from nnref.config import TrainConfig, TrainingError
 from nnref.runlog import make_run_dir
@@ -78,32 +75,19 @@ def test_run_dir_must_be_writable(tmp_path):
 
 
 def test_tensorboard_server_serves_the_scalars(tiny_mnist, tmp_path):
+    from nnref.tbview import TensorBoardServer
+
     assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "2")) == 0
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path), "--host",
-                               "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline, runs = time.time() + 90, []
-        while time.time() < deadline and "run" not in runs:
-            assert server.poll() is None, server.stderr.read()
-            try:
-                runs = get_json(port, "/data/runs")
-            except OSError:
-                pass
-            time.sleep(0.5)
-        assert "run" in runs
-        tags = get_json(port, "/data/plugin/scalars/tags")
+    with TensorBoardServer(tmp_path) as server:
+        server.wait_for_runs(["run", "run/val"])
+        tags = server.get("/data/plugin/scalars/tags")
         assert {"accuracy/test", "loss/test", "lr"} <= set(tags["run"])
         assert set(tags["run/train"]) == set(tags["run/val"]) == {"loss", "accuracy"}
         q = urllib.parse.urlencode({"run": "run/val", "tag": "accuracy"})
-        points = get_json(port, f"/data/plugin/scalars/scalars?{q}")
+        points = server.get(f"/data/plugin/scalars/scalars?{q}")
         assert len(points) == 2 and all(0 <= p[2] <= 1 for p in points)  # [wall_time, step, value]
         local = scalar(events(tmp_path / "run" / "val"), "accuracy")
         assert [(p[1], pytest.approx(p[2])) for p in points] == local
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_projector_and_pr_curves_are_served(tiny_mnist, tmp_path):

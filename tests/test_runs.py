@@ -1,72 +1,79 @@
-"""nnref.runs: ``nnref runs`` lists every run of a folder with its status — finished, interrupted, diverged,
-damaged — and never a traceback."""
+"""nnref.runs: ``nnref runs`` lists every run of a folder — every kind, and every status: finished, running,
+interrupted and resumable, stopped before its first checkpoint, diverged, damaged — and never a traceback."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import train_args
+from helpers import cli_process, train_args
+from nnref.checkpoint import RunLock
 from nnref.cli import main
-from nnref.train import Trainer
+from nnref.faults import armed
 
 
-def _interrupt(monkeypatch, method: str):
-    original = getattr(Trainer, method)
-    calls = []
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    from conftest import make_tiny_mnist
 
-    def interrupted(self, *args, **kwargs):
-        calls.append(1)
-        if method == "train_epoch" or len(calls) > 1:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, method, interrupted)
-
-
-@pytest.fixture
-def logdir(tiny_mnist, tmp_path, monkeypatch, capsys):
-    assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "1", run_name="finished")) == 0
-    assert main(train_args(tiny_mnist, tmp_path, "knn", "--k", "1,3", run_name="knn")) == 0
-    assert main(train_args(tiny_mnist, tmp_path, "mlp", "--epochs", "3", "--lr", "1e6", "--hidden", "64",
+    tmp = tmp_path_factory.mktemp("runs")
+    root, logdir = make_tiny_mnist(tmp / "data"), tmp / "runs"
+    killed = cli_process(*train_args(root, logdir, "mlp", "--epochs", "2", "--hidden", "8", run_name="killed"),
+                         env={"NNREF_FAILPOINT": "step@2=kill"})  # SIGKILL before the first checkpoint (step 4)
+    assert main(train_args(root, logdir, "softmax", "--epochs", "1", run_name="finished")) == 0
+    assert main(train_args(root, logdir, "knn", "--k", "1,3", run_name="knn")) == 0
+    assert main(train_args(root, logdir, "mlp", "--epochs", "3", "--lr", "1e6", "--hidden", "64",
                            "--lr-schedule", "constant", "--checkpoint-every", "1", run_name="diverged")) == 1
-    with monkeypatch.context() as m:
-        _interrupt(m, "end_epoch")  # Ctrl-C during the second epoch's end: the first epoch's checkpoint stays
-        assert main(train_args(tiny_mnist, tmp_path, "mlp", "--epochs", "3", "--hidden", "8",
-                               run_name="interrupted")) == 130
-    with monkeypatch.context() as m:
-        _interrupt(m, "train_epoch")  # before any checkpoint
-        assert main(train_args(tiny_mnist, tmp_path, "logreg", "--epochs", "2", run_name="early")) == 130
-    assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "1", run_name="damaged")) == 0
-    (tmp_path / "damaged" / "checkpoint.pt").write_bytes(b"half a checkpoint")
-    (tmp_path / "not-a-run").mkdir()
-    capsys.readouterr()
-    return tmp_path
+    with armed("step@6=term"):  # SIGTERM in the second epoch: the run stops after step 6 and checkpoints it
+        assert main(train_args(root, logdir, "mlp", "--epochs", "3", "--hidden", "8", run_name="interrupted")) == 75
+    assert main(train_args(root, logdir, "softmax", "--epochs", "1", run_name="damaged")) == 0
+    ckpt = logdir / "damaged" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:-100])  # torn by a filesystem that is not atomic
+    assert main(["playground", "--dataset", "xor", "--model", "logreg", "--steps", "50", "--logdir", str(logdir),
+                 "--run-name", "pg", "--quiet"]) == 0
+    (logdir / "not-a-run").mkdir()
+    assert killed.wait(timeout=120) == -9
+    return root, logdir
 
 
-def test_runs_lists_every_status(logdir, capsys):
+def _table(capsys, logdir) -> dict:
     assert main(["runs", "--logdir", str(logdir)]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and err == ""
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in out.splitlines()[2:]}
-    assert set(rows) == {"finished", "knn", "diverged", "interrupted", "early", "damaged"}
-    name, model, recipe, steps, val, test, status = rows["finished"]
-    assert model == "softmax" and "lr 0.1" in recipe and "batch 64" in recipe and status == "finished"
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()[2:]}
+
+
+def test_runs_lists_every_kind_and_status(logdir, capsys):
+    _, logdir = logdir
+    rows = _table(capsys, logdir)
+    assert set(rows) == {"finished", "knn", "diverged", "interrupted", "killed", "damaged", "pg"}
+    name, kind, model, recipe, steps, val, test, status = rows["finished"]
+    assert (kind, model, status) == ("mnist", "softmax", "finished") and "lr 0.1" in recipe and "batch 64" in recipe
     assert int(steps) == 8 and val.endswith("%") and test.endswith("%")  # 500 images / 64 per batch
-    assert rows["knn"][1] == "knn" and rows["knn"][2].startswith("k 1,3") and rows["knn"][6] == "finished"
-    assert rows["diverged"][6].startswith("diverged at step ") and "last good checkpoint" in rows["diverged"][6]
-    assert rows["interrupted"][6].startswith("interrupted at step 4, resumable (--resume ")
-    assert rows["interrupted"][4].endswith("%") and rows["interrupted"][5] == "—"  # val of epoch 1, no test yet
-    assert rows["early"][6].startswith("no checkpoint") and rows["early"][1] == "logreg"  # from status.json
-    assert "epochs 2" in rows["early"][2]
-    assert rows["damaged"][6].startswith("damaged checkpoint")
+    assert rows["knn"][2] == "knn" and rows["knn"][3] == "k 1,3 euclidean" and rows["knn"][7] == "finished"
+    assert rows["diverged"][7].startswith("diverged at step ") and "last good checkpoint" in rows["diverged"][7]
+    assert rows["interrupted"][7].startswith("interrupted at step 6, resumable (--resume ")
+    assert rows["interrupted"][5].endswith("%") and rows["interrupted"][6] == "—"  # val of epoch 1, no test yet
+    assert rows["killed"][7] == "no checkpoint: stopped before its first one (not resumable)"
+    assert rows["killed"][2] == "mlp" and "hidden 8" in rows["killed"][3]  # from its status file
+    assert rows["damaged"][7].startswith("damaged checkpoint")
+    assert rows["pg"][1:3] == ["playground", "playground"] and rows["pg"][7] == "finished"
 
 
-def test_an_interrupted_run_listed_as_resumable_does_resume(logdir, tiny_mnist, capsys):
-    assert main(["runs", "--logdir", str(logdir)]) == 0
-    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("| interrupted "))
+def test_a_run_being_written_is_listed_as_running_with_its_process(logdir, capsys):
+    _, logdir = logdir
+    lock = RunLock(logdir / "finished", "nnref train softmax (a test)")
+    try:
+        assert _table(capsys, logdir)["finished"][7].startswith("running: process ")
+    finally:
+        lock.release()
+    assert _table(capsys, logdir)["finished"][7] == "finished"
+
+
+def test_an_interrupted_run_listed_as_resumable_does_resume(logdir, capsys):
+    root, logdir = logdir
+    line = _table(capsys, logdir)["interrupted"][7]
     ckpt = line.split("--resume ")[1].split(")")[0]
-    assert main(["train", "mlp", "--resume", ckpt, "--quiet", "--data-root", str(tiny_mnist), "--no-download"]) == 0
+    assert main(["train", "mlp", "--resume", ckpt, "--quiet", "--data-root", str(root), "--no-download"]) == 0
     from nnref.runs import describe_run
 
     assert describe_run(logdir / "interrupted").status == "finished"

@@ -1,0 +1,384 @@
+"""The lecture's 2-D plane: points x ∈ R² of two (or three, or four) classes — "find a function y = f(x)".
+
+One implementation behind ``nnref playground`` (pictures in TensorBoard) and ``nnref lab`` (live in the
+browser), so the same seed and settings give the same boundary in both:
+
+* data — :func:`make_points` (blobs, XOR, circles, spirals; 2–4 classes), :func:`split`;
+* inputs — :func:`features`: X₁, X₂, X₁², X₂², X₁X₂, sin X₁, sin X₂ (TensorFlow Playground's), any subset;
+* models — the line (logistic regression, or softmax regression for more classes), the MLP and KNN, each a
+  :class:`~nnref.models.Classifier` of plane points (:class:`PlaneModel`, :class:`~nnref.knn.KNNClassifier`);
+* training — :class:`Descent`: gradient descent of one parametric model, one step at a time, through nnref's
+  training step (:mod:`nnref.steps`);
+* the picture — :func:`grid` and :func:`field`: the class probabilities over the plane, the heat map.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .functional import value_checks
+from .knn import KNNClassifier
+from .layers import Linear
+from .models import MLP, LogisticRegression, SoftmaxRegression
+from .steps import build_step, forward_loss_of
+
+__all__ = ["DATASETS", "CLASSES", "FEATURES", "DOMAIN", "make_points", "split", "features", "PlaygroundConfig",
+           "Descent", "PlaneModel", "fit", "fit_knn", "grid", "field", "view_bounds", "line_distance",
+           "line_segment"]
+
+DATASETS = ("blobs", "xor", "circles", "spirals")
+#: How many classes each dataset can have.
+CLASSES = {"blobs": (2, 3, 4), "xor": (2, 4), "circles": (2, 3, 4), "spirals": (2, 3, 4)}
+#: The inputs a network can be given, in TensorFlow Playground's order.
+FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2")
+#: The square of the plane that the lab shows and the playground draws (at least): x₁, x₂ ∈ [−6, 6].
+DOMAIN = (-6.0, 6.0)
+_NOISE = {"blobs": 0.8, "xor": 0.2, "circles": 0.2, "spirals": 0.15}
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+def _counts(n: int, classes: int) -> torch.Tensor:
+    """Class labels (n,) in blocks: n // c points per class, the remainder to the last classes."""
+    base = [n // classes + (i >= classes - n % classes) for i in range(classes)]
+    return torch.repeat_interleave(torch.arange(classes), torch.tensor(base))
+
+
+def make_points(name: str, n: int = 400, noise: float | None = None, seed: int = 0, classes: int = 2
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points X (n, 2) float32 and class labels y (n,) int64 in [0, classes).
+
+    blobs: Gaussian clouds, linearly separable (two of them: a boundary that misses the origin); xor: the
+    quadrants (two classes: y = [x₁x₂ > 0]; four: one per quadrant); circles: a disc inside rings; spirals:
+    interleaved arms.  ``noise`` is the standard deviation of a Gaussian jitter (default per dataset).
+    Two classes reproduce nnref's original playground data exactly (class 0 is its −1, class 1 its +1).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    if classes not in CLASSES[name]:
+        raise ValueError(f"{name} has {' or '.join(map(str, CLASSES[name]))} classes, not {classes}")
+    if n < 2 * classes:
+        raise ValueError(f"samples must be at least {2 * classes} for {classes} classes, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    noise = _NOISE[name] if noise is None else noise
+    y = _counts(n, classes)
+    X = {"blobs": _blobs, "xor": _xor, "circles": _circles, "spirals": _spirals}[name](y, classes, noise, g)
+    if name == "xor":
+        X, y = X
+    return X.float(), y.long()
+
+
+def _blobs(y, classes, noise, g):
+    if classes == 2:
+        centres = torch.tensor([[-0.5, -1.0], [3.0, 2.0]])
+    else:
+        angle = 2 * math.pi * torch.arange(classes) / classes + math.pi / 4
+        centres = 3.0 * torch.stack([angle.cos(), angle.sin()], 1)
+    return centres[y] + noise * torch.randn(y.shape[0], 2, generator=g)
+
+
+def _xor(y, classes, noise, g):
+    X = torch.rand(y.shape[0], 2, generator=g) * 10 - 5
+    X = X + torch.sign(X) * 0.3  # keep points off the axes, as TensorFlow Playground does
+    if classes == 2:
+        y = (X[:, 0] * X[:, 1] > 0).long()
+    else:
+        y = (X[:, 0] < 0).long() + 2 * (X[:, 1] < 0).long()  # the quadrant
+    return X + noise * torch.randn(y.shape[0], 2, generator=g), y
+
+
+def _circles(y, classes, noise, g):
+    n = y.shape[0]
+    if classes == 2:  # a disc of radius 2 (class 1) inside a ring from 3.5 to 5 (class 0)
+        r = torch.where(y > 0, torch.rand(n, generator=g) * 2.0, 3.5 + torch.rand(n, generator=g) * 1.5)
+    else:  # class c in the band from 5c/C to 5(c + 1)/C, a margin of 0.3 on each side
+        width = 5.0 / classes
+        r = y * width + 0.3 + torch.rand(n, generator=g) * (width - 0.6)
+    angle = torch.rand(n, generator=g) * 2 * math.pi
+    return torch.stack([r * angle.cos(), r * angle.sin()], 1) + noise * torch.randn(n, 2, generator=g)
+
+
+def _spirals(y, classes, noise, g):
+    counts = torch.bincount(y, minlength=classes).float()
+    i = torch.cat([torch.arange(int(c)) for c in counts]).float()
+    count = counts[y]
+    r = i / count * 5
+    turn = math.pi * y if classes == 2 else 2 * math.pi * y / classes
+    t = 1.75 * i / count * 2 * math.pi + turn
+    return torch.stack([r * t.sin(), r * t.cos()], 1) + noise * torch.randn(y.shape[0], 2, generator=g)
+
+
+def split(X: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.3, seed: int = 0):
+    """A shuffled train/test split: (X_train, y_train, X_test, y_test)."""
+    perm = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(seed + 1))
+    n_test = max(1, int(round(X.shape[0] * test_fraction)))
+    te, tr = perm[:n_test], perm[n_test:]
+    return X[tr], y[tr], X[te], y[te]
+
+
+def features(X: torch.Tensor, names=("x1", "x2")) -> torch.Tensor:
+    """The network's inputs for plane points X (n, 2): the columns ``names`` (in :data:`FEATURES` order) of
+    X₁, X₂, X₁², X₂², X₁X₂, sin X₁, sin X₂.  Shape (n, len(names))."""
+    unknown = set(names) - set(FEATURES)
+    if unknown or not names:
+        raise ValueError(f"inputs must be one or more of {FEATURES}, got {tuple(names)}")
+    x1, x2 = X[:, 0], X[:, 1]
+    column = {"x1": lambda: x1, "x2": lambda: x2, "x1^2": lambda: x1 * x1, "x2^2": lambda: x2 * x2,
+              "x1x2": lambda: x1 * x2, "sin x1": lambda: torch.sin(x1), "sin x2": lambda: torch.sin(x2)}
+    return torch.stack([column[f]() for f in FEATURES if f in names], 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Models and their training
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class PlaygroundConfig:
+    """The recipe for the plane's models (the one measured over seeds: see README's playground table).
+
+    Gradient descent with momentum on inputs standardised with the training set's mean and standard deviation,
+    from Glorot-uniform weights; ``weight_decay`` is the L2 penalty (on every parameter, as ``torch.optim.SGD``
+    applies it), ``l1`` an L1 penalty λ·Σ|w| on the weights.  ``batch_size`` 0 uses the whole training set in
+    every step; otherwise each epoch visits the shuffled points in batches.  The MLP is trained from
+    ``restarts`` random starts and the one with the lowest final training loss is kept (a small non-convex
+    network can end in a poor local minimum: XOR with four tanh units does from several starts in ten).
+    """
+
+    steps: int = 5000
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    l1: float = 0.0
+    restarts: int = 6
+    batch_size: int = 0
+    hidden: tuple[int, ...] = (8, 8)
+    activation: str = "tanh"
+    k: tuple[int, ...] = (1, 5, 15)
+    metric: str = "euclidean"
+    features: tuple[str, ...] = ("x1", "x2")
+    snapshots: int = 10
+    seed: int = 0
+
+
+def build(kind: str, inputs: int, classes: int, cfg: PlaygroundConfig) -> torch.nn.Module:
+    """The line ("logreg": logistic regression, or softmax regression for more than two classes) or the MLP."""
+    if kind == "logreg":
+        return LogisticRegression(inputs) if classes == 2 else SoftmaxRegression(inputs, classes)
+    if kind == "mlp":
+        return MLP(inputs, tuple(cfg.hidden), 1 if classes == 2 else classes, cfg.activation)
+    raise ValueError(f"a parametric plane model is 'logreg' or 'mlp', got {kind!r}")
+
+
+def _glorot(model) -> None:
+    """Glorot-uniform weights U(±√(6/(fan_in + fan_out))) and zero biases: the scale tanh units want."""
+    for layer in model.modules():
+        if isinstance(layer, Linear):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+
+
+def _weights(model) -> list[torch.Tensor]:
+    return [layer.weight for layer in model.modules() if isinstance(layer, Linear)]
+
+
+class Descent:
+    """Gradient descent of one parametric model (``kind`` "logreg" or "mlp") on one training set of plane
+    points, one step at a time — what the playground runs to the end and the lab shows live.
+
+    The model is trained on standardised inputs; :meth:`model` returns it with the standardisation folded into
+    its first layer, so it takes the raw inputs and its line w·x + b = 0 lies in the data's own plane.  ``seed``
+    decides the initial weights and the order of the mini-batches: the same seed, the same descent.
+    """
+
+    def __init__(self, kind: str, X: torch.Tensor, y: torch.Tensor, classes: int, cfg: PlaygroundConfig,
+                 seed: int, record_every: int = 0) -> None:
+        self.kind, self.cfg, self.classes, self.names = kind, cfg, classes, tuple(cfg.features)
+        self.record_every, self.losses, self.snapshots = record_every, [], []  # what the playground draws
+        inputs = features(X, self.names)
+        self.mean, self.std = inputs.mean(0), inputs.std(0).nan_to_num(1.0).clamp_min(1e-12)
+        self.X = (inputs - self.mean) / self.std
+        self.t = y.float() if classes == 2 else y.long()
+        torch.manual_seed(seed)
+        self.net = build(kind, len(self.names), classes, cfg)
+        _glorot(self.net)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.step_fn = build_step(forward_loss_of(self.net, loss_fn=self._loss), self.net.parameters(),
+                                  self.X, self.t, cuda_graphs=False)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps, self._order = 0, None
+        self.net.loss(self.net(self.X), self.t)  # the targets are checked here, once; steps skip the value checks
+
+    def _loss(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        loss = self.net.loss(logits, t)
+        if self.cfg.l1:
+            loss = loss + self.cfg.l1 * sum(w.abs().sum() for w in _weights(self.net))
+        return loss
+
+    @property
+    def steps_per_epoch(self) -> int:
+        b, n = self.cfg.batch_size, self.X.shape[0]
+        return 1 if not b or b >= n else -(-n // b)
+
+    @property
+    def epoch(self) -> float:
+        """Passes over the training set so far."""
+        return self.steps / self.steps_per_epoch
+
+    def _batch(self):
+        b, n = self.cfg.batch_size, self.X.shape[0]
+        if not b or b >= n:
+            return self.X, self.t
+        i = self.steps % self.steps_per_epoch
+        if i == 0:
+            self._order = torch.randperm(n, generator=self.generator)
+        idx = self._order[i * b:(i + 1) * b]
+        return self.X[idx], self.t[idx]
+
+    def step(self) -> torch.Tensor:
+        """One step w ← w − α ∂L/∂w on the next batch; returns its loss (a tensor: reading it costs a sync)."""
+        with value_checks(False):
+            loss, _ = self.step_fn(*self._batch())
+        self.step_fn.update(self.optimizer)
+        self.steps += 1
+        if self.record_every:
+            self.losses.append(loss.detach())
+            if self.steps % self.record_every == 0 or self.steps == 1:
+                self.snapshots.append((self.steps, self.model()))
+        return loss.detach()
+
+    def loss(self, X: torch.Tensor | None = None, y: torch.Tensor | None = None) -> float:
+        """The mean loss (no penalty) on the training set, or on plane points X with labels y."""
+        with torch.no_grad():
+            if X is None:
+                return float(self.net.loss(self.net(self.X), self.t))
+            t = y.float() if self.classes == 2 else y.long()
+            return float(self.net.loss(self.net((features(X, self.names) - self.mean) / self.std), t))
+
+    def model(self) -> "PlaneModel":
+        """The model as it stands, taking plane points (the standardisation folded into its first layer)."""
+        folded = copy.deepcopy(self.net)
+        layer = folded.linear if isinstance(folded, (LogisticRegression, SoftmaxRegression)) else folded.layers[0]
+        with torch.no_grad():
+            layer.weight /= self.std
+            layer.bias -= layer.weight @ self.mean
+        return PlaneModel(folded, self.names)
+
+
+class PlaneModel:
+    """A parametric model of plane points: the inputs ``names`` of each point, then the network.  A
+    :class:`~nnref.models.Classifier`: ``predict`` and ``predict_proba`` take points X (n, 2)."""
+
+    def __init__(self, net: torch.nn.Module, names=("x1", "x2")) -> None:
+        self.net, self.names = net, tuple(names)
+        self.num_classes = net.num_classes
+
+    def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
+        return self.net.predict_proba(features(X, self.names))
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        return self.net.predict(features(X, self.names))
+
+    def inputs(self, X: torch.Tensor) -> torch.Tensor:
+        """Each input's value at the points X: (n, len(names))."""
+        return features(X, self.names)
+
+    @torch.no_grad()
+    def hidden_outputs(self, X: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden neuron's output at the points X: one (n, h) tensor per hidden layer ([] for the line)."""
+        hidden = getattr(self.net, "hidden_outputs", None)
+        return hidden(features(X, self.names)) if hidden is not None else []
+
+    def linears(self) -> list:
+        """The network's Linear layers, input side first (their weights are the links the lab draws)."""
+        return [m for m in self.net.modules() if isinstance(m, Linear)]
+
+    def line(self) -> tuple[torch.Tensor, float] | None:
+        """(w, b) of the lecture's line w·x + b = 0 in the plane: the model is the line of two classes on the
+        inputs X₁, X₂.  None otherwise."""
+        if not isinstance(self.net, LogisticRegression) or self.names != ("x1", "x2"):
+            return None
+        return self.net.linear.weight.detach()[0].clone(), float(self.net.linear.bias.detach()[0])
+
+
+def fit(kind: str, X, y, classes: int, cfg: PlaygroundConfig, restarts: int = 1, record_every: int = 0,
+        on_progress=None) -> tuple[PlaneModel, Descent]:
+    """``cfg.steps`` steps of :class:`Descent` from ``restarts`` starts (seeds cfg.seed, cfg.seed + 1000, …); the
+    lowest final training loss wins (the training set decides, never the test set).  With ``record_every`` the
+    descents keep their losses and their models every so many steps (and at the first and last step);
+    ``on_progress(steps)`` is told every 100 steps."""
+    best = None
+    for r in range(max(1, restarts)):
+        descent = Descent(kind, X, y, classes, cfg, cfg.seed + 1000 * r, record_every)
+        for step in range(1, cfg.steps + 1):
+            descent.step()
+            if on_progress is not None and step % 100 == 0:
+                on_progress(100)
+        if record_every and (not descent.snapshots or descent.snapshots[-1][0] != cfg.steps):
+            descent.snapshots.append((cfg.steps, descent.model()))
+        final = descent.loss()
+        if best is None or final < best[0]:
+            best = (final, descent)
+    return best[1].model(), best[1]
+
+
+def fit_knn(X: torch.Tensor, y: torch.Tensor, k: int, metric: str = "euclidean", classes: int = 2) -> KNNClassifier:
+    """KNN on the raw points (the lecture's non-parametric model: it keeps them)."""
+    return KNNClassifier(k=k, metric=metric).fit(X, y, num_classes=classes)
+
+
+# --------------------------------------------------------------------------------------------------
+# The picture: probabilities over the plane
+# --------------------------------------------------------------------------------------------------
+def view_bounds(X: torch.Tensor | None = None, margin: float = 0.6) -> tuple[float, float, float, float]:
+    """(x₁ min, x₁ max, x₂ min, x₂ max): the :data:`DOMAIN` square, widened to hold every point of X."""
+    lo, hi = DOMAIN
+    if X is None or X.shape[0] == 0:
+        return lo, hi, lo, hi
+    low, high = X.min(0).values - margin, X.max(0).values + margin
+    return min(lo, float(low[0])), max(hi, float(high[0])), min(lo, float(low[1])), max(hi, float(high[1]))
+
+
+def grid(bounds=None, resolution: int = 100) -> torch.Tensor:
+    """The centres of a resolution × resolution grid over ``bounds`` (default :data:`DOMAIN`), row by row from
+    the bottom (x₂ min) up: points (resolution², 2)."""
+    x0, x1, y0, y1 = bounds or view_bounds()
+    gx, gy = torch.meshgrid(torch.linspace(x0, x1, resolution), torch.linspace(y0, y1, resolution), indexing="xy")
+    return torch.stack([gx.flatten(), gy.flatten()], 1)
+
+
+def field(model, bounds=None, resolution: int = 100) -> torch.Tensor:
+    """The class probabilities of any plane classifier over the grid: (resolution, resolution, classes), row 0
+    at the bottom."""
+    with torch.no_grad():
+        probs = model.predict_proba(grid(bounds, resolution))
+    return probs.reshape(resolution, resolution, -1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry of the lecture's line  w1 x1 + w2 x2 + b = 0
+# --------------------------------------------------------------------------------------------------
+def line_distance(w: torch.Tensor, b: float) -> float:
+    """Distance of the line w·x + b = 0 from the origin: |b| / ‖w‖."""
+    return abs(float(b)) / float(torch.linalg.vector_norm(w))
+
+
+def line_segment(w: torch.Tensor, b: float, bounds: tuple[float, float, float, float]):
+    """The part of the line w·x + b = 0 inside the box (x0, x1, y0, y1): two end points, or None."""
+    x0, x1, y0, y1 = bounds
+    w1, w2 = float(w[0]), float(w[1])
+    points = []
+    if abs(w2) > 1e-12:
+        points += [(x, -(w1 * x + b) / w2) for x in (x0, x1)]
+    if abs(w1) > 1e-12:
+        points += [(-(w2 * yv + b) / w1, yv) for yv in (y0, y1)]
+    inside = [(x, yv) for x, yv in points if x0 - 1e-9 <= x <= x1 + 1e-9 and y0 - 1e-9 <= yv <= y1 + 1e-9]
+    unique = []
+    for p in inside:
+        if all(abs(p[0] - q[0]) > 1e-9 or abs(p[1] - q[1]) > 1e-9 for q in unique):
+            unique.append(p)
+    return (unique[0], unique[1]) if len(unique) >= 2 else None

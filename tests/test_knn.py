@@ -1,0 +1,111 @@
+"""nnref.knn: the classifier against scikit-learn, the vote, the merge of sharded candidates, choosing k."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bad_inputs import KNN_CASES
+from nnref.knn import KNNClassifier, choose_k, chosen_k, merge_neighbours, vote, vote_shares
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
+@pytest.mark.parametrize("k", [1, 3, 4, 7])
+def test_knn_agrees_with_scikit_learn_brute(metric, k):
+    import sklearn.neighbors as sk
+    g = torch.Generator().manual_seed(k)
+    X, y = torch.randn(300, 12, generator=g), torch.randint(0, 4, (300,), generator=g)
+    Q = torch.randn(150, 12, generator=g)
+    ours = KNNClassifier(k, metric, chunk_size=32).fit(X, y).predict(Q)
+    ref = sk.KNeighborsClassifier(k, algorithm="brute", metric=metric).fit(X.numpy(), y.numpy()).predict(Q.numpy())
+    assert ours.tolist() == ref.tolist()
+
+
+def test_knn_neighbours_are_the_true_nearest():
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(200, 5, generator=g), torch.randint(0, 3, (200,), generator=g)
+    Q = torch.randn(20, 5, generator=g)
+    d, idx = KNNClassifier(5, chunk_size=7).fit(X, y).kneighbors(Q)
+    ref = torch.cdist(Q.double(), X.double()) ** 2
+    exp_d, exp_idx = ref.topk(5, largest=False)
+    assert idx.tolist() == exp_idx.tolist()
+    torch.testing.assert_close(d, exp_d)
+
+
+def test_knn_tie_rules_are_deterministic():
+    # two records at exactly the same distance: the earlier record wins the neighbour slot
+    X = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 5.0]])
+    y = torch.tensor([2, 1, 0])
+    knn = KNNClassifier(1).fit(X, y)
+    assert knn.kneighbors(torch.zeros(1, 2))[1].tolist() == [[0]]
+    # a 1-1 vote between classes 2 and 1: the smaller label wins (scikit-learn's rule)
+    assert KNNClassifier(2).fit(X, y).predict(torch.zeros(1, 2)).tolist() == [1]
+    torch.testing.assert_close(KNNClassifier(2).fit(X, y).predict_proba(torch.zeros(1, 2)),
+                               torch.tensor([[0.0, 0.5, 0.5]]))
+
+
+def test_knn_chunking_does_not_change_predictions():
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.randn(500, 8, generator=g), torch.randint(0, 5, (500,), generator=g)
+    Q = torch.randn(97, 8, generator=g)
+    a = KNNClassifier(3, chunk_size=1).fit(X, y).predict(Q)
+    b = KNNClassifier(3, chunk_size=10_000).fit(X, y).predict(Q)
+    assert torch.equal(a, b)
+    for block in (1, 7, 64, 499, 10_000):  # the records are searched block by block: the blocks change nothing
+        d, i = KNNClassifier(3, chunk_size=16, block_size=block).fit(X, y).kneighbors(Q)
+        d0, i0 = KNNClassifier(3).fit(X, y).kneighbors(Q)
+        assert torch.equal(i, i0) and torch.equal(d, d0), block
+
+
+def test_knn_memory_is_the_training_set():
+    X, y = torch.randn(100, 10), torch.randint(0, 2, (100,))
+    knn = KNNClassifier(3).fit(X, y)
+    assert knn.memory_bytes() >= X.numel() * 4
+
+
+@pytest.mark.parametrize("call,exc,pattern", KNN_CASES)
+def test_knn_bad_input(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_knn_on_cuda_matches_cpu():
+    g = torch.Generator().manual_seed(2)
+    X, y, Q = torch.randn(400, 16, generator=g), torch.randint(0, 4, (400,), generator=g), torch.randn(50, 16, generator=g)
+    cpu = KNNClassifier(3).fit(X, y).predict(Q)
+    gpu = KNNClassifier(3).fit(X.cuda(), y.cuda()).predict(Q.cuda())
+    assert torch.equal(cpu, gpu.cpu())
+
+
+def test_the_vote_is_the_majority_and_a_tie_goes_to_the_smallest_label():
+    labels = torch.tensor([[2, 2, 1], [3, 1, 1], [0, 4, 4], [5, 2, 9], [7, 7, 7]])
+    assert vote(labels).tolist() == [2, 1, 4, 2, 7]  # [5, 2, 9]: a three-way tie, the smallest label wins
+    shares = vote_shares(labels, num_classes=12)
+    assert shares.shape == (5, 12) and torch.allclose(shares.sum(1), torch.ones(5))
+    assert shares[0, 2] == pytest.approx(2 / 3) and shares[3, 9] == pytest.approx(1 / 3)
+    assert vote(labels[:, :1]).tolist() == [2, 3, 0, 5, 7]  # the first neighbour alone: k = 1
+
+
+def test_choose_k_takes_the_best_validation_accuracy_and_the_smaller_k_on_ties():
+    results = {1: {"val_acc": 0.5}, 3: {"val_acc": 0.7}, 5: {"val_acc": 0.7}, 9: {"val_acc": 0.6}}
+    assert choose_k(results, (1, 3, 5, 9)) == 3
+    nan = {k: {"val_acc": math.nan} for k in (5, 1)}
+    assert choose_k(nan, (5, 1)) == 5  # no validation set: the first k asked for
+    assert chosen_k({"best_k": 9, "config": {"k": [1, 9]}}) == 9
+    assert chosen_k({"config": {"k": [1, 3, 5, 9]}, "results": results}) == 3  # a checkpoint without best_k
+
+
+def test_merging_two_shards_candidates_is_one_process_search():
+    g = torch.Generator().manual_seed(4)
+    X, y = torch.randn(300, 6, generator=g), torch.randint(0, 3, (300,), generator=g)
+    X[200:230] = X[0:30]  # equal distances across the shards: the earlier record must win
+    Q = torch.randn(40, 6, generator=g)
+    one = KNNClassifier(5).fit(X, y).candidates(Q)
+    shards = [KNNClassifier(5).fit(X[s:e], y[s:e], offset=s).candidates(Q) for s, e in ((0, 150), (150, 300))]
+    both = [torch.cat([a, b], 1) for a, b in zip(*shards)]
+    merged = merge_neighbours(*both, k=5)
+    for a, b in zip(one, merged):
+        assert torch.equal(a, b)
