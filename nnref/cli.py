@@ -1,4 +1,4 @@
-"""The ``nnref`` command line: train, eval, predict, export, gradcheck, runs, playground, bench.
+"""The ``nnref`` command line: train, eval, predict, export, gradcheck, runs, playground, lab, bench.
 
 This module is the only place that parses arguments, prints and picks exit codes: 0 success, 2 usage
 errors (argparse: the command's own usage, and a suggestion for a misspelt option), 1 every other failure —
@@ -287,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the file name (.pt2 → pt2, else onnx)")
     _add_playground_options(sub.add_parser("playground", parents=[_shared("seed", "logdir")],
                                            help="the lecture's 2-D playground in TensorBoard"))
+    p = sub.add_parser("lab", parents=[_shared("data-root", "no-download")],
+                       help="the lecture's demos live in the browser: the playground, and drawing a digit")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                                                        "0.0.0.0 for a classroom, with a token)")
+    p.add_argument("--port", type=port_number, default=8765, help="default 8765")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
+    p.add_argument("--max-pages", type=positive_int, default=8, help="pages open at once (default 8)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="a parametric run's checkpoint.pt: enables the draw-a-digit page")
+    p.add_argument("--knn-checkpoint", metavar="CKPT",
+                   help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
+                        "images of --data-root)")
     p = sub.add_parser("bench", parents=[_shared("data-root")], help="benchmarks: nnref against PyTorch's built-ins")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
     _add_bench_options(p)
@@ -525,12 +537,32 @@ def cmd_bench(args, parser) -> int:
     return 0
 
 
+def cmd_lab(args, parser) -> int:
+    from .lab.server import is_loopback, serve
+
+    if args.knn_checkpoint and not args.checkpoint:
+        _subparser(parser, "lab").error("--knn-checkpoint goes with --checkpoint (the digit page's model)")
+    digits = None
+    if args.checkpoint:
+        from .lab.digits import DigitsBackend
+
+        digits = DigitsBackend.load(args.checkpoint, args.knn_checkpoint, args.data_root, args.download, say=_print)
+    if not is_loopback(args.host) and args.token is None:
+        _print("nnref lab: listening beyond this machine: pages and sockets need the token in the address below")
+    try:
+        serve(args.host, args.port, args.token, args.open, digits, say=_print, max_sessions=args.max_pages)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+        _print("nnref lab: stopped")
+    return 0
+
+
 def _print(message: str) -> None:
     print(message, flush=True)
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export,
-            "gradcheck": cmd_gradcheck, "runs": cmd_runs, "playground": cmd_playground, "bench": cmd_bench}
+            "gradcheck": cmd_gradcheck, "runs": cmd_runs, "playground": cmd_playground, "bench": cmd_bench,
+            "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from . import functional as F
 from .catalogue import FUNCTIONS
 from .table import markdown_table
 
-__all__ = ["numerical_gradient", "relative_error", "CheckResult", "check_functions", "format_table", "CASES",
+__all__ = ["numerical_gradient", "relative_error", "norm_relative_error", "CheckResult", "check_functions", "format_table", "CASES",
            "SweepPoint", "DELTAS", "sweep_size", "delta_sweep", "best_deltas", "CostRow", "numerical_cost"]
 
 
@@ -78,6 +78,13 @@ def relative_error(analytic: torch.Tensor, numeric: torch.Tensor, floor: float =
     """max |a − n| / max(|a|, |n|, floor) over the elements (the CS231n measure)."""
     scale = torch.maximum(analytic.abs(), numeric.abs()).clamp_min(floor)
     return float(((analytic - numeric).abs() / scale).max())
+
+
+def norm_relative_error(analytic: torch.Tensor, numeric: torch.Tensor) -> float:
+    """‖a − n‖ / max(‖a‖, ‖n‖): the error of a whole gradient, which an entry near zero cannot inflate (a deep
+    network at its first steps has entries of 1e-8 whose numerical estimate keeps only a few digits)."""
+    scale = max(float(analytic.norm()), float(numeric.norm()), 1e-300)
+    return float((analytic - numeric).norm()) / scale
 
 
 #: The Functions checked, by name: :data:`nnref.catalogue.FUNCTIONS` (inputs kept away from kinks, such as ReLU

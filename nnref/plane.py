@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -211,7 +211,17 @@ class Descent:
                                   self.X, self.t, cuda_graphs=False)
         self.generator = torch.Generator().manual_seed(seed)
         self.steps, self._order = 0, None
+        self._epochs_before, self._start = 0.0, 0  # epochs done before the batch size last changed, and when
         self.net.loss(self.net(self.X), self.t)  # the targets are checked here, once; steps skip the value checks
+
+    def set_recipe(self, **changes) -> None:
+        """Change the learning rate, momentum, weight decay, L1 rate or batch size in place: the weights and the
+        momentum so far stay (what the lab does when a slider moves)."""
+        self.cfg = replace(self.cfg, **changes)
+        for group in self.optimizer.param_groups:
+            group.update(lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+        if "batch_size" in changes:  # the next epoch starts afresh, in batches of the new size
+            self._epochs_before, self._start, self._order = self.epoch, self.steps, None
 
     def _loss(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         loss = self.net.loss(logits, t)
@@ -227,13 +237,13 @@ class Descent:
     @property
     def epoch(self) -> float:
         """Passes over the training set so far."""
-        return self.steps / self.steps_per_epoch
+        return self._epochs_before + (self.steps - self._start) / self.steps_per_epoch
 
     def _batch(self):
         b, n = self.cfg.batch_size, self.X.shape[0]
         if not b or b >= n:
             return self.X, self.t
-        i = self.steps % self.steps_per_epoch
+        i = (self.steps - self._start) % self.steps_per_epoch
         if i == 0:
             self._order = torch.randperm(n, generator=self.generator)
         idx = self._order[i * b:(i + 1) * b]
@@ -292,6 +302,25 @@ class PlaneModel:
         """Every hidden neuron's output at the points X: one (n, h) tensor per hidden layer ([] for the line)."""
         hidden = getattr(self.net, "hidden_outputs", None)
         return hidden(features(X, self.names)) if hidden is not None else []
+
+    @torch.no_grad()
+    def trace(self, X: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One forward pass over the points X: every hidden layer's output (n, h) and the class probabilities
+        (n, c) — what the lab draws of a frame."""
+        z, hidden = features(X, self.names), []
+        for layer in self.net.layers if isinstance(self.net, MLP) else [self.net.linear]:
+            z = layer(z)
+            if not isinstance(layer, Linear):
+                hidden.append(z)
+        a = self.net.activation(z.squeeze(-1) if self.net.binary else z)
+        return hidden, torch.stack([1 - a, a], -1) if self.net.binary else a
+
+    @torch.no_grad()
+    def loss_and_accuracy(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """The mean loss and the accuracy on plane points X with class labels y (one forward pass)."""
+        logits = self.net(features(X, self.names))
+        t = y.float() if self.net.binary else y.long()
+        return float(self.net.loss(logits, t)), float((self.net.predictions(logits) == y).float().mean())
 
     def linears(self) -> list:
         """The network's Linear layers, input side first (their weights are the links the lab draws)."""

@@ -1,0 +1,295 @@
+"""``nnref lab``: a Starlette app served by uvicorn — the playground page at ``/``, the draw-a-digit page at
+``/digits``, their static files, and one WebSocket per open page.
+
+Safety, as Jupyter has it: the server listens on 127.0.0.1 unless told otherwise, and beyond loopback every
+page and socket needs the token printed with the URL; a WebSocket whose ``Origin`` is another site's is refused
+(a page the user happens to visit cannot drive the lab); at most ``max_sessions`` pages at once; every message
+is checked (:mod:`nnref.lab.state`) and a bad one is answered with a message, never a dropped session; only the
+app's own files are served.
+
+The protocol of ``/ws/playground``: the page sends JSON (``config`` with a partial state, ``play``, ``pause``,
+``step``, ``reset``, ``reinit``, ``gradcheck``, ``export``, and ``ready`` after drawing each frame); the server
+sends ``data`` (the points) and ``error``/``gradcheck`` as JSON, frames and files as binary
+(:func:`nnref.lab.session.encode`).  At most two frames are in flight: a slow page slows its own frames, never
+the server's memory — the latest frame wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import secrets
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import FileResponse, HTMLResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .session import PlaygroundSession, encode
+from .state import BadMessage, parse_message
+
+__all__ = ["create_app", "LabServer", "serve", "is_loopback", "STATIC"]
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: Frames a page may hold without having drawn them.
+IN_FLIGHT = 2
+#: Seconds of training between two frames while a page plays.
+TRAIN_PER_FRAME = 0.008
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request, call_next):
+        response = await call_next(request)
+        response.headers.update(_HEADERS)
+        return response
+
+
+class _Sessions:
+    """How many pages are open, against the limit (everything runs on the server's one event loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.open = limit, 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> Starlette:
+    """The lab as an ASGI app.  ``token``: required on every page and socket when set.  ``digits``: the backend of
+    the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given."""
+    sessions = _Sessions(max_sessions)
+
+    def authorised(params) -> bool:
+        return token is None or hmac.compare_digest(params.get("token", ""), token)
+
+    def page(name: str):
+        async def endpoint(request):
+            if not authorised(request.query_params):
+                return HTMLResponse(_REFUSED, status_code=403)
+            return FileResponse(STATIC / name, media_type="text/html")
+        return endpoint
+
+    async def admit(websocket: WebSocket) -> bool:
+        """The token, the Origin and the session limit — before any work is done for a socket."""
+        origin, host = websocket.headers.get("origin"), websocket.headers.get("host", "")
+        if not authorised(websocket.query_params) or (origin is not None and urlparse(origin).netloc != host):
+            await websocket.close(code=1008)  # policy violation: the handshake is refused (HTTP 403)
+            return False
+        await websocket.accept()
+        if not sessions.take():
+            await websocket.send_json({"type": "full", "message": f"The lab is full: {sessions.limit} pages are open. "
+                                                                 "Close one and reload this page."})
+            await websocket.close(code=1013)  # try again later
+            return False
+        return True
+
+    async def playground(websocket: WebSocket) -> None:
+        if await admit(websocket):
+            try:
+                await _PlaygroundSocket(websocket).run()
+            finally:
+                sessions.give_back()
+
+    async def digits_socket(websocket: WebSocket) -> None:
+        if await admit(websocket):
+            try:
+                await _digits_loop(websocket, digits)
+            finally:
+                sessions.give_back()
+
+    routes = [Route("/", page("lab/index.html")), Route("/digits", page("digits/index.html")),
+              Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
+              WebSocketRoute("/ws/playground", playground), WebSocketRoute("/ws/digits", digits_socket),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    app.state.sessions = sessions
+    return app
+
+
+_REFUSED = ("<!doctype html><html lang='en'><title>nnref lab: token needed</title><main><h1>This lab needs its "
+            "token</h1><p>Open the address that <code>nnref lab</code> printed, with its <code>?token=…</code>.</p>"
+            "</main></html>")
+
+
+class _PlaygroundSocket:
+    """One page's playground over its WebSocket: messages in, frames out, the session in a worker thread."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.ws, self.inbox = websocket, asyncio.Queue()
+        self.credits, self.dirty = IN_FLIGHT, True
+
+    async def run(self) -> None:
+        receiver = asyncio.create_task(self._receive())
+        try:
+            self.session = await asyncio.to_thread(PlaygroundSession)
+            await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
+            while True:
+                waiting = not (self.session.playing or self.dirty) or self.credits == 0
+                texts = [await self.inbox.get()] if waiting else []
+                while not self.inbox.empty():
+                    texts.append(self.inbox.get_nowait())
+                if None in texts:  # the page has gone: its session ends now
+                    return
+                for text in texts:
+                    await self._handle(text)
+                if self.credits and (self.session.playing or self.dirty):
+                    await self._send_frame()
+        except WebSocketDisconnect:
+            return
+        finally:
+            receiver.cancel()
+
+    async def _receive(self) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await self.inbox.put(message.get("text") if message.get("text") is not None else message.get("bytes"))
+        finally:
+            await self.inbox.put(None)
+
+    async def _send_frame(self) -> None:
+        seconds = TRAIN_PER_FRAME if self.session.playing else None
+        frame = await asyncio.to_thread(self._advance_and_draw, seconds)
+        await self.ws.send_bytes(frame)
+        self.credits -= 1
+        self.dirty = False
+
+    def _advance_and_draw(self, seconds: float | None) -> bytes:
+        if seconds is not None:
+            self.session.advance(seconds)
+        return self.session.frame()
+
+    async def _handle(self, text) -> None:
+        try:
+            if not isinstance(text, str):
+                raise BadMessage("messages are JSON text, not binary")
+            message = parse_message(text)
+            kind, s = message["type"], self.session
+            if kind == "ready":
+                self.credits = min(self.credits + 1, IN_FLIGHT)
+                return
+            if kind == "config":
+                if await asyncio.to_thread(s.configure, message["state"], message.get("version")):
+                    await self.ws.send_json(await asyncio.to_thread(s.data_message))
+            elif kind in ("play", "pause"):
+                s.playing = kind == "play" and not s.diverged and bool(s.descents)
+            elif kind == "step":
+                s.playing = False
+                await asyncio.to_thread(s.advance, 0.0)
+            elif kind in ("reset", "reinit"):
+                await asyncio.to_thread(s.reset, kind == "reinit")
+            elif kind == "gradcheck":
+                await self.ws.send_json(await asyncio.to_thread(s.gradient_check))
+            elif kind == "export":
+                content = await asyncio.to_thread(s.export_model)
+                await self.ws.send_bytes(encode({"type": "file", "name": "nnref-lab-model.pt"}, [content]))
+            self.dirty = True
+        except BadMessage as exc:
+            await self.ws.send_json({"type": "error", "message": str(exc)})
+
+
+async def _digits_loop(websocket: WebSocket, digits) -> None:
+    from .digits import serve_digits
+
+    await serve_digits(websocket, digits)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running it
+# --------------------------------------------------------------------------------------------------
+class LabServer:
+    """The lab on a socket this process has already bound (port 0: the operating system's choice, held from the
+    start — no free port is looked up and released first), in a thread, for a ``with`` block: what the tests,
+    the screenshots and the bench use."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **app_options) -> None:
+        import uvicorn
+
+        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((host, port))
+        self.port = self.socket.getsockname()[1]
+        self.token = app_options.get("token")
+        self.app = create_app(**app_options)
+        config = uvicorn.Config(self.app, log_level="warning", ws_max_size=16 * 2**20, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.base = f"http://{host}:{self.port}"
+        self.url = self.base + (f"/?token={self.token}" if self.token else "/")
+
+    def __enter__(self) -> "LabServer":
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the lab's server did not start")
+            self.thread.join(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        with contextlib.suppress(OSError):
+            self.socket.close()
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, open_browser: bool = False,
+          digits=None, say=print, max_sessions: int = 8) -> None:
+    """Run the lab until interrupted.  Beyond loopback a token is required (one is made when none is given).  The
+    socket is bound before the address is printed (port 0: the operating system's choice, printed as bound)."""
+    import uvicorn
+
+    if not is_loopback(host) and token is None:
+        token = secrets.token_urlsafe(18)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another lab running? try --port 0)") \
+            from None
+    sock.listen(128)  # connections wait in the backlog from now on, even before the server takes them
+    port = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    query = f"?token={token}" if token else ""
+    url = f"http://{shown}:{port}/{query}"
+    say(f"nnref lab: {url}" + (f"\n  draw a digit: http://{shown}:{port}/digits{query}" if digits is not None else "")
+        + "\n  (Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    app = create_app(token=token, max_sessions=max_sessions, digits=digits)
+    config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 2**20, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,285 @@
+"""One page's playground: its data, its models (:mod:`nnref.plane`'s — the playground's own), their training step
+by step, and the frames that show them.
+
+A :class:`PlaygroundSession` is used by one page at a time, from one thread at a time; the server
+(:mod:`nnref.lab.server`) calls it between the messages it reads.  A frame is one binary message: a 4-byte
+length, a JSON header (epoch, losses, accuracies, weights, the layout of what follows) and the maps as bytes — the
+class probabilities over the plane for each model shown (``RESOLUTION``² pixels × classes, 0–255) and every hidden
+neuron's output over the plane (``THUMBNAIL``² bytes each, 128 ± 127 · output / max |output|), rows from the
+bottom of the plane up.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import struct
+import time
+
+import torch
+
+from .. import plane
+from ..gradcheck import norm_relative_error, numerical_gradient
+from ..plane import Descent, PlaygroundConfig
+from .state import DEFAULTS, BadMessage, check_state
+
+__all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
+
+#: Pixels per side of the heat map, and of each neuron's thumbnail.
+RESOLUTION, THUMBNAIL = 100, 50
+_DATA = ("dataset", "classes", "noise", "samples", "ratio", "seed", "points")
+_NETWORK = ("model", "inputs", "hidden", "activation")
+_RECIPE = ("lr", "momentum", "batch", "regularization", "regRate")
+_KNN = ("k", "metric")
+_KINDS = {"line": ("line",), "mlp": ("mlp",), "knn": ("knn",), "compare": ("line", "mlp", "knn")}
+
+
+def encode(header: dict, blobs: list[bytes] = ()) -> bytes:
+    """One binary message: the header's length (4 bytes, little-endian), the header as JSON, the blobs."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack("<I", len(head)) + head + b"".join(blobs)
+
+
+def decode(message: bytes) -> tuple[dict, bytes]:
+    """The header and the payload of a message made by :func:`encode`."""
+    (n,) = struct.unpack_from("<I", message)
+    return json.loads(message[4:4 + n]), message[4 + n:]
+
+
+class PlaygroundSession:
+    """The live playground of one page: ``configure`` with (partial) states, ``advance`` while playing, ``frame``
+    to draw."""
+
+    def __init__(self, state: dict | None = None) -> None:
+        self.state = dict(DEFAULTS)
+        self.init = 0  # "new weights" presses: the descent's seed is seed + 1000 · init, the playground's r-th start
+        self.playing, self.diverged, self.version = False, None, 0
+        self.configure(state or {})
+
+    # -- configuration ------------------------------------------------------------------------------
+    def configure(self, changes: dict, version: int | None = None) -> bool:
+        """Lay a checked partial state over the current one and rebuild what it touches: new data (and new models)
+        for the data's fields, new models for the network's, the same weights for the recipe's.  Returns whether
+        the data changed (the page then needs the points again)."""
+        new = {**self.state, **check_state(changes)}
+        if new["dataset"] in plane.CLASSES and new["classes"] not in plane.CLASSES[new["dataset"]]:
+            raise BadMessage(f"{new['dataset']} has {' or '.join(map(str, plane.CLASSES[new['dataset']]))} classes, "
+                             f"not {new['classes']}")
+        first = not hasattr(self, "X")
+        changed = {k for k in new if new[k] != self.state[k]}
+        self.state = new
+        if first or changed & set(_DATA):
+            self._make_data()
+            self._build()
+        elif changed & set(_NETWORK):
+            self._build()
+        else:
+            if changed & set(_RECIPE):
+                for d in self.descents.values():
+                    d.set_recipe(**self._recipe_changes())
+            if changed & set(_KNN) and "knn" in _KINDS[new["model"]]:
+                self._build_knn()
+        self.version = self.version + 1 if version is None else version
+        return first or bool(changed & set(_DATA))
+
+    def _make_data(self) -> None:
+        """The points and their split, as the playground makes them (the same seed: the same points on each side);
+        your own points are split the same way."""
+        s = self.state
+        if s["dataset"] == "custom":
+            pts = torch.tensor(s["points"], dtype=torch.float32).reshape(-1, 3)
+            X, y = pts[:, :2], pts[:, 2].long()
+            self.classes = max(2, int(y.max()) + 1) if len(y) else 2
+        else:
+            X, y = plane.make_points(s["dataset"], s["samples"], s["noise"], s["seed"], s["classes"])
+            self.classes = s["classes"]
+        if X.shape[0] < 2:  # too few to split: what there is, is for training
+            self.Xtr, self.ytr, self.Xte, self.yte = X, y, X[:0], y[:0]
+        else:
+            self.Xtr, self.ytr, self.Xte, self.yte = plane.split(X, y, 1 - s["ratio"] / 100, s["seed"])
+
+    def _config(self) -> PlaygroundConfig:
+        s = self.state
+        return PlaygroundConfig(lr=s["lr"], momentum=s["momentum"], batch_size=s["batch"], hidden=tuple(s["hidden"]),
+                                activation=s["activation"], features=tuple(s["inputs"]), k=(s["k"],),
+                                metric=s["metric"], seed=s["seed"], **self._penalty())
+
+    def _penalty(self) -> dict:
+        rate, kind = self.state["regRate"], self.state["regularization"]
+        return {"weight_decay": rate if kind == "L2" else 0.0, "l1": rate if kind == "L1" else 0.0}
+
+    def _recipe_changes(self) -> dict:
+        s = self.state
+        return {"lr": s["lr"], "momentum": s["momentum"], "batch_size": s["batch"], **self._penalty()}
+
+    def _build(self) -> None:
+        """Fresh models with the initial weights of the seed and the "new weights" count."""
+        self.models, self.descents, self.diverged = {}, {}, None
+        trainable = self.Xtr.shape[0] > 0
+        for kind in _KINDS[self.state["model"]]:
+            if kind == "knn":
+                self._build_knn()
+            elif trainable:
+                name = "logreg" if kind == "line" else "mlp"
+                self.descents[kind] = Descent(name, self.Xtr, self.ytr, self.classes, self._config(),
+                                              self.state["seed"] + 1000 * self.init)
+        self._refresh()
+
+    def _build_knn(self) -> None:
+        k = self.state["k"]
+        if self.Xtr.shape[0] >= k:
+            self.models["knn"] = plane.fit_knn(self.Xtr, self.ytr, k, self.state["metric"], self.classes)
+        else:
+            self.models.pop("knn", None)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """The models as they stand now (the descents' standardisation folded in), in the order they are shown:
+        the line, the network, KNN."""
+        models = {**self.models, **{kind: d.model() for kind, d in self.descents.items()}}
+        self.models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
+
+    def reset(self, new_weights: bool = False) -> None:
+        """Back to epoch 0: the same initial weights (or, with ``new_weights``, the next start's)."""
+        self.init += new_weights
+        self.playing = False
+        self._build()
+
+    # -- training -----------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> float:
+        return next(iter(self.descents.values())).epoch if self.descents else 0.0
+
+    def advance(self, seconds: float = 0.0) -> int:
+        """Gradient-descent steps of every model being trained, for ``seconds`` (at least one step); stops and
+        records why when a loss or a weight becomes NaN or infinite."""
+        if not self.descents or self.diverged:
+            return 0
+        end, steps = time.perf_counter() + seconds, 0
+        while True:
+            losses = [d.step() for d in self.descents.values()]
+            steps += 1
+            if time.perf_counter() >= end:
+                break
+        healthy = torch.isfinite(torch.stack(losses)).all() and all(
+            torch.isfinite(p).all() for d in self.descents.values() for p in d.net.parameters())
+        if not healthy:
+            self.playing = False
+            self.diverged = (f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower "
+                             f"the learning rate (now {self.state['lr']:g}) and press Reset.")
+        else:
+            self._refresh()
+        return steps
+
+    # -- what the page draws -----------------------------------------------------------------------------
+    def data_message(self) -> dict:
+        """The points, for the page to draw (sent when the data changes)."""
+        def points(X, y):
+            return [[round(float(a), 4), round(float(b), 4), int(c)] for (a, b), c in zip(X.tolist(), y.tolist())]
+        return {"type": "data", "version": self.version, "classes": self.classes,
+                "train": points(self.Xtr, self.ytr), "test": points(self.Xte, self.yte)}
+
+    def frame(self) -> bytes:
+        """The binary frame: header and maps (see the module's docstring)."""
+        grid = plane.grid(resolution=RESOLUTION)
+        header = {"type": "frame", "version": self.version, "epoch": round(self.epoch, 3), "classes": self.classes,
+                  "resolution": RESOLUTION, "thumbnail": THUMBNAIL, "playing": self.playing, "models": []}
+        maps, thumbnails, network = [], [], None
+        for kind, model in self.models.items():
+            if kind == "knn":
+                hidden, probs = [], model.predict_proba(grid)
+            else:
+                hidden, probs = model.trace(grid)
+            maps.append((probs * 255).round().to(torch.uint8).numpy().tobytes())
+            header["models"].append({"kind": kind, **self._scores(kind, model)})
+            if kind == ("mlp" if "mlp" in self.models else "line"):
+                network = model.linears(), hidden
+        if network is not None:
+            header["network"] = self._network(*network, thumbnails)
+        if self.diverged:
+            header["diverged"] = self.diverged
+        return encode(header, maps + thumbnails)
+
+    def _scores(self, kind: str, model) -> dict:
+        if kind == "knn":
+            return {f"{split}_accuracy": float((model.predict(X) == y).float().mean()) if len(y) else None
+                    for split, X, y in (("train", self.Xtr, self.ytr), ("test", self.Xte, self.yte))}
+        scores = {}
+        for split, X, y in (("train", self.Xtr, self.ytr), ("test", self.Xte, self.yte)):
+            loss, accuracy = model.loss_and_accuracy(X, y) if len(y) else (float("nan"), float("nan"))
+            scores |= {f"{split}_loss": _finite(loss), f"{split}_accuracy": _finite(accuracy)}
+        line = model.line()
+        if line is not None:
+            w, b = line
+            scores["line"] = {"w": [float(w[0]), float(w[1])], "b": b, "distance": plane.line_distance(w, b)}
+        return scores
+
+    def _network(self, linears: list, hidden: list[torch.Tensor], thumbnails: list[bytes]) -> dict:
+        """The weights of every layer (the links) and every hidden neuron's output over the plane (thumbnails:
+        the heat map's grid, every second point)."""
+        step = RESOLUTION // THUMBNAIL
+        scales = []
+        for out in hidden:
+            out = out.reshape(RESOLUTION, RESOLUTION, -1)[::step, ::step]
+            scale = out.abs().amax((0, 1)).clamp_min(1e-12)
+            thumbnails.append((128 + 127 * out / scale).round().clamp(0, 255).to(torch.uint8).permute(2, 0, 1)
+                              .contiguous().numpy().tobytes())
+            scales.append(_rounded(scale))
+        return {"inputs": list(self.state["inputs"]), "scales": scales,
+                "layers": [{"w": _rounded(m.weight), "b": _rounded(m.bias)} for m in linears]}
+
+    # -- the lecture's gradient check, and the export ------------------------------------------------
+    def gradient_check(self, rows: int = 64) -> dict:
+        """nnref's hand-written gradient of the training loss against the numerical gradient (forward and central
+        differences, Δ = 1e-6, float64) at the current weights, on the first ``rows`` training points: the largest
+        relative error ‖a − n‖ / max(‖a‖, ‖n‖) over the weight and bias tensors."""
+        kind = "mlp" if "mlp" in self.descents else "line" if "line" in self.descents else None
+        if kind is None:
+            return {"type": "gradcheck", "message": "KNN has no parameters: there is no gradient to check."}
+        d = self.descents[kind]
+        net = copy.deepcopy(d.net).double()
+        X, t = d.X[:rows].double(), d.t[:rows].double() if d.classes == 2 else d.t[:rows]
+        names = [n for n, _ in net.named_parameters()]
+        params = [p.detach().clone() for p in net.parameters()]
+
+        def loss(*ps):
+            logits = torch.func.functional_call(net, dict(zip(names, ps)), (X,))
+            return net.loss(logits, t)
+
+        start = time.perf_counter()
+        leaves = [p.clone().requires_grad_() for p in params]
+        analytic = torch.autograd.grad(loss(*leaves), leaves)
+        errors = {}
+        for method in ("forward", "central"):
+            numeric = numerical_gradient(loss, params, delta=1e-6, method=method)
+            errors[method] = max(norm_relative_error(a, n) for a, n in zip(analytic, numeric))
+        return {"type": "gradcheck", "model": kind, "parameters": sum(p.numel() for p in params), "rows": X.shape[0],
+                "forward": errors["forward"], "central": errors["central"],
+                "seconds": round(time.perf_counter() - start, 3)}
+
+    def export_model(self) -> bytes:
+        """The trained model as a ``.pt`` file: the state dict of a network that takes the raw inputs, and what is
+        needed to rebuild it (``nnref.models.MLP(len(inputs), hidden, 1 if classes == 2 else classes,
+        activation)``, or logistic / softmax regression for the line)."""
+        kind = "mlp" if "mlp" in self.models and "mlp" in self.descents else "line" if "line" in self.descents \
+            else None
+        if kind is None:
+            raise BadMessage("KNN keeps its training points, not a network: export the data as CSV instead")
+        model = self.models[kind]
+        buffer = io.BytesIO()
+        torch.save({"state_dict": model.net.state_dict(), "model": "logreg" if kind == "line" else "mlp",
+                    "inputs": list(model.names), "hidden": list(self.state["hidden"]) if kind == "mlp" else [],
+                    "activation": self.state["activation"], "classes": self.classes,
+                    "epoch": self.epoch, "state": self.state}, buffer)
+        return buffer.getvalue()
+
+
+def _finite(value: float):
+    return value if math.isfinite(value) else None
+
+
+def _rounded(t: torch.Tensor) -> list:
+    return [round(v, 5) if math.isfinite(v) else None for v in t.detach().flatten().tolist()] \
+        if t.dim() <= 1 else [_rounded(row) for row in t.detach()]

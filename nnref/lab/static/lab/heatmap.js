@@ -1,0 +1,130 @@
+// Drawing the plane: class probabilities as a heat map, the points on top, the lecture's line; and the small
+// pictures of each input and neuron.  The plane is x₁, x₂ ∈ [−6, 6]; row 0 of every map is its bottom.
+
+import {COLOURS} from "./state.js";
+
+export const DOMAIN = [-6, 6];
+const WHITE = [247, 247, 247];
+const rgb = COLOURS.map(hex => [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16)));
+
+/** Plane coordinates of a point of a canvas of this size (and back). */
+export function toPlane(canvas, px, py) {
+  const [lo, hi] = DOMAIN;
+  return [lo + (px / canvas.width) * (hi - lo), hi - (py / canvas.height) * (hi - lo)];
+}
+
+export function toPixel(canvas, x1, x2) {
+  const [lo, hi] = DOMAIN;
+  return [((x1 - lo) / (hi - lo)) * canvas.width, ((hi - x2) / (hi - lo)) * canvas.height];
+}
+
+/** An n × n map of c class probabilities (bytes 0-255, pixel by pixel) as an image: white where the classes
+ *  are equally likely, the likeliest class's colour as it becomes certain (discretized: always full colour). */
+export function fieldImage(bytes, n, c, discretize) {
+  const image = new ImageData(n, n);
+  for (let row = 0; row < n; row++) {
+    for (let col = 0; col < n; col++) {
+      const at = (row * n + col) * c;
+      let best = 0;
+      for (let k = 1; k < c; k++) if (bytes[at + k] > bytes[at + best]) best = k;
+      const top = bytes[at + best] / 255;
+      const s = discretize ? 1 : Math.max(0, Math.min(1, (top - 1 / c) / (1 - 1 / c)));
+      const out = ((n - 1 - row) * n + col) * 4;  // row 0 is the bottom of the plane
+      for (let j = 0; j < 3; j++) image.data[out + j] = WHITE[j] + (rgb[best][j] - WHITE[j]) * s;
+      image.data[out + 3] = 255;
+    }
+  }
+  return image;
+}
+
+/** A neuron's (or an input's) values over the plane, 0-255 around 128, as orange (−) · white · blue (+). */
+export function signedImage(bytes, n) {
+  const image = new ImageData(n, n);
+  for (let row = 0; row < n; row++) {
+    for (let col = 0; col < n; col++) {
+      const v = (bytes[row * n + col] - 128) / 127;
+      const colour = v < 0 ? rgb[0] : rgb[1];
+      const out = ((n - 1 - row) * n + col) * 4;
+      for (let j = 0; j < 3; j++) image.data[out + j] = WHITE[j] + (colour[j] - WHITE[j]) * Math.min(1, Math.abs(v));
+      image.data[out + 3] = 255;
+    }
+  }
+  return image;
+}
+
+const scratch = document.createElement("canvas");
+
+/** Draw an ImageData stretched over a whole canvas (smoothly, as TensorFlow Playground does). */
+export function paint(canvas, image) {
+  scratch.width = image.width;
+  scratch.height = image.height;
+  scratch.getContext("2d").putImageData(image, 0, 0);
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(scratch, 0, 0, canvas.width, canvas.height);
+}
+
+/** The points: training points with a white ring, test points (when shown) with a dark one. */
+export function drawPoints(canvas, train, test, showTest) {
+  const ctx = canvas.getContext("2d");
+  const dot = (p, ring) => {
+    const [x, y] = toPixel(canvas, p[0], p[1]);
+    ctx.beginPath();
+    ctx.arc(x, y, Math.max(2.5, canvas.width / 100), 0, 2 * Math.PI);
+    ctx.fillStyle = COLOURS[p[2]];
+    ctx.fill();
+    ctx.lineWidth = 0.8;
+    ctx.strokeStyle = ring;
+    ctx.stroke();
+  };
+  train.forEach(p => dot(p, "#ffffff"));
+  if (showTest) test.forEach(p => dot(p, "#222222"));
+}
+
+/** The lecture's line w·x + b = 0 across the plane, the perpendicular from the origin, and the origin. */
+export function drawLine(canvas, line) {
+  const [w1, w2] = line.w, b = line.b, [lo, hi] = DOMAIN;
+  const ends = [];
+  if (Math.abs(w2) > 1e-12) for (const x of [lo, hi]) ends.push([x, -(w1 * x + b) / w2]);
+  if (Math.abs(w1) > 1e-12) for (const y of [lo, hi]) ends.push([-(w2 * y + b) / w1, y]);
+  const inside = ends.filter(([x, y]) => x >= lo - 1e-9 && x <= hi + 1e-9 && y >= lo - 1e-9 && y <= hi + 1e-9);
+  const ctx = canvas.getContext("2d");
+  ctx.strokeStyle = "#111111";
+  if (inside.length >= 2) {
+    ctx.lineWidth = 2.5;
+    ctx.beginPath();
+    ctx.moveTo(...toPixel(canvas, ...inside[0]));
+    ctx.lineTo(...toPixel(canvas, ...inside[1]));
+    ctx.stroke();
+  }
+  const norm2 = w1 * w1 + w2 * w2;
+  if (norm2 > 0) {  // the foot of the perpendicular: −b w / ‖w‖²
+    ctx.setLineDash([5, 4]);
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(...toPixel(canvas, 0, 0));
+    ctx.lineTo(...toPixel(canvas, -b * w1 / norm2, -b * w2 / norm2));
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  const [ox, oy] = toPixel(canvas, 0, 0);
+  ctx.fillStyle = "#111111";
+  ctx.fillRect(ox - 3, oy - 0.75, 6, 1.5);
+  ctx.fillRect(ox - 0.75, oy - 3, 1.5, 6);
+}
+
+/** An input's values over an n × n grid of the plane, scaled to −1…1 and stored like a neuron's thumbnail. */
+export function inputBytes(feature, n) {
+  const f = {"x1": (a) => a, "x2": (a, b) => b, "x1^2": (a) => a * a, "x2^2": (a, b) => b * b,
+             "x1x2": (a, b) => a * b, "sin x1": (a) => Math.sin(a), "sin x2": (a, b) => Math.sin(b)}[feature];
+  const [lo, hi] = DOMAIN, values = new Float32Array(n * n);
+  let max = 1e-12;
+  for (let row = 0; row < n; row++) {
+    for (let col = 0; col < n; col++) {
+      const v = f(lo + (col / (n - 1)) * (hi - lo), lo + (row / (n - 1)) * (hi - lo));
+      values[row * n + col] = v;
+      max = Math.max(max, Math.abs(v));
+    }
+  }
+  return Uint8Array.from(values, v => Math.round(128 + (127 * v) / max));
+}

@@ -1,0 +1,197 @@
+// The network as TensorFlow Playground draws it: the inputs, each hidden neuron with its picture of the plane,
+// and the links — width and colour the weight's size and sign (orange negative, blue positive), the value on
+// hover.  Layers and neurons are added and removed with buttons.
+
+import {COLOURS, FEATURE_LABELS, FEATURES, LIMITS} from "./state.js";
+import {inputBytes, paint, signedImage} from "./heatmap.js";
+
+const NODE = 36, GAP = 10, TOP = 56, COLUMN = 96, LEFT = 76;  // LEFT: room for the inputs' names
+const SVG = "http://www.w3.org/2000/svg";
+
+/** An element with attributes and text; ``style`` is set through the CSSOM (the page's Content Security Policy
+ *  allows no inline style attributes). */
+function element(tag, attributes = {}, text = "") {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attributes)) {
+    if (k === "style") Object.assign(e.style, v);
+    else e.setAttribute(k, v);
+  }
+  if (text) e.textContent = text;
+  return e;
+}
+
+export class NetworkView {
+  /** ``root``: the element to draw into; ``bar``: where the add/remove-layer buttons go; ``on``: {input(feature),
+   *  addLayer(), removeLayer(), neuron(layer, ±1)}. */
+  constructor(root, bar, on) {
+    this.root = root;
+    this.bar = bar;
+    this.on = on;
+    this.tooltip = element("div", {class: "tooltip", role: "tooltip", id: "link-tooltip", hidden: ""});
+    this.shape = "";
+  }
+
+  /** Rebuild the drawing for a state's inputs, hidden layers and classes (when any of them changes). */
+  build(state, classes) {
+    const shape = JSON.stringify([state.inputs, state.hidden, classes, state.model]);
+    if (shape === this.shape) return;
+    this.shape = shape;
+    this.state = state;
+    const hidden = ["knn", "line"].includes(state.model) ? [] : state.hidden;
+    const outputs = classes === 2 ? 1 : classes;
+    this.columns = [FEATURES.length, ...hidden, outputs];
+    const width = LEFT + COLUMN * (this.columns.length - 1) + NODE + 20;
+    const height = TOP + Math.max(...this.columns) * (NODE + GAP) + 10;
+    this.root.replaceChildren();
+    this.root.style.width = `${width}px`;
+    this.root.style.height = `${height}px`;
+    this.svg = document.createElementNS(SVG, "svg");
+    this.svg.setAttribute("width", width);
+    this.svg.setAttribute("height", height);
+    this.svg.setAttribute("class", "links");
+    this.svg.setAttribute("aria-hidden", "true");
+    this.root.append(this.svg, this.tooltip);
+    this.links = [];
+    this.thumbs = [];
+    this.drawInputs(state);
+    this.drawLayers(hidden, state.model);
+    this.drawOutputs(outputs);
+    this.drawLinks(state);
+  }
+
+  position(column, row) {
+    return [LEFT + column * COLUMN, TOP + row * (NODE + GAP)];
+  }
+
+  drawInputs(state) {
+    const head = element("div", {class: "layer-head", style: {left: `${LEFT - 60}px`, top: `0px`, width: `${NODE + 60}px`}});
+    head.append(element("span", {class: "layer-title"}, "Inputs"));
+    this.root.append(head);
+    FEATURES.forEach((feature, row) => {
+      const [x, y] = this.position(0, row);
+      const on = state.inputs.includes(feature);
+      const node = element("div", {class: `node input${on ? "" : " off"}`, style: {left: `${x}px`, top: `${y}px`}});
+      const box = element("input", {type: "checkbox", id: `input-${row}`, "aria-label": `Input ${FEATURE_LABELS[feature]}`});
+      box.checked = on;
+      box.addEventListener("change", () => this.on.input(feature));
+      const canvas = element("canvas", {width: 50, height: 50, "aria-hidden": "true"});
+      paint(canvas, signedImage(inputBytes(feature, 50), 50));
+      const label = element("label", {for: `input-${row}`, class: "node-label"}, FEATURE_LABELS[feature]);
+      node.append(canvas, box, label);
+      this.root.append(node);
+    });
+  }
+
+  drawLayers(hidden, model) {
+    const fixed = model === "knn" || model === "line";
+    const add = element("button", {type: "button", "aria-label": "Add layer"}, "+ layer");
+    const remove = element("button", {type: "button", "aria-label": "Remove layer"}, "− layer");
+    add.disabled = fixed || hidden.length >= LIMITS.layers;
+    remove.disabled = fixed || hidden.length === 0;
+    add.addEventListener("click", () => this.on.addLayer());
+    remove.addEventListener("click", () => this.on.removeLayer());
+    const count = {knn: "k-nearest neighbours keep the points: no network",
+                   line: "the line: the inputs straight to the output"}[model] ??
+      `${hidden.length} hidden layer${hidden.length === 1 ? "" : "s"}`;
+    this.bar.replaceChildren(add, remove, element("span", {class: "layer-count"}, count));
+    hidden.forEach((size, layer) => {
+      const [x] = this.position(layer + 1, 0);
+      const head = element("div", {class: "layer-head", style: {left: `${x - 14}px`, top: `22px`, width: `${NODE + 28}px`}});
+      const more = element("button", {type: "button", class: "small", "aria-label": `Add neuron to layer ${layer + 1}`},
+                           "+");
+      const fewer = element("button", {type: "button", class: "small",
+                                        "aria-label": `Remove neuron from layer ${layer + 1}`}, "−");
+      more.disabled = size >= LIMITS.neurons;
+      fewer.disabled = size <= 1;
+      more.addEventListener("click", () => this.on.neuron(layer, +1));
+      fewer.addEventListener("click", () => this.on.neuron(layer, -1));
+      head.append(more, element("span", {class: "layer-size"}, `${size}`), fewer);
+      this.root.append(head);
+      const canvases = [];
+      for (let row = 0; row < size; row++) {
+        const [nx, ny] = this.position(layer + 1, row);
+        const node = element("div", {class: "node neuron", style: {left: `${nx}px`, top: `${ny}px`},
+                                     title: `layer ${layer + 1}, neuron ${row + 1}`});
+        const canvas = element("canvas", {width: 50, height: 50, role: "img",
+                                          "aria-label": `Layer ${layer + 1}, neuron ${row + 1}: its output over the plane`});
+        node.append(canvas);
+        this.root.append(node);
+        canvases.push(canvas);
+      }
+      this.thumbs.push(canvases);
+    });
+  }
+
+  drawOutputs(outputs) {
+    const column = this.columns.length - 1;
+    const [x] = this.position(column, 0);
+    this.root.append(element("div", {class: "layer-head", style: {left: `${x - 10}px`, top: `0px`, width: `${NODE + 20}px`}},
+                             "Output"));
+    for (let row = 0; row < outputs; row++) {
+      const [nx, ny] = this.position(column, row);
+      const colour = outputs === 1 ? `linear-gradient(135deg, ${COLOURS[0]}, ${COLOURS[1]})` : COLOURS[row];
+      this.root.append(element("div", {class: "node output", style: {left: `${nx}px`, top: `${ny}px`, background: `${colour}`},
+                                       title: outputs === 1 ? "the output unit (class 1 vs class 0)" :
+                                         `output unit of class ${row}`}));
+    }
+  }
+
+  drawLinks(state) {
+    const active = FEATURES.map((f, i) => (state.inputs.includes(f) ? i : -1)).filter(i => i >= 0);
+    for (let c = 1; c < this.columns.length; c++) {
+      const sources = c === 1 ? active : [...Array(this.columns[c - 1]).keys()];
+      const links = [];
+      for (let to = 0; to < this.columns[c]; to++) {
+        sources.forEach((from, k) => {
+          const [x0, y0] = this.position(c - 1, from), [x1, y1] = this.position(c, to);
+          const path = document.createElementNS(SVG, "path");
+          const a = [x0 + NODE, y0 + NODE / 2], b = [x1, y1 + NODE / 2], mid = (a[0] + b[0]) / 2;
+          path.setAttribute("d", `M${a} C${mid},${a[1]} ${mid},${b[1]} ${b}`);
+          path.setAttribute("class", "link");
+          path.dataset.layer = c - 1;
+          path.dataset.to = to;
+          path.dataset.from = k;
+          path.dataset.name = `${c === 1 ? FEATURE_LABELS[FEATURES[from]] : `layer ${c - 1} neuron ${from + 1}`} → ` +
+            `${c === this.columns.length - 1 ? "output" : `layer ${c} neuron ${to + 1}`}`;
+          path.addEventListener("pointerenter", (event) => this.showWeight(path, event));
+          path.addEventListener("pointerleave", () => { this.tooltip.hidden = true; });
+          this.svg.append(path);
+          links.push(path);
+        });
+      }
+      this.links.push(links);
+    }
+  }
+
+  showWeight(path, event) {
+    const w = this.weights?.[path.dataset.layer]?.w?.[path.dataset.to]?.[path.dataset.from];
+    if (w === undefined || w === null) return;
+    this.tooltip.textContent = `weight ${w.toFixed(4)} (${path.dataset.name})`;
+    const box = this.root.getBoundingClientRect();
+    this.tooltip.style.left = `${event.clientX - box.left + 12}px`;
+    this.tooltip.style.top = `${event.clientY - box.top + 12}px`;
+    this.tooltip.hidden = false;
+  }
+
+  /** Each frame: the links' width and colour from the weights, every neuron's picture. */
+  update(network, thumbnails) {
+    if (!network) return;
+    this.weights = network.layers;
+    network.layers.forEach((layer, l) => {
+      const paths = this.links[l] || [];
+      let i = 0;
+      layer.w.forEach(row => row.forEach(w => {
+        const path = paths[i++];
+        if (!path || w === null) return;
+        path.style.strokeWidth = Math.min(8, 0.4 + Math.abs(w) * 2).toFixed(2);
+        path.style.stroke = w < 0 ? COLOURS[0] : COLOURS[1];
+      }));
+    });
+    thumbnails.forEach((bytes, l) => {
+      const n = Math.round(Math.sqrt(bytes.length / (this.thumbs[l]?.length || 1)));
+      (this.thumbs[l] || []).forEach((canvas, j) => {
+        paint(canvas, signedImage(bytes.subarray(j * n * n, (j + 1) * n * n), n));
+      });
+    });
+  }
+}

@@ -1,0 +1,42 @@
+"""What the browser tests share: the requirement (CI must run them), a fresh page, canvas pixels, axe-core."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nnref import tbview
+
+
+def require_browser() -> None:
+    """Skip the calling test module without a browser — or fail it where NNREF_REQUIRE_BROWSER is set (CI)."""
+    missing = tbview.browser_missing()
+    if missing:
+        if os.environ.get("NNREF_REQUIRE_BROWSER"):
+            raise RuntimeError(f"the browser tests must run here, but {missing}")
+        pytest.skip(f"browser tests skipped: {missing}", allow_module_level=True)
+
+
+def new_page(browser, width: int = 1400, height: int = 1000):
+    """A page in a context of its own (its own storage), the lab's Content Security Policy left in force."""
+    return browser.new_context(viewport={"width": width, "height": height}).new_page()
+
+
+def pixels(page, selector: str) -> int:
+    """A checksum of a canvas's pixels, read back with getImageData (a screenshot of a canvas can be blank)."""
+    return page.locator(selector).first.evaluate("""canvas => {
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let sum = 0;
+        for (let i = 0; i < data.length; i++) sum = (sum * 31 + data[i]) % 2147483647;
+        return sum;
+    }""")
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's violations of impact serious or critical on the page, as "rule: where" lines."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")]

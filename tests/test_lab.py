@@ -1,0 +1,316 @@
+"""nnref.lab: the lab's session and its WebSocket protocol, driven by a plain WebSocket client (no browser):
+frames, every kind of bad message, the Origin check, the token, the session limit, a closed page, the files
+served — and the same boundary as the playground for the same seed and settings."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from nnref import plane
+from nnref.lab.server import IN_FLIGHT, LabServer
+from nnref.lab.session import RESOLUTION, THUMBNAIL, PlaygroundSession, decode
+from nnref.lab.state import BadMessage, parse_message
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LabServer(max_sessions=3) as lab:
+        yield lab
+
+
+def _ws(lab, path="/ws/playground", token=None, **kw):
+    url = lab.base.replace("http", "ws") + path + (f"?token={token}" if token else "")
+    return connect(url, open_timeout=10, **kw)
+
+
+def _next(ws, want: str, timeout: float = 20):
+    """The next message of type ``want`` (JSON or a binary frame's header), answering frames with "ready"."""
+    deadline = time.time() + timeout
+    while True:
+        message = ws.recv(timeout=max(0.1, deadline - time.time()))
+        if isinstance(message, bytes):
+            header, payload = decode(message)
+            if header["type"] == "frame":
+                ws.send(json.dumps({"type": "ready"}))
+            if header["type"] == want:
+                return header, payload
+        else:
+            message = json.loads(message)
+            if message["type"] == want:
+                return message, None
+
+
+def test_a_page_gets_its_points_then_a_frame_of_maps(server):
+    with _ws(server) as ws:
+        data, _ = _next(ws, "data")
+        assert data["classes"] == 2 and len(data["train"]) == 200 and len(data["test"]) == 200  # circles, 50%
+        header, payload = _next(ws, "frame")
+        assert [m["kind"] for m in header["models"]] == ["mlp"] and header["epoch"] == 0
+        neurons = sum(len(s) for s in header["network"]["scales"])
+        assert neurons == 6  # hidden [4, 2]
+        assert len(payload) == RESOLUTION ** 2 * 2 + neurons * THUMBNAIL ** 2
+        probs = torch.frombuffer(bytearray(payload[:RESOLUTION ** 2 * 2]), dtype=torch.uint8).view(-1, 2).int()
+        assert ((probs.sum(1) - 255).abs() <= 1).all()  # two probabilities per pixel, summing to 1
+        assert [len(layer["w"]) for layer in header["network"]["layers"]] == [4, 2, 1]
+
+
+def test_play_trains_and_the_epoch_rises_and_pause_stops_it(server):
+    with _ws(server) as ws:
+        _next(ws, "frame")
+        ws.send(json.dumps({"type": "config", "version": 7, "state": {"dataset": "xor", "hidden": [4], "lr": 0.1}}))
+        header, _ = _next(ws, "frame")
+        while header["version"] != 7:
+            header, _ = _next(ws, "frame")
+        ws.send(json.dumps({"type": "play"}))
+        epochs = [_next(ws, "frame")[0]["epoch"] for _ in range(15)]
+        assert epochs == sorted(epochs) and epochs[-1] > epochs[0]
+        ws.send(json.dumps({"type": "pause"}))
+        header, _ = _next(ws, "frame")
+        while header["playing"]:
+            header, _ = _next(ws, "frame")
+        with pytest.raises(TimeoutError):  # paused: no frame comes unasked
+            ws.recv(timeout=0.5)
+        ws.send(json.dumps({"type": "step"}))
+        stepped, _ = _next(ws, "frame")
+        assert stepped["epoch"] == pytest.approx(header["epoch"] + 1 / 20)  # one step of 10 of the 200 points
+
+
+def test_a_slow_page_holds_at_most_two_frames_the_latest_wins(server):
+    with _ws(server) as ws:
+        _next(ws, "data")
+        ws.send(json.dumps({"type": "play"}))
+        frames = []
+        deadline = time.time() + 1.5
+        while time.time() < deadline:  # never "ready": the server must stop sending
+            try:
+                message = ws.recv(timeout=0.3)
+            except TimeoutError:
+                continue
+            if isinstance(message, bytes):
+                frames.append(decode(message)[0])
+        assert len(frames) == IN_FLIGHT
+        ws.send(json.dumps({"type": "ready"}))
+        header, _ = decode(ws.recv(timeout=5))
+        assert header["epoch"] > frames[-1]["epoch"]  # the next frame is the current state, nothing queued
+
+
+BAD = [
+    ("{not json", "must be JSON"),
+    ('{"type": "config", "state": {"lr": NaN}}', "numbers must be finite"),
+    ('{"type": "config", "state": {"lr": Infinity}}', "numbers must be finite"),
+    ('{"type": "launch"}', "type is one of"),
+    ('["play"]', "an object whose type"),
+    ('{"type": "play", "speed": 2}', "has no field 'speed'"),
+    ('{"type": "config", "state": {"learning_rate": 0.1}}', "unknown field 'learning_rate'"),
+    ('{"type": "config", "state": {"lr": "fast"}}', "lr must be a number"),
+    ('{"type": "config", "state": {"lr": -1}}', "lr must be between"),
+    ('{"type": "config", "state": {"samples": 100000000}}', "samples must be between"),
+    ('{"type": "config", "state": {"hidden": [1000000]}}', "neurons in a layer"),
+    ('{"type": "config", "state": {"hidden": [8, 8, 8, 8, 8, 8, 8]}}', "at most 6 layer sizes"),
+    ('{"type": "config", "state": {"hidden": [2.5]}}', "a whole number"),
+    ('{"type": "config", "state": {"inputs": []}}', "non-empty list"),
+    ('{"type": "config", "state": {"activation": "gelu"}}', "activation must be one of"),
+    ('{"type": "config", "state": {"dataset": "xor", "classes": 3}}', "xor has 2 or 4 classes"),
+    ('{"type": "config", "state": {"points": [[0, 0, 9]]}}', "class must be between"),
+    ('{"type": "config", "state": {"points": [[0, 0]]}}', r"\[x1, x2, class\]"),
+    ('{"type": "config", "state": {"showTest": true}}', "unknown field 'showTest'"),
+    ('{"type": "config", "version": -3, "state": {}}', "version must be between"),
+]
+
+
+@pytest.mark.parametrize("text,reason", BAD, ids=[b[1] for b in BAD])
+def test_parse_message_refuses_with_a_reason(text, reason):
+    with pytest.raises(BadMessage, match=reason):
+        parse_message(text)
+
+
+def test_bad_messages_get_a_message_and_the_session_goes_on(server):
+    with _ws(server) as ws:
+        _next(ws, "frame")
+        for text, reason in BAD + [(b"\x00\x01binary", "JSON text, not binary"), ("x" * 300_000, "at most 256 KiB")]:
+            ws.send(text)
+            error, _ = _next(ws, "error")
+            assert reason.replace("\\", "") in error["message"], (text[:40], error)
+        ws.send(json.dumps({"type": "config", "version": 99, "state": {"dataset": "spirals", "classes": 3}}))
+        data, _ = _next(ws, "data")  # still alive, and doing what it is asked
+        assert data["classes"] == 3 and data["version"] == 99
+
+
+def test_another_sites_page_cannot_open_a_socket(server):
+    with pytest.raises(InvalidStatus) as refused:
+        _ws(server, origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+    with _ws(server, origin=server.base) as ws:  # the lab's own page
+        assert _next(ws, "data")[0]["type"] == "data"
+
+
+def test_beyond_loopback_a_token_is_needed_for_pages_and_sockets():
+    with LabServer(token="s3cret") as lab:
+        for path in ("/", "/digits"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(lab.base + path, timeout=10)
+            assert refused.value.code == 403 and b"needs its token" in refused.value.read()
+            with urllib.request.urlopen(lab.base + path + "?token=s3cret", timeout=10) as page:
+                assert page.status == 200
+        with pytest.raises(InvalidStatus):
+            _ws(lab)
+        with pytest.raises(InvalidStatus):
+            _ws(lab, token="guess")
+        with _ws(lab, token="s3cret") as ws:
+            assert _next(ws, "data")[0]["type"] == "data"
+
+
+def test_the_session_limit_and_a_closed_page_ending_its_session(server):
+    sessions = server.app.state.sessions
+    deadline = time.time() + 5
+    while sessions.open and time.time() < deadline:  # earlier tests' pages have gone
+        time.sleep(0.02)
+    with contextlib.ExitStack() as stack:
+        pages = [stack.enter_context(_ws(server)) for _ in range(3)]
+        for ws in pages:
+            _next(ws, "data")
+        _full_then_one_closed(server, sessions, pages)
+
+
+def _full_then_one_closed(server, sessions, pages):
+    with _ws(server) as fourth:
+        full = json.loads(fourth.recv(timeout=10))
+        assert full["type"] == "full" and "3 pages are open" in full["message"]
+        with pytest.raises(Exception):
+            fourth.recv(timeout=5)
+        assert fourth.close_code == 1013
+    pages[0].close()
+    start = time.time()
+    while sessions.open != 2:
+        assert time.time() - start < 1.0, "a closed page must end its session within a second"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("path", ["/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2fserver.py",
+                                  "/static/lab/../../session.py", "/static//etc/passwd", "/etc/passwd"])
+def test_nothing_outside_the_apps_own_files_is_served(server, path):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.base + path, timeout=10)
+    assert refused.value.code == 404
+
+
+def test_pages_and_files_carry_a_strict_content_security_policy(server):
+    with urllib.request.urlopen(server.base + "/", timeout=10) as page:
+        assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert b'<script type="module" src="/static/lab/lab.js">' in page.read()
+    with urllib.request.urlopen(server.base + "/static/lab/state.js", timeout=10) as script:
+        assert script.headers["Content-Type"].startswith(("text/javascript", "application/javascript"))
+
+
+def test_gradient_check_and_export_over_the_socket(server):
+    with _ws(server) as ws:
+        _next(ws, "frame")
+        ws.send(json.dumps({"type": "gradcheck"}))
+        result, _ = _next(ws, "gradcheck")
+        assert result["model"] == "mlp" and result["parameters"] == 2 * 4 + 4 + 4 * 2 + 2 + 2 + 1
+        assert result["central"] < 1e-6 and result["forward"] > result["central"]  # O(Δ²) vs O(Δ)
+        ws.send(json.dumps({"type": "export"}))
+        header, payload = _next(ws, "file")
+        saved = torch.load(io.BytesIO(payload), weights_only=True)
+        assert header["name"].endswith(".pt") and saved["model"] == "mlp" and saved["hidden"] == [4, 2]
+        from nnref.models import MLP
+
+        net = MLP(len(saved["inputs"]), saved["hidden"], 1, saved["activation"])
+        net.load_state_dict(saved["state_dict"])  # what the page promises: a model anyone can rebuild
+
+
+def test_divergence_is_a_message_not_a_blank_picture():
+    session = PlaygroundSession({"dataset": "spirals", "lr": 10.0, "momentum": 0.99, "hidden": [8, 8],
+                                 "activation": "linear", "inputs": ["x1", "x2", "x1^2", "x2^2"]})
+    session.playing = True
+    for _ in range(50):
+        session.advance(0.01)
+        if session.diverged:
+            break
+    assert session.diverged and "Lower the learning rate (now 10)" in session.diverged and not session.playing
+    header, _ = decode(session.frame())
+    assert header["diverged"] == session.diverged
+    session.reset()
+    assert session.diverged is None and session.epoch == 0
+
+
+def test_reset_returns_to_the_same_initial_weights_and_new_weights_to_others():
+    session = PlaygroundSession({"dataset": "xor", "hidden": [3]})
+    first = session.models["mlp"].predict_proba(plane.grid(resolution=10))
+    session.advance(0.05)
+    session.reset()
+    assert torch.equal(session.models["mlp"].predict_proba(plane.grid(resolution=10)), first)
+    session.reset(new_weights=True)
+    assert not torch.equal(session.models["mlp"].predict_proba(plane.grid(resolution=10)), first)
+
+
+@pytest.mark.parametrize("model,kind", [("line", "logreg"), ("mlp", "mlp")])
+def test_the_lab_and_the_playground_draw_the_same_boundary(model, kind):
+    """One implementation: the same seed and settings, the same number of steps — the same function."""
+    settings = {"dataset": "xor", "classes": 2, "noise": 0.2, "samples": 300, "ratio": 70, "seed": 5,
+                "model": model, "inputs": ["x1", "x2", "x1x2"], "hidden": [5, 3], "activation": "tanh", "lr": 0.05,
+                "momentum": 0.9, "batch": 16, "regularization": "L2", "regRate": 0.001}
+    session = PlaygroundSession(settings)
+    for _ in range(120):
+        for d in session.descents.values():
+            d.step()
+    session._refresh()
+    X, y = plane.make_points("xor", 300, 0.2, 5)
+    cfg = plane.PlaygroundConfig(steps=120, lr=0.05, momentum=0.9, batch_size=16, hidden=(5, 3), activation="tanh",
+                                 weight_decay=0.001, features=("x1", "x2", "x1x2"), seed=5)
+    playground, _ = plane.fit(kind, *plane.split(X, y, 0.3, 5)[:2], 2, cfg)
+    grid = plane.grid(resolution=60)
+    assert torch.equal(session.models[model].predict_proba(grid), playground.predict_proba(grid))
+
+
+def _started(process) -> str:
+    """The address ``nnref lab`` printed on its first line."""
+    line = process.stdout.readline()
+    assert line.startswith("nnref lab: http://"), line + process.stderr.read()
+    return line.split("nnref lab: ", 1)[1].strip()
+
+
+def test_nnref_lab_serves_the_page_and_stops_quietly_on_ctrl_c():
+    import signal
+
+    from helpers import cli_process
+
+    lab = cli_process("lab", "--port", "0")
+    try:
+        url = _started(lab)
+        with urllib.request.urlopen(url, timeout=20) as page:
+            assert page.status == 200 and b"nnref lab" in page.read()
+    finally:
+        lab.send_signal(signal.SIGINT)
+    out, err = lab.communicate(timeout=30)
+    assert lab.returncode == 0 and "Traceback" not in err, err
+
+
+def test_beyond_loopback_nnref_lab_prints_an_address_with_a_token():
+    import signal
+
+    from helpers import cli_process
+
+    lab = cli_process("lab", "--host", "0.0.0.0", "--port", "0")
+    try:
+        url = _started(lab)
+        assert "?token=" in url and len(url.split("token=")[1]) >= 20
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url.split("?")[0], timeout=20)
+        assert refused.value.code == 403
+        with urllib.request.urlopen(url, timeout=20) as page:
+            assert page.status == 200
+    finally:
+        lab.send_signal(signal.SIGINT)
+        lab.communicate(timeout=30)

@@ -1,0 +1,174 @@
+"""nnref lab in a real browser (headless Chromium): the page driven by role and name, as a screen reader would,
+its canvases read back pixel by pixel, and axe-core's accessibility rules.
+
+Outside CI a missing browser skips these tests; ``.ci/run`` sets NNREF_REQUIRE_BROWSER=1, so there it fails them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from browser import new_page, pixels, require_browser, serious_violations
+from nnref.lab.server import LabServer
+
+pytestmark = pytest.mark.browser
+require_browser()
+
+
+@pytest.fixture(scope="module")
+def lab():
+    from playwright.sync_api import sync_playwright
+
+    from nnref import tbview
+
+    with LabServer() as server, sync_playwright() as playwright:
+        browser = tbview.open_browser(playwright)
+        yield server, browser
+        browser.close()
+
+
+@pytest.fixture
+def page(lab):
+    server, browser = lab
+    page = new_page(browser)
+    page.lab = server
+    yield page
+    page.context.close()
+
+
+def _open(page, hash_=""):
+    page.goto(page.lab.url + hash_)
+    page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0")
+    return page
+
+
+def _frames_after(page, count: int) -> None:
+    page.wait_for_function("(n) => window.nnrefLab.frames >= n", arg=page.evaluate("window.nnrefLab.frames") + count)
+
+
+def _shown(page) -> None:
+    """Wait until the page has drawn a frame of its latest set-up (the server answers each change with one)."""
+    page.wait_for_function("() => window.nnrefLab.sent > 0 && window.nnrefLab.version === window.nnrefLab.sent")
+
+
+def test_play_redraws_the_heat_map_and_the_epoch_rises(page):
+    _open(page, "#preset=one-layer-on-xor")
+    before = pixels(page, "canvas.plane")
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => window.nnrefLab.epoch > 5")
+    assert page.get_by_role("button", name="Pause").is_visible()  # the button says what it does now
+    assert pixels(page, "canvas.plane") != before
+    assert int(page.locator("#epoch").inner_text().replace(",", "")) >= 5
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_function("() => !window.nnrefLab.playing")
+
+
+def test_switching_the_dataset_draws_other_points_and_keeps_them_in_the_url(page):
+    _open(page)
+    before = pixels(page, "canvas.plane")
+    page.get_by_label("Dataset").select_option("spirals")
+    page.wait_for_function("() => window.nnrefLab.state().dataset === 'spirals' && window.nnrefLab.dataVersion > 1")
+    _shown(page)
+    assert "dataset=spirals" in page.url and pixels(page, "canvas.plane") != before
+
+
+def test_adding_a_layer_and_a_neuron(page):
+    _open(page)
+    assert page.locator(".node.neuron").count() == 6  # hidden [4, 2]
+    page.get_by_role("button", name="Add layer").click()
+    page.get_by_role("button", name="Add neuron to layer 1").click()
+    page.wait_for_function("() => window.nnrefLab.state().hidden.join() === '5,2,2'")
+    _shown(page)
+    assert page.locator(".node.neuron").count() == 9
+    assert page.get_by_text("3 hidden layers").is_visible() and "hidden=5,2,2" in page.url
+    page.get_by_role("button", name="Remove neuron from layer 3").click()
+    page.wait_for_function("() => window.nnrefLab.state().hidden.join() === '5,2,1'")
+    assert page.get_by_role("button", name="Remove neuron from layer 3").is_disabled()  # at least one neuron
+
+
+def test_step_takes_one_step(page):
+    _open(page)
+    page.get_by_role("button", name="Step").click()
+    page.wait_for_function("() => window.nnrefLab.epoch > 0")
+    assert page.evaluate("window.nnrefLab.epoch") == pytest.approx(1 / 20)  # batch 10 of 200 training points
+
+
+def test_reloading_the_url_gives_the_same_set_up(page):
+    _open(page)
+    page.get_by_label("Dataset").select_option("xor")
+    page.get_by_label("Learning rate").select_option("0.1")
+    page.get_by_role("button", name="Add layer").click()
+    page.wait_for_function("() => window.nnrefLab.state().hidden.length === 3")
+    _shown(page)
+    url, state, picture = page.url, page.evaluate("window.nnrefLab.state()"), pixels(page, "canvas.plane")
+    page.goto("about:blank")
+    _open(page, url[url.index("#"):])
+    _shown(page)
+    assert page.evaluate("window.nnrefLab.state()") == state
+    assert page.get_by_label("Learning rate").input_value() == "0.1"
+    assert pixels(page, "canvas.plane") == picture  # the same seed: the same points, the same initial weights
+
+
+def test_clicking_the_plane_adds_a_point_of_the_chosen_class(page):
+    _open(page)
+    points = page.evaluate("window.nnrefLab.points()")
+    page.get_by_label("Class of new points").select_option("0")
+    page.locator("canvas.plane").click(position={"x": 50, "y": 50})
+    page.wait_for_function("(n) => window.nnrefLab.points() === n", arg=points + 1)
+    assert page.get_by_label("Dataset").input_value() == "custom"
+    added = page.evaluate("window.nnrefLab.state().points.at(-1)")
+    assert added[2] == 0 and added[0] == pytest.approx(-4.5, abs=0.05) and added[1] == pytest.approx(4.5, abs=0.05)
+    page.get_by_role("spinbutton", name="New point x₁").fill("1.5")
+    page.get_by_role("spinbutton", name="New point x₂").fill("-2")
+    page.get_by_role("button", name="Add point").click()  # the same, from the keyboard
+    page.wait_for_function("(n) => window.nnrefLab.points() === n", arg=points + 2)
+
+
+def test_side_by_side_shows_three_boundaries_with_their_accuracies(page):
+    _open(page, "#preset=one-layer-on-xor")
+    page.get_by_label("Model").select_option("compare")
+    page.wait_for_function("() => document.querySelectorAll('canvas.plane').length === 3")
+    _shown(page)
+    captions = page.locator("figcaption").all_inner_texts()
+    assert [c.split(":")[0] for c in captions] == ["The line", "Neural network", "k-nearest neighbours"]
+    assert all(re.search(r"test accuracy \d+\.\d%", c) for c in captions)
+    assert len({pixels(page, f"figure:nth-child({i}) canvas") for i in (1, 2, 3)}) == 3
+
+
+def test_changing_k_changes_the_knn_picture_from_the_keyboard(page):
+    _open(page, "#preset=one-layer-on-xor&model=knn&k=1")
+    _shown(page)
+    before = pixels(page, "canvas.plane")
+    slider = page.get_by_label("Neighbours k")
+    slider.focus()
+    for _ in range(14):
+        page.keyboard.press("ArrowRight")
+    slider.dispatch_event("change")
+    page.wait_for_function("() => window.nnrefLab.state().k === 15")
+    _shown(page)
+    assert pixels(page, "canvas.plane") != before
+
+
+def test_the_gradient_check_shows_an_error_below_one_in_a_million(page):
+    _open(page, "#preset=deeper-net-on-spirals")
+    page.get_by_role("button", name="Check the gradient").click()
+    status = page.get_by_role("status", name="Gradient check")
+    status.filter(has_text="central").wait_for()
+    central = float(re.search(r"error ([0-9.e+-]+) with central", status.inner_text()).group(1))
+    assert central < 1e-6
+
+
+def test_play_works_from_the_keyboard(page):
+    _open(page)
+    page.get_by_role("button", name="Play").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.nnrefLab.playing && window.nnrefLab.epoch > 1")
+
+
+@pytest.mark.parametrize("hash_", ["", "#preset=the-line", "#model=compare&dataset=spirals&classes=3"])
+def test_axe_finds_no_serious_or_critical_violation(page, hash_):
+    _open(page, hash_)
+    _shown(page)
+    assert serious_violations(page) == []
