@@ -265,11 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="test accuracy and confusion matrix of a checkpoint")
     p.add_argument("checkpoint", help="a run's checkpoint.pt (any model)")
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p = sub.add_parser("predict", help="classify a grayscale digit image with a checkpoint")
+    p = sub.add_parser("predict", parents=[_shared("data-root", "no-download")],
+                       help="classify pictures of digits (drawn, photographed, scanned) with a checkpoint")
     p.add_argument("checkpoint", help="a run's checkpoint.pt (any model; KNN votes with the k its run chose)")
-    p.add_argument("image", help="an image file (PNG, JPEG, ...); resized to 28×28")
+    p.add_argument("image", nargs="+", help="picture files (PNG, JPEG, …) or folders of them; each is prepared as MNIST's "
+                                            "digits were: the ink cropped, scaled into 20×20, centred by its mass")
+    p.add_argument("--json", action="store_true", help="one JSON list of results on stdout, for programs")
+    p.add_argument("--show-input", metavar="DIR", help="write the 28×28 input each picture became here, as PNG")
     p.add_argument("--no-invert", dest="invert", action="store_false",
-                   help="do not turn a dark digit on a light background into MNIST's light-on-dark")
+                   help="the pictures are light ink on a dark background already (default: decided per picture)")
     p = sub.add_parser("gradcheck", parents=[_shared("seed", "logdir")],
                        help="gradcheck, gradgradcheck and the numerical gradient for every Function")
     p.add_argument("--sweep", action="store_true",
@@ -353,15 +357,49 @@ def format_confusion(matrix, names: list[str]) -> str:
 
 
 def cmd_predict(args, parser) -> int:
+    """One line per picture (its prediction and probability), or --json; exit 1 when any picture had no digit or
+    could not be read (each says why)."""
+    import json
     from pathlib import Path
 
-    from .evaluate import predict_image
+    from .evaluate import predict_pictures
 
-    p = predict_image(args.checkpoint, args.image, invert=args.invert)
-    print(f"{Path(args.image).name}: predicted {p.class_names[p.best]} ({p.probabilities[p.best]:.1%})")
-    for name, prob in zip(p.class_names, p.probabilities):
-        print(f"  {name:>6}  {prob:7.2%}  {'#' * round(prob * 40)}")
-    return 0
+    results = predict_pictures(args.checkpoint, args.image, args.invert, args.data_root, args.download)
+    if not results:
+        raise ValueError(f"no pictures in {', '.join(args.image)} (looked for {', '.join(_suffixes())})")
+    if args.show_input:
+        _write_inputs(results, Path(args.show_input))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    for r in results:
+        if r.error:
+            print(f"nnref predict: {r.source}: {r.error}", file=sys.stderr)
+        elif not args.json:
+            print(f"{r.source}: {r.class_names[r.best]} ({r.probabilities[r.best]:.1%})")
+    return 1 if any(r.error for r in results) else 0
+
+
+def _suffixes() -> tuple[str, ...]:
+    from .digits import IMAGE_SUFFIXES
+
+    return IMAGE_SUFFIXES
+
+
+def _write_inputs(results, folder) -> None:
+    """Each picture's 28×28 input as a PNG named after the picture (numbered where two share a name)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for i, r in enumerate(results):
+        if r.image is None:
+            continue
+        from pathlib import Path
+
+        name = Path(r.source).stem + ".png"
+        name = name if name not in used else f"{i:03d}-{name}"
+        used.add(name)
+        Image.fromarray((r.image * 255).round().byte().numpy(), "L").save(folder / name)
 
 
 def cmd_export(args, parser) -> int:
@@ -571,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        return COMMANDS[args.command](args, parser)
+        code = COMMANDS[args.command](args, parser)
+        sys.stdout.flush()  # a reader that has gone is met here, not in the interpreter's last flush
+        return code
     except BrokenPipeError:  # `nnref … | head`: the reader has gone; end quietly, as other Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -7,6 +7,7 @@ Everything here returns values (the CLI prints them): :func:`evaluate` for a mod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -14,11 +15,12 @@ from . import viz
 from .checkpoint import load_checkpoint
 from . import knn
 from .config import KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
-from .data import MEAN, STD, class_names, load_data
+from .data import DataError, class_names, load_data
+from .digits import IMAGE_SUFFIXES, prepare_digit, to_row
 from .models import build_model
 
-__all__ = ["evaluate", "load_model", "from_state", "LOADERS", "knn_chosen_k", "Evaluation", "evaluate_checkpoint", "Prediction",
-           "predict_image", "load_image"]
+__all__ = ["evaluate", "load_model", "from_state", "LOADERS", "knn_chosen_k", "Evaluation", "evaluate_checkpoint",
+           "Prediction", "predict_pictures", "pictures_in", "predict_image", "load_image"]
 
 
 @torch.no_grad()
@@ -99,44 +101,66 @@ def evaluate_checkpoint(path, data_root=None, download: bool = True, device: str
 
 
 def load_image(path, invert: bool = True) -> torch.Tensor:
-    """A grayscale image file → one normalised MNIST row (1, 784).
-
-    The image is converted to grayscale and resized to 28×28.  MNIST digits are light on a dark
-    background; with ``invert`` a picture whose border is mostly light (a dark digit on white paper) is
-    inverted to match.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
-            pixels = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).reshape(28, 28)
-    except FileNotFoundError:
-        raise TrainingError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise TrainingError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
-    x = pixels.float() / 255.0
-    border = torch.cat([x[0], x[-1], x[:, 0], x[:, -1]])
-    if invert and float(border.mean()) > 0.5:
-        x = 1.0 - x
-    return ((x - MEAN) / STD).reshape(1, 784)
+    """A picture file → one normalised MNIST row (1, 784), prepared as MNIST's digits were
+    (:func:`nnref.digits.prepare_digit`).  ``invert=False``: the picture is already light ink on dark."""
+    return to_row(prepare_digit(path, ink="auto" if invert else "light"))
 
 
 @dataclass
 class Prediction:
-    """The class probabilities of one image, in the order of ``class_names``."""
+    """The class probabilities of one image, in the order of ``class_names``; or why there are none (``error``).
+    ``image`` is the 28 × 28 input the model saw."""
 
     probabilities: list[float]
     class_names: list[str]
+    source: str = ""
+    error: str = ""
+    image: torch.Tensor | None = None
 
     @property
     def best(self) -> int:
         return max(range(len(self.probabilities)), key=self.probabilities.__getitem__)
 
+    def to_dict(self) -> dict:
+        if self.error:
+            return {"image": self.source, "error": self.error}
+        return {"image": self.source, "prediction": self.class_names[self.best],
+                "probability": self.probabilities[self.best],
+                "probabilities": dict(zip(self.class_names, self.probabilities))}
+
+
+def pictures_in(paths) -> list[Path]:
+    """The files named, and the pictures (by their suffix, sorted) in the folders named."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def predict_pictures(checkpoint, paths, invert: bool = True, data_root=None, download: bool = False
+                     ) -> list[Prediction]:
+    """Classify pictures with a checkpoint (KNN: the vote shares of its chosen k): each file, and every picture of
+    each folder.  A picture without a digit, or not a picture, gets its ``error`` instead of probabilities."""
+    model, cfg = load_model(checkpoint, "cpu", data_root, download)
+    names = class_names(cfg.positive_class, cfg.classes)
+    results = []
+    for path in pictures_in(paths):
+        try:
+            image = prepare_digit(path, ink="auto" if invert else "light")
+        except DataError as exc:
+            results.append(Prediction([], names, str(path), str(exc)))
+            continue
+        probs = model.predict_proba(to_row(image))[0]
+        results.append(Prediction(probs.tolist(), names[:probs.shape[0]], str(path), image=image))
+    return results
+
 
 def predict_image(checkpoint, image, invert: bool = True) -> Prediction:
-    """Classify one image file with a checkpoint (KNN: the vote shares of the chosen k)."""
-    x = load_image(image, invert)
-    model, cfg = load_model(checkpoint, "cpu")
-    probs = model.predict_proba(x)[0]
-    return Prediction(probs.tolist(), class_names(cfg.positive_class, cfg.classes)[:probs.shape[0]])
+    """Classify one picture file with a checkpoint (KNN: the vote shares of the chosen k)."""
+    (result,) = predict_pictures(checkpoint, [image], invert)
+    if result.error:
+        raise TrainingError(result.error)
+    return result

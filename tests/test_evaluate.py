@@ -10,8 +10,7 @@ import torch
 from helpers import events, scalar, train_args
 from nnref.cli import main
 from nnref.data import load_splits
-from nnref.evaluate import evaluate, evaluate_checkpoint, knn_chosen_k, load_model
-from nnref.models import KNNClassifier
+from nnref.evaluate import evaluate, evaluate_checkpoint, knn_chosen_k, load_image, load_model, predict_image
 
 
 def _printed_accuracy(out: str) -> float:
@@ -71,29 +70,107 @@ def test_knn_chosen_k_for_checkpoints_without_best_k():
 
 
 def test_evaluate_checkpoint_returns_values(tiny_mnist, tmp_path):
-    assert main(train_args(tiny_mnist, tmp_path, "logreg", "--epochs", "1", "--classes", "3,8")) == 0
+    assert main(train_args(tiny_mnist, tmp_path, "logreg", "--epochs", "2", "--classes", "3,8")) == 0
     r = evaluate_checkpoint(tmp_path / "run" / "checkpoint.pt", tiny_mnist, download=False, device="cpu")
-    assert r.class_names == ["3", "8"] and r.total == int(r.confusion.sum()) and 0.5 < r.accuracy <= 1
-    knn, _ = load_model(tmp_path / "run" / "checkpoint.pt")
-    assert not isinstance(knn, KNNClassifier) and not knn.training
+    # 40 test images of 3 and 8, each class a distinct bar: a trained line separates them all
+    assert r.class_names == ["3", "8"] and r.total == 40 == int(r.confusion.sum()) and r.accuracy == 1.0
+    assert r.confusion.tolist() == [[20, 0], [0, 20]] and r.k is None
+    model, cfg = load_model(tmp_path / "run" / "checkpoint.pt")
+    assert cfg.model == "logreg" and not model.training and model.predict_proba(torch.zeros(2, 784)).shape == (2, 2)
 
 
-def test_predict_classifies_an_image_file(tiny_mnist, tmp_path, capsys):
-    from PIL import Image
-
+def _pictures(root, folder, count=6):
+    """MNIST test digits as people make pictures of them: ink on paper (JPEG), strokes on a canvas (PNG)."""
+    from nnref.bench.digits import render
     from nnref.data import load_mnist
 
-    assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "3")) == 0
-    images, labels = load_mnist(tiny_mnist, train=False, download=False)
-    png = tmp_path / "digit.png"
-    Image.fromarray(images[0].numpy()).resize((56, 56)).save(png)
+    images, labels = load_mnist(root, train=False, download=False)
+    folder.mkdir()
+    g = torch.Generator().manual_seed(4)
+    for i in range(count):
+        style = "paper" if i % 2 else "canvas"
+        (folder / f"{i}-{int(labels[i])}.{'jpg' if style == 'paper' else 'png'}").write_bytes(render(images[i], style, g))
+    return [int(v) for v in labels[:count]]
+
+
+def test_predict_classifies_pictures_and_folders_one_line_each(mnist_mlp, tmp_path, capsys):
+    checkpoint, root = mnist_mlp
+    labels = _pictures(root, tmp_path / "pics")
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "run" / "checkpoint.pt"), str(png)]) == 0
-    out = capsys.readouterr().out
-    assert f"predicted {int(labels[0])}" in out
-    probs = [float(line.split()[1].rstrip("%")) for line in out.splitlines()[1:]]
-    assert len(probs) == 10 and abs(sum(probs) - 100) < 0.1
-    # the same digit, dark on white paper, is inverted and still recognised
-    Image.fromarray(255 - images[0].numpy()).save(png)
-    assert main(["predict", str(tmp_path / "run" / "checkpoint.pt"), str(png)]) == 0
-    assert f"predicted {int(labels[0])}" in capsys.readouterr().out
+    assert main(["predict", str(checkpoint), str(tmp_path / "pics")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6
+    for i, (line, label) in enumerate(zip(lines, labels)):
+        name, guess = re.fullmatch(r"(.+): (\d) \((\d+\.\d)%\)", line).group(1, 2)
+        assert name.endswith(f"{i}-{label}.{'jpg' if i % 2 else 'png'}") and int(guess) == label
+    files = sorted(str(p) for p in (tmp_path / "pics").iterdir())[:2]
+    assert main(["predict", str(checkpoint), *files]) == 0 and len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_predict_json_and_show_input(mnist_mlp, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    checkpoint, root = mnist_mlp
+    labels = _pictures(root, tmp_path / "pics", count=3)
+    Image.new("L", (120, 80), 235).save(tmp_path / "pics" / "blank.png")
+    capsys.readouterr()
+    assert main(["predict", str(checkpoint), str(tmp_path / "pics"), "--json", "--show-input", str(tmp_path / "in")]) == 1
+    out, err = capsys.readouterr()
+    results = json.loads(out)
+    assert [r["image"].rsplit("/", 1)[1] for r in results] == ["0-7.png", "1-2.jpg", "2-1.png", "blank.png"]
+    for r, label in zip(results[:3], labels):
+        assert r["prediction"] == str(label) and abs(sum(r["probabilities"].values()) - 1) < 1e-5
+        assert r["probability"] == max(r["probabilities"].values())
+    assert results[3] == {"image": str(tmp_path / "pics" / "blank.png"), "error": results[3]["error"]}
+    assert "no digit found" in results[3]["error"] and "blank.png: no digit found" in err  # exit 1: one had no digit
+    shown = sorted(p.name for p in (tmp_path / "in").iterdir())
+    assert shown == ["0-7.png", "1-2.png", "2-1.png"]
+    with Image.open(tmp_path / "in" / "0-7.png") as im:
+        assert im.size == (28, 28) and im.mode == "L"
+
+
+def test_predict_with_a_knn_checkpoint_votes_with_its_chosen_k(mnist_mlp, tmp_path, capsys):
+    checkpoint, root = mnist_mlp
+    labels = _pictures(root, tmp_path / "pics", count=2)
+    assert main(["train", "knn", "--k", "1,3", "--limit-train", "5000", "--data-root", str(root), "--no-download",
+                 "--logdir", str(tmp_path), "--run-name", "knn", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "knn" / "checkpoint.pt"), str(tmp_path / "pics"), "--json"]) == 0
+    import json
+
+    results = json.loads(capsys.readouterr().out)
+    k = torch.load(tmp_path / "knn" / "checkpoint.pt", weights_only=True)["best_k"]
+    for r, label in zip(results, labels):
+        assert r["prediction"] == str(label)
+        assert all(round(p * k) == p * k for p in r["probabilities"].values())  # vote shares of k neighbours
+
+
+def test_predict_piped_into_head_ends_quietly(mnist_mlp, tmp_path):
+    """``nnref predict … | head -1``: the reader goes after one line; no "Broken pipe" error, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    checkpoint, root = mnist_mlp
+    _pictures(root, tmp_path / "pics", count=2)
+    many = [str(p) for p in sorted((tmp_path / "pics").iterdir())] * 10
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # every line written at once: the second one meets the closed pipe
+    head = subprocess.Popen([sys.executable, "-m", "nnref", "predict", str(checkpoint), *many], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    first = head.stdout.readline()
+    head.stdout.close()
+    err = head.stderr.read().decode()
+    assert head.wait(timeout=300) == 0 and b": " in first
+    assert "Broken pipe" not in err and "Traceback" not in err, err
+
+
+def test_load_image_keeps_its_name_and_prepares_like_mnist(mnist_mlp, tmp_path):
+    checkpoint, root = mnist_mlp
+    labels = _pictures(root, tmp_path / "pics", count=1)
+    row = load_image(next((tmp_path / "pics").iterdir()))
+    assert row.shape == (1, 784)
+    model, _ = load_model(checkpoint)
+    assert int(model.predict(row)) == labels[0]
+    assert predict_image(checkpoint, next((tmp_path / "pics").iterdir())).class_names[:2] == ["0", "1"]

@@ -23,6 +23,7 @@ import ipaddress
 import secrets
 import socket
 import threading
+import traceback
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -218,6 +219,9 @@ class _PlaygroundSocket:
             self.dirty = True
         except BadMessage as exc:
             await self.ws.send_json({"type": "error", "message": str(exc)})
+        except Exception as exc:  # a bug must not end the page's session: say so, and log it for its fix
+            traceback.print_exc()
+            await self.ws.send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"})
 
 
 async def _digits_loop(websocket: WebSocket, digits) -> None:

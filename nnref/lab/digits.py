@@ -1,0 +1,241 @@
+"""The draw-a-digit page's backend: a digit drawn on the page (or a picture dropped on it) goes through MNIST's own
+preparation (:func:`nnref.digits.prepare_digit`) into a model loaded from a checkpoint — the forward pass (the
+28 × 28 input, each hidden layer's activations, the class probabilities), the backward pass (dL/dx for a class
+chosen on the page: the gradient of that class's loss with respect to the 784 input pixels, by nnref's hand-written
+backward), and the lecture's non-parametric model beside it: the k nearest of the 60,000 training images.
+
+Messages from the page: binary — a 4-byte length, a JSON header ``{"type": "draw", "width", "height", "target"}``
+or ``{"type": "file", "name", "target"}``, then the canvas's gray pixels (light ink on black) or the picture file's
+bytes — and JSON ``{"type": "target", "class": c}``.  To each picture the server answers twice: a ``digit`` frame
+(header; the 28 × 28 input, the gradient picture and the hidden activations as bytes) as soon as the model has
+seen it, then a ``neighbours`` frame (their labels and distances; their 28 × 28 images).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import struct
+import time
+import traceback
+from dataclasses import dataclass
+
+import torch
+
+from ..config import TrainingError
+from ..data import DataError, resolve_root
+from ..digits import MAX_BYTES, prepare_digit, to_row
+from .session import decode, encode
+
+__all__ = ["DigitsBackend", "serve_digits", "Analysis"]
+
+#: The largest drawing the page may send (pixels per side).
+MAX_SIDE = 1024
+
+
+@dataclass
+class Analysis:
+    """One picture through the model: the frame for the page, and the prepared input (for the next target)."""
+
+    frame: bytes
+    image: torch.Tensor
+
+
+class DigitsBackend:
+    """A parametric model, its class names, and KNN over the training images (with those images, to show)."""
+
+    def __init__(self, model, class_names: list[str], knn, images: torch.Tensor, source: str) -> None:
+        self.model, self.class_names, self.knn, self.images, self.source = model, class_names, knn, images, source
+        self.k = knn.k
+
+    @classmethod
+    def load(cls, checkpoint, knn_checkpoint=None, data_root=None, download: bool = False, say=None) -> "DigitsBackend":
+        """The model of a parametric checkpoint; KNN from ``knn_checkpoint`` (its k and metric) or, by default, k = 3
+        over every training image (60,000 of them) of ``data_root``."""
+        from ..checkpoint import load_checkpoint
+        from ..config import config_from_dict
+        from ..data import class_names as names_of
+        from ..data import load_mnist, normalize
+        from ..evaluate import load_model
+        from ..knn import KNNClassifier, chosen_k
+
+        model, cfg = load_model(checkpoint, "cpu", data_root, download)
+        if not isinstance(model, torch.nn.Module):
+            raise TrainingError(f"--checkpoint {checkpoint} is a KNN run: the digit page needs a parametric model "
+                                "(logreg, softmax, mlp); give a KNN run with --knn-checkpoint")
+        k, metric = 3, "euclidean"
+        if knn_checkpoint:
+            state = load_checkpoint(knn_checkpoint)
+            knn_cfg = config_from_dict(state["config"])
+            if knn_cfg.model != "knn":
+                raise TrainingError(f"--knn-checkpoint {knn_checkpoint} is a {knn_cfg.model!r} run, not a KNN run")
+            k, metric = chosen_k(state), knn_cfg.metric
+        images, labels = load_mnist(resolve_root(data_root or cfg.data_root), train=True, download=download)
+        knn = KNNClassifier(k, metric, chunk_size=64).fit(normalize(images), labels, num_classes=10)
+        if say:
+            say(f"digit page: {type(model).__name__} from {checkpoint}; KNN k = {k} ({metric}) over "
+                f"{images.shape[0]:,} training images")
+        return cls(model.eval(), names_of(cfg.positive_class, cfg.classes), knn, images, str(checkpoint))
+
+    # -- the forward and the backward pass ------------------------------------------------------------
+    def analyse(self, picture, target: int | None = None, ink: str = "auto") -> Analysis:
+        """The model's view of a picture (anything :func:`prepare_digit` takes, or a prepared 28 × 28 image)."""
+        start = time.perf_counter()
+        image = picture if isinstance(picture, torch.Tensor) and picture.shape == (28, 28) else \
+            prepare_digit(picture, ink=ink)
+        prepared = time.perf_counter()
+        x = to_row(image).requires_grad_()
+        hidden, logits = self._forward(x)
+        probs = self.model.activation(logits.detach())
+        probs = torch.stack([1 - probs, probs], -1) if probs.dim() == 1 else probs
+        probs = probs[0]
+        best = int(probs.argmax())
+        target = best if target is None or not 0 <= target < len(probs) else target
+        label = torch.tensor([float(target)]) if self.model.binary else torch.tensor([target])
+        loss = self.model.loss(logits, label)
+        (grad,) = torch.autograd.grad(loss, x)  # nnref's hand-written backward, through every layer
+        toward = -grad[0].reshape(28, 28)  # the pixels that, made brighter, lower the loss of the target class
+        header = {"type": "digit", "classes": self.class_names, "probabilities": [round(float(p), 6) for p in probs],
+                  "prediction": self.class_names[best], "best": best, "target": target,
+                  "loss": round(float(loss.detach()), 6), "hidden": [h.shape[-1] for h in hidden],
+                  "ms": {"prepare": round((prepared - start) * 1e3, 2),
+                         "model": round((time.perf_counter() - prepared) * 1e3, 2)}}
+        blobs = [_gray(image), _signed(toward)] + [_gray(h[0] / h[0].abs().max().clamp_min(1e-12)) for h in hidden]
+        return Analysis(encode(header, blobs), image)
+
+    def _forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        hidden, z = [], x
+        layers = self.model.layers if hasattr(self.model, "layers") else [self.model.linear]
+        for layer in layers:
+            z = layer(z)
+            if not hasattr(layer, "weight"):
+                hidden.append(z.detach())
+        return hidden, (z.squeeze(-1) if self.model.binary else z)
+
+    def neighbours(self, image: torch.Tensor) -> bytes:
+        """The k nearest training images of the prepared input, nearest first."""
+        start = time.perf_counter()
+        with torch.no_grad():
+            dist, idx, labels = self.knn.candidates(to_row(image))
+        dist = dist[0].sqrt() if self.knn.metric == "euclidean" else dist[0]
+        header = {"type": "neighbours", "k": self.k, "labels": [int(v) for v in labels[0]],
+                  "distances": [round(float(d), 3) for d in dist], "indices": [int(i) for i in idx[0]],
+                  "vote": int(torch.bincount(labels[0], minlength=10).argmax()),
+                  "ms": round((time.perf_counter() - start) * 1e3, 2)}
+        return encode(header, [self.images[int(i)].numpy().tobytes() for i in idx[0]])
+
+
+def _gray(t: torch.Tensor) -> bytes:
+    return (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()
+
+
+def _signed(t: torch.Tensor) -> bytes:
+    scale = t.abs().max().clamp_min(1e-12)
+    return (128 + 127 * t / scale).round().clamp(0, 255).to(torch.uint8).numpy().tobytes()
+
+
+# --------------------------------------------------------------------------------------------------
+# The page's socket
+# --------------------------------------------------------------------------------------------------
+def _picture(message: bytes) -> tuple[dict, object]:
+    """The header of a page's binary message and the picture it carries (gray tensor, or file bytes)."""
+    try:
+        header, payload = decode(message)
+    except (ValueError, UnicodeDecodeError, IndexError, TypeError, struct.error) as exc:
+        raise DataError(f"a picture message is a header and its bytes ({type(exc).__name__})") from None
+    if not isinstance(header, dict) or header.get("type") not in ("draw", "file"):
+        raise DataError("a picture message's type is draw or file")
+    target = header.get("target")
+    if target is not None and (not isinstance(target, int) or isinstance(target, bool) or not 0 <= target <= 9):
+        raise DataError(f"target must be a class 0-9, got {target!r}")
+    if header["type"] == "file":
+        if len(payload) > MAX_BYTES:
+            raise DataError(f"the picture is {len(payload) / 2**20:.0f} MiB: more than {MAX_BYTES / 2**20:.0f} MiB")
+        return header, bytes(payload)
+    w, h = header.get("width"), header.get("height")
+    if not all(isinstance(v, int) and 8 <= v <= MAX_SIDE for v in (w, h)) or len(payload) != w * h:
+        raise DataError(f"a drawing is width × height gray bytes (8 to {MAX_SIDE} pixels a side)")
+    return header, torch.frombuffer(bytearray(payload), dtype=torch.uint8).reshape(h, w).float() / 255
+
+
+async def serve_digits(websocket, backend: DigitsBackend | None) -> None:
+    """The draw-a-digit socket: the latest picture wins (older ones still waiting are dropped)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    if backend is None:
+        await websocket.send_json({"type": "error", "message": "This lab has no model for digits: start it with "
+                                   "nnref lab --checkpoint runs/<run>/checkpoint.pt"})
+        await websocket.close()
+        return
+    await websocket.send_json({"type": "ready", "classes": backend.class_names, "k": backend.k,
+                               "model": type(backend.model).__name__})
+    inbox: asyncio.Queue = asyncio.Queue()
+
+    async def receive() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await inbox.put(message)
+        finally:
+            await inbox.put(None)
+
+    receiver = asyncio.create_task(receive())
+    image, target = None, None
+    try:
+        while True:
+            messages = [await inbox.get()]
+            while not inbox.empty():  # what the page sent meanwhile: only the latest picture is analysed
+                messages.append(inbox.get_nowait())
+            if None in messages:  # the page has gone
+                return
+            picture = None
+            for m in messages:
+                try:
+                    if m.get("bytes") is not None:
+                        picture = _picture(m["bytes"])
+                        target = picture[0].get("target", target)
+                    else:
+                        target = _target(m.get("text"), target)
+                except DataError as exc:
+                    await websocket.send_json({"type": "error", "message": str(exc)})
+            image = await _answer(websocket, backend, picture, image, target)
+    except WebSocketDisconnect:
+        return
+    finally:
+        receiver.cancel()
+
+
+def _target(text, current):
+    try:
+        message = json.loads(text, parse_constant=lambda c: math.nan)
+    except (TypeError, ValueError):
+        raise DataError("messages are JSON text or a picture") from None
+    if not isinstance(message, dict) or message.get("type") != "target":
+        raise DataError("a text message is {\"type\": \"target\", \"class\": c}")
+    c = message.get("class")
+    if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 9:
+        raise DataError(f"class must be 0-9, got {c!r}")
+    return c
+
+
+async def _answer(websocket, backend: DigitsBackend, picture, image, target):
+    """Analyse the new picture (or the last one again, for a new target) and send both frames."""
+    if picture is None and image is None:
+        return None
+    source, ink = (picture[1], "light" if picture[0]["type"] == "draw" else "auto") if picture else (image, "auto")
+    try:
+        analysis = await asyncio.to_thread(backend.analyse, source, target, ink)
+    except DataError as exc:
+        await websocket.send_json({"type": "error", "message": str(exc)})
+        return image
+    except Exception as exc:  # a bug must not end the page's session: say so, and log it for its fix
+        traceback.print_exc()
+        await websocket.send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"})
+        return image
+    await websocket.send_bytes(analysis.frame)
+    if picture is not None:
+        await websocket.send_bytes(await asyncio.to_thread(backend.neighbours, analysis.image))
+    return analysis.image

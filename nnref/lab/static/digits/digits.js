@@ -1,0 +1,258 @@
+// The draw-a-digit page: strokes on a canvas (mouse, touch, pen) or a dropped picture go to the server, which
+// answers with what the model saw, its probabilities, its hidden activations, the gradient of a chosen class's
+// loss with respect to the input pixels, and the nearest training images.
+
+import {paint, signedImage} from "../lab/heatmap.js";
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get("token");
+const MAX_UPLOAD = 16 * 1024 * 1024;
+const pad = $("pad"), ctx = pad.getContext("2d");
+let socket = null, classes = [], drawing = false, last = null, strokeEnded = 0, inkOnPad = false;
+// What a test or a benchmark reads: how long after a stroke's end the prediction and the neighbours showed.
+const stats = window.nnrefDigits = {ready: false, predictions: 0, neighbours: 0, predictionMs: [], neighboursMs: [],
+                                    errors: [], last: null};
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/digits${token ? `?token=${encodeURIComponent(token)}` : ""}`);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("message", (event) => {
+    if (typeof event.data === "string") receive(JSON.parse(event.data));
+    else receiveBinary(event.data);
+  });
+  socket.addEventListener("close", () => { if (!stats.ready) alert("No connection to nnref lab."); });
+}
+
+function alert(message) {
+  $("alert").textContent = message;
+  $("alert").hidden = !message;
+  if (message) stats.errors.push(message);
+}
+
+function receive(message) {
+  if (message.type === "ready") {
+    classes = message.classes;
+    $("target").replaceChildren(...classes.map((name, i) => new Option(name, String(i))));
+    $("neighbours-text").textContent = `KNN, the lecture's non-parametric model: the ${message.k} training images ` +
+      "closest to your digit, of the 60,000.";
+    stats.ready = true;
+  } else if (message.type === "error") {
+    alert(message.message);
+    if (/no digit/i.test(message.message)) $("prediction").textContent = "No digit found.";
+  }
+}
+
+function decode(buffer) {
+  const n = new DataView(buffer).getUint32(0, true);
+  return [JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n))), new Uint8Array(buffer, 4 + n)];
+}
+
+function gray(bytes, n) {
+  const image = new ImageData(n, n);
+  bytes.forEach((v, i) => { image.data.set([v, v, v, 255], 4 * i); });
+  return image;
+}
+
+/** A 28 × 28 picture stored row by row from the top (the images), unlike the plane's maps. */
+function flipRows(bytes, n) {
+  const out = new Uint8Array(bytes.length);
+  for (let r = 0; r < n; r++) out.set(bytes.subarray(r * n, (r + 1) * n), (n - 1 - r) * n);
+  return out;
+}
+
+function receiveBinary(buffer) {
+  const [header, payload] = decode(buffer);
+  const now = performance.now();
+  if (header.type === "digit") {
+    alert("");
+    stats.last = header;
+    paint($("input"), gray(payload.subarray(0, 784), 28));
+    paint($("gradient"), signedImage(flipRows(payload.subarray(784, 1568), 28), 28));
+    showBars(header);
+    showHidden(header.hidden, payload.subarray(1568));
+    $("target").value = String(header.target);
+    const p = header.probabilities[header.best];
+    $("prediction").textContent = `Prediction: ${header.prediction} (${Math.round(100 * p)}%)`;
+    if (strokeEnded) stats.predictionMs.push(now - strokeEnded);
+    stats.predictions += 1;
+    $("timing").textContent = `prepared in ${header.ms.prepare.toFixed(0)} ms, through the model in ` +
+      `${header.ms.model.toFixed(0)} ms`;
+  } else if (header.type === "neighbours") {
+    showNeighbours(header, payload);
+    if (strokeEnded) stats.neighboursMs.push(now - strokeEnded);
+    stats.neighbours += 1;
+    strokeEnded = 0;
+  }
+}
+
+function showBars(header) {
+  $("bars").replaceChildren(...header.probabilities.map((p, i) => {
+    const li = document.createElement("li");
+    li.className = i === header.best ? "best" : "";
+    const name = document.createElement("span");
+    name.textContent = header.classes[i];
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = `${(100 * p).toFixed(1)}%`;
+    const value = document.createElement("span");
+    value.textContent = `${(100 * p).toFixed(1)}%`;
+    li.append(name, bar, value);
+    li.setAttribute("aria-label", `class ${header.classes[i]}: ${(100 * p).toFixed(1)}%`);
+    return li;
+  }));
+}
+
+function showHidden(sizes, bytes) {
+  const root = $("hidden");
+  const parts = [];
+  let offset = 0;
+  sizes.forEach((size, l) => {
+    const cols = Math.ceil(Math.sqrt(size * 2)), rows = Math.ceil(size / cols);
+    const canvas = document.createElement("canvas");
+    canvas.width = cols;
+    canvas.height = rows;
+    canvas.style.width = `${Math.min(300, cols * 8)}px`;
+    canvas.style.height = `${Math.min(300, cols * 8) * rows / cols}px`;
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `Hidden layer ${l + 1}: the activations of its ${size} neurons`);
+    const image = new ImageData(cols, rows);
+    for (let i = 0; i < size; i++) image.data.set([bytes[offset + i], bytes[offset + i], bytes[offset + i], 255], 4 * i);
+    offset += size;
+    canvas.getContext("2d").putImageData(image, 0, 0);
+    const caption = document.createElement("p");
+    caption.textContent = `hidden layer ${l + 1}: ${size} neurons (brighter: more active)`;
+    parts.push(caption, canvas);
+  });
+  if (!sizes.length) {
+    const p = document.createElement("p");
+    p.textContent = "This model has no hidden layer: the input goes straight to the output.";
+    parts.push(p);
+  }
+  root.replaceChildren(...parts);
+}
+
+function showNeighbours(header, payload) {
+  $("neighbours").replaceChildren(...header.labels.map((label, j) => {
+    const li = document.createElement("li");
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 28;
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `training image ${header.indices[j]}, a ${label}, at distance ${header.distances[j]}`);
+    paint(canvas, gray(payload.subarray(j * 784, (j + 1) * 784), 28));
+    const text = document.createElement("span");
+    text.textContent = `${label} · distance ${header.distances[j].toFixed(2)}`;
+    li.append(canvas, text);
+    return li;
+  }));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Drawing and sending
+// ------------------------------------------------------------------------------------------------
+function clear() {
+  ctx.fillStyle = "#000000";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  inkOnPad = false;
+  for (const id of ["bars", "neighbours", "hidden"]) $(id).replaceChildren();
+  for (const id of ["input", "gradient"]) $(id).getContext("2d").clearRect(0, 0, 28, 28);
+  $("prediction").textContent = "Draw a digit.";
+  $("timing").textContent = "";
+  alert("");
+}
+
+function sendMessage(header, bytes) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const message = new Uint8Array(4 + head.length + bytes.length);
+  new DataView(message.buffer).setUint32(0, head.length, true);
+  message.set(head, 4);
+  message.set(bytes, 4 + head.length);
+  socket.send(message);
+}
+
+let chosen = null;  // the class picked for the gradient; until then, the prediction's
+
+function target() {
+  return chosen;
+}
+
+function sendDrawing() {
+  if (!inkOnPad) return;
+  const rgba = ctx.getImageData(0, 0, pad.width, pad.height).data;
+  const g = new Uint8Array(pad.width * pad.height);
+  for (let i = 0; i < g.length; i++) g[i] = rgba[4 * i];
+  sendMessage({type: "draw", width: pad.width, height: pad.height, target: target()}, g);
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  drawing = true;
+  pad.setPointerCapture(event.pointerId);
+  last = point(event);
+  ctx.fillStyle = "#ffffff";
+  ctx.beginPath();
+  ctx.arc(last[0], last[1], 9, 0, 2 * Math.PI);
+  ctx.fill();
+  inkOnPad = true;
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const p = point(event);
+  ctx.strokeStyle = "#ffffff";
+  ctx.lineWidth = 18;
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(...last);
+  ctx.lineTo(...p);
+  ctx.stroke();
+  last = p;
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => {
+    if (!drawing) return;
+    drawing = false;
+    strokeEnded = performance.now();
+    sendDrawing();
+  });
+}
+
+async function sendFile(file) {
+  if (!file) return;
+  if (file.size > MAX_UPLOAD) {
+    alert(`${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MiB: pictures of at most 16 MiB, please.`);
+    return;
+  }
+  strokeEnded = performance.now();
+  sendMessage({type: "file", name: file.name, target: target()}, new Uint8Array(await file.arrayBuffer()));
+  const url = URL.createObjectURL(file);
+  const picture = new Image();
+  picture.onload = () => {  // the picture on the pad, for the person's eyes
+    ctx.fillStyle = "#000000";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    const s = Math.min(pad.width / picture.width, pad.height / picture.height);
+    ctx.drawImage(picture, 0, 0, picture.width * s, picture.height * s);
+    URL.revokeObjectURL(url);
+  };
+  picture.src = url;
+  inkOnPad = false;
+}
+
+pad.addEventListener("dragover", (event) => event.preventDefault());
+pad.addEventListener("drop", (event) => {
+  event.preventDefault();
+  sendFile(event.dataTransfer.files[0]);
+});
+$("picture").addEventListener("change", () => sendFile($("picture").files[0]));
+$("clear").addEventListener("click", clear);
+$("target").addEventListener("change", () => {
+  chosen = Number($("target").value);
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "target", class: chosen}));
+});
+if (token) $("playground-link").href = `/?token=${encodeURIComponent(token)}`;
+clear();
+connect();
