@@ -269,14 +269,20 @@ class Descent:
             t = y.float() if self.classes == 2 else y.long()
             return float(self.net.loss(self.net((features(X, self.names) - self.mean) / self.std), t))
 
-    def model(self) -> "PlaneModel":
-        """The model as it stands, taking plane points (the standardisation folded into its first layer)."""
-        folded = copy.deepcopy(self.net)
-        layer = folded.linear if isinstance(folded, (LogisticRegression, SoftmaxRegression)) else folded.layers[0]
+    def model(self, into: "PlaneModel | None" = None) -> "PlaneModel":
+        """The model as it stands, taking plane points (the standardisation folded into its first layer): a new
+        copy, or — ``into``, an earlier copy of this descent's — that copy brought up to date in place (what the lab
+        does every frame: no new network)."""
+        if into is None:
+            into = PlaneModel(copy.deepcopy(self.net), self.names)
+        folded = into.net
         with torch.no_grad():
+            for mine, theirs in zip(folded.parameters(), self.net.parameters()):
+                mine.copy_(theirs)
+            layer = folded.linear if isinstance(folded, (LogisticRegression, SoftmaxRegression)) else folded.layers[0]
             layer.weight /= self.std
             layer.bias -= layer.weight @ self.mean
-        return PlaneModel(folded, self.names)
+        return into
 
 
 class PlaneModel:

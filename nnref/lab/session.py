@@ -28,7 +28,7 @@ from .state import DEFAULTS, BadMessage, check_state
 __all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
 
 #: Pixels per side of the heat map, and of each neuron's thumbnail.
-RESOLUTION, THUMBNAIL = 100, 50
+RESOLUTION, THUMBNAIL = 108, 36  # a thumbnail is the node's own size (36 px): drawn without scaling
 _DATA = ("dataset", "classes", "noise", "samples", "ratio", "seed", "points")
 _NETWORK = ("model", "inputs", "hidden", "activation")
 _RECIPE = ("lr", "momentum", "batch", "regularization", "regRate")
@@ -116,7 +116,7 @@ class PlaygroundSession:
 
     def _build(self) -> None:
         """Fresh models with the initial weights of the seed and the "new weights" count."""
-        self.models, self.descents, self.diverged = {}, {}, None
+        self.models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
         trainable = self.Xtr.shape[0] > 0
         for kind in _KINDS[self.state["model"]]:
             if kind == "knn":
@@ -138,7 +138,7 @@ class PlaygroundSession:
     def _refresh(self) -> None:
         """The models as they stand now (the descents' standardisation folded in), in the order they are shown:
         the line, the network, KNN."""
-        models = {**self.models, **{kind: d.model() for kind, d in self.descents.items()}}
+        models = {**self.models, **{kind: d.model(into=self.models.get(kind)) for kind, d in self.descents.items()}}
         self.models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
 
     def reset(self, new_weights: bool = False) -> None:
@@ -218,7 +218,7 @@ class PlaygroundSession:
 
     def _network(self, linears: list, hidden: list[torch.Tensor], thumbnails: list[bytes]) -> dict:
         """The weights of every layer (the links) and every hidden neuron's output over the plane (thumbnails:
-        the heat map's grid, every second point)."""
+        the heat map's grid, every third point)."""
         step = RESOLUTION // THUMBNAIL
         scales = []
         for out in hidden:

@@ -54,8 +54,13 @@ export function signedImage(bytes, n) {
 
 const scratch = document.createElement("canvas");
 
-/** Draw an ImageData stretched over a whole canvas (smoothly, as TensorFlow Playground does). */
+/** Draw an ImageData stretched over a whole canvas (smoothly, as TensorFlow Playground does); a canvas of the
+ *  image's own size takes it directly. */
 export function paint(canvas, image) {
+  if (canvas.width === image.width && canvas.height === image.height) {
+    canvas.getContext("2d").putImageData(image, 0, 0);
+    return;
+  }
   scratch.width = image.width;
   scratch.height = image.height;
   scratch.getContext("2d").putImageData(image, 0, 0);

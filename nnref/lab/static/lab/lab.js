@@ -12,6 +12,7 @@ const token = new URLSearchParams(location.search).get("token");
 
 let state = fromHash(location.hash);
 let socket = null, data = {train: [], test: [], classes: 2}, latest = null, drawing = false, version = 0;
+let unacknowledged = 0;  // frames received since the last one drawn: each is acknowledged (the latest is drawn)
 const sentAt = new Map();
 // What a test or a benchmark reads: frames drawn, and how long each change took to show.
 const stats = window.nnrefLab = {frames: 0, latencies: [], connected: false, playing: false, epoch: 0, version: 0,
@@ -94,7 +95,14 @@ function receiveBinary(buffer) {
     link.click();
     return;
   }
+  if (header.version < stats.sent && stats.frames > 0) {
+    // made before the page's latest change reached the server: not worth drawing — acknowledged at once, so the
+    // server sends the frame that shows the change without waiting for this one to be painted
+    send({type: "ready"});
+    return;
+  }
   latest = {header, payload};
+  unacknowledged += 1;
   requestDraw();
 }
 
@@ -113,7 +121,9 @@ function draw() {
   if (!latest) return;
   const frame = latest;
   latest = null;
+  const started = performance.now();
   render(frame);
+  stats.drawMs = 0.9 * (stats.drawMs ?? 0) + 0.1 * (performance.now() - started);
   const header = frame.header;
   stats.frames += 1;
   stats.epoch = header.epoch;
@@ -122,7 +132,7 @@ function draw() {
     sentAt.delete(header.version);
   }
   stats.version = header.version;
-  send({type: "ready"});
+  for (; unacknowledged > 0; unacknowledged--) send({type: "ready"});
 }
 
 let shown = null;

@@ -112,7 +112,7 @@ export class NetworkView {
         const [nx, ny] = this.position(layer + 1, row);
         const node = element("div", {class: "node neuron", style: {left: `${nx}px`, top: `${ny}px`},
                                      title: `layer ${layer + 1}, neuron ${row + 1}`});
-        const canvas = element("canvas", {width: 50, height: 50, role: "img",
+        const canvas = element("canvas", {width: NODE, height: NODE, role: "img",
                                           "aria-label": `Layer ${layer + 1}, neuron ${row + 1}: its output over the plane`});
         node.append(canvas);
         this.root.append(node);
@@ -183,8 +183,15 @@ export class NetworkView {
       layer.w.forEach(row => row.forEach(w => {
         const path = paths[i++];
         if (!path || w === null) return;
-        path.style.strokeWidth = Math.min(8, 0.4 + Math.abs(w) * 2).toFixed(2);
-        path.style.stroke = w < 0 ? COLOURS[0] : COLOURS[1];
+        const width = Math.min(8, 0.4 + Math.abs(w) * 2).toFixed(1), stroke = w < 0 ? COLOURS[0] : COLOURS[1];
+        if (path.dataset.width !== width) {  // only what changed is restyled (a repaint of the links costs)
+          path.dataset.width = width;
+          path.style.strokeWidth = width;
+        }
+        if (path.dataset.stroke !== stroke) {
+          path.dataset.stroke = stroke;
+          path.style.stroke = stroke;
+        }
       }));
     });
     thumbnails.forEach((bytes, l) => {

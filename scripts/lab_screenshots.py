@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Regenerate the README's pictures of the lab (docs/lab-*.png), photographed in Chromium.
+
+    python scripts/lab_screenshots.py [--data-root ../shared/data] [--out docs]
+
+The playground: the lecture's third demo (a deeper net on the spirals) after a few seconds of play, and the
+side-by-side mode (the line, the MLP, KNN on the same data).  The draw-a-digit page: trains the 784-800-10 MLP
+for one epoch on MNIST (from --data-root, else $NNREF_DATA_ROOT), draws a 7 with the mouse and photographs the
+prediction, the hidden layer, dL/dx and the nearest training images.  Needs Chromium and playwright (README,
+"Tests").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from nnref import tbview
+from nnref.cli import main as nnref
+
+
+def _playground(browser, lab, out: Path) -> list[Path]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    shots = []
+    for name, hash_, seconds in [("lab-spirals.png", "#preset=deeper-net-on-spirals", 8),
+                                 ("lab-side-by-side.png", "#dataset=xor&model=compare&hidden=4&k=7", 4)]:
+        page.goto(lab.url + hash_)
+        page.reload()  # the hash is read when the page loads
+        page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0", timeout=60_000)
+        page.get_by_role("button", name="Play").click()
+        page.wait_for_timeout(seconds * 1000)
+        page.get_by_role("button", name="Pause").click()
+        page.wait_for_function("() => !window.nnrefLab.playing")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / name))
+        shots.append(out / name)
+    return shots
+
+
+def _digit_page(browser, lab, out: Path) -> Path:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(lab.base + "/digits")
+    page.wait_for_function("() => window.nnrefDigits && window.nnrefDigits.ready", timeout=60_000)
+    box = page.get_by_role("img", name="Draw a digit").bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 70, y + 60)  # a 7: the bar, then the stroke down
+    page.mouse.down()
+    page.mouse.move(x + 210, y + 60, steps=12)
+    page.mouse.move(x + 120, y + 240, steps=15)
+    page.mouse.up()
+    page.wait_for_function("() => window.nnrefDigits.neighbours > 0", timeout=60_000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "lab-digits.png"))
+    return out / "lab-digits.png"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root")
+    parser.add_argument("--out", default="docs")
+    args = parser.parse_args()
+    if tbview.browser_missing():
+        sys.exit(tbview.browser_missing())
+    from playwright.sync_api import sync_playwright
+
+    from nnref.lab.digits import DigitsBackend
+    from nnref.lab.server import LabServer
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = ["--data-root", args.data_root] if args.data_root else []
+        train = ["train", "mlp", "--hidden", "800", "--epochs", "1", "--seed", "0", "--logdir", tmp, "--run-name",
+                 "digits", "--quiet", "--no-download", *root]
+        if nnref(train) != 0:
+            sys.exit(f"training failed: nnref {' '.join(train)}")
+        backend = DigitsBackend.load(Path(tmp) / "digits" / "checkpoint.pt", data_root=args.data_root)
+        with LabServer(digits=backend) as lab, sync_playwright() as playwright:
+            browser = tbview.open_browser(playwright)
+            shots = [*_playground(browser, lab, out), _digit_page(browser, lab, out)]
+            browser.close()
+    print("wrote " + ", ".join(str(p) for p in shots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
