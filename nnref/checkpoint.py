@@ -18,6 +18,7 @@ uninterrupted one does.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import random
 import tempfile
@@ -47,9 +48,11 @@ def save_checkpoint(path, state: dict) -> None:
     path = Path(path)
     tmp = None
     try:
+        buffer = io.BytesIO()  # serialised in memory first: a failing disk then fails in f.write, with its OSError
+        torch.save(state, buffer)  # (torch.save's own writer turns a short write into "unexpected pos …")
         fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             failpoint("checkpoint-write")
             f.flush()
             os.fsync(f.fileno())

@@ -9,9 +9,11 @@ moment, not after a wall-clock sleep that lands elsewhere on a faster machine.  
     NNREF_FAILPOINT="checkpoint-write@2=enospc" the second checkpoint write fails as on a full disk
 
 Actions: ``kill`` (SIGKILL: the process dies on the spot), ``term``, ``int``, ``usr1`` (that signal to this
-process: its handler runs as if a scheduler or a person had sent it), ``enospc`` (``OSError(ENOSPC)`` raised
-there).  ``@N`` matches the N-th time the place is reached, or — for places that pass a number, such as the
+process: its handler runs as if a scheduler or a person had sent it), ``stop`` (SIGSTOP: the process freezes
+there, as a hung job does, until SIGCONT — a test waits for that state, then acts), ``enospc``
+(``OSError(ENOSPC)`` raised there).  ``@N`` matches the N-th time the place is reached, or — for places that pass a number, such as the
 global step — that number.  ``rank`` restricts a point to one rank of a ``torchrun`` job: ``step@37=term#1``.
+In a ``torchrun`` job a point fires in the first attempt only: the group torchrun restarts carries on.
 Unset (as in every normal run), :func:`failpoint` is one dictionary lookup.
 """
 
@@ -27,7 +29,8 @@ __all__ = ["failpoint", "armed", "PLACES"]
 #: Every place a run names, in the order a run reaches them.
 PLACES = ("startup", "step", "epoch-end", "checkpoint-write", "finish-metrics", "finish-pictures", "finish-save")
 
-_ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "usr1": signal.SIGUSR1}
+_ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "usr1": signal.SIGUSR1,
+            "stop": signal.SIGSTOP}
 
 
 def _parse(text: str) -> dict:
@@ -53,6 +56,8 @@ def failpoint(place: str, number: int | None = None) -> None:
         return
     count, action, rank = _POINTS[place]
     if rank is not None and rank != int(os.environ.get("RANK", "0")):
+        return
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
         return
     _SEEN[place] = _SEEN.get(place, 0) + 1
     if count is not None and count != (number if number is not None else _SEEN[place]):

@@ -33,9 +33,21 @@ KINDS = ("mnist", "playground", "gradcheck-sweep", "bench")
 
 
 def open_writer(log_dir, purge_step: int | None = None) -> "SummaryWriter":  # noqa: F821
-    """The one way nnref opens a TensorBoard writer: events flushed every 10 s (and at every checkpoint)."""
+    """The one way nnref opens a TensorBoard writer: events flushed every 10 s (and at every checkpoint).
+
+    TensorBoard reads a folder's event files in the order of their names, which begin with the second each was
+    made; a resumed attempt's file must come after the earlier attempt's, or the earlier one's ``purge_step``
+    would be read last and hide the resumed steps.  So a writer opened within the same second as the newest
+    file already there waits for the next second (a restart that fast is rare: torchrun's can be)."""
+    import time
+    from pathlib import Path
+
     from torch.utils.tensorboard import SummaryWriter
 
+    seconds = [int(p.name.split(".")[3]) for p in Path(log_dir).glob("events.out.tfevents.*")
+               if p.name.split(".")[3].isdigit()]
+    while seconds and int(time.time()) <= max(seconds):
+        time.sleep(max(0.01, max(seconds) + 1 - time.time()))
     return SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=10)
 
 

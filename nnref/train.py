@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import shutil
 import sys
@@ -41,7 +42,7 @@ from .faults import failpoint
 from .functional import value_checks
 from .interrupt import RunInterrupted, StopRequest
 from .models import build_model as _build
-from .runlog import RunLog, SilentLog, make_run_dir
+from .runlog import RunLog, SilentLog, make_run_dir, read_status, write_status
 from .steps import make_step
 
 __all__ = ["train", "Trainer", "DivergenceGuard", "build_model", "lr_at", "seed_everything", "resume_path"]
@@ -145,8 +146,11 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def already_finished(cfg: TrainConfig, resumed: dict, console: Console | None) -> dict:
-    """A resumed run that had completed (e.g. ``--resume auto`` run again): nothing to do."""
+    """A resumed run that had completed (e.g. ``--resume auto`` run again): nothing to do — but to mark it
+    finished, if it was killed between its final checkpoint and that mark."""
     path = Path(cfg.resume)
+    if os.environ.get("RANK", "0") == "0" and read_status(path.parent).get("status") != "finished":
+        write_status(path.parent, "mnist", "finished", resumed["global_step"], config=cfg.to_dict())
     if console:
         console(f"{path.parent} has finished already (epoch {resumed['epoch']} of {cfg.epochs}); "
                 f"test accuracy {resumed['final']['test_acc']:.2%}. Raise --epochs to train on.")

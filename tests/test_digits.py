@@ -68,7 +68,8 @@ def test_the_prepared_digit_is_in_mnists_place():
     image = prepare_digit(render(digit, "paper", g))
     ink = image > 0.1
     rows, cols = ink.any(1).nonzero().flatten(), ink.any(0).nonzero().flatten()
-    assert rows[-1] - rows[0] + 1 in (20, 21)  # the longer side fills the 20-pixel box
+    assert rows[-1] - rows[0] + 1 in (20, 21)  # the longer side fills the 20-pixel box …
+    assert cols[-1] - cols[0] + 1 < 10  # … and the short side stays short: the stroke kept its shape
     mass = image.sum()
     cy = float((image.sum(1) * torch.arange(28)).sum() / mass)
     cx = float((image.sum(0) * torch.arange(28)).sum() / mass)

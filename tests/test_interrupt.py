@@ -1,0 +1,248 @@
+"""Runs that survive what clusters and people do to them (nnref.interrupt, nnref.faults, nnref.checkpoint): a
+signal stops a run after its step with a checkpoint at that step (exit 75); SIGKILL in every phase of a run;
+a second signal while saving; a signal before the first step; a full disk; two jobs on one run.
+
+Every interruption is placed by progress — a fail point at a named place and step (``NNREF_FAILPOINT``) — never
+by a wall-clock sleep, so each test lands where it says on a slow machine and on a fast one.  After each, the run
+is resumed as a requeued job would be (``--resume auto``), and its final weights, optimizer state and every logged
+point must equal those of the uninterrupted run: nothing lost, nothing logged twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import cli_process, train_args
+from nnref.checkpoint import load_checkpoint
+from nnref.cli import main
+from nnref.faults import armed
+from nnref.runlog import read_status
+
+RECIPE = ["--epochs", "2", "--batch-size", "8", "--hidden", "16", "--momentum", "0.9", "--lr", "0.01",
+          "--checkpoint-every", "20", "--log-every", "10"]
+STEPS = 126  # 500 training rows (600 less 100 for validation) in batches of 8, twice
+SUBRUNS = ("", "train", "val")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run every interrupted one is compared with."""
+    from conftest import make_tiny_mnist
+
+    tmp = tmp_path_factory.mktemp("reference")
+    root = make_tiny_mnist(tmp / "data")
+    assert main(train_args(root, tmp, "mlp", *RECIPE)) == 0
+    assert load_checkpoint(tmp / "run" / "checkpoint.pt")["global_step"] == STEPS
+    return root, tmp / "run"
+
+
+def _args(root, logdir, *extra) -> list[str]:
+    return train_args(root, logdir, "mlp", *RECIPE, "--resume", "auto", *extra)
+
+
+def _logged(run: Path) -> dict:
+    """Every point of a run and its sub-runs as TensorBoard's own server reads them (its plugin accumulator, which
+    purges an earlier attempt's points of every kind): a scalar's steps and values, a picture's or a curve's
+    steps."""
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+
+    logged = {}
+    for sub in SUBRUNS:
+        ea = EventAccumulator(str(run / sub), size_guidance={"tensors": 0})
+        ea.Reload()
+        for tag in ea.Tags()["tensors"]:
+            points = ea.Tensors(tag)
+            scalar = all(p.tensor_proto.dtype == 1 and not p.tensor_proto.tensor_shape.dim for p in points)
+            logged[(sub, tag)] = [(p.step, p.tensor_proto.float_val[0] if scalar else None) for p in points]
+    return logged
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    """The same final weights and momentum, and every logged point once, with the uninterrupted run's values."""
+    ours, ref = load_checkpoint(run / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
+    assert ours["finished"] and ours["global_step"] == ref["global_step"] == STEPS
+    for k in ref["model"]:
+        assert torch.equal(ours["model"][k], ref["model"][k]), k
+    for a, b in zip(ref["optimizer"]["state"].values(), ours["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
+    got, want = _logged(run), _logged(reference)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == want[key], key  # a point logged twice, or lost, or with another value, fails here
+    assert read_status(run)["status"] == "finished"
+
+
+# --------------------------------------------------------------------------------------------------
+# SIGTERM, SIGINT, SIGUSR1: the step finishes, its checkpoint is written, exit 75, resume loses nothing
+# --------------------------------------------------------------------------------------------------
+MOMENTS = list(zip(("term", "int", "usr1", "term", "term"), sorted(random.Random(19).sample(range(1, STEPS), 5))))
+
+
+@pytest.mark.parametrize("action,step", MOMENTS, ids=[f"{a}@{s}" for a, s in MOMENTS])
+def test_a_signal_stops_the_run_after_its_step_and_the_resumed_run_is_the_uninterrupted_one(
+        reference, tmp_path, capsys, action, step):
+    root, ref = reference
+    with armed(f"step@{step}={action}"):
+        assert main(_args(root, tmp_path)) == 75
+    name = {"term": "SIGTERM", "int": "SIGINT", "usr1": "SIGUSR1"}[action]
+    err = capsys.readouterr().err
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    assert f"stopped by {name} after step {step} " in err and f"--resume {ckpt}" in err
+    assert load_checkpoint(ckpt)["global_step"] == step  # that exact step: nothing since the last checkpoint lost
+    assert read_status(tmp_path / "run")["status"] == "interrupted"
+    assert main(_args(root, tmp_path)) == 0
+    assert_same_run(tmp_path / "run", ref)
+
+
+def test_a_second_signal_while_the_checkpoint_is_written_does_not_tear_it(reference, tmp_path, capsys):
+    root, ref = reference
+    # SIGTERM after step 45; SIGINT again while that step's checkpoint is being written (the third write)
+    with armed("step@45=term,checkpoint-write@3=int"):
+        assert main(_args(root, tmp_path)) == 75
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["global_step"] == 45  # whole, CRC-checked
+    assert main(_args(root, tmp_path)) == 0
+    assert_same_run(tmp_path / "run", ref)
+
+
+def test_a_second_signal_is_reported_on_the_console(reference, tmp_path, capsys):
+    root, _ = reference
+    with armed("step@45=term,checkpoint-write@3=int"):
+        assert main([a for a in _args(root, tmp_path) if a != "--quiet"]) == 75
+    out = capsys.readouterr().out
+    assert "SIGINT again: already stopping" in out
+
+
+def test_a_signal_before_the_first_step_leaves_no_half_run(reference, tmp_path, capsys):
+    root, _ = reference
+    with armed("startup=term"):
+        assert main(_args(root, tmp_path)) == 75
+    assert "before the first step; nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# SIGKILL (nothing runs after it) in every phase of a run: resume from the last checkpoint, each point once
+# --------------------------------------------------------------------------------------------------
+KILLS = ["startup", f"step@{random.Random(0).randrange(21, STEPS)}", f"step@{random.Random(1).randrange(21, STEPS)}",
+         "epoch-end@1", "checkpoint-write@3", "finish-metrics", "finish-pictures", "finish-save"]
+
+
+@pytest.mark.parametrize("place", KILLS)
+def test_sigkill_in_every_phase_then_resume_is_the_uninterrupted_run(reference, tmp_path, place):
+    root, ref = reference
+    victim = cli_process(*_args(root, tmp_path), env={"NNREF_FAILPOINT": f"{place}=kill"})
+    out, err = victim.communicate(timeout=300)
+    assert victim.returncode == -signal.SIGKILL, err[-3000:]  # it died there, not before and not after
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    if place == "finish-save":
+        assert load_checkpoint(ckpt)["finished"]
+    elif place != "startup":  # the previous checkpoint, whole (the last epoch's is the finished run's)
+        assert load_checkpoint(ckpt)["global_step"] < STEPS
+    assert main(_args(root, tmp_path)) == 0
+    assert_same_run(tmp_path / "run", ref)
+
+
+# --------------------------------------------------------------------------------------------------
+# A full disk: the previous checkpoint stays, one clear message, nothing half-written left behind
+# --------------------------------------------------------------------------------------------------
+def _leftovers(run: Path) -> list[str]:
+    return [p.name for p in run.iterdir() if "checkpoint" in p.name and p.name != "checkpoint.pt"]
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one_and_says_which_file_and_why(reference, tmp_path, capsys):
+    root, _ = reference
+    with armed("checkpoint-write@2=enospc"):
+        assert main(_args(root, tmp_path)) == 1
+    err = capsys.readouterr().err
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    assert f"{ckpt}" in err and "No space left on device" in err and err.count("\n") == 1
+    assert load_checkpoint(ckpt)["global_step"] == 20  # the first checkpoint, whole
+    assert _leftovers(tmp_path / "run") == []
+
+
+def _small_filesystem(path: Path) -> str | None:
+    """A 16 MiB tmpfs at ``path`` (root on Linux), or None where this machine refuses."""
+    path.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        return None
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)], capture_output=True)
+    return "tmpfs" if done.returncode == 0 else None
+
+
+def test_a_really_full_disk_keeps_the_previous_checkpoint(reference, tmp_path):
+    """A real full filesystem (a small tmpfs) where the machine allows it; elsewhere a real write error from the
+    kernel all the same: a file-size limit (RLIMIT_FSIZE, EFBIG) below the checkpoint's size."""
+    root, _ = reference
+    disk = tmp_path / "disk"
+    kind = _small_filesystem(disk)
+    try:
+        assert main(train_args(root, disk, "mlp", *RECIPE[:1], "1", *RECIPE[2:], "--hidden", "128")) == 0
+        run = disk / "run"
+        first = load_checkpoint(run / "checkpoint.pt")
+        size = (run / "checkpoint.pt").stat().st_size
+        if kind == "tmpfs":  # leave less room than a second checkpoint needs
+            free = shutil.disk_usage(disk).free
+            (disk / "filler").write_bytes(b"\0" * max(0, free - size // 2))
+            limit = None
+        else:
+            limit = size // 2
+        args = train_args(root, disk, "mlp", *RECIPE, "--hidden", "128", "--resume", str(run / "checkpoint.pt"))
+        job = subprocess.run([sys.executable, "-m", "nnref", *args], capture_output=True, text=True, timeout=300,
+                             preexec_fn=(lambda: _limit_file_size(limit)) if limit else None,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert job.returncode == 1, job.stderr[-3000:]
+        assert str(run / "checkpoint.pt") in job.stderr and "Traceback" not in job.stderr
+        assert ("No space left on device" if kind == "tmpfs" else "File too large") in job.stderr
+        again = load_checkpoint(run / "checkpoint.pt")  # still the first one, whole
+        assert again["global_step"] == first["global_step"]
+        assert _leftovers(run) == []
+    finally:
+        if kind == "tmpfs":
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _limit_file_size(limit: int) -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+# --------------------------------------------------------------------------------------------------
+# Two jobs on one run: the second is refused, naming the first; a killed first leaves no stuck lock
+# --------------------------------------------------------------------------------------------------
+def _wait_until_stopped(process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until ``process`` has frozen itself at its fail point (state T), or has exited (a failure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "T":
+            return
+        assert time.monotonic() < deadline, "the first job never reached its fail point"
+        time.sleep(0.01)
+
+
+def test_a_second_job_on_a_running_run_is_refused_and_a_killed_job_leaves_no_stuck_lock(reference, tmp_path,
+                                                                                          capsys):
+    root, ref = reference
+    first = cli_process(*_args(root, tmp_path), env={"NNREF_FAILPOINT": "step@30=stop"})  # frozen, lock held
+    try:
+        _wait_until_stopped(first)
+        assert main(_args(root, tmp_path)) == 1  # a requeued job while the first still runs
+        err = capsys.readouterr().err
+        assert f"process {first.pid}" in err and "nnref train mlp" in err
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert main(_args(root, tmp_path)) == 0  # the killed job's lock went with it
+    assert_same_run(tmp_path / "run", ref)
