@@ -34,7 +34,7 @@ def _playground(browser, lab, out: Path) -> list[Path]:
         page.get_by_role("button", name="Pause").click()
         page.wait_for_function("() => !window.nnrefLab.playing")
         page.wait_for_timeout(300)
-        page.screenshot(path=str(out / name))
+        page.screenshot(path=str(out / name), full_page=True)  # side by side, the three outputs go below
         shots.append(out / name)
     return shots
 

@@ -68,6 +68,8 @@ def _no_job_outlives_its_test():
     while STARTED:
         job = STARTED.pop()
         if job.poll() is None:
+            for pid in _ranks_of(job):  # torchrun starts its ranks in their own process groups
+                os.kill(pid, signal.SIGKILL)
             os.killpg(job.pid, signal.SIGKILL)
             job.wait(timeout=30)
 
@@ -80,12 +82,24 @@ def _start(args: list[str], launcher: list[str], env: dict | None = None) -> sub
     return job
 
 
-def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.time() < deadline, f"{path} never appeared"
+def _wait_until_frozen(agent: subprocess.Popen, ranks: int = 2, timeout: float = 300) -> list[int]:
+    """Until each of the agent's ``ranks`` rank processes has frozen itself at its ``stop`` fail point (state T):
+    the job stands at a known step, whatever the machine's speed.  Returns their process ids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert agent.poll() is None, agent.communicate()[1][-3000:]
+        pids = _ranks_of(agent)
+        if len(pids) == ranks and all(_state(pid) == "T" for pid in pids):
+            return pids
+        assert time.monotonic() < deadline, "the job never reached its fail point"
         time.sleep(0.02)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 def _ranks_of(agent: subprocess.Popen) -> list[int]:
@@ -96,6 +110,7 @@ def _ranks_of(agent: subprocess.Popen) -> list[int]:
 
 KILL_RECIPE = ["--epochs", "6", "--batch-size", "8", "--hidden", "32", "--momentum", "0.9", "--lr", "0.02",
                "--checkpoint-every", "15", "--log-every", "10"]
+KILL_STEPS = 378  # 500 rows in global batches of 8 (63 steps), six times
 
 
 @pytest.fixture(scope="module")
@@ -105,47 +120,69 @@ def uninterrupted(tmp_path_factory):
     root = make_tiny_mnist(tmp / "data")
     job = torchrun(*train_args(root, tmp, "mlp", *KILL_RECIPE))
     assert job.returncode == 0, job.stderr[-3000:]
+    assert load_checkpoint(tmp / "run" / "checkpoint.pt")["global_step"] == KILL_STEPS
     return root, tmp / "run"
+
+
+def _assert_same_run(run: Path, reference: Path) -> None:
+    """Bit-identical final weights, and each logged step once with the uninterrupted job's values."""
+    ours, ref = load_checkpoint(run / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
+    assert ours["finished"] and ours["global_step"] == ref["global_step"]
+    for k in ref["model"]:
+        assert torch.equal(ours["model"][k], ref["model"][k]), k
+    for sub, tag in (("", "loss/train_step"), ("train", "loss"), ("val", "accuracy"), ("", "accuracy/test")):
+        got, want = scalar(events(run / sub), tag), scalar(events(reference / sub), tag)
+        assert got == want, (sub, tag)  # each step once, with the same values
 
 
 def test_kill_the_job_then_resume_it_is_bit_identical(uninterrupted, tmp_path):
     root, reference = uninterrupted
-    job = _start(train_args(root, tmp_path, "mlp", *KILL_RECIPE), ["--standalone", "--nproc-per-node", "2"])
-    ckpt = tmp_path / "run" / "checkpoint.pt"
-    _wait_for(ckpt, job)
-    time.sleep(0.4)
-    assert job.poll() is None, "the job finished before it could be killed"
-    os.killpg(job.pid, signal.SIGKILL)  # the agent and both ranks, at once
+    # both ranks freeze after step 100 (the checkpoint holds step 90); then the agent and both ranks die at once
+    job = _start(train_args(root, tmp_path, "mlp", *KILL_RECIPE), ["--standalone", "--nproc-per-node", "2"],
+                 env={"NNREF_FAILPOINT": "step@100=stop"})
+    ranks = _wait_until_frozen(job)
+    for pid in ranks:  # (the ranks are not in the agent's process group)
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(job.pid, signal.SIGKILL)
     job.wait(timeout=30)
-    assert 0 < load_checkpoint(ckpt)["global_step"] < load_checkpoint(reference / "checkpoint.pt")["global_step"]
+    while any(_state(pid) not in ("gone", "Z") for pid in ranks):  # dead, their run lock gone with them
+        time.sleep(0.02)  # (SIGKILL is certain: this only waits for the kernel to finish it)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    assert load_checkpoint(ckpt)["global_step"] == 90
     resumed = torchrun("train", "mlp", "--resume", str(ckpt), "--quiet", "--data-root", str(root), "--no-download")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    ours, ref = load_checkpoint(ckpt), load_checkpoint(reference / "checkpoint.pt")
-    for k in ref["model"]:
-        assert torch.equal(ours["model"][k], ref["model"][k]), k
+    _assert_same_run(tmp_path / "run", reference)
 
 
 def test_a_killed_rank_is_restarted_and_the_run_finishes_bit_identical(uninterrupted, tmp_path):
     root, reference = uninterrupted
     args = train_args(root, tmp_path, "mlp", *KILL_RECIPE, "--resume", "auto", run_name="R")
     # a short collective timeout, as a fault-tolerant job should have: a rank left waiting on a dead peer (or on
-    # a connection the restarted group cannot make) fails within 30 s and torchrun restarts the group again
-    job = _start(args, ["--standalone", "--nproc-per-node", "2", "--max-restarts", "3"], env={"NNREF_DIST_TIMEOUT": "30"})
-    _wait_for(tmp_path / "R" / "checkpoint.pt", job)
-    time.sleep(0.3)
-    ranks = _ranks_of(job)
-    assert job.poll() is None and len(ranks) == 2, "the job finished before a rank could be killed"
-    os.kill(ranks[1], signal.SIGKILL)  # one rank dies; torchrun restarts the group, which resumes
+    # a connection the restarted group cannot make) fails within 30 s and torchrun restarts the group again.
+    # Rank 1 dies by SIGKILL after step 100 of the first attempt; torchrun restarts the group, which resumes.
+    job = _start(args, ["--standalone", "--nproc-per-node", "2", "--max-restarts", "3"],
+                 env={"NNREF_DIST_TIMEOUT": "30", "NNREF_FAILPOINT": "step@100=kill#1"})
     out, err = job.communicate(timeout=300)
     assert job.returncode == 0, err[-3000:]
-    ours, ref = load_checkpoint(tmp_path / "R" / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
-    assert ours["finished"] and ours["global_step"] == ref["global_step"]
-    for k in ref["model"]:
-        assert torch.equal(ours["model"][k], ref["model"][k]), k
-    for sub, tag in (("", "loss/train_step"), ("train", "loss"), ("val", "accuracy")):
-        got, want = scalar(events(tmp_path / "R" / sub), tag), scalar(events(reference / sub), tag)
-        steps = [s for s, _ in got]
-        assert steps == sorted(set(steps)) == [s for s, _ in want], (sub, tag)  # each step once
+    assert "(exitcode: -9) local_rank: 1" in err  # it did die (and the group came back: exit 0)
+    _assert_same_run(tmp_path / "R", reference)
+
+
+def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step(uninterrupted, tmp_path):
+    """A scheduler's SIGTERM reaching one rank first: the ranks agree (one all-reduce) and all stop after the
+    same step; rank 0 writes that step's checkpoint; each rank exits 75; the resumed job equals the
+    uninterrupted one."""
+    root, reference = uninterrupted
+    job = torchrun(*train_args(root, tmp_path, "mlp", *KILL_RECIPE), log_dir=tmp_path / "logs",
+                   env={"NNREF_FAILPOINT": "step@100=term#1"})
+    assert job.returncode != 0 and "exitcode" in job.stderr and ": 75" in job.stderr, job.stderr[-3000:]
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    assert load_checkpoint(ckpt)["global_step"] == 100
+    logs = rank_logs(tmp_path / "logs")
+    assert len(logs) == 2 and all("after step 100" in log and "Traceback" not in log for log in logs), logs
+    resumed = torchrun("train", "mlp", "--resume", str(ckpt), "--quiet", "--data-root", str(root), "--no-download")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_run(tmp_path / "run", reference)
 
 
 def test_two_agents_on_localhost_are_two_nodes(uninterrupted, tmp_path):
@@ -211,9 +248,8 @@ def test_bad_input_stops_every_rank_with_one_message(tiny_mnist, tmp_path, case)
         args = train_args(tiny_mnist, tmp_path, "mlp", "--resume", str(tmp_path / "sm" / "run" / "checkpoint.pt"))
     if case == "cuda without GPUs":
         args = [*args, "--device", "cuda"]
-    start = time.time()
-    job = torchrun(*args, log_dir=tmp_path / "logs", timeout=120)
-    assert job.returncode != 0 and time.time() - start < 100  # no hung rank
+    job = torchrun(*args, log_dir=tmp_path / "logs", timeout=120)  # a hung rank would raise TimeoutExpired
+    assert job.returncode != 0
     logs = rank_logs(tmp_path / "logs")
     assert len(logs) == 2
     for log in logs:  # every rank says what is wrong, and no rank prints a traceback

@@ -20,6 +20,7 @@ from nnref.data import load_splits, make_loader
     ("mlp", ["--epochs", "3", "--hidden", "32,16", "--activation", "tanh"]),
     ("softmax", ["--epochs", "3", "--loss", "unfused"]),
     ("logreg", ["--epochs", "3", "--classes", "3,8", "--loss", "unfused", "--batch-size", "1", "--lr", "0.01"]),
+    ("mlp", ["--epochs", "3", "--hidden", "32", "--amp", "bf16", "--compile", "--loss", "unfused"]),  # Inductor
 ])
 def test_each_model_trains_through_the_cli(tiny_mnist, tmp_path, model, extra):
     assert main(train_args(tiny_mnist, tmp_path, model, *extra)) == 0
