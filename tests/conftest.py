@@ -75,6 +75,12 @@ def real_mnist_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_mnist() -> Path:
+    """The real MNIST folder, for tests marked ``mnist`` (skipped without it, failed without it in CI)."""
+    return real_mnist_root()
+
+
+@pytest.fixture(scope="session")
 def mnist_mlp(tmp_path_factory) -> tuple[Path, Path]:
     """(checkpoint, data root): a 784-300-10 MLP trained for three epochs on the real MNIST (97.9% on its test set),
     once for the whole session."""

@@ -6,20 +6,17 @@ sets NNREF_REQUIRE_BROWSER=1, so there a missing browser fails them.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
+from browser import require_browser
 from helpers import train_args
 from nnref import tbview
 from nnref.cli import main
 
 pytestmark = pytest.mark.browser
 
-if tbview.browser_missing():
-    if os.environ.get("NNREF_REQUIRE_BROWSER"):
-        raise RuntimeError(f"the browser tests must run here, but {tbview.browser_missing()}")
-    pytest.skip(f"browser tests skipped: {tbview.browser_missing()}", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REAL_MNIST, make_tiny_mnist, synthetic_digits, write_idx_images, write_idx_labels
+from conftest import make_tiny_mnist, synthetic_digits, write_idx_images, write_idx_labels
 from helpers import events, rank_logs, rendezvous_port, scalar, torchrun, train_args
 from nnref.checkpoint import load_checkpoint
 from nnref.cli import main
@@ -257,10 +257,8 @@ def test_bad_input_stops_every_rank_with_one_message(tiny_mnist, tmp_path, case)
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(not REAL_MNIST or not (Path(REAL_MNIST) / "MNIST" / "raw").is_dir(),
-                    reason="set NNREF_DATA_ROOT to a folder holding MNIST/raw/ to run the real-data tests")
-def test_two_ranks_on_real_mnist_reach_the_accuracy_of_one_process(tmp_path):
-    root = Path(REAL_MNIST).resolve()
+def test_two_ranks_on_real_mnist_reach_the_accuracy_of_one_process(tmp_path, real_mnist):
+    root = real_mnist
     common = ["train", "softmax", "--epochs", "1", "--data-root", str(root), "--no-download", "--quiet",
               "--logdir", str(tmp_path)]
     assert main([*common, "--run-name", "one"]) == 0

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import onnxruntime  # noqa: F401  (dev dependencies: their absence fails this module, it never skips it)
+import onnxscript  # noqa: F401
 import pytest
 import torch
 
-from conftest import REAL_MNIST
 from helpers import train_args
 from nnref.cli import main
 from nnref.data import load_splits
 from nnref.evaluate import load_model
 from nnref.export import export_model, load_exported
-
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +62,8 @@ def test_knn_checkpoint_is_refused_with_a_clear_error(tiny_mnist, tmp_path, caps
 
 
 @pytest.mark.mnist
-@pytest.mark.skipif(not REAL_MNIST or not (Path(REAL_MNIST) / "MNIST" / "raw").is_dir(),
-                    reason="set NNREF_DATA_ROOT to a folder holding MNIST/raw/ to run the real-data tests")
-def test_onnxruntime_predicts_the_full_mnist_test_set_like_nnref(tmp_path):
-    root = Path(REAL_MNIST).resolve()
+def test_onnxruntime_predicts_the_full_mnist_test_set_like_nnref(tmp_path, real_mnist):
+    root = real_mnist
     assert main(["train", "mlp", "--epochs", "1", "--hidden", "100", "--data-root", str(root), "--no-download",
                  "--logdir", str(tmp_path), "--run-name", "m", "--quiet"]) == 0
     ckpt = tmp_path / "m" / "checkpoint.pt"
