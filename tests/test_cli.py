@@ -6,6 +6,7 @@ traceback.
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -71,17 +72,61 @@ def test_no_traceback_in_a_real_process(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--lr" in proc.stderr
 
 
-@pytest.mark.parametrize("entry", [["-m", "nnref"], ["-m", "nnref.cli"], ["scripts/train_mnist.py"],
-                                   ["scripts/gradcheck.py"], ["scripts/playground.py"], ["scripts/bench.py"]])
-def test_every_entry_point_answers_help(entry):
-    proc = subprocess.run([sys.executable, *entry, "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert "usage:" in proc.stdout
+def test_python_dash_m_nnref_answers_help():
+    proc = subprocess.run([sys.executable, "-m", "nnref", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "usage: nnref" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("entry", ["nnref.cli", "scripts/train_mnist.py", "scripts/gradcheck.py",
+                                   "scripts/playground.py", "scripts/bench.py"])
+def test_every_entry_point_answers_help(entry, monkeypatch, capsys):
+    """In this process (runpy), not five more interpreters: the same code path as ``python ENTRY --help``."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [entry, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        if entry.endswith(".py"):
+            runpy.run_path(str(ROOT / entry), run_name="__main__")
+        else:
+            runpy.run_module(entry, run_name="__main__", alter_sys=True)
+    assert exit_.value.code in (0, None)
+    assert "usage:" in capsys.readouterr().out
 
 
 def test_every_command_has_a_parser():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "runs", "playground", "bench"}
+    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "runs", "playground", "bench",
+                                "lab"}
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    silent = [f"nnref {name} {'/'.join(a.option_strings) or a.dest}" for name, parser in sub.choices.items()
+              for a in parser._actions if a.help is not argparse.SUPPRESS and not (a.help or "").strip()]
+    assert silent == []
+
+
+def test_train_help_shows_the_defaults_of_each_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for line in ("softmax  20 epochs, --lr 0.1,  --batch-size 64", "mlp      15 epochs, --lr 0.05, --batch-size 128",
+                 "knn      --k 3"):
+        assert line in out, out[-1500:]
+
+
+@pytest.mark.parametrize("typo,meant", [("--hiden", "--hidden"), ("--epoch", "--epochs"), ("--lr-sched", "--lr-schedule")])
+def test_a_mistyped_option_is_refused_with_the_commands_usage_and_a_suggestion(typo, meant, capsys):
+    """Never an abbreviation silently taken for an option (``--epoch 1`` is not ``--epochs 1``)."""
+    code, err = _run(["train", "mlp", typo, "1", "--dry-run"], capsys)
+    assert code == 2 and "usage: nnref train" in err and f"({typo}: did you mean {meant}?)" in err, err
+
+
+def test_gradcheck_png_or_json_without_sweep_or_cost_is_an_error(tmp_path, capsys):
+    for flag in ("--png", "--json"):
+        code, err = _run(["gradcheck", flag, str(tmp_path / "out")], capsys)
+        assert code == 2 and f"{flag} " in err and "--sweep" in err, err
+    assert not any(tmp_path.iterdir())
 
 
 def test_playground_rejects_bad_values(capsys):
