@@ -37,6 +37,35 @@ def cli_process(*args, env: dict | None = None, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+def line_with(process: subprocess.Popen, text: str, timeout: float = 60) -> str:
+    """The first line of ``process``'s stdout that contains ``text``, read by a thread so that a process that
+    never prints it (or prints something else first) fails the test after ``timeout`` seconds instead of hanging
+    it; the lines before it are kept in the failure message."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in iter(process.stdout.readline, ""):
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} within {timeout:.0f} s; printed: {seen!r}") from None
+        if line is None:
+            raise AssertionError(f"the process ended (exit {process.wait()}) without a line with {text!r}; "
+                                 f"printed: {seen!r}")
+        if text in line:
+            return line
+        seen.append(line)
+
+
 def rendezvous_port() -> int:
     """A port for torchrun's c10d rendezvous, which both agents must be told before either starts: the one port
     a test still looks up and releases (TensorBoard and the lab bind port 0 or a pre-bound socket instead)."""

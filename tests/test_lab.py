@@ -275,10 +275,10 @@ def test_the_lab_and_the_playground_draw_the_same_boundary(model, kind):
 
 
 def _started(process) -> str:
-    """The address ``nnref lab`` printed on its first line."""
-    line = process.stdout.readline()
-    assert line.startswith("nnref lab: http://"), line + process.stderr.read()
-    return line.split("nnref lab: ", 1)[1].strip()
+    """The address ``nnref lab`` printed (beyond loopback a warning comes first)."""
+    from helpers import line_with
+
+    return line_with(process, "nnref lab: http://").split("nnref lab: ", 1)[1].strip()
 
 
 def test_nnref_lab_serves_the_page_and_stops_quietly_on_ctrl_c():
