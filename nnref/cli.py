@@ -3,8 +3,8 @@
 This module is the only place that parses arguments, prints and picks exit codes: 0 success, 2 usage
 errors (argparse: the command's own usage, and a suggestion for a misspelt option), 1 every other failure —
 always a one-paragraph message on stderr, never a raw traceback (set ``NNREF_DEBUG=1`` to see one) —,
-75 a training run stopped by a signal after writing a resumable checkpoint (:data:`EXIT_INTERRUPTED`), 130 any
-other command interrupted by Ctrl-C.  Everything it calls returns values or raises.  Options are never
+75 a training run stopped by SIGTERM, SIGINT or SIGUSR1 — after writing a resumable checkpoint, or before its first
+step (:data:`EXIT_INTERRUPTED`: run the same command again) —, 130 any other command interrupted by Ctrl-C.  Everything it calls returns values or raises.  Options are never
 abbreviated: ``--epoch`` is an error, not ``--epochs``.
 """
 
@@ -15,7 +15,9 @@ import difflib
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 
 __all__ = ["main", "build_parser", "EXIT_INTERRUPTED"]
 
@@ -316,6 +318,10 @@ def cmd_train(args, parser: argparse.ArgumentParser) -> int:
     """The model picks the program: gradient descent (:func:`nnref.train.train`) or KNN (:func:`nnref.knn.run`)."""
     import dataclasses
 
+    from .faults import failpoint
+
+    failpoint("launch")  # (a test's SIGTERM while the command starts, before the heavy imports)
+
     from .config import KNNConfig, TrainConfig
 
     from . import knn, train
@@ -603,10 +609,55 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "expor
             "lab": cmd_lab}
 
 
+class _SignalledEarly(BaseException):
+    """SIGTERM, SIGINT or SIGUSR1 while ``nnref train`` starts up (imports, data) or after its last checkpoint:
+    outside the training loop, where :class:`nnref.interrupt.StopRequest` finishes the step and checkpoints."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_early(signum, frame) -> None:
+    raise _SignalledEarly(signum)
+
+
+def _early_signals(install: bool) -> dict:
+    """The stop signals caught from the command's first moment (main thread only): a scheduler's SIGTERM during
+    start-up ends ``nnref train`` with the documented exit code, not a kill or a KeyboardInterrupt traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+    return {s: signal.signal(s, _stop_early if install else signal.SIG_DFL) for s in stops}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    previous = _early_signals(install=True)
+    command = "train"
+    try:
+        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = parser.parse_args(argv)
+        command = args.command
+        if command != "train":  # only a training run gives stop signals a meaning of their own
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return _run_command(args, argv, parser)
+    except _SignalledEarly as stop:
+        name = signal.Signals(stop.signum).name
+        if command == "train":
+            print(f"nnref train: stopped by {name} outside the training loop (while starting or finishing); a "
+                  "checkpoint it wrote is whole. Run the same command again (with --resume auto it carries on from "
+                  "that checkpoint)", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"nnref {command}: stopped by {name}", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run_command(args, argv: list[str], parser: argparse.ArgumentParser) -> int:
     args.argv = argv
     try:
         code = COMMANDS[args.command](args, parser)

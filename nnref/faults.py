@@ -27,7 +27,7 @@ import signal
 __all__ = ["failpoint", "armed", "PLACES"]
 
 #: Every place a run names, in the order a run reaches them.
-PLACES = ("startup", "step", "epoch-end", "checkpoint-write", "finish-metrics", "finish-pictures", "finish-save")
+PLACES = ("launch", "startup", "step", "epoch-end", "checkpoint-write", "finish-metrics", "finish-pictures", "finish-save")
 
 _ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "usr1": signal.SIGUSR1,
             "stop": signal.SIGSTOP}
