@@ -4,6 +4,7 @@ exercise's check says "right" for a correct answer and "not yet" for a wrong one
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,9 @@ def test_the_notebook_runs_top_to_bottom_and_its_checks_judge_answers(monkeypatc
         assert f"✗ not yet: {name}" in text
         assert f"✓ right: {name}" in printed(nb.cells[appended[(name, "right")]])  # … a right one passes …
         assert f"✗ not yet: {name}" in printed(nb.cells[appended[(name, "wrong")]])  # … a wrong one does not
-    accuracies = [line for line in text.splitlines() if "test accuracy" in line]
-    assert any("test accuracy 9" in line for line in accuracies), accuracies  # softmax regression: 90%+
+    softmax = float(re.search(r"one epoch in [\d.]+ s: test accuracy ([\d.]+)%", text).group(1))
+    mlp = float(re.search(r"test accuracy after one epoch: ([\d.]+)%", text).group(1))
+    assert softmax >= 90 and mlp >= 94, (softmax, mlp)  # one epoch each (softmax: 91.0-91.4% over seeds 0-5)
     images = sum(o.output_type in ("display_data", "execute_result") and "image/png" in o.data for c in nb.cells
                  for o in c.get("outputs", []))
     assert images >= 8  # the plots, inline
