@@ -272,7 +272,7 @@ def test_softmax_rows_sum_to_one_at_extremes():
     z = torch.tensor([[1000.0, 0.0, -1000.0], [-1e4, -1e4, -1e4]])
     a = F.softmax(z)
     torch.testing.assert_close(a.sum(-1), torch.ones(2))
-    assert torch.isfinite(a).all()
+    torch.testing.assert_close(a, torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]))  # values, not finiteness
 
 
 # --------------------------------------------------------------------------------------------------
@@ -475,7 +475,7 @@ def test_compiled_value_checks_raise_without_a_graph_break(dynamo_counters):
     assert torch.isfinite(f(torch.tensor([0.3, 0.6]), t))
     with pytest.raises(RuntimeError, match=r"probs must lie in \[0, 1\]"):
         f(torch.tensor([0.3, 1.6]), t)
-    with pytest.raises(RuntimeError):  # a label outside [0, c) stops the compiled loss too
+    with pytest.raises(RuntimeError, match="index out of bounds|labels must lie"):  # a label outside [0, c) too
         torch.compile(lambda z, y: F.softmax_cross_entropy(z, y), fullgraph=True)(torch.randn(2, 3),
                                                                                  torch.tensor([0, 7]))
     assert not dynamo_counters["graph_break"]
