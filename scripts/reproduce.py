@@ -119,25 +119,45 @@ def part_runs(data_root: str, tmp: Path) -> None:
               "--device", "cpu"]
     run(nnref("train", "softmax", "--epochs", "2", "--run-name", "softmax-finished", *common))
     run(nnref("train", "mlp", "--lr", "1e6", "--run-name", "mlp-diverged", *common), check=False)  # exits 1
-    job = subprocess.Popen(nnref("train", "mlp", "--epochs", "10", "--run-name", "mlp-interrupted", *common),
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp / "mlp-interrupted" / "checkpoint.pt"
-    while not ckpt.exists() and job.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1)
-    job.kill()  # SIGKILL: what a crash or a pre-empted job looks like
-    job.wait()
+    # SIGKILL at step 158, placed by a fail point (what a crash or a pre-empted job looks like)
+    run(nnref("train", "mlp", "--epochs", "10", "--run-name", "mlp-interrupted", "--checkpoint-every", "79", *common),
+        env={"NNREF_FAILPOINT": "step@158=kill"}, check=False)
     run(nnref("runs", "--logdir", str(tmp)), RESULTS / "runs.log")
 
 
 def part_suite(data_root: str, tmp: Path) -> None:
     """The README's test command, timed (real MNIST and the browser included), with every test's duration."""
     run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0", "--durations-min=0.5"],
-        RESULTS / "test-suite.log", env={"NNREF_DATA_ROOT": data_root, "MPLBACKEND": "Agg", "NNREF_REQUIRE_BROWSER": "1"})
+        RESULTS / "test-suite.log", env={"NNREF_DATA_ROOT": data_root, "MPLBACKEND": "Agg", "NNREF_REQUIRE_BROWSER": "1",
+                                         "NNREF_REQUIRE_MNIST": "1"})
+
+
+def part_lab(data_root: str, tmp: Path) -> None:
+    """The lab's frame rates and latencies, the digit page and the accuracy on rendered digits (nnref bench's
+    sections lab and digits), and the lab's pictures in docs/."""
+    run(nnref("bench", "--only", "lab,digits", "--data-root", data_root, "--out", str(tmp)), RESULTS / "bench-lab.log")
+    (report,) = tmp.glob("bench-cpu-*.json")
+    shutil.copy(report, RESULTS / "bench-lab.json")
+    run([sys.executable, "scripts/lab_screenshots.py", "--data-root", data_root, "--out", "docs"],
+        RESULTS / "lab-screenshots.log")
+
+
+def part_stress(data_root: str, tmp: Path) -> None:
+    """scripts/stress.py: the soak of interruptions, the killed-rank torchrun test 20 times, the lab's memory."""
+    stress = [sys.executable, "scripts/stress.py"]
+    run([*stress, "soak", "--interruptions", "200", "--data-root", data_root], RESULTS / "stress-soak.log")
+    run([*stress, "killed-rank", "--times", "20"], RESULTS / "stress-killed-rank.log", check=False)
+    run([*stress, "lab", "--minutes", "10"], RESULTS / "stress-lab.log")
+
+
+def part_mutation(data_root: str, tmp: Path) -> None:
+    """scripts/mutation.py: the mutation score of the Functions and KNN's vote (exit 1 while a mutant survives)."""
+    run([sys.executable, "scripts/mutation.py"], RESULTS / "mutation.log", check=False)
 
 
 PARTS = {"results": part_results, "gradcheck": part_gradcheck, "playground": part_playground, "bench": part_bench,
-         "screenshots": part_screenshots, "runs": part_runs, "suite": part_suite}
+         "screenshots": part_screenshots, "runs": part_runs, "suite": part_suite, "lab": part_lab,
+         "stress": part_stress, "mutation": part_mutation}
 
 
 def main() -> int:
