@@ -41,7 +41,7 @@ def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     assert list(tmp_path.glob("cost-cpu-*.png")) and list(tmp_path.glob("tb-cpu-*"))
     lab = [r for r in report["rows"] if r["name"].startswith("lab: ")]
     assert len(lab) == 4 and all(r["nnref"] > 0 and math.isfinite(r["nnref"]) for r in lab)
-    renderings = [r for r in report["rows"] if r["name"].startswith("accuracy on 300 test digits rendered as")]
+    renderings = [r for r in report["rows"] if r["name"].startswith("accuracy on 60 test digits rendered as")]
     assert len(renderings) == 3 and all(0 <= r["nnref"] <= 100 and 0 <= r["reference"] <= 100 for r in renderings)
     page = [r for r in report["rows"] if r["name"].startswith("digit page: ")]
     assert [r["strokes"] for r in page] == [3, 3] and all(0 < r["nnref"] <= r["slowest_ms"] for r in page)

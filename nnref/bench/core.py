@@ -104,6 +104,7 @@ class Profile:
     lab_seconds: float = 10.0  # how long each frame-rate measurement of the lab lasts
     lab_pages: int = 4
     digits_strokes: int = 20
+    digits_images: int = 2000  # test digits rendered in each style
 
 
 PROFILES = {
@@ -111,7 +112,8 @@ PROFILES = {
     "quick": Profile("quick", repeats=3, floor_repeats=5, floor_number=50, compile_batches=(128,), compile_hidden=64,
                      loader_repeats=2, knn_repeats=1, knn_test=1000, knn_memory_of=("nnref",), accuracy_epochs=2,
                      accuracy_repeats=1, cost_sizes=(1000, 5000), distributed_repeats=1, distributed_limit=4000,
-                     distributed_jobs=("knn",), lab_seconds=2.0, lab_pages=2, digits_strokes=3),
+                     distributed_jobs=("knn",), lab_seconds=1.0, lab_pages=2, digits_strokes=3,
+                     digits_images=60),
 }
 
 

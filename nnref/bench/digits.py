@@ -104,7 +104,7 @@ def digits_section(ctx: Context) -> list[dict]:
     from ..train import train
     from .lab import measure_digit_page
 
-    n = 300 if ctx.profile.name == "quick" else 2000
+    n = ctx.profile.digits_images
     train_images, _ = load_mnist(ctx.root, train=True, download=False)
     with tempfile.TemporaryDirectory() as tmp:
         train(TrainConfig(model="mlp", epochs=1, data_root=str(ctx.root), download=False, logdir=tmp, run_name="m",
