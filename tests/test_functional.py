@@ -268,6 +268,19 @@ def test_probability_losses_finite_at_0_and_1(dtype):
     assert gp.tolist() == [[-1 / tiny, 0.0], [-1.0, 0.0]]
 
 
+@pytest.mark.parametrize("shape", [(7,), (2, 3, 4)])
+def test_softmax_is_taken_along_the_last_dimension_of_any_rank(shape):
+    """softmax's documented shape is (*, c): one vector of classes, or a batch of batches, normalised over the last
+    dimension — values and gradients as torch.softmax(z, -1) (a softmax over another dimension fails here)."""
+    g = _gen()
+    z = torch.randn(*shape, generator=g, dtype=D, requires_grad=True)
+    ours, ref = F.softmax(z), torch.softmax(z, -1)
+    torch.testing.assert_close(ours, ref)
+    w = torch.randn(*shape, generator=g, dtype=D)
+    (g_ours,), (g_ref,) = torch.autograd.grad((ours * w).sum(), z), torch.autograd.grad((ref * w).sum(), z)
+    torch.testing.assert_close(g_ours, g_ref)
+
+
 def test_softmax_rows_sum_to_one_at_extremes():
     z = torch.tensor([[1000.0, 0.0, -1000.0], [-1e4, -1e4, -1e4]])
     a = F.softmax(z)

@@ -109,3 +109,26 @@ def test_merging_two_shards_candidates_is_one_process_search():
     merged = merge_neighbours(*both, k=5)
     for a, b in zip(one, merged):
         assert torch.equal(a, b)
+
+
+def test_no_neighbours_give_no_votes_not_nan():
+    """An empty neighbour list (k = 0 columns): every share is 0 — not 0/0 — and without a class count there are
+    no classes."""
+    none = torch.zeros(3, 0, dtype=torch.long)
+    assert torch.equal(vote_shares(none, 4), torch.zeros(3, 4))
+    assert vote_shares(none, 0).shape == (3, 0)
+
+
+def test_merge_breaks_many_distance_ties_by_training_index():
+    """Hundreds of candidates at only two distances, in shuffled order (an unstable sort reorders ties among this
+    many): the k kept are ordered by distance, then by training index, as one process orders them."""
+    g = torch.Generator().manual_seed(0)
+    m, r, k = 2, 300, 120
+    dist = (torch.rand(m, r, generator=g) < 0.5).float()
+    idx = torch.stack([torch.randperm(10_000, generator=g)[:r] for _ in range(m)])
+    labels = idx % 10
+    d, i, lab = merge_neighbours(dist, idx, labels, k)
+    for row in range(m):
+        expected = sorted(zip(dist[row].tolist(), idx[row].tolist()))[:k]
+        assert list(zip(d[row].tolist(), i[row].tolist())) == expected
+        assert torch.equal(lab[row], i[row] % 10)

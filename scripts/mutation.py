@@ -1,0 +1,225 @@
+#!/usr/bin/env python
+"""Mutation testing of what the lecture is about: plant one small bug at a time in the Functions' forward and
+backward (``nnref/functional.py``) and in KNN's vote (``nnref/knn.py``), run the tests that cover them, and count
+the bugs the suite catches ("killed") and the ones it lets through ("survived").
+
+    python scripts/mutation.py [--jobs 2] [--only functional|knn] [--list] [--out docs/results/mutation.log]
+
+Each mutant changes one operation in a function of :data:`SCOPE`: an arithmetic operator (+ −, * /, ** → *), a
+comparison (< ≤, > ≥, == ≠), a unary minus dropped, a number (0 ↔ 1, n → n + 1, x → 2x), a boolean flipped, an
+``and``/``or`` swapped, a ``max``/``min`` swapped.  It is written into a copy of the repository and the tests of
+:data:`TESTS` run there (``pytest -x``: the first failure kills it).  Survivors are printed with their line and
+change; :data:`EQUIVALENT` lists those that cannot change any result, each with the reason, and they are not
+counted against the score.  No mutation library is needed (mutmut and cosmic-ray rewrite the whole package and
+run the whole suite: hours on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The functions mutated, per file: the math helpers and every Function's forward, setup_context and backward;
+#: KNN's vote.
+SCOPE = {
+    "nnref/functional.py": ("_sigmoid", "_log_softmax", "_softmax", "_clamped_log", "_clamped_log1m", "_reduce",
+                            "_expand_grad", "forward", "setup_context", "backward"),
+    "nnref/knn.py": ("vote_shares", "vote", "merge_neighbours"),
+}
+
+#: The tests run against each mutant of a file.
+TESTS = {
+    "nnref/functional.py": ["tests/test_functional.py", "tests/test_gradcheck.py", "tests/test_lecture.py",
+                            "tests/test_layers.py", "tests/test_properties.py", "tests/test_models.py"],
+    "nnref/knn.py": ["tests/test_knn.py"],
+}
+
+#: Mutants that cannot change a result, by (file, function, description): why.
+#: (Line numbers: a change to the file above a listed line makes it a survivor again, to be looked at afresh.)
+_LAST = ("the last dimension written −1 or 1 is the same one: the loss takes (n, c) matrices and (n,) labels only "
+         "(checked before the Function runs)")
+FUNCTIONAL = "nnref/functional.py"
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (FUNCTIONAL, "_log_softmax", "line 74:36: unary − dropped"):
+        "log-softmax over dim 1 instead of −1: its one caller, SoftmaxCrossEntropyFunction, takes (n, c) logits only",
+    (FUNCTIONAL, "_expand_grad", "line 104:7: == → !="):
+        "'sum' then returns the 0-D g unexpanded and 'none' expands g to its own shape: every caller multiplies the "
+        "result with a tensor of the loss's shape, and broadcasting gives the same values",
+    **{(FUNCTIONAL, "forward", f"line 352:{c}: unary − dropped"): "CrossEntropyFunction: " + _LAST
+       for c in (27, 48, 61)},
+    **{(FUNCTIONAL, "backward", f"line {at}: unary − dropped"): "CrossEntropyFunction: " + _LAST
+       for at in ("361:37", "362:31", "362:50", "364:85", "365:53")},
+    **{(FUNCTIONAL, "forward", f"line 403:{c}: unary − dropped"): "SoftmaxCrossEntropyFunction: " + _LAST
+       for c in (46, 67, 80)},
+    **{(FUNCTIONAL, "backward", f"line {at}: unary − dropped"): "SoftmaxCrossEntropyFunction: " + _LAST
+       for at in ("415:38", "417:32", "417:53")},
+    ("nnref/knn.py", "merge_neighbours", "line 62:41: True → False"):
+        "the first sort orders a row's candidates by training index, and those are distinct (each record lives in "
+        "one shard): a stable and an unstable sort give the same order (the second sort's stability is tested)",
+}
+
+_BINOPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}
+_CMPOPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
+_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.Lt: "<", ast.LtE: "<=",
+           ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    file: str
+    function: str
+    line: int
+    col: int  # the column of the mutated node: two mutants of one kind on one line are told apart
+    change: str
+    index: int  # which mutable site of the file, in walk order
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.file, self.function, f"line {self.line}:{self.col}: {self.change}"
+
+
+def _sites(tree: ast.Module, names: tuple[str, ...]):
+    """(function name, node, description, apply(node) → mutated node) for every mutable site in scope."""
+    for fn in ast.walk(tree):
+        if not (isinstance(fn, ast.FunctionDef) and fn.name in names):
+            continue
+        body = fn.body[1:] if ast.get_docstring(fn) else fn.body
+        for stmt in body:
+            for node in ast.walk(stmt):
+                yield from ((fn.name, node, d, f) for d, f in _mutations(node))
+
+
+def _mutations(node):
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        new = _BINOPS[type(node.op)]
+        yield f"{_SYMBOL[type(node.op)]} → {_SYMBOL[new]}", lambda n: setattr(n, "op", new())
+    elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMPOPS:
+        new = _CMPOPS[type(node.ops[0])]
+        yield f"{_SYMBOL[type(node.ops[0])]} → {_SYMBOL[new]}", lambda n: setattr(n, "ops", [new()])
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        yield "unary − dropped", "drop-minus"
+    elif isinstance(node, ast.BoolOp):
+        new = ast.Or if isinstance(node.op, ast.And) else ast.And
+        yield f"{type(node.op).__name__.lower()} → {new.__name__.lower()}", lambda n: setattr(n, "op", new())
+    elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        yield f"{node.value} → {not node.value}", lambda n: setattr(n, "value", not n.value)
+    elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        v = node.value
+        new = {0: 1, 1: 0}.get(v, v + 1 if isinstance(v, int) else v * 2)
+        yield f"{v!r} → {new!r}", lambda n, new=new: setattr(n, "value", new)
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("max", "min"):
+        new = "min" if node.func.id == "max" else "max"
+        yield f"{node.func.id}() → {new}()", lambda n, new=new: setattr(n.func, "id", new)
+    elif isinstance(node, ast.Attribute) and node.attr in ("clamp_min", "clamp_max", "amax", "amin", "argmax",
+                                                            "argmin"):
+        swap = {"clamp_min": "clamp_max", "clamp_max": "clamp_min", "amax": "amin", "amin": "amax",
+                "argmax": "argmin", "argmin": "argmax"}[node.attr]
+        yield f".{node.attr} → .{swap}", lambda n, swap=swap: setattr(n, "attr", swap)
+
+
+def mutants(file: str) -> list[Mutant]:
+    tree = ast.parse((ROOT / file).read_text())
+    return [Mutant(file, fn, node.lineno, node.col_offset, d, i)
+            for i, (fn, node, d, _) in enumerate(_sites(tree, SCOPE[file]))]
+
+
+def mutated_source(m: Mutant) -> str:
+    tree = ast.parse((ROOT / m.file).read_text())
+    for i, (_, node, _, apply) in enumerate(_sites(tree, SCOPE[m.file])):
+        if i == m.index:
+            if apply == "drop-minus":
+                _replace(tree, node, copy.deepcopy(node.operand))
+            else:
+                apply(node)
+            break
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def _replace(tree, old, new) -> None:
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if value is old:
+                setattr(parent, field, new)
+            elif isinstance(value, list):
+                for j, item in enumerate(value):
+                    if item is old:
+                        value[j] = new
+
+
+def run(m: Mutant | None, file: str, workdir: Path, timeout: float) -> str:
+    """'killed', 'survived' or 'timeout' (a mutant that hangs the tests counts as caught) for mutant ``m`` of
+    ``file`` (None: the file as it is, which must survive).  A pytest that could not run the tests at all (exit 3,
+    4 or 5: internal error, bad usage, no tests) stops the script instead of counting as a kill."""
+    copy_dir = workdir / (f"m{m.index}-{Path(file).stem}" if m else f"baseline-{Path(file).stem}")
+    shutil.copytree(ROOT / "nnref", copy_dir / "nnref", ignore=shutil.ignore_patterns("__pycache__", "static"))
+    for folder in ("tests", "scripts"):  # (a test runs scripts/gradcheck.py)
+        shutil.copytree(ROOT / folder, copy_dir / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy_dir / "pyproject.toml")
+    if m is not None:
+        (copy_dir / file).write_text(mutated_source(m))
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *TESTS[file]]
+    env = {"PYTHONPATH": str(copy_dir), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HYPOTHESIS_PROFILE": "ci"}
+    try:
+        done = subprocess.run(cmd, cwd=copy_dir, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode not in (0, 1, 2):  # 1: a test failed; 2: collection failed (the mutant broke an import)
+            sys.exit(f"pytest could not run {TESTS[file]} (exit {done.returncode}):\n{done.stdout[-2000:]}")
+        verdict = "survived" if done.returncode == 0 else "killed"
+    except subprocess.TimeoutExpired:
+        verdict = "timeout"
+    shutil.rmtree(copy_dir, ignore_errors=True)
+    return verdict
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--only", choices=("functional", "knn"), help="one file's mutants only")
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant before it counts as caught")
+    args = parser.parse_args()
+    files = [f for f in SCOPE if args.only is None or args.only in f]
+    todo = [m for f in files for m in mutants(f)]
+    if args.list:
+        for m in todo:
+            print(f"{m.file}:{m.line}:{m.col} {m.function}: {m.change}")
+        print(f"{len(todo)} mutants")
+        return 0
+    start, results = time.perf_counter(), {}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        for f in files:  # the tests must pass on the code as it is, or every mutant would look killed
+            if run(None, f, Path(tmp), args.timeout) != "survived":
+                sys.exit(f"the tests of {f} fail without any mutant: fix them first")
+        for m, verdict in zip(todo, pool.map(lambda m: run(m, m.file, Path(tmp), args.timeout), todo)):
+            results[m] = verdict
+            if verdict == "survived":
+                note = EQUIVALENT.get(m.key)
+                print(f"survived: {m.file}:{m.line}:{m.col} in {m.function}: {m.change}" +
+                      (f" — equivalent: {note}" if note else ""), flush=True)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nmutation score ({minutes:.0f} min, {args.jobs} at a time):")
+    failed = 0
+    for f in files:
+        mine = {m: v for m, v in results.items() if m.file == f}
+        survived = [m for m, v in mine.items() if v == "survived"]
+        equivalent = [m for m in survived if m.key in EQUIVALENT]
+        real = len(survived) - len(equivalent)
+        failed += real
+        counted = len(mine) - len(equivalent)
+        print(f"  {f}: {len(mine)} mutants, {counted - real} of {counted} non-equivalent ones killed "
+              f"({100 * (counted - real) / max(counted, 1):.1f}%); {len(equivalent)} equivalent; {real} survived")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
