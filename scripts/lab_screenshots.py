@@ -34,7 +34,10 @@ def _playground(browser, lab, out: Path) -> list[Path]:
         page.get_by_role("button", name="Pause").click()
         page.wait_for_function("() => !window.nnrefLab.playing")
         page.wait_for_timeout(300)
-        page.screenshot(path=str(out / name), full_page=True)  # side by side, the three outputs go below
+        if "side-by-side" in name:  # the three outputs, each with its test accuracy
+            page.locator("section.output-column").screenshot(path=str(out / name))
+        else:
+            page.screenshot(path=str(out / name))
         shots.append(out / name)
     return shots
 
