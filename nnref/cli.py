@@ -4,7 +4,8 @@ This module is the only place that parses arguments, prints and picks exit codes
 errors (argparse: the command's own usage, and a suggestion for a misspelt option), 1 every other failure —
 always a one-paragraph message on stderr, never a raw traceback (set ``NNREF_DEBUG=1`` to see one) —,
 75 a training run stopped by SIGTERM, SIGINT or SIGUSR1 — after writing a resumable checkpoint, or before its first
-step (:data:`EXIT_INTERRUPTED`: run the same command again) —, 130 any other command interrupted by Ctrl-C.  Everything it calls returns values or raises.  Options are never
+step (:data:`EXIT_INTERRUPTED`: run the same command again) —, 130 any other command interrupted by Ctrl-C.
+Everything it calls returns values or raises.  Options are never
 abbreviated: ``--epoch`` is an error, not ``--epochs``.
 """
 
@@ -270,8 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", parents=[_shared("data-root", "no-download")],
                        help="classify pictures of digits (drawn, photographed, scanned) with a checkpoint")
     p.add_argument("checkpoint", help="a run's checkpoint.pt (any model; KNN votes with the k its run chose)")
-    p.add_argument("image", nargs="+", help="picture files (PNG, JPEG, …) or folders of them; each is prepared as MNIST's "
-                                            "digits were: the ink cropped, scaled into 20×20, centred by its mass")
+    p.add_argument("image", nargs="+", help="picture files (PNG, JPEG, …) or folders of them; each is prepared as "
+                                            "MNIST's digits were: the ink cropped, scaled into 20×20, centred by its "
+                                            "mass")
     p.add_argument("--json", action="store_true", help="one JSON list of results on stdout, for programs")
     p.add_argument("--show-input", metavar="DIR", help="write the 28×28 input each picture became here, as PNG")
     p.add_argument("--no-invert", dest="invert", action="store_false",
@@ -301,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
     p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
     p.add_argument("--max-pages", type=positive_int, default=8, help="pages open at once (default 8)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="a parametric run's checkpoint.pt: enables the draw-a-digit page")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="a parametric run's checkpoint.pt: enables the draw-a-digit page")
     p.add_argument("--knn-checkpoint", metavar="CKPT",
                    help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
                         "images of --data-root)")
@@ -632,6 +635,7 @@ def _early_signals(install: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    entry = argv is None  # the process's own command line: the interpreter exits when this returns
     previous = _early_signals(install=True)
     command = "train"
     try:
@@ -653,8 +657,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nnref {command}: stopped by {name}", file=sys.stderr)
         return 128 + stop.signum
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        _after_command(previous, ignore=entry and command == "train")
+
+
+def _after_command(previous: dict, ignore: bool) -> None:
+    """The signal handlers as they were before the command — or, when ``nnref train`` ends its process, ignored:
+    the run is whole by now (finished, or stopped with its checkpoint), and a scheduler's SIGTERM during the
+    interpreter's exit (torch's teardown takes a few hundred milliseconds) must not turn its exit code into a kill."""
+    from .faults import failpoint
+
+    for s, handler in previous.items():
+        signal.signal(s, signal.SIG_IGN if ignore else handler)
+    if ignore:
+        failpoint("exit")  # (a test's signal here)
 
 
 def _run_command(args, argv: list[str], parser: argparse.ArgumentParser) -> int:

@@ -11,8 +11,9 @@ moment, not after a wall-clock sleep that lands elsewhere on a faster machine.  
 Actions: ``kill`` (SIGKILL: the process dies on the spot), ``term``, ``int``, ``usr1`` (that signal to this
 process: its handler runs as if a scheduler or a person had sent it), ``stop`` (SIGSTOP: the process freezes
 there, as a hung job does, until SIGCONT — a test waits for that state, then acts), ``enospc``
-(``OSError(ENOSPC)`` raised there).  ``@N`` matches the N-th time the place is reached, or — for places that pass a number, such as the
-global step — that number.  ``rank`` restricts a point to one rank of a ``torchrun`` job: ``step@37=term#1``.
+(``OSError(ENOSPC)`` raised there).  ``@N`` matches the N-th time the place is reached, or — for places that
+pass a number, such as the global step — that number.  ``rank`` restricts a point to one rank of a ``torchrun``
+job: ``step@37=term#1``.
 In a ``torchrun`` job a point fires in the first attempt only: the group torchrun restarts carries on.
 Unset (as in every normal run), :func:`failpoint` is one dictionary lookup.
 """
@@ -27,7 +28,8 @@ import signal
 __all__ = ["failpoint", "armed", "PLACES"]
 
 #: Every place a run names, in the order a run reaches them.
-PLACES = ("launch", "startup", "step", "epoch-end", "checkpoint-write", "finish-metrics", "finish-pictures", "finish-save")
+PLACES = ("launch", "startup", "step", "epoch-end", "checkpoint-write", "finish-metrics", "finish-pictures",
+          "finish-save", "exit")
 
 _ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "usr1": signal.SIGUSR1,
             "stop": signal.SIGSTOP}

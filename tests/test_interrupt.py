@@ -259,3 +259,16 @@ def test_a_signal_while_the_command_starts_ends_it_with_the_documented_code_and_
     assert job.returncode == 75, err[-3000:]
     assert "outside the training loop" in err and "Traceback" not in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("action", ["term", "int"])
+def test_a_signal_while_the_process_exits_after_a_finished_run_does_not_turn_it_into_a_kill(reference, tmp_path,
+                                                                                          action):
+    """A SIGTERM (or Ctrl-C) after ``nnref train`` returned, while the interpreter shuts down: the run is finished
+    and whole, so the process still exits 0 — not -15 (the soak met this: a scheduler cannot tell it from a kill)."""
+    root, ref = reference
+    job = cli_process(*_args(root, tmp_path), env={"NNREF_FAILPOINT": f"exit={action}"})
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err
+    assert_same_run(tmp_path / "run", ref)
