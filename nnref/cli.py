@@ -612,50 +612,29 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "expor
             "lab": cmd_lab}
 
 
-class _SignalledEarly(BaseException):
-    """SIGTERM, SIGINT or SIGUSR1 while ``nnref train`` starts up (imports, data) or after its last checkpoint:
-    outside the training loop, where :class:`nnref.interrupt.StopRequest` finishes the step and checkpoints."""
+def _early_signals() -> dict:
+    """From the command's first moment (main thread only), SIGTERM, SIGINT and SIGUSR1 are only noted
+    (:func:`nnref.stopsignals.note_early`): ``nnref train`` then stops before its first step, with exit 75, and a
+    signal that lands while it imports or loads never interrupts a library half-way.  Returns the handlers before."""
+    from .stopsignals import SIGNALS, note_early
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _stop_early(signum, frame) -> None:
-    raise _SignalledEarly(signum)
-
-
-def _early_signals(install: bool) -> dict:
-    """The stop signals caught from the command's first moment (main thread only): a scheduler's SIGTERM during
-    start-up ends ``nnref train`` with the documented exit code, not a kill or a KeyboardInterrupt traceback."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-    return {s: signal.signal(s, _stop_early if install else signal.SIG_DFL) for s in stops}
+    return {s: signal.signal(s, note_early) for s in SIGNALS}
 
 
 def main(argv: list[str] | None = None) -> int:
     entry = argv is None  # the process's own command line: the interpreter exits when this returns
-    previous = _early_signals(install=True)
-    command = "train"
+    previous = _early_signals()
+    command = None
     try:
         parser = build_parser()
         argv = sys.argv[1:] if argv is None else list(argv)
         args = parser.parse_args(argv)
-        command = args.command
-        if command != "train":  # only a training run gives stop signals a meaning of their own
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        command = "train" if args.command == "train" and args.model != "knn" else args.command
+        if command != "train":  # only gradient descent gives stop signals a meaning of their own
+            _after_command(previous, ignore=False)
         return _run_command(args, argv, parser)
-    except _SignalledEarly as stop:
-        name = signal.Signals(stop.signum).name
-        if command == "train":
-            print(f"nnref train: stopped by {name} outside the training loop (while starting or finishing); a "
-                  "checkpoint it wrote is whole. Run the same command again (with --resume auto it carries on from "
-                  "that checkpoint)", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"nnref {command}: stopped by {name}", file=sys.stderr)
-        return 128 + stop.signum
     finally:
         _after_command(previous, ignore=entry and command == "train")
 
@@ -665,9 +644,11 @@ def _after_command(previous: dict, ignore: bool) -> None:
     the run is whole by now (finished, or stopped with its checkpoint), and a scheduler's SIGTERM during the
     interpreter's exit (torch's teardown takes a few hundred milliseconds) must not turn its exit code into a kill."""
     from .faults import failpoint
+    from .stopsignals import forget_early
 
     for s, handler in previous.items():
         signal.signal(s, signal.SIG_IGN if ignore else handler)
+    forget_early()
     if ignore:
         failpoint("exit")  # (a test's signal here)
 

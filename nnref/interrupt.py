@@ -16,6 +16,7 @@ import threading
 from typing import Callable
 
 from .config import TrainingError
+from .stopsignals import SIGNALS, take_early
 
 __all__ = ["StopRequest", "RunInterrupted", "EXIT_INTERRUPTED", "SIGNALS"]
 
@@ -23,9 +24,6 @@ __all__ = ["StopRequest", "RunInterrupted", "EXIT_INTERRUPTED", "SIGNALS"]
 #: ("temporary failure; the user is invited to retry") — distinct from success (0), failure (1) and usage (2),
 #: so a requeue script can tell "run it again with --resume" from "fix something first".
 EXIT_INTERRUPTED = 75
-
-#: The signals that ask a run to stop.
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
 class RunInterrupted(TrainingError):
@@ -51,6 +49,9 @@ class StopRequest:
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._on_signal) for s in SIGNALS}
+        early = take_early()
+        if early is not None:  # asked to stop before the run began
+            self.signum = early
         return self
 
     def __exit__(self, *exc) -> None:
