@@ -99,36 +99,34 @@ def digits_section(ctx: Context) -> list[dict]:
     import tempfile
 
     from ..config import TrainConfig
-    from ..data import load_mnist
     from ..evaluate import load_model
     from ..train import train
     from .lab import measure_digit_page
 
-    n = ctx.profile.digits_images
-    train_images, _ = load_mnist(ctx.root, train=True, download=False)
+    n, data = ctx.profile.digits_images, ctx.data  # the bench's splits: every training image, normalised rows
+    n_train = len(data.train_y)
     with tempfile.TemporaryDirectory() as tmp:
         train(TrainConfig(model="mlp", epochs=1, data_root=str(ctx.root), download=False, logdir=tmp, run_name="m",
-                          quiet=True, device=str(ctx.device), val_size=min(5000, len(train_images) // 10)))
+                          quiet=True, device=str(ctx.device), val_size=min(5000, n_train // 10)))
         model, _ = load_model(f"{tmp}/m/checkpoint.pt", ctx.device)
         page = measure_digit_page(f"{tmp}/m/checkpoint.pt", ctx.root, ctx.profile.digits_strokes)
-    images, labels = load_mnist(ctx.root, train=False, download=False)
-    images, labels = images[:n], labels[:n]
-    rows = ((images.reshape(-1, 784).float() / 255 - MEAN) / STD).to(ctx.device)
-    on_rows = float((model.predict(rows).cpu() == labels).float().mean())
+    images, labels = data.test_images[:n], data.test_y[:n].cpu()
+    on_rows = float((model.predict(data.test_x[:n]).cpu() == labels).float().mean())
     results = accuracy_on_renderings(model, images, labels)
     return [{"name": f"accuracy on {n} test digits rendered as {style} pictures: prepare_digit vs the whole-picture "
                      "resize", "nnref": r["after"] * 100, "reference": r["before"] * 100, "unit": "%",
              "ratio": r["after"] / max(r["before"], 1e-9), "accuracy_on_the_rows": on_rows,
-             "prepare_ms_per_picture": r["prepare_ms"]} for style, r in results.items()] + _page_rows(page, train_images)
+             "prepare_ms_per_picture": r["prepare_ms"]} for style, r in results.items()] + _page_rows(page, n_train)
 
 
-def _page_rows(page: dict, train_images) -> list[dict]:
+def _page_rows(page: dict, n_train: int) -> list[dict]:
     """The draw-a-digit page's two latencies against the issue's targets (50 ms, 150 ms): median and slowest."""
     rows = []
     for what, key, target in (("prediction", "prediction_ms", 50.0),
-                              (f"k nearest of {len(train_images):,} training images", "neighbours_ms", 150.0)):
+                              (f"k nearest of {n_train:,} training images", "neighbours_ms", 150.0)):
         times = sorted(page[key])
-        rows.append({"name": f"digit page: end of a stroke to the {what}, median (target)", "nnref": times[len(times) // 2],
-                     "reference": target, "unit": "ms", "ratio": times[len(times) // 2] / target,
-                     "slowest_ms": times[-1], "strokes": len(times)})
+        median = times[len(times) // 2]
+        rows.append({"name": f"digit page: end of a stroke to the {what}, median (target)", "nnref": median,
+                     "reference": target, "unit": "ms", "ratio": median / target, "slowest_ms": times[-1],
+                     "strokes": len(times)})
     return rows
