@@ -89,3 +89,51 @@ def torchrun(*args, nproc: int = 2, launcher: tuple = (), log_dir=None, timeout:
 def rank_logs(log_dir: Path, stream: str = "stderr") -> list[str]:
     """Every rank's ``stream`` of the torchrun jobs logged under ``log_dir``."""
     return [p.read_text() for p in sorted(Path(log_dir).rglob(f"{stream}.log"))]
+
+
+# --------------------------------------------------------------------------------------------------
+# A real process without the interpreter's start: forked from a server that has imported nnref's training stack
+# --------------------------------------------------------------------------------------------------
+PRELOADED = ["helpers", "torchvision", "torch.utils.tensorboard", "torch.utils.tensorboard._utils", "matplotlib.pyplot",
+             "matplotlib.backends.backend_agg", "PIL.Image", "nnref.cli", "nnref.train", "nnref.data", "nnref.runlog",
+             "nnref.viz", "nnref.evaluate", "nnref.knn", "nnref.bench", "nnref.playground", "tqdm.auto",
+             "tensorboard.plugins.hparams.api"]
+
+
+def forked_cli(*args, failpoint: str = "", log, file_size_limit: int | None = None):
+    """``nnref ARGS`` in a new process (started, returned; ``.join()`` it, read ``.exitcode``), its fail points
+    armed with ``failpoint`` and its stdout and stderr written to the file ``log``.
+
+    The process is forked from multiprocessing's fork server, which imported torch, torchvision and nnref once
+    for the whole session: a test gets a process of its own — its own pid, files, locks and signals, killed for
+    real by a fail point's SIGKILL — in milliseconds instead of the three seconds an interpreter takes to import
+    torch.  What it does not exercise is the interpreter's own start and exit (``python -m nnref``); the tests of
+    those (signals while the command starts or exits, no traceback in a real process) use :func:`cli_process`."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOADED)
+    process = context.Process(target=_cli_child, args=(list(args), failpoint, str(log), file_size_limit))
+    process.start()
+    return process
+
+
+def _cli_child(args: list[str], failpoint: str, log: str, file_size_limit: int | None) -> None:
+    import resource
+    import signal
+
+    import torch
+
+    from nnref.cli import main
+    from nnref.faults import armed
+
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    torch.set_num_threads(1)  # tests share 2 cores
+    if file_size_limit is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+    with armed(failpoint):
+        code = main(args)
+    sys.exit(code)

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import cli_process, train_args
+from helpers import cli_process, forked_cli, train_args
 from nnref.checkpoint import load_checkpoint
 from nnref.cli import main
 from nnref.faults import armed
@@ -141,9 +139,9 @@ KILLS = ["startup", f"step@{random.Random(0).randrange(21, STEPS)}", f"step@{ran
 @pytest.mark.parametrize("place", KILLS)
 def test_sigkill_in_every_phase_then_resume_is_the_uninterrupted_run(reference, tmp_path, place):
     root, ref = reference
-    victim = cli_process(*_args(root, tmp_path), env={"NNREF_FAILPOINT": f"{place}=kill"})
-    out, err = victim.communicate(timeout=300)
-    assert victim.returncode == -signal.SIGKILL, err[-3000:]  # it died there, not before and not after
+    victim = forked_cli(*_args(root, tmp_path), failpoint=f"{place}=kill", log=tmp_path / "victim.log")
+    victim.join(timeout=300)
+    assert victim.exitcode == -signal.SIGKILL, _tail(tmp_path / "victim.log")  # it died there, not before or after
     ckpt = tmp_path / "run" / "checkpoint.pt"
     if place == "finish-save":
         assert load_checkpoint(ckpt)["finished"]
@@ -198,12 +196,12 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint(reference, tmp_path):
         else:
             limit = size // 2
         args = train_args(root, disk, "mlp", *RECIPE, "--hidden", "128", "--resume", str(run / "checkpoint.pt"))
-        job = subprocess.run([sys.executable, "-m", "nnref", *args], capture_output=True, text=True, timeout=300,
-                             preexec_fn=(lambda: _limit_file_size(limit)) if limit else None,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert job.returncode == 1, job.stderr[-3000:]
-        assert str(run / "checkpoint.pt") in job.stderr and "Traceback" not in job.stderr
-        assert ("No space left on device" if kind == "tmpfs" else "File too large") in job.stderr
+        job = forked_cli(*args, log=tmp_path / "job.log", file_size_limit=limit)
+        job.join(timeout=300)
+        err = _tail(tmp_path / "job.log")
+        assert job.exitcode == 1, err
+        assert str(run / "checkpoint.pt") in err and "Traceback" not in err
+        assert ("No space left on device" if kind == "tmpfs" else "File too large") in err
         again = load_checkpoint(run / "checkpoint.pt")  # still the first one, whole
         assert again["global_step"] == first["global_step"]
         assert _leftovers(run) == []
@@ -212,19 +210,18 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint(reference, tmp_path):
             subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def _limit_file_size(limit: int) -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:] if log.exists() else ""
 
 
 # --------------------------------------------------------------------------------------------------
 # Two jobs on one run: the second is refused, naming the first; a killed first leaves no stuck lock
 # --------------------------------------------------------------------------------------------------
-def _wait_until_stopped(process: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_until_stopped(process, log: Path, timeout: float = 120) -> None:
     """Until ``process`` has frozen itself at its fail point (state T), or has exited (a failure)."""
     deadline = time.monotonic() + timeout
     while True:
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.exitcode is None, _tail(log)
         state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         if state == "T":
             return
@@ -235,15 +232,15 @@ def _wait_until_stopped(process: subprocess.Popen, timeout: float = 120) -> None
 def test_a_second_job_on_a_running_run_is_refused_and_a_killed_job_leaves_no_stuck_lock(reference, tmp_path,
                                                                                           capsys):
     root, ref = reference
-    first = cli_process(*_args(root, tmp_path), env={"NNREF_FAILPOINT": "step@30=stop"})  # frozen, lock held
+    first = forked_cli(*_args(root, tmp_path), failpoint="step@30=stop", log=tmp_path / "first.log")  # frozen
     try:
-        _wait_until_stopped(first)
-        assert main(_args(root, tmp_path)) == 1  # a requeued job while the first still runs
+        _wait_until_stopped(first, tmp_path / "first.log")
+        assert main(_args(root, tmp_path)) == 1  # a requeued job while the first still runs, holding the lock
         err = capsys.readouterr().err
         assert f"process {first.pid}" in err and "nnref train mlp" in err
     finally:
         first.kill()
-        first.wait(timeout=30)
+        first.join(timeout=30)
     assert main(_args(root, tmp_path)) == 0  # the killed job's lock went with it
     assert_same_run(tmp_path / "run", ref)
 
