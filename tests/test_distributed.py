@@ -4,6 +4,7 @@ survives kills, spans "nodes", and shards KNN's records."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,20 +42,21 @@ def test_shard_ranges_cover_every_row_once():
     assert World().shard(5) == slice(0, 5) and not World().group
 
 
-@pytest.mark.parametrize("model,extra", [("mlp", ["--hidden", "32", "--momentum", "0.9"]), ("softmax", [])])
-def test_two_ranks_train_what_one_process_trains(tiny_mnist, tmp_path, model, extra):
-    # 499 images, global batch 8: 62 full batches and a last one of 3, split 2 + 1 between the ranks
-    common = ["--epochs", "3", "--batch-size", "8", "--limit-train", "499", "--lr", "0.05", "--log-every", "20",
-              *extra]
-    assert main(train_args(tiny_mnist, tmp_path / "one", model, *common)) == 0
-    job = torchrun(*train_args(tiny_mnist, tmp_path / "two", model, *common))
-    assert job.returncode == 0, job.stderr[-3000:]
-    one, two = tmp_path / "one" / "run", tmp_path / "two" / "run"
+def _assert_one_process_trains_what_two_ranks_train(one: Path, two: Path) -> None:
     _assert_close_weights(_weights(one / "checkpoint.pt"), _weights(two / "checkpoint.pt"), rtol=1e-5)
     for sub, tag in (("", "loss/train_step"), ("train", "loss"), ("val", "accuracy"), ("", "accuracy/test")):
         a, b = scalar(events(one / sub), tag), scalar(events(two / sub), tag)
         assert [s for s, _ in a] == [s for s, _ in b], (sub, tag)  # the same steps, every metric global
         assert [v for _, v in a] == pytest.approx([v for _, v in b], rel=1e-4, abs=1e-6), (sub, tag)
+
+
+def test_two_ranks_train_what_one_process_trains(tiny_mnist, tmp_path):
+    # 499 images, global batch 8: 62 full batches and a last one of 3, split 2 + 1 between the ranks
+    common = ["--epochs", "3", "--batch-size", "8", "--limit-train", "499", "--lr", "0.05", "--log-every", "20"]
+    assert main(train_args(tiny_mnist, tmp_path / "one", "softmax", *common)) == 0
+    job = torchrun(*train_args(tiny_mnist, tmp_path / "two", "softmax", *common))
+    assert job.returncode == 0, job.stderr[-3000:]
+    _assert_one_process_trains_what_two_ranks_train(tmp_path / "one" / "run", tmp_path / "two" / "run")
     assert not (tmp_path / "two" / "run" / "run").exists() and len(list((tmp_path / "two").iterdir())) == 1
 
 
@@ -109,8 +111,8 @@ def _ranks_of(agent: subprocess.Popen) -> list[int]:
 
 
 KILL_RECIPE = ["--epochs", "6", "--batch-size", "8", "--hidden", "32", "--momentum", "0.9", "--lr", "0.02",
-               "--checkpoint-every", "15", "--log-every", "10"]
-KILL_STEPS = 378  # 500 rows in global batches of 8 (63 steps), six times
+               "--limit-train", "499", "--checkpoint-every", "15", "--log-every", "10"]
+KILL_STEPS = 378  # 499 rows in global batches of 8 (62 full, the last of 3 split 2 + 1 between the ranks), 6 times
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +126,13 @@ def uninterrupted(tmp_path_factory):
     return root, tmp / "run"
 
 
+def test_two_ranks_train_what_one_process_trains_with_hidden_layers_and_momentum(uninterrupted, tmp_path):
+    """The kill tests' reference job (an MLP with momentum, the last batch split unevenly) against one process."""
+    root, two = uninterrupted
+    assert main(train_args(root, tmp_path, "mlp", *KILL_RECIPE)) == 0
+    _assert_one_process_trains_what_two_ranks_train(tmp_path / "run", two)
+
+
 def _assert_same_run(run: Path, reference: Path) -> None:
     """Bit-identical final weights, and each logged step once with the uninterrupted job's values."""
     ours, ref = load_checkpoint(run / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
@@ -135,23 +144,72 @@ def _assert_same_run(run: Path, reference: Path) -> None:
         assert got == want, (sub, tag)  # each step once, with the same values
 
 
-def test_kill_the_job_then_resume_it_is_bit_identical(uninterrupted, tmp_path):
-    root, reference = uninterrupted
-    # both ranks freeze after step 100 (the checkpoint holds step 90); then the agent and both ranks die at once
-    job = _start(train_args(root, tmp_path, "mlp", *KILL_RECIPE), ["--standalone", "--nproc-per-node", "2"],
-                 env={"NNREF_FAILPOINT": "step@100=stop"})
-    ranks = _wait_until_frozen(job)
+# One run through everything a cluster does to a job, each attempt resuming the last: a SIGTERM to one rank
+# (job 1), then SIGKILL to the agent and both ranks at once (job 2), then the rest on two "nodes" (job 3) — and
+# the end must be the uninterrupted job's, bit for bit, every logged step once.  Each fixture copies the run
+# before going on, so each test sees the state its attempt left.
+def _resume_args(root: Path, run: Path) -> list[str]:
+    return ["train", "mlp", "--resume", str(run / "checkpoint.pt"), "--quiet", "--data-root", str(root),
+            "--no-download"]
+
+
+@pytest.fixture(scope="module")
+def stopped_by_sigterm(uninterrupted, tmp_path_factory):
+    """Job 1: a scheduler's SIGTERM reaches rank 1 first, after step 100.  Returns (its folder, the job)."""
+    root, _ = uninterrupted
+    tmp = tmp_path_factory.mktemp("sigterm")
+    job = torchrun(*train_args(root, tmp, "mlp", *KILL_RECIPE), log_dir=tmp / "logs",
+                   env={"NNREF_FAILPOINT": "step@100=term#1"})
+    return tmp, job
+
+
+@pytest.fixture(scope="module")
+def killed_on_resume(uninterrupted, stopped_by_sigterm, tmp_path_factory):
+    """Job 2: job 1's run resumed, frozen after step 200 (its checkpoint holds step 195), then the agent and both
+    ranks killed at once.  Returns the run folder."""
+    root, _ = uninterrupted
+    run = tmp_path_factory.mktemp("killed") / "run"
+    shutil.copytree(stopped_by_sigterm[0] / "run", run)
+    job = _start(_resume_args(root, run), ["--standalone", "--nproc-per-node", "2"],
+                 env={"NNREF_FAILPOINT": "step@200=stop"})
+    ranks = _wait_until_frozen(job)  # (should it fail, the test's clean-up kills the job and its ranks)
     for pid in ranks:  # (the ranks are not in the agent's process group)
         os.kill(pid, signal.SIGKILL)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait(timeout=30)
     while any(_state(pid) not in ("gone", "Z") for pid in ranks):  # dead, their run lock gone with them
         time.sleep(0.02)  # (SIGKILL is certain: this only waits for the kernel to finish it)
-    ckpt = tmp_path / "run" / "checkpoint.pt"
-    assert load_checkpoint(ckpt)["global_step"] == 90
-    resumed = torchrun("train", "mlp", "--resume", str(ckpt), "--quiet", "--data-root", str(root), "--no-download")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _assert_same_run(tmp_path / "run", reference)
+    return run
+
+
+def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step(stopped_by_sigterm):
+    """The ranks agree (one all-reduce) and all stop after the same step; rank 0 writes that step's checkpoint;
+    each rank exits 75 with one message and no traceback."""
+    tmp, job = stopped_by_sigterm
+    assert job.returncode != 0 and "exitcode" in job.stderr and ": 75" in job.stderr, job.stderr[-3000:]
+    assert load_checkpoint(tmp / "run" / "checkpoint.pt")["global_step"] == 100
+    logs = rank_logs(tmp / "logs")
+    assert len(logs) == 2 and all("after step 100" in log and "Traceback" not in log for log in logs), logs
+
+
+def test_a_killed_job_keeps_its_last_checkpoint(killed_on_resume):
+    checkpoint = load_checkpoint(killed_on_resume / "checkpoint.pt")
+    assert checkpoint["global_step"] == 195 and not checkpoint.get("finished")
+
+
+def test_the_killed_job_resumed_on_two_nodes_is_the_uninterrupted_job(uninterrupted, killed_on_resume, tmp_path):
+    """Job 3 on two agents (``--nnodes 2`` with a c10d rendezvous: what two machines look like to the code)."""
+    root, reference = uninterrupted
+    run = tmp_path / "run"
+    shutil.copytree(killed_on_resume, run)
+    port = rendezvous_port()
+    launcher = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+                f"127.0.0.1:{port}", "--rdzv-id", "nnref-test"]
+    agents = [_start(_resume_args(root, run), launcher) for _ in range(2)]
+    for agent in agents:
+        out, err = agent.communicate(timeout=300)
+        assert agent.returncode == 0, err[-3000:]
+    _assert_same_run(run, reference)
 
 
 def test_a_killed_rank_is_restarted_and_the_run_finishes_bit_identical(uninterrupted, tmp_path):
@@ -166,39 +224,6 @@ def test_a_killed_rank_is_restarted_and_the_run_finishes_bit_identical(uninterru
     assert job.returncode == 0, err[-3000:]
     assert "(exitcode: -9) local_rank: 1" in err  # it did die (and the group came back: exit 0)
     _assert_same_run(tmp_path / "R", reference)
-
-
-def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step(uninterrupted, tmp_path):
-    """A scheduler's SIGTERM reaching one rank first: the ranks agree (one all-reduce) and all stop after the
-    same step; rank 0 writes that step's checkpoint; each rank exits 75; the resumed job equals the
-    uninterrupted one."""
-    root, reference = uninterrupted
-    job = torchrun(*train_args(root, tmp_path, "mlp", *KILL_RECIPE), log_dir=tmp_path / "logs",
-                   env={"NNREF_FAILPOINT": "step@100=term#1"})
-    assert job.returncode != 0 and "exitcode" in job.stderr and ": 75" in job.stderr, job.stderr[-3000:]
-    ckpt = tmp_path / "run" / "checkpoint.pt"
-    assert load_checkpoint(ckpt)["global_step"] == 100
-    logs = rank_logs(tmp_path / "logs")
-    assert len(logs) == 2 and all("after step 100" in log and "Traceback" not in log for log in logs), logs
-    resumed = torchrun("train", "mlp", "--resume", str(ckpt), "--quiet", "--data-root", str(root), "--no-download")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _assert_same_run(tmp_path / "run", reference)
-
-
-def test_two_agents_on_localhost_are_two_nodes(uninterrupted, tmp_path):
-    """``--nnodes 2`` with a c10d rendezvous is what two machines look like to the code."""
-    root, reference = uninterrupted
-    port = rendezvous_port()
-    launcher = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
-                f"127.0.0.1:{port}", "--rdzv-id", "nnref-test"]
-    args = train_args(root, tmp_path, "mlp", *KILL_RECIPE)
-    agents = [_start(args, launcher) for _ in range(2)]
-    for agent in agents:
-        out, err = agent.communicate(timeout=300)
-        assert agent.returncode == 0, err[-3000:]
-    ours, ref = load_checkpoint(tmp_path / "run" / "checkpoint.pt"), load_checkpoint(reference / "checkpoint.pt")
-    for k in ref["model"]:
-        assert torch.equal(ours["model"][k], ref["model"][k]), k
 
 
 def _mnist_with_ties(root: Path) -> Path:
@@ -259,8 +284,8 @@ def test_bad_input_stops_every_rank_with_one_message(tiny_mnist, tmp_path, case)
 @pytest.mark.mnist
 def test_two_ranks_on_real_mnist_reach_the_accuracy_of_one_process(tmp_path, real_mnist):
     root = real_mnist
-    common = ["train", "softmax", "--epochs", "1", "--data-root", str(root), "--no-download", "--quiet",
-              "--logdir", str(tmp_path)]
+    common = ["train", "softmax", "--epochs", "1", "--limit-train", "12000", "--data-root", str(root),
+              "--no-download", "--quiet", "--logdir", str(tmp_path)]  # 12,000 real digits, the 10,000 test ones
     assert main([*common, "--run-name", "one"]) == 0
     job = torchrun(*common, "--run-name", "two")
     assert job.returncode == 0, job.stderr[-3000:]
