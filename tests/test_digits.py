@@ -52,7 +52,9 @@ def test_renderings_people_make_score_like_the_rows(mnist):
     """Scaled up 4-9×, anywhere on a larger page, ink on paper (JPEG), strokes on a dark canvas, a transparent
     canvas: at least 95% and within 2 points of the same digits as MNIST rows."""
     model, images, labels = mnist
-    sample = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(7))[:300]
+    # 150 test digits × 3 styles (98-99% after, 11-19% before, over samples 7-9); the bench's 2,000 per style
+    # give the figures in docs/results/bench-lab.log
+    sample = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(7))[:150]
     images, labels = images[sample], labels[sample]
     on_rows = _accuracy(model, (images.reshape(-1, 784).float() / 255 - MEAN) / STD, labels)
     results = accuracy_on_renderings(model, images, labels, seed=3)
