@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import struct
 from pathlib import Path
@@ -11,6 +13,33 @@ import torch
 
 #: Real MNIST, when CI (or the developer) points NNREF_DATA_ROOT at it.
 REAL_MNIST = os.environ.get("NNREF_DATA_ROOT")
+
+# The suite runs on pytest-xdist's workers (``-n auto`` in pyproject.toml), one per core: each worker computes with
+# one thread, so that two workers on two cores never fight over a core with spinning thread pools.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests of a module that share one of its module-scoped fixtures (a reference run, a TensorBoard server,
+    a browser) form one xdist group: the fixture is set up once, on one worker (``--dist loadgroup``); every
+    other test goes to whichever worker is free."""
+    for item in items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(defs[name][-1].scope == "module" for name in item.fixturenames if defs.get(name)):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on the file ``path`` for the ``with`` block: xdist's workers take turns."""
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def write_idx_images(path: Path, images: torch.Tensor) -> None:
@@ -83,11 +112,16 @@ def real_mnist() -> Path:
 @pytest.fixture(scope="session")
 def mnist_mlp(tmp_path_factory) -> tuple[Path, Path]:
     """(checkpoint, data root): a 784-300-10 MLP trained for three epochs on the real MNIST (97.9% on its test set),
-    once for the whole session."""
+    once for the whole session — under xdist, by the first worker that needs it, in the folder all workers share
+    (the others wait for it; nothing writes to it after)."""
     root = real_mnist_root()
     from nnref.cli import main
 
-    logdir = tmp_path_factory.mktemp("mnist-mlp")
-    assert main(["train", "mlp", "--hidden", "300", "--epochs", "3", "--data-root", str(root), "--no-download",
-                 "--logdir", str(logdir), "--run-name", "mlp", "--quiet", "--device", "cpu"]) == 0
-    return logdir / "mlp" / "checkpoint.pt", root
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # …/pytest-N, above each worker's own
+    checkpoint = shared / "mnist-mlp" / "mlp" / "checkpoint.pt"
+    with _locked(shared / "mnist-mlp.lock"):
+        if not checkpoint.is_file():
+            assert main(["train", "mlp", "--hidden", "300", "--epochs", "3", "--data-root", str(root), "--no-download",
+                         "--logdir", str(shared / "mnist-mlp"), "--run-name", "mlp", "--quiet", "--device", "cpu"]) == 0
+    return checkpoint, root

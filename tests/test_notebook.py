@@ -78,7 +78,6 @@ def test_the_notebook_runs_top_to_bottom_and_its_checks_judge_answers(monkeypatc
     from nbclient import NotebookClient
 
     monkeypatch.setenv("NNREF_DATA_ROOT", str(real_mnist_root()))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     appended = {}
     for name, (right, wrong, judge) in EXERCISES.items():
