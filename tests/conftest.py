@@ -14,21 +14,24 @@ import torch
 #: Real MNIST, when CI (or the developer) points NNREF_DATA_ROOT at it.
 REAL_MNIST = os.environ.get("NNREF_DATA_ROOT")
 
-# The suite runs on pytest-xdist's workers (``-n auto`` in pyproject.toml), one per core: each worker computes with
-# one thread, so that two workers on two cores never fight over a core with spinning thread pools.
+# The suite runs on pytest-xdist's workers (``-n auto`` in pyproject.toml), one per core, each given whole test files
+# (``--dist loadfile``: a module's fixtures are set up once): each worker computes with one thread, so that two
+# workers on two cores never fight over a core with spinning thread pools.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
 
+#: The slowest test files (torchrun jobs, fresh interpreters, Chromium), started first so that no worker is left
+#: with one of them at the end while the other has nothing to do (--dist loadfile --no-loadscope-reorder hands out
+#: whole files in this order).
+SLOWEST_FIRST = ("test_distributed", "test_bench", "test_interrupt", "test_digits", "test_notebook", "test_lab_browser",
+                 "test_browser")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The tests of a module that share one of its module-scoped fixtures (a reference run, a TensorBoard server,
-    a browser) form one xdist group: the fixture is set up once, on one worker (``--dist loadgroup``); every
-    other test goes to whichever worker is free."""
-    for item in items:
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(defs[name][-1].scope == "module" for name in item.fixturenames if defs.get(name)):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(getattr(item.module, "__name__", ""), len(rank)))  # stable sort
 
 
 @contextlib.contextmanager
