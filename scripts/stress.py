@@ -123,7 +123,7 @@ def killed_rank(times: int) -> int:
     passed, took = 0, []
     for i in range(times):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node], cwd=ROOT,
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", node], cwd=ROOT,
                               capture_output=True, text=True, timeout=900)
         took.append(time.perf_counter() - start)
         passed += done.returncode == 0
