@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["subplots", "Tile", "tile_grid", "weight_templates", "misclassified_grid", "confusion_matrix", "confusion_figure",
-           "neighbours_grid", "delta_sweep_figure", "save_figure"]
+__all__ = ["subplots", "Tile", "tile_grid", "weight_templates", "misclassified_grid", "confusion_matrix",
+           "confusion_figure", "neighbours_grid", "delta_sweep_figure", "save_figure"]
 
 
 def subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):
