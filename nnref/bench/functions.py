@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .. import functional as F
+from .._dispatch import Function
 from ..catalogue import FUNCTIONS, Entry
 from .core import Context, interleaved, row, section, side_by_side
 
@@ -70,7 +71,7 @@ class _IdentityOld(torch.autograd.Function):
         return g
 
 
-class _IdentityNnref(F._Function):
+class _IdentityNnref(Function):
     """The identity in nnref's own form: setup_context, vmap rule, autocast policy, compile-traceable."""
 
     @staticmethod
