@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib is imported when a picture is drawn, not with nnref
+    from matplotlib.figure import Figure
 
 __all__ = ["subplots", "Tile", "tile_grid", "weight_templates", "misclassified_grid", "confusion_matrix",
            "confusion_figure", "neighbours_grid", "delta_sweep_figure", "save_figure"]
@@ -20,8 +23,15 @@ __all__ = ["subplots", "Tile", "tile_grid", "weight_templates", "misclassified_g
 
 def subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):
     """``pyplot.subplots`` without pyplot: a free-standing ``Figure`` and its axes."""
-    fig = Figure(figsize=figsize)
+    fig = _figure(figsize)
     return fig, fig.subplots(rows, cols, squeeze=squeeze)
+
+
+def _figure(figsize) -> Figure:
+    """A free-standing figure: the one place matplotlib is imported."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
 
 
 def _grid_shape(count: int, max_cols: int = 10) -> tuple[int, int]:
@@ -50,7 +60,7 @@ def tile_grid(tiles: list[Tile], cols: int, rows: int | None = None, cell=(1.3, 
     cell_w, cell_h = cell
     top = 0.4 if suptitle else 0.05
     width, height = cols * cell_w, rows * cell_h + top
-    fig = Figure(figsize=(width, height))
+    fig = _figure((width, height))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_autoscale_on(False)
     side = min(cell_w - 0.2, cell_h - 0.35)  # the picture; the title sits in the band above it
