@@ -87,7 +87,7 @@ def digit_pair(text: str) -> tuple[int, int]:
 
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N — and a CUDA device only where PyTorch sees one."""
-    from .config import resolve_device
+    from .run.config import resolve_device
 
     try:
         resolve_device(text)
@@ -207,7 +207,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 def _add_playground_options(p: argparse.ArgumentParser) -> None:
     from .layers import ACTIVATIONS
-    from .playground import CLASSIFIERS, DATASETS, PlaygroundConfig
+    from .choices import CLASSIFIERS, DATASETS
+    from .plane import PlaygroundConfig
 
     d = PlaygroundConfig()
     p.add_argument("--dataset", choices=DATASETS + ("all",), default="all",
@@ -321,13 +322,13 @@ def cmd_train(args, parser: argparse.ArgumentParser) -> int:
     """The model picks the program: gradient descent (:func:`nnref.train.train`) or KNN (:func:`nnref.knn.run`)."""
     import dataclasses
 
-    from .faults import failpoint
+    from .run.faults import failpoint
 
     failpoint("launch")  # (a test's SIGTERM while the command starts, before the heavy imports)
 
-    from .config import KNNConfig, TrainConfig
+    from .run.config import KNNConfig, TrainConfig
 
-    from . import knn, train
+    from .run import knn, train
 
     config, program = (KNNConfig, knn.run) if args.model == "knn" else (TrainConfig, train.train)
     given = {k: v for k, v in vars(args).items() if k not in ("command", "argv", "handler") and v is not None}
@@ -348,7 +349,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def cmd_eval(args, parser) -> int:
-    from .evaluate import evaluate_checkpoint
+    from .run.evaluate import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.data_root, args.download, args.device)
     k = f" (k = {r.k}, chosen on validation)" if r.k is not None else ""
@@ -371,7 +372,7 @@ def cmd_predict(args, parser) -> int:
     import json
     from pathlib import Path
 
-    from .evaluate import predict_pictures
+    from .run.evaluate import predict_pictures
 
     results = predict_pictures(args.checkpoint, args.image, args.invert, args.data_root, args.download)
     if not results:
@@ -412,7 +413,7 @@ def _write_inputs(results, folder) -> None:
 
 
 def cmd_export(args, parser) -> int:
-    from .export import export_checkpoint
+    from .run.export import export_checkpoint
 
     fmt = args.format or ("pt2" if str(args.out).endswith(".pt2") else "onnx")
     path = export_checkpoint(args.checkpoint, args.out, fmt)
@@ -453,7 +454,7 @@ def _gradcheck_sweep(args) -> int:
 
     from . import viz
     from .gradcheck import best_deltas, delta_sweep, sweep_size
-    from .runlog import open_writer, write_status
+    from .records import open_writer, write_status
     from .table import markdown_table
 
     update, bar = _progress_bar(sweep_size(), "numerical gradients (Δ sweep)")
@@ -502,7 +503,7 @@ def _gradcheck_cost(args) -> int:
 
 
 def cmd_runs(args, parser) -> int:
-    from .runs import list_runs
+    from .run.runs import list_runs
     from .table import markdown_table
 
     logdir = args.logdir or "runs"
@@ -521,7 +522,9 @@ def cmd_runs(args, parser) -> int:
 
 
 def cmd_playground(args, parser) -> int:
-    from .playground import CLASSIFIERS, DATASETS, PlaygroundConfig, run, total_steps
+    from .choices import CLASSIFIERS, DATASETS
+    from .plane import PlaygroundConfig
+    from .playground import run, total_steps
 
     cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                            restarts=args.restarts, batch_size=args.batch_size, hidden=args.hidden,
@@ -616,7 +619,7 @@ def _early_signals() -> dict:
     """From the command's first moment (main thread only), SIGTERM, SIGINT and SIGUSR1 are only noted
     (:func:`nnref.stopsignals.note_early`): ``nnref train`` then stops before its first step, with exit 75, and a
     signal that lands while it imports or loads never interrupts a library half-way.  Returns the handlers before."""
-    from .stopsignals import SIGNALS, note_early
+    from .run.stopsignals import SIGNALS, note_early
 
     if threading.current_thread() is not threading.main_thread():
         return {}
@@ -643,8 +646,8 @@ def _after_command(previous: dict, ignore: bool) -> None:
     """The signal handlers as they were before the command — or, when ``nnref train`` ends its process, ignored:
     the run is whole by now (finished, or stopped with its checkpoint), and a scheduler's SIGTERM during the
     interpreter's exit (torch's teardown takes a few hundred milliseconds) must not turn its exit code into a kill."""
-    from .faults import failpoint
-    from .stopsignals import forget_early
+    from .run.faults import failpoint
+    from .run.stopsignals import forget_early
 
     for s, handler in previous.items():
         signal.signal(s, signal.SIG_IGN if ignore else handler)
@@ -673,9 +676,9 @@ def _report(exc: Exception, command: str) -> int:
     """One message on stderr and the exit code: 75 for a run stopped by a signal (with how to resume), 1 else."""
     if os.environ.get("NNREF_DEBUG"):
         raise exc
-    from .config import TrainingError
+    from .run.config import TrainingError
     from .data import DataError
-    from .interrupt import RunInterrupted
+    from .run.interrupt import RunInterrupted
 
     if isinstance(exc, RunInterrupted):
         print(f"nnref {command}: {exc}", file=sys.stderr)

@@ -298,14 +298,3 @@ def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool
     sampler = EpochBatches(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device, rank=rank,
                            world=world)
     return DataLoader(IndexedRows(x, y), sampler=sampler, batch_size=None, collate_fn=_as_is)
-
-
-def __getattr__(name: str):
-    """The old names of :class:`IndexedRows` and :class:`EpochBatches` (they shadowed torch.utils.data's)."""
-    renamed = {"TensorDataset": IndexedRows, "BatchSampler": EpochBatches}
-    if name in renamed:
-        import warnings
-
-        warnings.warn(f"nnref.data.{name} is now nnref.data.{renamed[name].__name__}", DeprecationWarning, stacklevel=2)
-        return renamed[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

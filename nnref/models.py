@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import functional as F
+from ._deprecated import getattr_for
 from .layers import ACTIVATIONS, Linear, Sigmoid, Softmax
 
 __all__ = ["Classifier", "LogisticRegression", "SoftmaxRegression", "MLP", "build_model"]
@@ -180,10 +181,4 @@ def build_model(name: str, in_features: int = 784, num_classes: int = 10, hidden
     raise ValueError(f"{name!r} is not a parametric model")
 
 
-def __getattr__(name: str):
-    """``KNNClassifier``, ``METRICS`` and ``merge_neighbours`` live in :mod:`nnref.knn` (they were here once)."""
-    if name in ("KNNClassifier", "METRICS", "merge_neighbours"):
-        from . import knn
-
-        return getattr(knn, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = getattr_for(__name__)  # old names, with a warning (nnref._deprecated)

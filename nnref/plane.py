@@ -20,24 +20,17 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .choices import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE
 from .functional import value_checks
 from .knn import KNNClassifier
 from .layers import Linear
-from .models import MLP, LogisticRegression, SoftmaxRegression
-from .steps import build_step, forward_loss_of
+from .models import MLP, LogisticRegression, SoftmaxRegression, build_model
+from .steps import EagerStep, forward_loss_of
 
-__all__ = ["DATASETS", "CLASSES", "FEATURES", "DOMAIN", "make_points", "split", "features", "PlaygroundConfig",
+__all__ = ["DATASETS", "CLASSES", "FEATURES", "DOMAIN", "NOISE", "COLOURS", "make_points", "split", "features", "PlaygroundConfig",
            "Descent", "PlaneModel", "fit", "fit_knn", "grid", "field", "view_bounds", "line_distance",
            "line_segment"]
 
-DATASETS = ("blobs", "xor", "circles", "spirals")
-#: How many classes each dataset can have.
-CLASSES = {"blobs": (2, 3, 4), "xor": (2, 4), "circles": (2, 3, 4), "spirals": (2, 3, 4)}
-#: The inputs a network can be given, in TensorFlow Playground's order.
-FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2")
-#: The square of the plane that the lab shows and the playground draws (at least): x₁, x₂ ∈ [−6, 6].
-DOMAIN = (-6.0, 6.0)
-_NOISE = {"blobs": 0.8, "xor": 0.2, "circles": 0.2, "spirals": 0.15}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -65,7 +58,7 @@ def make_points(name: str, n: int = 400, noise: float | None = None, seed: int =
     if n < 2 * classes:
         raise ValueError(f"samples must be at least {2 * classes} for {classes} classes, got {n}")
     g = torch.Generator().manual_seed(seed)
-    noise = _NOISE[name] if noise is None else noise
+    noise = NOISE[name] if noise is None else noise
     y = _counts(n, classes)
     X = {"blobs": _blobs, "xor": _xor, "circles": _circles, "spirals": _spirals}[name](y, classes, noise, g)
     if name == "xor":
@@ -164,15 +157,6 @@ class PlaygroundConfig:
     seed: int = 0
 
 
-def build(kind: str, inputs: int, classes: int, cfg: PlaygroundConfig) -> torch.nn.Module:
-    """The line ("logreg": logistic regression, or softmax regression for more than two classes) or the MLP."""
-    if kind == "logreg":
-        return LogisticRegression(inputs) if classes == 2 else SoftmaxRegression(inputs, classes)
-    if kind == "mlp":
-        return MLP(inputs, tuple(cfg.hidden), 1 if classes == 2 else classes, cfg.activation)
-    raise ValueError(f"a parametric plane model is 'logreg' or 'mlp', got {kind!r}")
-
-
 def _glorot(model) -> None:
     """Glorot-uniform weights U(±√(6/(fan_in + fan_out))) and zero biases: the scale tanh units want."""
     for layer in model.modules():
@@ -203,12 +187,15 @@ class Descent:
         self.X = (inputs - self.mean) / self.std
         self.t = y.float() if classes == 2 else y.long()
         torch.manual_seed(seed)
-        self.net = build(kind, len(self.names), classes, cfg)
+        if kind not in ("logreg", "mlp"):
+            raise ValueError(f"a parametric plane model is 'logreg' or 'mlp', got {kind!r}")
+        line = "logreg" if classes == 2 else "softmax"  # the line of two classes, or one per class
+        self.net = build_model(line if kind == "logreg" else kind, len(self.names), classes, cfg.hidden,
+                               cfg.activation)
         _glorot(self.net)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
-        self.step_fn = build_step(forward_loss_of(self.net, loss_fn=self._loss), self.net.parameters(),
-                                  self.X, self.t, cuda_graphs=False)
+        self.step_fn = EagerStep(forward_loss_of(self.net, loss_fn=self._loss), self.net.parameters())
         self.generator = torch.Generator().manual_seed(seed)
         self.steps, self._order = 0, None
         self._epochs_before, self._start = 0.0, 0  # epochs done before the batch size last changed, and when

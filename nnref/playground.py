@@ -22,67 +22,17 @@ from typing import Callable
 import torch
 
 from . import plane
-from .plane import (DATASETS, PlaygroundConfig, PlaneModel, Descent, line_distance, line_segment, make_points,
-                    split, view_bounds)
-from .runlog import open_writer, write_status
+from .choices import CLASSIFIERS, COLOURS, DATASETS
+from .plane import Descent, PlaneModel, PlaygroundConfig, line_distance, line_segment, make_points, split, view_bounds
+from .records import open_writer, write_status
 from .viz import save_figure, subplots
 
-__all__ = ["DATASETS", "CLASSIFIERS", "make_dataset", "split", "PlaygroundConfig", "fit_logreg", "fit_mlp",
-           "fit_knn", "predict01", "prob_pos", "line_segment", "line_distance", "boundary_figure",
-           "hidden_neurons_figure", "run", "over_seeds", "COLOURS"]
-
-#: The playground's classifiers: the line, the MLP, KNN.
-CLASSIFIERS = ("logreg", "mlp", "knn")
-#: Class colours, as TensorFlow Playground's (orange, blue) and two more for three and four classes.
-COLOURS = ("#f59322", "#0877bd", "#2ca25f", "#8856a7")
-
-
-def __getattr__(name: str):
-    if name == "MODELS":  # the old name of CLASSIFIERS (config.MODELS is nnref train's models)
-        return CLASSIFIERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# --------------------------------------------------------------------------------------------------
-# The classifiers of the plane (two classes, labels −1/+1: the playground's first interface)
-# --------------------------------------------------------------------------------------------------
-def make_dataset(name: str, n: int = 400, noise: float | None = None, seed: int = 0):
-    """Two classes of points, X (n, 2) and labels y (n,) in {−1, 1}: :func:`nnref.plane.make_points` with the
-    lecture's labels."""
-    X, y = make_points(name, n, noise, seed, classes=2)
-    return X, 2 * y - 1
-
-
-def _classes(y: torch.Tensor) -> torch.Tensor:
-    """Labels in {−1, 1} become classes {0, 1}; class indices stay as they are."""
-    return (y > 0).long() if bool((y < 0).any()) else y.long()
-
-
-def fit_logreg(X, y, cfg: PlaygroundConfig) -> torch.nn.Module:
-    """The line: logistic regression is convex, so one start reaches its optimum (no restarts).  Returns the
-    model taking raw points."""
-    return plane.fit("logreg", X, _classes(y), 2, cfg)[0].net
-
-
-def fit_mlp(X, y, cfg: PlaygroundConfig) -> torch.nn.Module:
-    return plane.fit("mlp", X, _classes(y), 2, cfg, cfg.restarts)[0].net
-
-
-def fit_knn(X, y, k: int):
-    return plane.fit_knn(X, _classes(y), k)
-
-
-def predict01(model, X: torch.Tensor) -> torch.Tensor:
-    return model.predict(X)
-
-
-def prob_pos(model, X: torch.Tensor) -> torch.Tensor:
-    """Pr(class 1 | x) over points X (m, 2): the sigmoid output, or KNN's vote share."""
-    return model.predict_proba(X)[:, 1]
+__all__ = ["CLASSIFIERS", "COLOURS", "field_image", "boundary_figure", "hidden_neurons_figure", "run", "over_seeds",
+           "total_steps"]
 
 
 def _accuracy(model, X: torch.Tensor, y: torch.Tensor) -> float:
-    return float((model.predict(X) == _classes(y)).float().mean())
+    return float((model.predict(X) == y).float().mean())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,7 +62,7 @@ def boundary_figure(model, X, y, title: str = "", bounds=None, ax=None, resoluti
     and the decision boundary.  For the line (logistic regression on X₁, X₂) the learned line is drawn (label
     "decision line"), with w, b and its distance |b|/‖w‖ from the origin written on it and the perpendicular
     from the origin."""
-    model, classes = _as_plane(model), _classes(y)
+    model, classes = _as_plane(model), y.long()
     bounds = bounds or view_bounds(X)
     probs = plane.field(model, bounds, resolution)
     fig, ax = subplots(figsize=(4.2, 4.2)) if ax is None else (ax.figure, ax)
@@ -211,7 +161,7 @@ def run(datasets=DATASETS, models=CLASSIFIERS, samples: int = 400, noise: float 
             folder.mkdir(parents=True, exist_ok=True)
     results: dict = {"run_dir": str(root)}
     for ds in datasets:
-        X, y = make_dataset(ds, samples, noise, cfg.seed)
+        X, y = make_points(ds, samples, noise, cfg.seed)
         task = _Task(ds, *split(X, y, test_fraction, cfg.seed), bounds=view_bounds(X), png_dir=png_dir,
                      tb_dir=root / ds if tensorboard else None)
         results[ds], finals = {}, {}
@@ -233,7 +183,7 @@ def _run_knn(task: _Task, name: str, cfg: PlaygroundConfig, results: dict, on_pr
     for k in cfg.k:
         if k > task.Xtr.shape[0]:
             raise ValueError(f"k = {k} is larger than the training set ({task.Xtr.shape[0]} points)")
-    knns = {k: fit_knn(task.Xtr, task.ytr, k) for k in cfg.k}
+    knns = {k: plane.fit_knn(task.Xtr, task.ytr, k) for k in cfg.k}
     writer = task.writer("knn")
     for k, knn in knns.items():
         results[f"knn k={k}"] = acc = _accuracy(knn, task.Xte, task.yte)
@@ -261,7 +211,7 @@ def _run_parametric(task: _Task, name: str, cfg: PlaygroundConfig, results: dict
     pretty = "logistic regression" if name == "logreg" else f"MLP {','.join(map(str, cfg.hidden))} {cfg.activation}"
     writer = task.writer(name)
     every = max(1, cfg.steps // max(cfg.snapshots, 1)) if writer else 0
-    model, descent = plane.fit(name, task.Xtr, _classes(task.ytr), 2, cfg, _starts(name, cfg), every, on_progress)
+    model, descent = plane.fit(name, task.Xtr, task.ytr, 2, cfg, _starts(name, cfg), every, on_progress)
     results[name] = acc = _accuracy(model, task.Xte, task.yte)
     if writer:
         _write_descent(task, writer, pretty, descent, acc, cfg.steps)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnref import tbview
+from nnref.run import tbview
 from nnref.cli import main as nnref
 
 

@@ -46,7 +46,7 @@ def _train(data_root: str, logdir: Path, name: str) -> subprocess.Popen:
 def _final(run: Path) -> tuple[dict, list]:
     import torch
 
-    from nnref.checkpoint import load_checkpoint
+    from nnref.run.checkpoint import load_checkpoint
     from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
     state = load_checkpoint(run / "checkpoint.pt")
@@ -138,7 +138,7 @@ def killed_rank(times: int) -> int:
 def lab(minutes: float, seed: int) -> int:
     from playwright.sync_api import sync_playwright
 
-    from nnref import tbview
+    from nnref.run import tbview
     from nnref.lab.server import LabServer
 
     rng = random.Random(seed)

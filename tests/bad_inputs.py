@@ -13,7 +13,7 @@ import torch
 from conftest import write_idx_labels
 
 import nnref.functional as F
-from nnref.models import KNNClassifier
+from nnref.knn import KNNClassifier
 
 D = torch.float64
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from nnref import tbview
+from nnref.run import tbview
 
 
 def require_browser() -> None:

@@ -95,8 +95,8 @@ def rank_logs(log_dir: Path, stream: str = "stderr") -> list[str]:
 # A real process without the interpreter's start: forked from a server that has imported nnref's training stack
 # --------------------------------------------------------------------------------------------------
 PRELOADED = ["helpers", "torchvision", "torch.utils.tensorboard", "torch.utils.tensorboard._utils", "matplotlib.pyplot",
-             "matplotlib.backends.backend_agg", "PIL.Image", "nnref.cli", "nnref.train", "nnref.data", "nnref.runlog",
-             "nnref.viz", "nnref.evaluate", "nnref.knn", "nnref.bench", "nnref.playground", "tqdm.auto",
+             "matplotlib.backends.backend_agg", "PIL.Image", "nnref.cli", "nnref.run.train", "nnref.data", "nnref.run.runlog",
+             "nnref.viz", "nnref.run.evaluate", "nnref.knn", "nnref.run.knn", "nnref.bench", "nnref.playground", "tqdm.auto",
              "tensorboard.plugins.hparams.api"]
 
 
@@ -125,7 +125,7 @@ def _cli_child(args: list[str], failpoint: str, log: str, file_size_limit: int |
     import torch
 
     from nnref.cli import main
-    from nnref.faults import armed
+    from nnref.run.faults import armed
 
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(out, 1)

@@ -11,7 +11,7 @@ import pytest
 
 from browser import require_browser
 from helpers import train_args
-from nnref import tbview
+from nnref.run import tbview
 from nnref.cli import main
 
 pytestmark = pytest.mark.browser

@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from nnref.checkpoint import TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nnref.config import TrainingError
+from nnref.run.checkpoint import TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nnref.run.config import TrainingError
 
 
 def test_save_is_atomic_a_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):

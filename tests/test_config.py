@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from nnref.config import DEFAULTS, RESUMABLE, KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
+from nnref.run.config import DEFAULTS, RESUMABLE, KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
 
 
 @pytest.mark.parametrize("model", ["logreg", "softmax", "mlp"])

@@ -26,7 +26,7 @@ def _png(array, mode="L") -> bytes:
 
 @pytest.fixture(scope="module")
 def mnist(mnist_mlp):
-    from nnref.evaluate import load_model
+    from nnref.run.evaluate import load_model
 
     checkpoint, root = mnist_mlp
     model, _ = load_model(checkpoint)

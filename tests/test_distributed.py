@@ -16,9 +16,9 @@ import torch
 
 from conftest import make_tiny_mnist, synthetic_digits, write_idx_images, write_idx_labels
 from helpers import events, rank_logs, rendezvous_port, scalar, torchrun, train_args
-from nnref.checkpoint import load_checkpoint
+from nnref.run.checkpoint import load_checkpoint
 from nnref.cli import main
-from nnref.distributed import World, shard_range
+from nnref.run.distributed import World, shard_range
 
 pytestmark = pytest.mark.distributed
 

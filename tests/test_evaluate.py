@@ -10,7 +10,8 @@ import torch
 from helpers import events, scalar, train_args
 from nnref.cli import main
 from nnref.data import load_splits
-from nnref.evaluate import evaluate, evaluate_checkpoint, knn_chosen_k, load_image, load_model, predict_image
+from nnref.run.evaluate import evaluate, evaluate_checkpoint, load_image, load_model, predict_image
+from nnref.run.knn import chosen_k
 
 
 def _printed_accuracy(out: str) -> float:
@@ -47,7 +48,7 @@ def test_eval_of_knn_votes_with_the_k_chosen_on_validation(hard_mnist, tmp_path,
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ea = events(tmp_path / "run")
     by_k = dict(scalar(ea, "accuracy_by_k/test"))
-    best_k = knn_chosen_k(torch.load(ckpt, weights_only=True))
+    best_k = chosen_k(torch.load(ckpt, weights_only=True))
     assert best_k != 9 and by_k[best_k] != by_k[9]  # the old bug (voting with the largest k) would show
     assert scalar(ea, "accuracy/test") == [(best_k, by_k[best_k])]  # the run's reported accuracy: the chosen k
     logged = {best_k: by_k[best_k]}
@@ -64,9 +65,9 @@ def test_eval_of_knn_votes_with_the_k_chosen_on_validation(hard_mnist, tmp_path,
 
 def test_knn_chosen_k_for_checkpoints_without_best_k():
     results = {1: {"val_acc": 0.5}, 3: {"val_acc": 0.7}, 5: {"val_acc": 0.7}}
-    assert knn_chosen_k({"config": {"k": [1, 3, 5]}, "results": results}) == 3  # ties: the smaller k
+    assert chosen_k({"config": {"k": [1, 3, 5]}, "results": results}) == 3  # ties: the smaller k
     nan = {k: {"val_acc": float("nan")} for k in (5, 1)}
-    assert knn_chosen_k({"config": {"k": [5, 1]}, "results": nan}) == 5  # no validation: the first k asked for
+    assert chosen_k({"config": {"k": [5, 1]}, "results": nan}) == 5  # no validation: the first k asked for
 
 
 def test_evaluate_checkpoint_returns_values(tiny_mnist, tmp_path):

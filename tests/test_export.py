@@ -10,8 +10,8 @@ import torch
 from helpers import train_args
 from nnref.cli import main
 from nnref.data import load_splits
-from nnref.evaluate import load_model
-from nnref.export import export_model, load_exported
+from nnref.run.evaluate import load_model
+from nnref.run.export import export_model, load_exported
 
 
 @pytest.fixture(scope="module")

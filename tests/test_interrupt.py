@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from helpers import cli_process, forked_cli, train_args
-from nnref.checkpoint import load_checkpoint
+from nnref.run.checkpoint import load_checkpoint
 from nnref.cli import main
-from nnref.faults import armed
-from nnref.runlog import read_status
+from nnref.run.faults import armed
+from nnref.run.runlog import read_status
 
 RECIPE = ["--epochs", "2", "--batch-size", "8", "--hidden", "16", "--momentum", "0.9", "--lr", "0.01",
           "--checkpoint-every", "20", "--log-every", "10"]

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bad_inputs import KNN_CASES
-from nnref.knn import KNNClassifier, choose_k, chosen_k, merge_neighbours, vote, vote_shares
+from nnref.knn import KNNClassifier, choose_k, merge_neighbours, vote, vote_shares
+from nnref.run.knn import chosen_k
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])

@@ -21,7 +21,7 @@ require_browser()
 def lab():
     from playwright.sync_api import sync_playwright
 
-    from nnref import tbview
+    from nnref.run import tbview
 
     with LabServer() as server, sync_playwright() as playwright:
         browser = tbview.open_browser(playwright)

@@ -108,7 +108,7 @@ def test_a_lab_without_a_checkpoint_says_how_to_get_the_digit_page():
 
 def test_the_digit_page_refuses_a_knn_checkpoint_as_its_model(mnist_mlp, tmp_path):
     from nnref.cli import main
-    from nnref.config import TrainingError
+    from nnref.run.config import TrainingError
 
     checkpoint, root = mnist_mlp
     assert main(["train", "knn", "--limit-train", "1000", "--data-root", str(root), "--no-download", "--logdir",
@@ -127,7 +127,7 @@ def page(backend):
     from playwright.sync_api import sync_playwright
 
     from browser import new_page, require_browser
-    from nnref import tbview
+    from nnref.run import tbview
 
     require_browser()
     with LabServer(digits=backend) as lab, sync_playwright() as playwright:

@@ -29,7 +29,7 @@ def test_real_files_load_with_expected_statistics(root):
 
 def test_softmax_regression_one_epoch_reaches_90_percent(root, tmp_path):
     from nnref.cli import main
-    from nnref.train import load_checkpoint
+    from nnref.run.checkpoint import load_checkpoint
 
     assert main(["train", "softmax", "--epochs", "1", "--data-root", str(root), "--no-download", "--logdir",
                  str(tmp_path), "--run-name", "one-epoch", "--quiet"]) == 0
@@ -45,7 +45,7 @@ def test_softmax_regression_one_epoch_reaches_90_percent(root, tmp_path):
 def test_knn_agrees_with_scikit_learn_on_first_1000_test_images(root):
     import sklearn.neighbors as sk  # a dev dependency: its absence is a failure, not a skip
     from nnref.data import load_mnist, normalize
-    from nnref.models import KNNClassifier
+    from nnref.knn import KNNClassifier
 
     train_images, train_labels = load_mnist(root, train=True, download=False)
     test_images, test_labels = load_mnist(root, train=False, download=False)

@@ -7,19 +7,20 @@ import math
 import pytest
 import torch
 
+from nnref import plane
 from nnref import playground as P
 from nnref.cli import main
 
 
 def _acc(model, name, seed=0, **cfg):
-    X, y = P.make_dataset(name, 400, seed=seed)
-    Xtr, ytr, Xte, yte = P.split(X, y, seed=seed)
-    c = P.PlaygroundConfig(seed=seed, **cfg)
+    X, y = plane.make_points(name, 400, seed=seed)
+    Xtr, ytr, Xte, yte = plane.split(X, y, seed=seed)
+    c = plane.PlaygroundConfig(seed=seed, **cfg)
     if model == "knn":
-        m = P.fit_knn(Xtr, ytr, c.k[0])
+        m = plane.fit_knn(Xtr, ytr, c.k[0])
     else:
-        m = (P.fit_logreg if model == "logreg" else P.fit_mlp)(Xtr, ytr, c)
-    return float((P.predict01(m, Xte) == (yte > 0).long()).float().mean())
+        m = plane.fit(model, Xtr, ytr, 2, c, restarts=c.restarts if model == "mlp" else 1)[0]
+    return float((m.predict(Xte) == yte).float().mean())
 
 
 # The README's claims, at class-sized settings (the full recipe over seeds 0-9 is measured in
@@ -42,7 +43,7 @@ def test_two_hidden_layers_solve_the_spirals():
     assert _acc("mlp", "spirals", 13, hidden=(8, 8), activation="tanh", steps=2000, restarts=2) >= 0.9
 
 
-@pytest.mark.parametrize("name", P.DATASETS)
+@pytest.mark.parametrize("name", plane.DATASETS)
 def test_knn_k1_solves_every_dataset(name):
     # the spirals' noisy arms cost the nearest neighbour a few points on some draws (92.5% at worst over seeds
     # 0-9, docs/results/playground-seeds.log); every other dataset ≥ 95% on every seed measured
@@ -52,32 +53,20 @@ def test_knn_k1_solves_every_dataset(name):
 
 def test_restarts_keep_the_lowest_training_loss():
     """Best of several starts: never worse on the training loss than the first start alone."""
-    X, y = P.make_dataset("xor", 200, seed=5)
-    t = (y > 0).float()
+    X, y = plane.make_points("xor", 200, seed=5)
     losses = []
     for restarts in (1, 3):
-        cfg = P.PlaygroundConfig(hidden=(2,), steps=300, restarts=restarts, seed=5)
-        model = P.fit_mlp(X, y, cfg)
-        with torch.no_grad():
-            losses.append(float(model.loss(model(X), t)))
+        cfg = plane.PlaygroundConfig(hidden=(2,), steps=300, restarts=restarts, seed=5)
+        model = plane.fit("mlp", X, y, 2, cfg, restarts)[0]
+        losses.append(model.loss_and_accuracy(X, y)[0])
     assert losses[1] <= losses[0] + 1e-6
 
 
-def test_the_first_interface_keeps_its_labels_and_models():
-    """make_dataset's −1/+1 labels are make_points' classes 0/1; fit_logreg returns the model of raw points."""
-    X, y = P.make_dataset("blobs", 100, seed=2)
-    Xp, yp = P.make_points("blobs", 100, seed=2)
-    assert torch.equal(X, Xp) and torch.equal(y, 2 * yp - 1) and set(y.tolist()) == {-1, 1}
-    model = P.fit_logreg(X, y, P.PlaygroundConfig(steps=100))
-    assert isinstance(model, torch.nn.Module) and model(X).shape == (100,)
-    assert P.prob_pos(model, X).shape == (100,)
-
-
 def test_line_distance_equals_the_geometric_distance_of_the_drawn_line():
-    X, y = P.make_dataset("blobs", 300, seed=1)
-    model = P.fit_logreg(X, y, P.PlaygroundConfig(steps=300))
-    w, b = model.linear.weight.detach()[0], float(model.linear.bias.detach()[0])
-    printed = P.line_distance(w, b)
+    X, y = plane.make_points("blobs", 300, seed=1)
+    model = plane.fit("logreg", X, y, 2, plane.PlaygroundConfig(steps=300))[0]
+    w, b = model.line()
+    printed = plane.line_distance(w, b)
     assert printed > 0.5  # the blobs' boundary does not pass through the origin
     fig = P.boundary_figure(model, X, y)
     (line,) = [ln for ln in fig.axes[0].lines if ln.get_label() == "decision line"]
@@ -89,11 +78,11 @@ def test_line_distance_equals_the_geometric_distance_of_the_drawn_line():
 
 
 def test_line_segment_clips_to_the_box():
-    seg = P.line_segment(torch.tensor([1.0, 1.0]), -1.0, (-2, 2, -2, 2))  # x + y = 1
+    seg = plane.line_segment(torch.tensor([1.0, 1.0]), -1.0, (-2, 2, -2, 2))  # x + y = 1
     assert seg is not None
     for x, yv in seg:
         assert x + yv == pytest.approx(1.0) and -2 <= x <= 2 and -2 <= yv <= 2
-    assert P.line_segment(torch.tensor([1.0, 0.0]), -10.0, (-2, 2, -2, 2)) is None  # x = 10 is outside
+    assert plane.line_segment(torch.tensor([1.0, 0.0]), -10.0, (-2, 2, -2, 2)) is None  # x = 10 is outside
 
 
 def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
@@ -126,7 +115,7 @@ def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
         with Image.open(png / name) as im:
             if size:
                 assert im.size == size, name
-    from nnref.runs import describe_run
+    from nnref.run.runs import describe_run
 
     info = describe_run(tmp_path / "pg")
     assert info.kind == "playground" and info.status == "finished" and "xor: logreg" in info.recipe

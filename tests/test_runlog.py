@@ -9,8 +9,8 @@ import pytest
 
 from helpers import events, scalar, train_args
 from nnref.cli import main
-from nnref.config import TrainConfig, TrainingError
-from nnref.runlog import make_run_dir
+from nnref.run.config import TrainConfig, TrainingError
+from nnref.run.runlog import make_run_dir
 
 
 def test_tensorboard_run_holds_everything(tiny_mnist, tmp_path):
@@ -75,7 +75,7 @@ def test_run_dir_must_be_writable(tmp_path):
 
 
 def test_tensorboard_server_serves_the_scalars(tiny_mnist, tmp_path):
-    from nnref.tbview import TensorBoardServer
+    from nnref.run.tbview import TensorBoardServer
 
     assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "2")) == 0
     with TensorBoardServer(tmp_path) as server:
@@ -96,7 +96,7 @@ def test_projector_and_pr_curves_are_served(tiny_mnist, tmp_path):
     import numpy as np
 
     from nnref.data import load_splits
-    from nnref.tbview import TensorBoardServer
+    from nnref.run.tbview import TensorBoardServer
 
     assert main(train_args(tiny_mnist, tmp_path, "mlp", "--epochs", "2", "--hidden", "16")) == 0
     test_y = load_splits(tiny_mnist, download=False, val_size=100).test_y

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from helpers import cli_process, train_args
-from nnref.checkpoint import RunLock
+from nnref.run.checkpoint import RunLock
 from nnref.cli import main
-from nnref.faults import armed
+from nnref.run.faults import armed
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_an_interrupted_run_listed_as_resumable_does_resume(logdir, capsys):
     line = _table(capsys, logdir)["interrupted"][7]
     ckpt = line.split("--resume ")[1].split(")")[0]
     assert main(["train", "mlp", "--resume", ckpt, "--quiet", "--data-root", str(root), "--no-download"]) == 0
-    from nnref.runs import describe_run
+    from nnref.run.runs import describe_run
 
     assert describe_run(logdir / "interrupted").status == "finished"
 

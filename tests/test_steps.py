@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nnref.models import MLP
-from nnref.steps import EagerStep, GraphedStep, make_step
+from nnref.run.fast_steps import GraphedStep, make_step
+from nnref.steps import EagerStep
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -65,7 +66,7 @@ def test_graphed_step_matches_eager_on_cuda():
 @cuda
 def test_training_on_cuda_through_the_cli(tiny_mnist, tmp_path):
     from nnref.cli import main
-    from nnref.train import load_checkpoint
+    from nnref.run.checkpoint import load_checkpoint
 
     for graphs in ([], ["--no-cuda-graphs"]):
         name = "g" if not graphs else "e"

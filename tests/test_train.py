@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import events, scalar, train_args
-from nnref.checkpoint import load_checkpoint
+from nnref.run.checkpoint import load_checkpoint
 from nnref.cli import main
 from nnref.data import load_splits, make_loader
 

@@ -170,7 +170,7 @@ def run_bench(device="cpu", data_root=None, sections=None, out_dir="runs/bench",
     """Run the chosen sections (default: all, in :data:`SECTIONS` order); write the JSON report under
     ``out_dir`` and return it.  ``progress(text)`` receives a heading and a markdown table per section."""
     from ..data import resolve_root
-    from ..runlog import write_status
+    from ..records import write_status
 
     say = progress or (lambda text: None)
     profile = PROFILES["quick" if quick else "full"]

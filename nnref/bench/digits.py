@@ -98,9 +98,9 @@ def digits_section(ctx: Context) -> list[dict]:
     nearest of every training image."""
     import tempfile
 
-    from ..config import TrainConfig
-    from ..evaluate import load_model
-    from ..train import train
+    from ..run.config import TrainConfig
+    from ..run.evaluate import load_model
+    from ..run.train import train
     from .lab import measure_digit_page
 
     n, data = ctx.profile.digits_images, ctx.data  # the bench's splits: every training image, normalised rows

@@ -18,7 +18,7 @@ LARGEST = ("#dataset=spirals&noise=0.15&model=mlp&hidden=8,8,8,8,8,8&activation=
 
 
 def _browser(playwright):
-    from ..tbview import open_browser
+    from ..run.tbview import open_browser
 
     return open_browser(playwright)
 

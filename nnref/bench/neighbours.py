@@ -14,7 +14,7 @@ import torch
 
 from ..knn import KNNClassifier, vote
 from ..models import SoftmaxRegression
-from ..runlog import open_writer
+from ..records import open_writer
 from ..table import markdown_table
 from .core import Context, interleaved, row, section, seconds_per_call
 

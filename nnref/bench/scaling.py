@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint
+from ..run.checkpoint import load_checkpoint
 from .core import Context, row, section
 
 __all__ = ["bench_distributed"]

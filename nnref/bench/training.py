@@ -15,7 +15,8 @@ from .. import functional as F
 from ..catalogue import builtin_twin
 from ..data import MEAN, STD, make_loader
 from ..models import MLP, SoftmaxRegression
-from ..steps import build_step, forward_loss_of
+from ..run.fast_steps import build_step
+from ..steps import forward_loss_of
 from .core import Context, row, section, seconds_per_call, side_by_side, sync
 
 __all__ = ["Stepper", "bench_train_steps", "bench_compile", "bench_loader", "Recipe", "RECIPES",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import TrainingError
+from ..run.config import TrainingError
 from ..data import DataError, resolve_root
 from ..digits import MAX_BYTES, prepare_digit, to_row
 from .session import decode, encode
@@ -53,12 +53,13 @@ class DigitsBackend:
     def load(cls, checkpoint, knn_checkpoint=None, data_root=None, download: bool = False, say=None) -> "DigitsBackend":
         """The model of a parametric checkpoint; KNN from ``knn_checkpoint`` (its k and metric) or, by default, k = 3
         over every training image (60,000 of them) of ``data_root``."""
-        from ..checkpoint import load_checkpoint
-        from ..config import config_from_dict
+        from ..run.checkpoint import load_checkpoint
+        from ..run.config import config_from_dict
         from ..data import class_names as names_of
         from ..data import load_mnist, normalize
-        from ..evaluate import load_model
-        from ..knn import KNNClassifier, chosen_k
+        from ..run.evaluate import load_model
+        from ..knn import KNNClassifier
+        from ..run.knn import chosen_k
 
         model, cfg = load_model(checkpoint, "cpu", data_root, download)
         if not isinstance(model, torch.nn.Module):

@@ -14,9 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..knn import METRICS
-from ..layers import ACTIVATIONS
-from ..plane import CLASSES, DATASETS, FEATURES
+from ..choices import ACTIVATIONS, CLASSES, DATASETS, FEATURES, METRICS
 
 __all__ = ["BadMessage", "FIELDS", "DEFAULTS", "MESSAGES", "LIMITS", "parse_message", "check_state"]
 

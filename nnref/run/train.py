@@ -35,15 +35,15 @@ import torch
 
 from .checkpoint import FORMAT, RunLock, TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, TrainingDiverged, TrainingError, resolve_device
-from .data import MNISTSplits, load_data, make_loader
+from ..data import MNISTSplits, load_data, make_loader
 from .distributed import World, init_world, world_size_from_env
 from .evaluate import evaluate
 from .faults import failpoint
-from .functional import value_checks
+from ..functional import value_checks
 from .interrupt import RunInterrupted, StopRequest
-from .models import build_model as _build
+from ..models import build_model as _build
 from .runlog import RunLog, SilentLog, make_run_dir, read_status, write_status
-from .steps import make_step
+from .fast_steps import make_step
 
 __all__ = ["train", "Trainer", "DivergenceGuard", "build_model", "lr_at", "seed_everything", "resume_path"]
 

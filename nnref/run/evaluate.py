@@ -11,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-from . import viz
+from .. import viz
 from .checkpoint import load_checkpoint
 from . import knn
 from .config import KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
-from .data import DataError, class_names, load_data
-from .digits import IMAGE_SUFFIXES, prepare_digit, to_row
-from .models import build_model
+from ..data import DataError, class_names, load_data
+from ..digits import IMAGE_SUFFIXES, prepare_digit, to_row
+from ..models import build_model
 
 __all__ = ["evaluate", "load_model", "from_state", "LOADERS", "knn_chosen_k", "Evaluation", "evaluate_checkpoint",
            "Prediction", "predict_pictures", "pictures_in", "predict_image", "load_image"]
@@ -37,11 +37,6 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, fused: bool = True,
     model.train(was_training)
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
     return total / max(x.shape[0], 1), float((pred == y).float().mean()) if len(y) else float("nan"), pred
-
-
-def knn_chosen_k(state: dict) -> int:
-    """The k a KNN run chose on validation (:func:`nnref.knn.chosen_k`)."""
-    return knn.chosen_k(state)
 
 
 def _parametric(state: dict, cfg: TrainConfig, device, data_root=None, download: bool = False):

@@ -13,16 +13,13 @@ from typing import Callable
 
 import torch
 
-from . import viz
+from .. import viz
+from ..records import STATUS_FILE, open_writer, read_status, write_status
+from ..table import markdown_table
 from .config import KNNConfig, TrainConfig, TrainingError
-from .table import markdown_table
 
 __all__ = ["RunLog", "SilentLog", "make_run_dir", "open_writer", "write_status", "read_status", "STATUS_FILE",
            "KINDS"]
-
-#: The run's status for ``nnref runs``: {"kind": …, "status": running | interrupted | finished | diverged,
-#: "step": N, "message": …, "time": …, "config": …}.
-STATUS_FILE = "status.json"
 
 #: Every setting a model's run can record in the HParams tab (each run records only its own model's).
 HPARAM_NAMES = tuple(sorted(set(TrainConfig(model="mlp", positive_class=1).hparams()) |
@@ -30,47 +27,6 @@ HPARAM_NAMES = tuple(sorted(set(TrainConfig(model="mlp", positive_class=1).hpara
 
 #: The kinds of run a log folder can hold; each run says its kind in its status file.
 KINDS = ("mnist", "playground", "gradcheck-sweep", "bench")
-
-
-def open_writer(log_dir, purge_step: int | None = None) -> "SummaryWriter":  # noqa: F821
-    """The one way nnref opens a TensorBoard writer: events flushed every 10 s (and at every checkpoint).
-
-    TensorBoard reads a folder's event files in the order of their names, which begin with the second each was
-    made; a resumed attempt's file must come after the earlier attempt's, or the earlier one's ``purge_step``
-    would be read last and hide the resumed steps.  So a writer opened within the same second as the newest
-    file already there waits for the next second (a restart that fast is rare: torchrun's can be)."""
-    import time
-    from pathlib import Path
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    seconds = [int(p.name.split(".")[3]) for p in Path(log_dir).glob("events.out.tfevents.*")
-               if p.name.split(".")[3].isdigit()]
-    while seconds and int(time.time()) <= max(seconds):
-        time.sleep(max(0.01, max(seconds) + 1 - time.time()))
-    return SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=10)
-
-
-def write_status(run_dir, kind: str, status: str, step: int = 0, message: str = "", **extra) -> None:
-    """Record where a run stands in ``<run_dir>/status.json`` (``nnref runs`` reads it), atomically."""
-    import json
-    import os
-
-    run_dir = Path(run_dir)
-    tmp = run_dir / f".{STATUS_FILE}.tmp"
-    tmp.write_text(json.dumps({"kind": kind, "status": status, "step": step, "message": message,
-                               "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}, default=str))
-    os.replace(tmp, run_dir / STATUS_FILE)
-
-
-def read_status(run_dir) -> dict:
-    """A run folder's status file ({} where there is none or it cannot be read)."""
-    import json
-
-    try:
-        return json.loads((Path(run_dir) / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def make_run_dir(cfg: TrainConfig | KNNConfig) -> Path:

@@ -1,0 +1,35 @@
+"""The choices nnref offers, by name: activations, distances, the plane's datasets, their classes and inputs.
+
+Defined once, here, without importing torch, so that the command line's parser (``nnref --help``) and the lab's
+page can list them at once; the modules that implement them (:mod:`nnref.layers`, :mod:`nnref.knn`,
+:mod:`nnref.plane`) take their names from here, and a test checks that each name has its implementation.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACTIVATIONS", "METRICS", "DATASETS", "CLASSES", "NOISE", "FEATURES", "DOMAIN", "COLOURS", "CLASSIFIERS"]
+
+#: Hidden-layer activations, as the command line and the lab spell them ("linear" is TensorFlow Playground's
+#: identity).
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
+
+#: KNN's distances.
+METRICS = ("euclidean", "manhattan", "cosine")
+
+#: The lecture's 2-D datasets.
+DATASETS = ("blobs", "xor", "circles", "spirals")
+#: How many classes each dataset can have.
+CLASSES = {"blobs": (2, 3, 4), "xor": (2, 4), "circles": (2, 3, 4), "spirals": (2, 3, 4)}
+#: Each dataset's default noise: the standard deviation of the Gaussian jitter of its points.
+NOISE = {"blobs": 0.8, "xor": 0.2, "circles": 0.2, "spirals": 0.15}
+
+#: The inputs a network of the plane can be given, in TensorFlow Playground's order.
+FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2")
+#: The square of the plane that the lab shows and the playground draws (at least): x₁, x₂ ∈ [−6, 6].
+DOMAIN = (-6.0, 6.0)
+
+#: Class colours, as TensorFlow Playground's (orange, blue) and two more for three and four classes.
+COLOURS = ("#f59322", "#0877bd", "#2ca25f", "#8856a7")
+
+#: The plane's classifiers: the line (logistic regression, softmax regression for more classes), the MLP, KNN.
+CLASSIFIERS = ("logreg", "mlp", "knn")
