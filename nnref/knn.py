@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .choices import METRICS
+from .settings import METRICS
 from ._deprecated import getattr_for
 
 __all__ = ["METRICS", "KNNClassifier", "vote", "vote_shares", "merge_neighbours", "choose_k"]

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
-from .choices import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE
+from .settings import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE, PlaygroundConfig
 from .functional import value_checks
 from .knn import KNNClassifier
 from .layers import Linear
@@ -129,34 +129,6 @@ def features(X: torch.Tensor, names=("x1", "x2")) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 # Models and their training
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class PlaygroundConfig:
-    """The recipe for the plane's models (the one measured over seeds: see README's playground table).
-
-    Gradient descent with momentum on inputs standardised with the training set's mean and standard deviation,
-    from Glorot-uniform weights; ``weight_decay`` is the L2 penalty (on every parameter, as ``torch.optim.SGD``
-    applies it), ``l1`` an L1 penalty λ·Σ|w| on the weights.  ``batch_size`` 0 uses the whole training set in
-    every step; otherwise each epoch visits the shuffled points in batches.  The MLP is trained from
-    ``restarts`` random starts and the one with the lowest final training loss is kept (a small non-convex
-    network can end in a poor local minimum: XOR with four tanh units does from several starts in ten).
-    """
-
-    steps: int = 5000
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    l1: float = 0.0
-    restarts: int = 6
-    batch_size: int = 0
-    hidden: tuple[int, ...] = (8, 8)
-    activation: str = "tanh"
-    k: tuple[int, ...] = (1, 5, 15)
-    metric: str = "euclidean"
-    features: tuple[str, ...] = ("x1", "x2")
-    snapshots: int = 10
-    seed: int = 0
-
-
 def _glorot(model) -> None:
     """Glorot-uniform weights U(±√(6/(fan_in + fan_out))) and zero biases: the scale tanh units want."""
     for layer in model.modules():

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from . import plane
-from .choices import CLASSIFIERS, COLOURS, DATASETS
+from .settings import CLASSIFIERS, COLOURS, DATASETS
 from .plane import Descent, PlaneModel, PlaygroundConfig, line_distance, line_segment, make_points, split, view_bounds
 from .records import open_writer, write_status
 from .viz import save_figure, subplots

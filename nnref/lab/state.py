@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..choices import ACTIVATIONS, CLASSES, DATASETS, FEATURES, METRICS
+from ..settings import ACTIVATIONS, CLASSES, DATASETS, FEATURES, METRICS
 
 __all__ = ["BadMessage", "FIELDS", "DEFAULTS", "MESSAGES", "LIMITS", "parse_message", "check_state"]
 

@@ -1,4 +1,5 @@
-"""The choices nnref offers, by name: activations, distances, the plane's datasets, their classes and inputs.
+"""What can be chosen, by name, and the plane's default recipe: activations, distances, the plane's datasets, their
+classes, noise and inputs, the class colours, and :class:`PlaygroundConfig`.
 
 Defined once, here, without importing torch, so that the command line's parser (``nnref --help``) and the lab's
 page can list them at once; the modules that implement them (:mod:`nnref.layers`, :mod:`nnref.knn`,
@@ -7,7 +8,10 @@ page can list them at once; the modules that implement them (:mod:`nnref.layers`
 
 from __future__ import annotations
 
-__all__ = ["ACTIVATIONS", "METRICS", "DATASETS", "CLASSES", "NOISE", "FEATURES", "DOMAIN", "COLOURS", "CLASSIFIERS"]
+from dataclasses import dataclass
+
+__all__ = ["ACTIVATIONS", "METRICS", "DATASETS", "CLASSES", "NOISE", "FEATURES", "DOMAIN", "COLOURS", "CLASSIFIERS",
+           "PlaygroundConfig"]
 
 #: Hidden-layer activations, as the command line and the lab spell them ("linear" is TensorFlow Playground's
 #: identity).
@@ -33,3 +37,31 @@ COLOURS = ("#f59322", "#0877bd", "#2ca25f", "#8856a7")
 
 #: The plane's classifiers: the line (logistic regression, softmax regression for more classes), the MLP, KNN.
 CLASSIFIERS = ("logreg", "mlp", "knn")
+
+
+@dataclass
+class PlaygroundConfig:
+    """The recipe for the plane's models (the one measured over seeds: see README's playground table).
+
+    Gradient descent with momentum on inputs standardised with the training set's mean and standard deviation,
+    from Glorot-uniform weights; ``weight_decay`` is the L2 penalty (on every parameter, as ``torch.optim.SGD``
+    applies it), ``l1`` an L1 penalty λ·Σ|w| on the weights.  ``batch_size`` 0 uses the whole training set in
+    every step; otherwise each epoch visits the shuffled points in batches.  The MLP is trained from
+    ``restarts`` random starts and the one with the lowest final training loss is kept (a small non-convex
+    network can end in a poor local minimum: XOR with four tanh units does from several starts in ten).
+    """
+
+    steps: int = 5000
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    l1: float = 0.0
+    restarts: int = 6
+    batch_size: int = 0
+    hidden: tuple[int, ...] = (8, 8)
+    activation: str = "tanh"
+    k: tuple[int, ...] = (1, 5, 15)
+    metric: str = "euclidean"
+    features: tuple[str, ...] = ("x1", "x2")
+    snapshots: int = 10
+    seed: int = 0
