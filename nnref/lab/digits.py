@@ -26,6 +26,7 @@ import torch
 from ..run.config import TrainingError
 from ..data import DataError, resolve_root
 from ..digits import MAX_BYTES, prepare_digit, to_row
+from .inbox import Inbox
 from .session import decode, encode
 
 __all__ = ["DigitsBackend", "serve_digits", "Analysis"]
@@ -171,42 +172,26 @@ async def serve_digits(websocket, backend: DigitsBackend | None) -> None:
         return
     await websocket.send_json({"type": "ready", "classes": backend.class_names, "k": backend.k,
                                "model": type(backend.model).__name__})
-    inbox: asyncio.Queue = asyncio.Queue()
-
-    async def receive() -> None:
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await inbox.put(message)
-        finally:
-            await inbox.put(None)
-
-    receiver = asyncio.create_task(receive())
     image, target = None, None
     try:
-        while True:
-            messages = [await inbox.get()]
-            while not inbox.empty():  # what the page sent meanwhile: only the latest picture is analysed
-                messages.append(inbox.get_nowait())
-            if None in messages:  # the page has gone
-                return
-            picture = None
-            for m in messages:
-                try:
-                    if m.get("bytes") is not None:
-                        picture = _picture(m["bytes"])
-                        target = picture[0].get("target", target)
-                    else:
-                        target = _target(m.get("text"), target)
-                except DataError as exc:
-                    await websocket.send_json({"type": "error", "message": str(exc)})
-            image = await _answer(websocket, backend, picture, image, target)
+        async with Inbox(websocket) as inbox:
+            while True:
+                messages = await inbox.take()  # what the page sent meanwhile: only the latest picture is analysed
+                if messages is None:  # the page has gone
+                    return
+                picture = None
+                for m in messages:
+                    try:
+                        if isinstance(m, bytes):
+                            picture = _picture(m)
+                            target = picture[0].get("target", target)
+                        else:
+                            target = _target(m, target)
+                    except DataError as exc:
+                        await websocket.send_json({"type": "error", "message": str(exc)})
+                image = await _answer(websocket, backend, picture, image, target)
     except WebSocketDisconnect:
         return
-    finally:
-        receiver.cancel()
 
 
 def _target(text, current):

@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .inbox import Inbox
 from .session import PlaygroundSession, encode
 from .state import BadMessage, parse_message
 
@@ -146,39 +147,25 @@ class _PlaygroundSocket:
     """One page's playground over its WebSocket: messages in, frames out, the session in a worker thread."""
 
     def __init__(self, websocket: WebSocket) -> None:
-        self.ws, self.inbox = websocket, asyncio.Queue()
+        self.ws = websocket
         self.credits, self.dirty = IN_FLIGHT, True
 
     async def run(self) -> None:
-        receiver = asyncio.create_task(self._receive())
         try:
-            self.session = await asyncio.to_thread(PlaygroundSession)
-            await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
-            while True:
-                waiting = not (self.session.playing or self.dirty) or self.credits == 0
-                texts = [await self.inbox.get()] if waiting else []
-                while not self.inbox.empty():
-                    texts.append(self.inbox.get_nowait())
-                if None in texts:  # the page has gone: its session ends now
-                    return
-                for text in texts:
-                    await self._handle(text)
-                if self.credits and (self.session.playing or self.dirty):
-                    await self._send_frame()
+            async with Inbox(self.ws) as inbox:
+                self.session = await asyncio.to_thread(PlaygroundSession)
+                await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
+                while True:
+                    waiting = not (self.session.playing or self.dirty) or self.credits == 0
+                    texts = await inbox.take(wait=waiting)
+                    if texts is None:  # the page has gone: its session ends now
+                        return
+                    for text in texts:
+                        await self._handle(text)
+                    if self.credits and (self.session.playing or self.dirty):
+                        await self._send_frame()
         except WebSocketDisconnect:
             return
-        finally:
-            receiver.cancel()
-
-    async def _receive(self) -> None:
-        try:
-            while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await self.inbox.put(message.get("text") if message.get("text") is not None else message.get("bytes"))
-        finally:
-            await self.inbox.put(None)
 
     async def _send_frame(self) -> None:
         seconds = TRAIN_PER_FRAME if self.session.playing else None
