@@ -20,7 +20,8 @@ from .catalogue import FUNCTIONS
 from .table import markdown_table
 
 __all__ = ["numerical_gradient", "relative_error", "norm_relative_error", "CheckResult", "check_functions", "format_table", "CASES",
-           "SweepPoint", "DELTAS", "sweep_size", "delta_sweep", "best_deltas", "CostRow", "numerical_cost"]
+           "SweepPoint", "DELTAS", "sweep_size", "delta_sweep", "best_deltas", "sweep_table", "write_sweep", "CostRow",
+           "numerical_cost", "cost_table"]
 
 
 def numerical_gradient(
@@ -206,6 +207,27 @@ def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0, progress=N
     return points
 
 
+def sweep_table(points: Sequence[SweepPoint]) -> str:
+    """The bottom of each V as a markdown table: the best Δ per difference and dtype, and its error."""
+    return markdown_table(("difference", "dtype", "best Δ", "max relative error there"),
+                          [(p.method, p.dtype, f"{p.delta:.1e}", f"{p.error:.1e}") for p in best_deltas(points)])
+
+
+def write_sweep(points: Sequence[SweepPoint], run_dir, png=None) -> None:
+    """The sweep as a run ``nnref runs`` lists and TensorBoard shows: the Δ curves (Images) and the best-Δ table
+    (Text) under ``run_dir``; with ``png``, the picture as a PNG file too."""
+    from . import viz
+    from .records import open_writer, write_status
+
+    fig = viz.delta_sweep_figure(points)
+    with open_writer(run_dir) as writer:
+        writer.add_figure("gradcheck/delta_sweep", fig, 0, close=False)
+        writer.add_text("gradcheck/best_delta", sweep_table(points), 0)
+    write_status(run_dir, "gradcheck-sweep", "finished", message="best Δ per difference and dtype")
+    if png:
+        viz.save_figure(fig, png, dpi=110)
+
+
 def best_deltas(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     """The bottom of each V: the Δ with the smallest error, per (method, dtype)."""
     best: dict = {}
@@ -227,6 +249,18 @@ class CostRow:
     @property
     def ratio(self) -> float:
         return self.numerical_seconds / self.backward_seconds
+
+
+def cost_table(rows: Sequence[CostRow]) -> str:
+    """One numerical gradient against one backward pass, per model, as a markdown table."""
+    cells = []
+    for r in rows:
+        how = "" if r.measured_parameters == r.parameters else \
+            f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
+        cells.append((r.model, f"{r.parameters:,}", f"{r.backward_seconds * 1e3:.2f} ms",
+                      f"{r.numerical_seconds:,.2f} s{how}", f"{r.ratio:,.0f}×"))
+    return markdown_table(("model", "parameters", "one backward pass", "one numerical gradient (forward differences)",
+                           "ratio"), cells)
 
 
 def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0, progress=None) -> list[CostRow]:
