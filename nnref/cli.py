@@ -5,8 +5,12 @@ errors (argparse: the command's own usage, and a suggestion for a misspelt optio
 always a one-paragraph message on stderr, never a raw traceback (set ``NNREF_DEBUG=1`` to see one) —,
 75 a training run stopped by SIGTERM, SIGINT or SIGUSR1 — after writing a resumable checkpoint, or before its first
 step (:data:`EXIT_INTERRUPTED`: run the same command again) —, 130 any other command interrupted by Ctrl-C.
-Everything it calls returns values or raises.  Options are never
-abbreviated: ``--epoch`` is an error, not ``--epochs``.
+Everything it calls returns values or raises.  Options are never abbreviated: ``--epoch`` is an error, not
+``--epochs``.
+
+Building the parser imports no torch (``nnref --help`` and a usage error answer at once): the names and defaults it
+lists come from torch-free modules (:mod:`nnref.settings`, :mod:`nnref.run.config`, :mod:`nnref.bench`'s
+contents); a command imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ import difflib
 import math
 import os
 import shlex
-import signal
 import sys
-import threading
 
 __all__ = ["main", "build_parser", "EXIT_INTERRUPTED"]
 
-EXIT_INTERRUPTED = 75  # nnref.interrupt.EXIT_INTERRUPTED (kept here so that --help needs no torch import)
+#: A training run stopped by a signal: run the same command again (:mod:`nnref.run.interrupt`).
+EXIT_INTERRUPTED = 75
 
 
 # --------------------------------------------------------------------------------------------------
@@ -30,6 +33,7 @@ EXIT_INTERRUPTED = 75  # nnref.interrupt.EXIT_INTERRUPTED (kept here so that --h
 # --------------------------------------------------------------------------------------------------
 def _number_type(convert, what: str, ok, requirement: str):
     """An argparse type: ``convert`` the text, then insist on ``ok(value)``."""
+
     def parse(text: str):
         try:
             value = convert(text)
@@ -38,14 +42,16 @@ def _number_type(convert, what: str, ok, requirement: str):
         if not ok(value):
             raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
         return value
+
     return parse
 
 
 positive_int = _number_type(int, "a positive integer", lambda v: v >= 1, "must be at least 1")
 non_negative_int = _number_type(int, "a whole number ≥ 0", lambda v: v >= 0, "must be ≥ 0")
 positive_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a finite number > 0")
-non_negative_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0,
-                                  "must be a finite number ≥ 0")
+non_negative_float = _number_type(
+    float, "a number", lambda v: math.isfinite(v) and v >= 0, "must be a finite number ≥ 0"
+)
 fraction = _number_type(float, "a number", lambda v: 0 < v < 1, "must be between 0 and 1")
 port_number = _number_type(int, "a port number", lambda v: 0 <= v <= 65535, "must be in 0-65535")
 
@@ -54,8 +60,9 @@ def int_list(text: str) -> tuple[int, ...]:
     """'800' or '300,100' → (800,) or (300, 100); every entry ≥ 1."""
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or any(not p for p in parts):
-        raise argparse.ArgumentTypeError(f"expected one or more comma-separated sizes such as 800 or 300,100, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected one or more comma-separated sizes such as 800 or 300,100, got {text!r}"
+        )
     try:
         values = tuple(int(p) for p in parts)
     except ValueError:
@@ -86,11 +93,11 @@ def digit_pair(text: str) -> tuple[int, int]:
 
 
 def device_name(text: str) -> str:
-    """auto, cpu, cuda or cuda:N — and a CUDA device only where PyTorch sees one."""
-    from .run.config import resolve_device
+    """auto, cpu, cuda or cuda:N (whether PyTorch sees that GPU is checked after parsing: :func:`_check_device`)."""
+    from .run.config import check_device_name
 
     try:
-        resolve_device(text)
+        check_device_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).replace("device must be", "expected")) from None
     return text
@@ -130,12 +137,18 @@ def _shared(*names: str) -> argparse.ArgumentParser:
     p = _Parser(add_help=False)
     options = {
         "seed": lambda: p.add_argument("--seed", type=non_negative_int, help="random seed (default 0)"),
-        "device": lambda: p.add_argument("--device", type=device_name,
-                                         help="auto (CUDA when present; default), cpu, cuda or cuda:N"),
-        "data-root": lambda: p.add_argument("--data-root", help="folder holding MNIST/raw/ "
-                                            "(default: $NNREF_DATA_ROOT, else ./data)"),
-        "no-download": lambda: p.add_argument("--no-download", dest="download", action="store_false",
-                                              help="never download MNIST (fail with the files it expects)"),
+        "device": lambda: p.add_argument(
+            "--device", type=device_name, help="auto (CUDA when present; default), cpu, cuda or cuda:N"
+        ),
+        "data-root": lambda: p.add_argument(
+            "--data-root", help="folder holding MNIST/raw/ (default: $NNREF_DATA_ROOT, else ./data)"
+        ),
+        "no-download": lambda: p.add_argument(
+            "--no-download",
+            dest="download",
+            action="store_false",
+            help="never download MNIST (fail with the files it expects)",
+        ),
         "logdir": lambda: p.add_argument("--logdir", help="TensorBoard log folder (default runs)"),
     }
     for name in names:
@@ -143,18 +156,34 @@ def _shared(*names: str) -> argparse.ArgumentParser:
     return p
 
 
-_DEFAULTS_TEXT = """defaults by model (any option given wins):
-  logreg   10 epochs, --lr 0.5,  --batch-size 128, --momentum 0,   binary task --positive-class 0
-  softmax  20 epochs, --lr 0.1,  --batch-size 64,  --momentum 0
-  mlp      15 epochs, --lr 0.05, --batch-size 128, --momentum 0.9, --hidden 800 --activation relu
-  knn      --k 3 --metric euclidean --chunk-size 4096 (KNN stores records: no gradient-descent options)
-every run: --lr-schedule cosine, --loss fused, --amp off, --val-size 5000, --seed 0, --logdir runs"""
+def _defaults_text() -> str:
+    """``nnref train --help``'s epilog: each model's default recipe, read from its configuration."""
+    from .run.config import DEFAULTS, KNNConfig, TrainConfig
+
+    t, k = TrainConfig(model="mlp"), KNNConfig()
+    extra = {"logreg": "binary task --positive-class 0", "mlp": f"--hidden {_sizes(t.hidden)} --activation "
+             f"{t.activation}"}
+    columns = {m: [f"{d['epochs']} epochs,", f"--lr {d['lr']:g},", f"--batch-size {d['batch_size']},",
+                   f"--momentum {d['momentum']:g}" + ("," if m in extra else "")] for m, d in DEFAULTS.items()}
+    widths = [max(len(cells[i]) for cells in columns.values()) for i in range(4)]
+    lines = [(f"  {m:8s} " + " ".join(c.ljust(w) for c, w in zip(cells, widths)) + " " + extra.get(m, "")).rstrip()
+             for m, cells in columns.items()]
+    lines.append(f"  {'knn':8s} --k {_sizes(k.k)} --metric {k.metric} --chunk-size {k.chunk_size} (KNN stores "
+                 "records: no gradient-descent options)")
+    return "\n".join(["defaults by model (any option given wins):", *lines,
+                      f"every run: --lr-schedule {t.lr_schedule}, --loss {t.loss}, --amp {t.amp}, --val-size "
+                      f"{t.val_size}, --seed {t.seed}, --logdir {t.logdir}"])
+
+
+def _sizes(values) -> str:
+    return ",".join(map(str, values))
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from .knn import METRICS
-    from .layers import ACTIVATIONS
+    from .run.config import KNNConfig, TrainConfig
+    from .settings import ACTIVATIONS, METRICS
 
+    t, k = TrainConfig(model="mlp"), KNNConfig()
     S = argparse.SUPPRESS  # an option not given is absent: the model's configuration supplies its default
     g = p.add_argument_group("gradient descent (logreg, softmax, mlp)")
     g.add_argument("--epochs", type=positive_int, default=S, help="passes over the training set")
@@ -162,77 +191,82 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=positive_int, default=S, help="1 is the lecture's per-instance SGD")
     g.add_argument("--momentum", type=non_negative_float, default=S, help="SGD momentum (0 = plain gradient descent)")
     g.add_argument("--nesterov", action="store_true", default=S, help="Nesterov momentum (needs --momentum > 0)")
-    g.add_argument("--weight-decay", type=non_negative_float, default=S, help="L2 penalty (default 0)")
+    g.add_argument("--weight-decay", type=non_negative_float, default=S,
+                   help=f"L2 penalty (default {t.weight_decay:g})")
     g.add_argument("--lr-schedule", choices=("cosine", "constant"), default=S,
-                   help="cosine: α decays to 0 over the run (default); constant: α throughout")
+                   help=f"cosine: α decays to 0 over the run; constant: α throughout (default {t.lr_schedule})")
     g.add_argument("--loss", choices=("fused", "unfused"), default=S,
-                   help="fused: stable loss from logits (default); unfused: the lecture's activation → "
-                        "cross-entropy on probabilities")
+                   help="fused: stable loss from logits; unfused: the lecture's activation → cross-entropy on "
+                        f"probabilities (default {t.loss})")
     g.add_argument("--amp", choices=("off", "bf16", "fp16"), default=S,
                    help="mixed precision: matrix products in bfloat16 or float16 under torch.autocast, losses "
-                        "and parameters in float32 (fp16: CUDA only, with loss scaling); default off")
+                        f"and parameters in float32 (fp16: CUDA only, with loss scaling); default {t.amp}")
     g.add_argument("--compile", action="store_true", default=S,
                    help="torch.compile forward and loss (backward: nnref's own, through AOTAutograd)")
-    g.add_argument("--hidden", type=int_list, default=S, help="MLP hidden sizes, e.g. 800 (default) or 300,100")
-    g.add_argument("--activation", choices=sorted(ACTIVATIONS), default=S, help="MLP hidden activation (default relu)")
+    g.add_argument("--hidden", type=int_list, default=S,
+                   help=f"MLP hidden sizes, e.g. 300,100 (default {_sizes(t.hidden)})")
+    g.add_argument("--activation", choices=ACTIVATIONS, default=S,
+                   help=f"MLP hidden activation (default {t.activation})")
     g.add_argument("--checkpoint-every", type=non_negative_int, default=S, metavar="STEPS",
                    help="also checkpoint every N steps inside an epoch (default: after every epoch only)")
     g.add_argument("--log-every", type=positive_int, default=S, metavar="STEPS",
-                   help="steps between loss/train_step points (default 50)")
+                   help=f"steps between loss/train_step points (default {t.log_every})")
     g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=S,
                    help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward")
     g.add_argument("--resume", metavar="PATH|auto", default=S,
                    help="continue the run of this checkpoint.pt; auto: <logdir>/<run-name>/checkpoint.pt when it "
                         "exists, else start fresh (for torchrun --max-restarts and requeued jobs)")
-    k = p.add_argument_group("k-nearest neighbours (knn)")
-    k.add_argument("--k", type=int_list, default=S, help="neighbours, one or a list such as 1,3,5 (the best on "
-                                                         "validation is kept; default 3)")
-    k.add_argument("--metric", choices=METRICS, default=S, help="distance (default euclidean)")
-    k.add_argument("--chunk-size", type=positive_int, default=S, metavar="N",
-                   help="test images compared with the records at once (memory ∝ N; default 4096)")
+    n = p.add_argument_group("k-nearest neighbours (knn)")
+    n.add_argument("--k", type=int_list, default=S,
+                   help=f"neighbours, one or a list such as 1,3,5 (the best on validation is kept; default "
+                        f"{_sizes(k.k)})")
+    n.add_argument("--metric", choices=METRICS, default=S, help=f"distance (default {k.metric})")
+    n.add_argument("--chunk-size", type=positive_int, default=S, metavar="N",
+                   help=f"test images compared with the records at once (memory ∝ N; default {k.chunk_size})")
     d = p.add_argument_group("data and run (every model)")
-    t = d.add_mutually_exclusive_group()
-    t.add_argument("--positive-class", type=digit, metavar="K", default=S,
-                   help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)")
-    t.add_argument("--classes", type=digit_pair, metavar="A,B", default=S,
-                   help="binary task on digits A (→0) and B (→1) only")
+    task = d.add_mutually_exclusive_group()
+    task.add_argument("--positive-class", type=digit, metavar="K", default=S,
+                      help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)")
+    task.add_argument("--classes", type=digit_pair, metavar="A,B", default=S,
+                      help="binary task on digits A (→0) and B (→1) only")
     d.add_argument("--val-size", type=non_negative_int, default=S,
-                   help="last N training images held out for validation (default 5000)")
+                   help=f"last N training images held out for validation (default {t.val_size})")
     d.add_argument("--limit-train", type=positive_int, metavar="N", default=S, help="train on the first N images only")
     d.add_argument("--run-name", default=S, help="run folder name (default <model>-<timestamp>)")
-    d.add_argument("--dry-run", action="store_true", default=S, help="load data, build the model, one step; "
-                                                                      "write nothing")
+    d.add_argument("--dry-run", action="store_true", default=S,
+                   help="load data, build the model, one step; write nothing")
     d.add_argument("--quiet", action="store_true", default=S, help="no progress bar, no per-epoch lines")
 
 
 def _add_playground_options(p: argparse.ArgumentParser) -> None:
-    from .layers import ACTIVATIONS
-    from .choices import CLASSIFIERS, DATASETS
-    from .plane import PlaygroundConfig
+    from .settings import ACTIVATIONS, CLASSIFIERS, DATASETS, PlaygroundConfig
 
     d = PlaygroundConfig()
-    p.add_argument("--dataset", choices=DATASETS + ("all",), default="all",
+    p.add_argument("--dataset", choices=(*DATASETS, "all"), default="all",
                    help="the 2-D data: two blobs, XOR, circles, spirals, or all four (default)")
-    p.add_argument("--model", choices=CLASSIFIERS + ("all",), default="all",
+    p.add_argument("--model", choices=(*CLASSIFIERS, "all"), default="all",
                    help="logreg (the line), mlp, knn, or all three side by side (default)")
     p.add_argument("--samples", type=positive_int, default=400, help="points per dataset (default 400)")
     p.add_argument("--noise", type=non_negative_float, default=None,
                    help="std of the Gaussian jitter (default per dataset)")
     p.add_argument("--test-fraction", type=fraction, default=0.3, help="share of points held out (default 0.3)")
-    p.add_argument("--hidden", type=int_list, default=d.hidden, help="MLP hidden sizes (default 8,8)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=d.activation,
+    p.add_argument("--hidden", type=int_list, default=d.hidden, help=f"MLP hidden sizes (default {_sizes(d.hidden)})")
+    p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation,
                    help=f"MLP activation (default {d.activation})")
-    p.add_argument("--k", type=int_list, default=d.k, help="KNN k values (default 1,5,15)")
+    p.add_argument("--k", type=int_list, default=d.k, help=f"KNN k values (default {_sizes(d.k)})")
     p.add_argument("--steps", type=positive_int, default=d.steps,
                    help=f"gradient-descent steps (default {d.steps}; in class, 300 with --restarts 1 gives the same "
                         "accuracies in a few seconds per dataset)")
     p.add_argument("--lr", type=positive_float, default=d.lr, help=f"default {d.lr}")
     p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help=f"default {d.momentum}")
-    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help=f"default {d.weight_decay}")
+    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay,
+                   help=f"default {d.weight_decay}")
     p.add_argument("--restarts", type=positive_int, default=d.restarts,
                    help=f"MLP: random starts, the lowest training loss is kept (default {d.restarts})")
-    p.add_argument("--batch-size", type=non_negative_int, default=d.batch_size, help="0 = full batch (default)")
-    p.add_argument("--snapshots", type=positive_int, default=d.snapshots, help="boundary pictures per run (default 10)")
+    p.add_argument("--batch-size", type=non_negative_int, default=d.batch_size,
+                   help=f"0 = full batch (default {d.batch_size})")
+    p.add_argument("--snapshots", type=positive_int, default=d.snapshots,
+                   help=f"boundary pictures per run (default {d.snapshots})")
     p.add_argument("--run-name", help="run folder name (default playground-<timestamp>)")
     p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="write no event files")
@@ -244,11 +278,11 @@ def _add_playground_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
-    from .bench import SECTIONS
+    from .bench import CONTENTS
 
-    p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated sections (default all, in this order): " + "; ".join(
-                       f"{s.name}: {s.doc.split('.')[0]}" for s in SECTIONS.values()))
+    p.add_argument("--only", default=",".join(CONTENTS),
+                   help="comma-separated sections (default all, in this order): "
+                        + "; ".join(f"{name}: {what}" for name, what in CONTENTS.items()))
     p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output (default runs/bench)")
     p.add_argument("--quick", action="store_true", help="the quick profile: fewer repetitions and smaller sizes "
                                                         "(a smoke run of a few minutes; the full bench takes ~10)")
@@ -260,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     run = _shared("seed", "device", "data-root", "no-download", "logdir")
     p = sub.add_parser("train", parents=[run], help="train a model on MNIST (logreg, softmax, mlp, knn)",
-                       epilog=_DEFAULTS_TEXT)
+                       epilog=_defaults_text())
     p.add_argument("model", choices=("logreg", "softmax", "mlp", "knn"),
                    help="logreg: the sigmoid neuron (binary); softmax: softmax regression; mlp: a fully connected "
                         "network; knn: k-nearest neighbours")
@@ -319,27 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands: call the library, print what it returns
 # --------------------------------------------------------------------------------------------------
 def cmd_train(args, parser: argparse.ArgumentParser) -> int:
-    """The model picks the program: gradient descent (:func:`nnref.train.train`) or KNN (:func:`nnref.knn.run`)."""
-    import dataclasses
+    """The model picks the program and the options it takes (:mod:`nnref.run.launch`)."""
+    from .run import launch
 
-    from .run.faults import failpoint
-
-    failpoint("launch")  # (a test's SIGTERM while the command starts, before the heavy imports)
-
-    from .run.config import KNNConfig, TrainConfig
-
-    from .run import knn, train
-
-    config, program = (KNNConfig, knn.run) if args.model == "knn" else (TrainConfig, train.train)
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "argv", "handler") and v is not None}
-    fields = {f.name for f in dataclasses.fields(config)}
-    foreign = sorted(set(given) - fields)
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "argv", "model") and v is not None}
+    foreign = launch.foreign_options(args.model, options)
     if foreign:
-        flags = {a.dest: a.option_strings[0] for a in _subparser(parser, "train")._actions if a.option_strings}
+        train = _subparser(parser, "train")
+        flags = {a.dest: a.option_strings[0] for a in train._actions if a.option_strings}
         names = [flags.get(f, f) for f in foreign]
-        _subparser(parser, "train").error(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to "
-                                          f"{args.model} (see nnref train --help)")
-    program(config(**given, command=shlex.join(["nnref", *args.argv])), console=_print)
+        train.error(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to {args.model} "
+                    "(see nnref train --help)")
+    launch.train(args.model, {**options, "command": shlex.join(["nnref", *args.argv])}, console=_print)
     return 0
 
 
@@ -372,13 +397,13 @@ def cmd_predict(args, parser) -> int:
     import json
     from pathlib import Path
 
-    from .run.evaluate import predict_pictures
+    from .run.evaluate import predict_pictures, save_inputs
 
     results = predict_pictures(args.checkpoint, args.image, args.invert, args.data_root, args.download)
     if not results:
         raise ValueError(f"no pictures in {', '.join(args.image)} (looked for {', '.join(_suffixes())})")
     if args.show_input:
-        _write_inputs(results, Path(args.show_input))
+        save_inputs(results, args.show_input)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
     for r in results:
@@ -393,23 +418,6 @@ def _suffixes() -> tuple[str, ...]:
     from .digits import IMAGE_SUFFIXES
 
     return IMAGE_SUFFIXES
-
-
-def _write_inputs(results, folder) -> None:
-    """Each picture's 28×28 input as a PNG named after the picture (numbered where two share a name)."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    for i, r in enumerate(results):
-        if r.image is None:
-            continue
-        from pathlib import Path
-
-        name = Path(r.source).stem + ".png"
-        name = name if name not in used else f"{i:03d}-{name}"
-        used.add(name)
-        Image.fromarray((r.image * 255).round().byte().numpy(), "L").save(folder / name)
 
 
 def cmd_export(args, parser) -> int:
@@ -452,25 +460,15 @@ def _gradcheck_sweep(args) -> int:
     import json
     from pathlib import Path
 
-    from . import viz
-    from .gradcheck import best_deltas, delta_sweep, sweep_size
-    from .records import open_writer, write_status
-    from .table import markdown_table
+    from .gradcheck import delta_sweep, sweep_size, sweep_table, write_sweep
 
     update, bar = _progress_bar(sweep_size(), "numerical gradients (Δ sweep)")
     with bar:
         points = delta_sweep(seed=args.seed or 0, progress=update)
-    table = markdown_table(("difference", "dtype", "best Δ", "max relative error there"),
-                           [(p.method, p.dtype, f"{p.delta:.1e}", f"{p.error:.1e}") for p in best_deltas(points)])
-    print(table)
-    fig = viz.delta_sweep_figure(points)
+    print(sweep_table(points))
     run_dir = Path(args.logdir or "runs") / "gradcheck-sweep"
-    with open_writer(run_dir) as writer:
-        writer.add_figure("gradcheck/delta_sweep", fig, 0, close=False)
-        writer.add_text("gradcheck/best_delta", table, 0)
-    write_status(run_dir, "gradcheck-sweep", "finished", message="best Δ per difference and dtype")
+    write_sweep(points, run_dir, png=args.png)
     if args.png:
-        viz.save_figure(fig, args.png, dpi=110)
         print(f"wrote {args.png}")
     if args.json:
         Path(args.json).write_text(json.dumps([dataclasses.asdict(p) for p in points], indent=1))
@@ -483,20 +481,12 @@ def _gradcheck_cost(args) -> int:
     import json
     from pathlib import Path
 
-    from .gradcheck import numerical_cost
-    from .table import markdown_table
+    from .gradcheck import cost_table, numerical_cost
 
     update, bar = _progress_bar(3, "models timed")
     with bar:
         rows = numerical_cost(seed=args.seed or 0, progress=update)
-    cells = []
-    for r in rows:
-        how = "" if r.measured_parameters == r.parameters else \
-            f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
-        cells.append((r.model, f"{r.parameters:,}", f"{r.backward_seconds * 1e3:.2f} ms",
-                      f"{r.numerical_seconds:,.2f} s{how}", f"{r.ratio:,.0f}×"))
-    print(markdown_table(("model", "parameters", "one backward pass", "one numerical gradient (forward differences)",
-                          "ratio"), cells))
+    print(cost_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps([dataclasses.asdict(r) | {"ratio": r.ratio} for r in rows], indent=1))
     return 0
@@ -522,9 +512,8 @@ def cmd_runs(args, parser) -> int:
 
 
 def cmd_playground(args, parser) -> int:
-    from .choices import CLASSIFIERS, DATASETS
-    from .plane import PlaygroundConfig
     from .playground import run, total_steps
+    from .settings import CLASSIFIERS, DATASETS, PlaygroundConfig
 
     cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                            restarts=args.restarts, batch_size=args.batch_size, hidden=args.hidden,
@@ -577,12 +566,12 @@ def _print_playground_row(dataset: str, accuracies: dict) -> None:
 
 
 def cmd_bench(args, parser) -> int:
-    from .bench import SECTIONS, run_bench
+    from .bench import CONTENTS, run_bench
 
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(CONTENTS)
     if unknown:
-        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {list(SECTIONS)}")
+        raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {list(CONTENTS)}")
     run_bench(args.device, args.data_root, sections, args.out, args.quick, args.repeats, progress=_print)
     return 0
 
@@ -615,45 +604,35 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "expor
             "lab": cmd_lab}
 
 
-def _early_signals() -> dict:
-    """From the command's first moment (main thread only), SIGTERM, SIGINT and SIGUSR1 are only noted
-    (:func:`nnref.stopsignals.note_early`): ``nnref train`` then stops before its first step, with exit 75, and a
-    signal that lands while it imports or loads never interrupts a library half-way.  Returns the handlers before."""
-    from .run.stopsignals import SIGNALS, note_early
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {s: signal.signal(s, note_early) for s in SIGNALS}
-
-
 def main(argv: list[str] | None = None) -> int:
+    from .run import stopsignals
+
     entry = argv is None  # the process's own command line: the interpreter exits when this returns
-    previous = _early_signals()
-    command = None
+    previous = stopsignals.catch_early()  # a stop signal from now on is noted, never raised mid-import
+    training = False
     try:
         parser = build_parser()
         argv = sys.argv[1:] if argv is None else list(argv)
         args = parser.parse_args(argv)
-        command = "train" if args.command == "train" and args.model != "knn" else args.command
-        if command != "train":  # only gradient descent gives stop signals a meaning of their own
-            _after_command(previous, ignore=False)
+        training = args.command == "train" and args.model != "knn"
+        if not training:  # only gradient descent gives stop signals a meaning of their own
+            stopsignals.release(previous)
+        _check_device(args, parser)
         return _run_command(args, argv, parser)
     finally:
-        _after_command(previous, ignore=entry and command == "train")
+        stopsignals.release(previous, ignore=entry and training)
 
 
-def _after_command(previous: dict, ignore: bool) -> None:
-    """The signal handlers as they were before the command — or, when ``nnref train`` ends its process, ignored:
-    the run is whole by now (finished, or stopped with its checkpoint), and a scheduler's SIGTERM during the
-    interpreter's exit (torch's teardown takes a few hundred milliseconds) must not turn its exit code into a kill."""
-    from .run.faults import failpoint
-    from .run.stopsignals import forget_early
+def _check_device(args, parser: argparse.ArgumentParser) -> None:
+    """A CUDA device asked for where PyTorch sees none is a usage error (exit 2), said before any work."""
+    device = getattr(args, "device", None)
+    if device and device.startswith("cuda"):
+        from .run.config import resolve_device
 
-    for s, handler in previous.items():
-        signal.signal(s, signal.SIG_IGN if ignore else handler)
-    forget_early()
-    if ignore:
-        failpoint("exit")  # (a test's signal here)
+        try:
+            resolve_device(device)
+        except ValueError as exc:
+            _subparser(parser, args.command).error(f"argument --device: {exc}")
 
 
 def _run_command(args, argv: list[str], parser: argparse.ArgumentParser) -> int:
@@ -676,8 +655,8 @@ def _report(exc: Exception, command: str) -> int:
     """One message on stderr and the exit code: 75 for a run stopped by a signal (with how to resume), 1 else."""
     if os.environ.get("NNREF_DEBUG"):
         raise exc
-    from .run.config import TrainingError
     from .data import DataError
+    from .run.config import TrainingError
     from .run.interrupt import RunInterrupted
 
     if isinstance(exc, RunInterrupted):

@@ -29,9 +29,20 @@ SLOWEST_FIRST = ("test_distributed", "test_bench", "test_interrupt", "test_digit
                  "test_browser")
 
 
+#: The tests of the lecture wing (docs/architecture.md): ``pytest -m lecture`` runs them alone, in under a minute —
+#: the loop of someone changing a Function.  (Tests mirror modules; tests that need the real MNIST files or a
+#: browser stay out of the fast lane.)
+LECTURE_TESTS = ("test_functional", "test_gradcheck", "test_lecture", "test_layers", "test_models", "test_properties",
+                 "test_knn", "test_plane", "test_playground", "test_data", "test_digits", "test_viz", "test_architecture")
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(getattr(item.module, "__name__", ""), len(rank)))  # stable sort
+    for item in items:
+        if getattr(item.module, "__name__", "") in LECTURE_TESTS and not item.get_closest_marker("mnist") \
+                and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.lecture)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """``nnref bench``: nnref against PyTorch's built-ins (and FAISS, scikit-learn), side by side in one process.
 
-The sections, in the order they run (each a registered :class:`~nnref.bench.core.Section` whose docstring says
-what it compares and why; ``nnref bench --help`` lists them):
+The sections, in the order they run (:data:`CONTENTS`; each a registered :class:`~nnref.bench.core.Section` whose
+docstring says what it compares and why):
 
 * ``floor``, ``functions`` (:mod:`.functions`) — each Function of the catalogue against its built-in twin;
 * ``steps``, ``compile``, ``loader``, ``accuracy`` (:mod:`.training`) — whole training steps, the data path,
@@ -15,24 +15,60 @@ what it compares and why; ``nnref bench --help`` lists them):
 Sizes and repetitions come from one :class:`~nnref.bench.core.Profile` (``full``, or ``quick`` with
 ``--quick``).  Output: a markdown table per section, a JSON report (and the cost-claim plot, as PNG and in
 TensorBoard) under ``runs/bench/``.
+
+Importing this package is torch-free (``nnref bench --help`` lists :data:`CONTENTS`); the sections and the rest
+of the names below load on first use.
 """
 
 from __future__ import annotations
 
-from ..catalogue import builtin_twin
-from . import digits, functions, lab, neighbours, scaling, training  # noqa: F401  (each registers its sections)
-from .core import PROFILES, SECTIONS, Profile, format_rows, interleaved, run_bench, side_by_side
-from .functions import bench_floor, bench_functions
-from .neighbours import bench_cost, bench_knn, cost_figure, format_cost
-from .scaling import bench_distributed
-from .training import RECIPES, bench_compile, bench_loader, bench_time_to_accuracy, bench_train_steps
+import importlib
 
-#: The table of contents: every section, in the order ``nnref bench`` runs and prints them.
-ORDER = ("floor", "functions", "steps", "compile", "loader", "accuracy", "knn", "cost", "distributed", "lab",
-         "digits")
-SECTIONS.update({name: SECTIONS.pop(name) for name in ORDER})  # the registry, re-read in this order
+#: The table of contents: every section, in the order ``nnref bench`` runs and prints them, and what it measures.
+CONTENTS = {
+    "floor": "each Function's forward + backward on a tiny input, where fixed costs show",
+    "functions": "each Function against its built-in twin at an MNIST MLP's sizes",
+    "steps": "a whole SGD step of softmax regression and the MLP against torch.nn layers",
+    "compile": "the MLP step through torch.compile against the built-in eager and compiled",
+    "loader": "an epoch of nnref's tensor-resident loader against torchvision's DataLoader",
+    "accuracy": "wall time of training until a test-accuracy target",
+    "knn": "nnref's KNN against FAISS's exact IndexFlatL2 and scikit-learn's brute force",
+    "cost": "the lecture's cost claim: KNN O(p n) against softmax regression O(p)",
+    "distributed": "one process against torchrun --nproc-per-node 2",
+    "lab": "the lab's playground in headless Chromium: frames per second, latency, many pages",
+    "digits": "pictures of digits as people make them, and the draw-a-digit page's latency",
+}
+#: The sections' names, in order.
+ORDER = tuple(CONTENTS)
 
-__all__ = ["ORDER", "SECTIONS", "PROFILES", "Profile", "run_bench", "side_by_side", "interleaved", "format_rows",
-           "builtin_twin", "bench_floor", "bench_functions", "bench_train_steps", "bench_compile", "bench_loader",
-           "bench_knn", "bench_time_to_accuracy", "bench_cost", "bench_distributed", "cost_figure", "format_cost",
-           "RECIPES"]
+#: Every other public name, and the module that holds it (imported on first use: they need torch).
+_LAZY = {
+    **dict.fromkeys(("SECTIONS", "PROFILES", "Profile", "run_bench", "side_by_side", "interleaved", "format_rows"),
+                    ".core"),
+    **dict.fromkeys(("bench_floor", "bench_functions"), ".functions"),
+    **dict.fromkeys(("bench_cost", "bench_knn", "cost_figure", "format_cost"), ".neighbours"),
+    "bench_distributed": ".scaling",
+    **dict.fromkeys(("RECIPES", "bench_compile", "bench_loader", "bench_time_to_accuracy", "bench_train_steps"),
+                    ".training"),
+    "builtin_twin": "..catalogue",
+}
+
+__all__ = ["CONTENTS", "ORDER", *_LAZY]
+
+
+def _registered() -> None:
+    """Import every section's module (each registers its sections), then order the registry as :data:`ORDER`."""
+    from . import digits, functions, lab, neighbours, scaling, training  # noqa: F401
+    from .core import SECTIONS
+
+    if tuple(SECTIONS) != ORDER:
+        SECTIONS.update({name: SECTIONS.pop(name) for name in ORDER})
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _registered()
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

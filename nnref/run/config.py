@@ -15,11 +15,13 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported when a device is resolved: the command line's parser reads this module
+    import torch
 
 __all__ = ["TrainConfig", "KNNConfig", "RunOptions", "MODELS", "PARAMETRIC", "DEFAULTS", "TrainingError",
-           "TrainingDiverged", "resolve_device", "RESUMABLE", "config_from_dict"]
+           "TrainingDiverged", "resolve_device", "check_device_name", "RESUMABLE", "config_from_dict"]
 
 #: The parametric models (trained by gradient descent) and their default recipes (measured: see README).
 DEFAULTS = {
@@ -205,12 +207,19 @@ def config_from_dict(d: dict) -> TrainConfig | KNNConfig:
     return CONFIGS[model].from_dict(d)
 
 
+def check_device_name(name: str | None) -> None:
+    """Refuse a device name other than auto, cpu, cuda or cuda:N (torch-free: the command line's parser calls it)."""
+    if name not in (None, "auto", "cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
 def resolve_device(name: str | None) -> torch.device:
     """"auto" (or None) takes CUDA when present; "cuda" without a GPU is an error, not a silent fallback."""
+    import torch
+
+    check_device_name(name)
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"{name!r} was asked for, but PyTorch sees no CUDA GPU on this machine "
                          "(use cpu or auto)")

@@ -19,8 +19,8 @@ from ..data import DataError, class_names, load_data
 from ..digits import IMAGE_SUFFIXES, prepare_digit, to_row
 from ..models import build_model
 
-__all__ = ["evaluate", "load_model", "from_state", "LOADERS", "knn_chosen_k", "Evaluation", "evaluate_checkpoint",
-           "Prediction", "predict_pictures", "pictures_in", "predict_image", "load_image"]
+__all__ = ["evaluate", "load_model", "from_state", "LOADERS", "Evaluation", "evaluate_checkpoint",
+           "Prediction", "predict_pictures", "pictures_in", "predict_image", "load_image", "save_inputs"]
 
 
 @torch.no_grad()
@@ -159,3 +159,23 @@ def predict_image(checkpoint, image, invert: bool = True) -> Prediction:
     if result.error:
         raise TrainingError(result.error)
     return result
+
+
+def save_inputs(results: list[Prediction], folder) -> list[Path]:
+    """Each picture's 28×28 input as a PNG in ``folder``, named after the picture (numbered where two share a name);
+    returns the files written."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    written = []
+    for i, r in enumerate(results):
+        if r.image is None:
+            continue
+        name = Path(r.source).stem + ".png"
+        name = name if name not in used else f"{i:03d}-{name}"
+        used.add(name)
+        Image.fromarray((r.image * 255).round().byte().numpy(), "L").save(folder / name)
+        written.append(folder / name)
+    return written
