@@ -314,3 +314,16 @@ def test_beyond_loopback_nnref_lab_prints_an_address_with_a_token():
     finally:
         lab.send_signal(signal.SIGINT)
         lab.communicate(timeout=30)
+
+
+def test_the_definition_is_consistent_and_served():
+    """Every default passes its own check, every preset is a valid state, and the page's document is this one."""
+    from nnref.lab.state import DEFAULTS, FIELDS, PRESETS, check_state, definition
+
+    for name, field in FIELDS.items():
+        assert field.check(name, field.default) == field.default, name
+    assert check_state(DEFAULTS) == DEFAULTS
+    for name, preset in PRESETS.items():
+        check_state(preset["state"])
+    with LabServer() as lab, urllib.request.urlopen(lab.base + "/lab/definition.json", timeout=10) as response:
+        assert json.loads(response.read()) == json.loads(json.dumps(definition()))

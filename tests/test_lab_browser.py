@@ -172,3 +172,32 @@ def test_axe_finds_no_serious_or_critical_violation(page, hash_):
     _open(page, hash_)
     _shown(page)
     assert serious_violations(page) == []
+
+
+def test_the_page_reads_its_state_from_the_server(page):
+    """Defaults, menus, sliders and presets on the page are the server's definition (nnref/lab/state.py)."""
+    from nnref.lab.state import FIELDS, PRESETS
+
+    _open(page)
+    state = page.evaluate("window.nnrefLab.state()")
+    assert state == {name: field.default for name, field in FIELDS.items()}
+    for name in ("model", "activation", "regularization", "metric", "dataset", "lr", "regRate", "momentum"):
+        shown = page.locator(f"#{name} option").evaluate_all("os => os.map(o => [o.value, o.textContent])")
+        field = FIELDS[name]
+        values = [float(v) if field.kind == "number" else v for v, _ in shown]  # (1e-05 is 0.00001 in JavaScript)
+        labels = [t for _, t in shown] if field.labels else [float(t) for _, t in shown]
+        assert values == list(field.options) and labels == list(field.labels or field.options), name
+    for name in ("ratio", "noise", "samples", "batch", "k"):
+        got = page.locator(f"#{name}").evaluate("e => [Number(e.min), Number(e.max), Number(e.step)]")
+        assert got == [FIELDS[name].lo, FIELDS[name].hi, FIELDS[name].step], name
+    titles = page.get_by_role("navigation", name="The lecture's demos").get_by_role("link").all_inner_texts()
+    assert titles[: len(PRESETS)] == [p["title"] for p in PRESETS.values()]
+
+
+def test_a_field_added_in_python_appears_on_the_page_with_its_default(page, monkeypatch):
+    from nnref.lab import state
+
+    monkeypatch.setitem(state.FIELDS, "colourBlind", state.Field("flag", True, "page", "a field added in Python"))
+    _open(page)
+    assert page.evaluate("window.nnrefLab.state().colourBlind") is True
+    assert "colourBlind=true" in page.url

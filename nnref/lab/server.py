@@ -30,14 +30,14 @@ from urllib.parse import urlparse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import FileResponse, HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .inbox import Inbox
 from .session import PlaygroundSession, encode
-from .state import BadMessage, parse_message
+from .state import BadMessage, definition, parse_message
 
 __all__ = ["create_app", "LabServer", "serve", "is_loopback", "STATIC"]
 
@@ -130,6 +130,7 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> 
                 sessions.give_back()
 
     routes = [Route("/", page("lab/index.html")), Route("/digits", page("digits/index.html")),
+              Route("/lab/definition.json", lambda request: JSONResponse(definition())),
               Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
               WebSocketRoute("/ws/playground", playground), WebSocketRoute("/ws/digits", digits_socket),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]

@@ -23,16 +23,14 @@ import torch
 from .. import plane
 from ..gradcheck import norm_relative_error, numerical_gradient
 from ..plane import Descent, PlaygroundConfig
-from .state import DEFAULTS, BadMessage, check_state
+from .state import DEFAULTS, FIELDS, BadMessage, check_state
 
 __all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
 
 #: Pixels per side of the heat map, and of each neuron's thumbnail.
 RESOLUTION, THUMBNAIL = 108, 36  # a thumbnail is the node's own size (36 px): drawn without scaling
-_DATA = ("dataset", "classes", "noise", "samples", "ratio", "seed", "points")
-_NETWORK = ("model", "inputs", "hidden", "activation")
-_RECIPE = ("lr", "momentum", "batch", "regularization", "regRate")
-_KNN = ("k", "metric")
+_DATA, _NETWORK, _RECIPE, _KNN = ({name for name, f in FIELDS.items() if f.group == group}
+                                   for group in ("data", "network", "recipe", "knn"))
 _KINDS = {"line": ("line",), "mlp": ("mlp",), "knn": ("knn",), "compare": ("line", "mlp", "knn")}
 
 

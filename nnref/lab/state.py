@@ -1,81 +1,132 @@
-"""The lab's state: one object, the same on the page (``static/lab/state.js``, serialised to the URL) and here,
-where every message a page sends is checked against it before anything uses it.
+"""The lab's state: one definition, here — every field with its kind, default, range, options, group and meaning,
+the limits, the presets, the inputs, datasets and classes — which the page fetches from the server
+(``/lab/definition.json``, :func:`definition`) and serialises to the URL, and against which every message a page
+sends is checked before anything uses it.
 
 A page sends JSON messages.  :func:`parse_message` turns the text into a checked message or raises
 :class:`BadMessage` with a sentence the page shows — malformed JSON, NaN or infinite numbers, an unknown
 message type or field, a value of the wrong type, outside its range, or too large (a million neurons) — and the
 session and the server go on.
+
+Each field belongs to a group, and the group says what a change of the field does (:data:`GROUPS`,
+docs/playground.md): a ``recipe`` change keeps the weights, the epoch and the loss curve and applies from the next
+step; a ``knn`` change rebuilds only KNN; a ``network`` change gives new networks on the same data; a ``data``
+change gives new points (and new networks).  ``page`` fields are the page's alone (what it draws, hidden
+controls): the server never sees them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from ..settings import ACTIVATIONS, CLASSES, DATASETS, FEATURES, METRICS
+from ..settings import ACTIVATIONS, CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, METRICS, NOISE
 
-__all__ = ["BadMessage", "FIELDS", "DEFAULTS", "MESSAGES", "LIMITS", "parse_message", "check_state"]
+__all__ = ["BadMessage", "Field", "FIELDS", "DEFAULTS", "SERVER_FIELDS", "GROUPS", "MESSAGES", "LIMITS", "PRESETS",
+           "HIDEABLE", "parse_message", "check_state", "definition"]
 
 #: The caps on what a page can ask for.
 LIMITS = {"layers": 6, "neurons": 8, "points": 1000, "samples": 1000, "k": 50, "message_bytes": 256 * 1024}
 MODELS = ("line", "mlp", "knn", "compare")
 REGULARIZATIONS = ("none", "L1", "L2")
 
+#: What a change of a field of each group does (the rules docs/playground.md states; PlaygroundSession keeps them).
+GROUPS = {
+    "data": "new points (and new networks on them)",
+    "network": "a new network on the same points",
+    "recipe": "the same weights, epoch and loss curve: the change applies from the next step",
+    "knn": "KNN rebuilt with the new k or distance; the networks go on",
+    "page": "the page alone (what it draws): the server never sees it",
+}
+
+#: The groups of controls a classroom link can hide (``&hide=regularization,checks``): the page's sections.
+HIDEABLE = ("training", "model", "rate", "activation", "regularization", "knn", "data", "network", "view", "checks")
+
 
 class BadMessage(ValueError):
     """A message the lab refuses, with the reason in words for the page."""
 
 
-def _number(lo: float, hi: float, integer: bool = False) -> Callable[[str, Any], Any]:
-    def check(name: str, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-            raise BadMessage(f"{name} must be {'a whole number' if integer else 'a number'}, got {value!r}")
-        if not math.isfinite(value) or not lo <= value <= hi:
-            raise BadMessage(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
-        return value
-    return check
+@dataclass(frozen=True)
+class Field:
+    """One field of the state.  ``kind``: number, integer, choice, flag, list (of ``options``), hidden (layer
+    sizes), inputs or points; ``lo``/``hi``/``step`` the range of a number (the page's slider too); ``options`` the
+    values a choice (or a list's entries) may take, or those the page offers for a number; ``labels`` what the page
+    shows for them."""
+
+    kind: str
+    default: Any
+    group: str
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    step: float | None = None
+    options: tuple | None = None
+    labels: tuple | None = None
+
+    def check(self, name: str, value):
+        """The value, checked (a list's entries in their canonical order), or :class:`BadMessage`."""
+        return _CHECKS[self.kind](self, name, value)
 
 
-def _choice(options) -> Callable[[str, Any], Any]:
-    def check(name: str, value):
-        if value not in options:
-            raise BadMessage(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}")
-        return value
-    return check
-
-
-def _flag(name: str, value):
-    if not isinstance(value, bool):
-        raise BadMessage(f"{name} must be true or false, got {value!r}")
+def _number(field: Field, name: str, value, integer: bool = False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise BadMessage(f"{name} must be {'a whole number' if integer else 'a number'}, got {_short(value)}")
+    if not math.isfinite(value) or not field.lo <= value <= field.hi:
+        raise BadMessage(f"{name} must be between {field.lo:g} and {field.hi:g}, got {value!r}")
     return value
 
 
-def _hidden(name: str, value):
+def _choice(field: Field, name: str, value):
+    if value not in field.options:
+        raise BadMessage(f"{name} must be one of {', '.join(map(str, field.options))}, got {_short(value)}")
+    return value
+
+
+def _flag(field: Field, name: str, value):
+    if not isinstance(value, bool):
+        raise BadMessage(f"{name} must be true or false, got {_short(value)}")
+    return value
+
+
+def _list(field: Field, name: str, value):
+    if not isinstance(value, list) or len(value) > len(field.options):
+        raise BadMessage(f"{name} must be a list of {', '.join(field.options)}, got {_short(value)}")
+    chosen = {_choice(field, name, v) for v in value}
+    return [f for f in field.options if f in chosen]
+
+
+def _inputs(field: Field, name: str, value):
+    if not isinstance(value, list) or not value:
+        raise BadMessage(f"{name} must be a non-empty list of {', '.join(field.options)}, got {_short(value)}")
+    return _list(field, name, value)
+
+
+def _hidden(field: Field, name: str, value):
     if not isinstance(value, list) or len(value) > LIMITS["layers"]:
         raise BadMessage(f"{name} must be a list of at most {LIMITS['layers']} layer sizes, got {_short(value)}")
-    return [_number(1, LIMITS["neurons"], integer=True)(f"{name} (neurons in a layer)", v) for v in value]
+    neurons = Field("integer", 1, field.group, "", lo=1, hi=LIMITS["neurons"])
+    return [_number(neurons, f"{name} (neurons in a layer)", v, integer=True) for v in value]
 
 
-def _inputs(name: str, value):
-    if not isinstance(value, list) or not value or len(value) > len(FEATURES):
-        raise BadMessage(f"{name} must be a non-empty list of {', '.join(FEATURES)}, got {_short(value)}")
-    chosen = {_choice(FEATURES)(name, v) for v in value}
-    return [f for f in FEATURES if f in chosen]
-
-
-def _points(name: str, value):
+def _points(field: Field, name: str, value):
     if not isinstance(value, list) or len(value) > LIMITS["points"]:
         raise BadMessage(f"{name} must be a list of at most {LIMITS['points']} points [x1, x2, class], "
                          f"got {_short(value)}")
-    coordinate, label = _number(-6, 6), _number(0, 3, integer=True)
+    coordinate, label = Field("number", 0, "", "", lo=DOMAIN[0], hi=DOMAIN[1]), Field("integer", 0, "", "", lo=0, hi=3)
     points = []
     for p in value:
         if not isinstance(p, list) or len(p) != 3:
             raise BadMessage(f"each of {name} must be [x1, x2, class], got {_short(p)}")
-        points.append([coordinate("a point's x1", p[0]), coordinate("a point's x2", p[1]), label("a point's class", p[2])])
+        points.append([_number(coordinate, "a point's x1", p[0]), _number(coordinate, "a point's x2", p[1]),
+                       _number(label, "a point's class", p[2], integer=True)])
     return points
+
+
+_CHECKS = {"number": _number, "integer": lambda f, n, v: _number(f, n, v, integer=True), "choice": _choice,
+           "flag": _flag, "list": _list, "inputs": _inputs, "hidden": _hidden, "points": _points}
 
 
 def _short(value) -> str:
@@ -83,50 +134,87 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-@dataclass(frozen=True)
-class Field:
-    check: Callable[[str, Any], Any]
-    default: Any
-    doc: str
+_DATASET_LABELS = {"circles": "Circles", "xor": "XOR", "blobs": "Gaussian blobs", "spirals": "Spirals",
+                   "custom": "Your own points"}
+_DATASETS = ("circles", "xor", "blobs", "spirals", "custom")  # the menu's order
+assert set(_DATASETS) == {*DATASETS, "custom"}
 
-
-#: Every field of the state the server uses (the page also keeps what only it draws: show test data,
-#: discretize, hidden controls).
+#: Every field of the state, by group.
 FIELDS: dict[str, Field] = {
-    "dataset": Field(_choice((*DATASETS, "custom")), "circles", "blobs, xor, circles, spirals, or your own points"),
-    "classes": Field(_number(2, 4, integer=True), 2, "how many classes (2-4)"),
-    "noise": Field(_number(0, 3), 0.2, "standard deviation of the points' jitter"),
-    "samples": Field(_number(20, LIMITS["samples"], integer=True), 400, "points in the dataset"),
-    "ratio": Field(_number(10, 90, integer=True), 50, "percentage of points used for training"),
-    "seed": Field(_number(0, 2**31 - 1, integer=True), 1, "decides the points, the split and the initial weights"),
-    "points": Field(_points, [], "your own points [x1, x2, class] (dataset custom)"),
-    "model": Field(_choice(MODELS), "mlp", "line, mlp, knn, or compare (all three side by side)"),
-    "inputs": Field(_inputs, ["x1", "x2"], "the network's inputs"),
-    "hidden": Field(_hidden, [4, 2], "neurons in each hidden layer"),
-    "activation": Field(_choice(tuple(ACTIVATIONS)), "tanh", "the hidden layers' activation"),
-    "lr": Field(_number(1e-6, 10), 0.03, "learning rate α"),
-    "momentum": Field(_number(0, 0.99), 0.9, "SGD momentum"),
-    "batch": Field(_number(0, 100, integer=True), 10, "batch size (0: every training point in each step)"),
-    "regularization": Field(_choice(REGULARIZATIONS), "none", "penalty on the weights"),
-    "regRate": Field(_number(0, 10), 0.0, "the penalty's rate λ"),
-    "k": Field(_number(1, LIMITS["k"], integer=True), 5, "KNN: neighbours that vote"),
-    "metric": Field(_choice(METRICS), "euclidean", "KNN: distance"),
+    "dataset": Field("choice", "circles", "data", "blobs, xor, circles, spirals, or your own points",
+                     options=_DATASETS, labels=tuple(_DATASET_LABELS[d] for d in _DATASETS)),
+    "classes": Field("integer", 2, "data", "how many classes (2-4)", lo=2, hi=4, step=1),
+    "noise": Field("number", 0.2, "data", "standard deviation of the points' jitter", lo=0, hi=3, step=0.05),
+    "samples": Field("integer", 400, "data", "points in the dataset", lo=20, hi=LIMITS["samples"], step=10),
+    "ratio": Field("integer", 50, "data", "percentage of points used for training", lo=10, hi=90, step=10),
+    "seed": Field("integer", 1, "data", "decides the points, the split and the initial weights", lo=0, hi=2**31 - 1),
+    "points": Field("points", [], "data", "your own points [x1, x2, class] (dataset custom)"),
+    "model": Field("choice", "mlp", "network", "line, mlp, knn, or compare (all three side by side)",
+                   options=MODELS, labels=("The line (logistic regression)", "Neural network (MLP)",
+                                           "k-nearest neighbours", "All three side by side")),
+    "inputs": Field("inputs", ["x1", "x2"], "network", "the network's inputs", options=FEATURES,
+                    labels=("X₁", "X₂", "X₁²", "X₂²", "X₁X₂", "sin X₁", "sin X₂")),
+    "hidden": Field("hidden", [4, 2], "network", "neurons in each hidden layer"),
+    "activation": Field("choice", "tanh", "network", "the hidden layers' activation", options=ACTIVATIONS,
+                        labels=("ReLU", "Sigmoid", "Tanh", "Linear")),
+    "lr": Field("number", 0.03, "recipe", "learning rate α", lo=1e-6, hi=10,
+                options=(0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10)),
+    "momentum": Field("number", 0.9, "recipe", "SGD momentum", lo=0, hi=0.99, options=(0, 0.5, 0.9, 0.99)),
+    "batch": Field("integer", 10, "recipe", "batch size (0: every training point in each step)", lo=0, hi=100, step=1),
+    "regularization": Field("choice", "none", "recipe", "penalty on the weights", options=REGULARIZATIONS,
+                            labels=("None", "L1", "L2")),
+    "regRate": Field("number", 0.0, "recipe", "the penalty's rate λ", lo=0, hi=10,
+                     options=(0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10)),
+    "k": Field("integer", 5, "knn", "KNN: neighbours that vote", lo=1, hi=LIMITS["k"], step=1),
+    "metric": Field("choice", "euclidean", "knn", "KNN: distance", options=METRICS,
+                    labels=("Euclidean", "Manhattan", "Cosine")),
+    "showTest": Field("flag", False, "page", "show the test points"),
+    "discretize": Field("flag", False, "page", "colour each point of the plane by its class alone"),
+    "pointClass": Field("integer", 1, "page", "the class of the points you add", lo=0, hi=3),
+    "hide": Field("list", [], "page", "groups of controls hidden (a classroom link)", options=HIDEABLE),
 }
-DEFAULTS = {name: field.default for name, field in FIELDS.items()}
+#: The fields the server uses (sent in "config" messages).
+SERVER_FIELDS = tuple(name for name, f in FIELDS.items() if f.group != "page")
+DEFAULTS = {name: FIELDS[name].default for name in SERVER_FIELDS}
+
+#: The lecture's demos, one link each (``#preset=NAME``): a title and the fields they set.
+PRESETS = {
+    "the-line": {"title": "The line on the blobs",
+                 "state": {"dataset": "blobs", "noise": 0.8, "model": "line", "inputs": ["x1", "x2"], "lr": 0.03,
+                           "batch": 10}},
+    "where-the-line-fails": {"title": "Where the line fails: XOR",
+                             "state": {"dataset": "xor", "noise": 0.2, "model": "line", "inputs": ["x1", "x2"]}},
+    "one-layer-on-xor": {"title": "One hidden layer on XOR",
+                         "state": {"dataset": "xor", "noise": 0.2, "model": "mlp", "inputs": ["x1", "x2"],
+                                   "hidden": [4], "activation": "tanh", "lr": 0.03}},
+    "deeper-net-on-spirals": {"title": "A deeper network on the spirals",
+                              "state": {"dataset": "spirals", "noise": 0.15, "model": "mlp",
+                                        "inputs": ["x1", "x2", "sin x1", "sin x2"], "hidden": [8, 8, 6],
+                                        "activation": "tanh", "lr": 0.03, "batch": 10}},
+}
 
 #: Message types and the fields each carries (beyond "type").
-MESSAGES = {"config": {"state", "version"}, "play": set(), "pause": set(), "step": set(), "reset": set(), "reinit": set(),
-            "ready": set(), "gradcheck": set(), "export": set()}
+MESSAGES = {"config": {"state", "version"}, "play": set(), "pause": set(), "step": set(), "reset": set(),
+            "reinit": set(), "ready": set(), "gradcheck": set(), "export": set()}
+
+
+def definition() -> dict:
+    """The state's definition as the page reads it (``/lab/definition.json``): every field, the limits, the
+    presets, the groups, and the plane's datasets, classes, noise, inputs, colours and domain."""
+    return {"fields": {name: {k: v for k, v in asdict(f).items() if v is not None} for name, f in FIELDS.items()},
+            "server": list(SERVER_FIELDS), "groups": GROUPS, "limits": LIMITS, "presets": PRESETS,
+            "classes": {**CLASSES, "custom": (2, 3, 4)}, "noise": {**NOISE, "custom": 0}, "colours": COLOURS,
+            "domain": DOMAIN}
 
 
 def check_state(state) -> dict:
-    """A (partial) state with every field checked; unknown fields are refused."""
+    """A (partial) state of server fields, each checked; unknown fields are refused."""
     if not isinstance(state, dict):
         raise BadMessage(f"state must be an object of fields, got {_short(state)}")
-    unknown = sorted(set(state) - set(FIELDS))
+    unknown = sorted(set(state) - set(SERVER_FIELDS))
     if unknown:
         raise BadMessage(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-                         f"(the state has {', '.join(FIELDS)})")
+                         f"(the state has {', '.join(SERVER_FIELDS)})")
     checked = {name: FIELDS[name].check(name, value) for name, value in state.items()}
     dataset, classes = checked.get("dataset"), checked.get("classes")
     if dataset in CLASSES and classes is not None and classes not in CLASSES[dataset]:
@@ -156,5 +244,6 @@ def parse_message(text: str | bytes) -> dict:
     if message["type"] == "config":
         message["state"] = check_state(message.get("state", {}))
         if "version" in message:  # the page's count of its changes: frames say which one they show
-            _number(0, 2**31 - 1, integer=True)("version", message["version"])
+            version = Field("integer", 0, "", "", lo=0, hi=2**31 - 1)
+            _number(version, "version", message["version"], integer=True)
     return message

@@ -1,9 +1,9 @@
 // Drawing the plane: class probabilities as a heat map, the points on top, the lecture's line; and the small
 // pictures of each input and neuron.  The plane is x₁, x₂ ∈ [−6, 6]; row 0 of every map is its bottom.
 
-import {COLOURS} from "./state.js";
+import {COLOURS, DOMAIN} from "./state.js";
 
-export const DOMAIN = [-6, 6];
+export {DOMAIN};
 const WHITE = [247, 247, 247];
 const rgb = COLOURS.map(hex => [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16)));
 

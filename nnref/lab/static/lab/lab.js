@@ -1,7 +1,7 @@
 // The playground page: the controls change the one state object (kept in the URL) and tell the server; the
 // server trains nnref's models and sends frames, which are drawn as they come (the latest wins).
 
-import {CLASSES, LEARNING_RATES, LIMITS, NOISE, REG_RATES, fromHash, sanitize, serverPart, toHash} from "./state.js";
+import {CLASSES, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash} from "./state.js";
 import {drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
 import {LossChart} from "./chart.js";
@@ -248,7 +248,10 @@ function fill(select, values, label = String) {
 /** Every control shows the state (after a change, a preset, a reload). */
 function showState() {
   for (const id of ["dataset", "model", "activation", "regularization", "metric"]) $(id).value = state[id];
-  for (const id of ["lr", "regRate", "momentum", "classes"]) $(id).value = String(state[id]);
+  for (const id of ["lr", "regRate", "momentum", "classes"]) {
+    if (![...$(id).options].some(o => o.value === String(state[id]))) $(id).add(new Option(String(state[id])));
+    $(id).value = String(state[id]);  // (a value a link holds that the menu does not offer is added to it)
+  }
   for (const id of ["ratio", "noise", "samples", "batch", "k"]) {
     $(id).value = state[id];
     $(`${id}-value`).textContent = id === "batch" && state.batch === 0 ? "all" : id === "ratio" ? `${state.ratio}%` : state[id];
@@ -305,9 +308,30 @@ async function importCsv(file) {
   change({dataset: "custom", points: points.slice(0, LIMITS.points)});
 }
 
+/** The controls as the state's definition describes them: every menu's options and labels, every slider's range,
+ *  the classes of each dataset, and one link per preset. */
+function buildControls() {
+  for (const id of ["model", "activation", "regularization", "metric", "dataset", "lr", "regRate", "momentum"]) {
+    const field = FIELDS[id];
+    fill($(id), field.options, v => field.labels ? field.labels[field.options.indexOf(v)] : String(v));
+  }
+  fill($("classes"), [...Array(FIELDS.classes.hi - FIELDS.classes.lo + 1).keys()].map(i => i + FIELDS.classes.lo));
+  for (const id of ["ratio", "noise", "samples", "batch", "k"]) {
+    Object.assign($(id), {min: FIELDS[id].lo, max: FIELDS[id].hi, step: FIELDS[id].step});
+  }
+  const links = Object.entries(PRESETS).map(([name, preset]) => {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `#preset=${name}`;
+    link.textContent = preset.title;
+    item.append(link);
+    return item;
+  });
+  document.querySelector(".presets").prepend(...links);
+}
+
 function bind() {
-  fill($("lr"), LEARNING_RATES);
-  fill($("regRate"), REG_RATES);
+  buildControls();
   for (const id of ["model", "activation", "regularization", "metric"]) {
     $(id).addEventListener("change", () => change({[id]: $(id).value}));
   }

@@ -1,59 +1,46 @@
 // The lab's state: one object, serialised to the URL's hash, so a link reproduces a set-up (seed included).
-// The server checks the same fields (nnref/lab/state.py); the page alone keeps what only it draws.
+// What the state is — every field, its default, range and options, the presets, the inputs, datasets and their
+// classes, the colours — is defined once, on the server (nnref/lab/state.py), and read from it here.
 
-export const FEATURES = ["x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2"];
-export const FEATURE_LABELS = {"x1": "X₁", "x2": "X₂", "x1^2": "X₁²", "x2^2": "X₂²", "x1x2": "X₁X₂",
-                               "sin x1": "sin X₁", "sin x2": "sin X₂"};
-export const CLASSES = {blobs: [2, 3, 4], xor: [2, 4], circles: [2, 3, 4], spirals: [2, 3, 4], custom: [2, 3, 4]};
-export const NOISE = {blobs: 0.8, xor: 0.2, circles: 0.2, spirals: 0.15, custom: 0};
-export const LIMITS = {layers: 6, neurons: 8, points: 1000};
-export const COLOURS = ["#f59322", "#0877bd", "#2ca25f", "#8856a7"];   // orange, blue, green, purple
-export const LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
-export const REG_RATES = [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
+export const DEFINITION = await (await fetch("/lab/definition.json")).json();
 
-// What the server uses (sent in "config" messages), with their defaults …
-export const SERVER = {
-  dataset: "circles", classes: 2, noise: 0.2, samples: 400, ratio: 50, seed: 1, points: [],
-  model: "mlp", inputs: ["x1", "x2"], hidden: [4, 2], activation: "tanh",
-  lr: 0.03, momentum: 0.9, batch: 10, regularization: "none", regRate: 0, k: 5, metric: "euclidean",
-};
-// … and what only the page uses.
-export const PAGE = {showTest: false, discretize: false, pointClass: 1, hide: []};
-export const DEFAULTS = {...SERVER, ...PAGE};
+const F = DEFINITION.fields;
+export const FIELDS = F;
+export const FEATURES = F.inputs.options;
+export const FEATURE_LABELS = Object.fromEntries(F.inputs.options.map((f, i) => [f, F.inputs.labels[i]]));
+export const CLASSES = DEFINITION.classes;
+export const NOISE = DEFINITION.noise;
+export const LIMITS = DEFINITION.limits;
+export const COLOURS = DEFINITION.colours;
+export const DOMAIN = DEFINITION.domain;
+export const PRESETS = DEFINITION.presets;
+export const LEARNING_RATES = F.lr.options;
+export const REG_RATES = F.regRate.options;
 
-// The lecture's three demos (and where the line fails), one link each.
-export const PRESETS = {
-  "the-line": {title: "The line on the blobs", state: {dataset: "blobs", noise: 0.8, model: "line",
-    inputs: ["x1", "x2"], lr: 0.03, batch: 10}},
-  "where-the-line-fails": {title: "Where the line fails: XOR", state: {dataset: "xor", noise: 0.2, model: "line",
-    inputs: ["x1", "x2"]}},
-  "one-layer-on-xor": {title: "One hidden layer on XOR", state: {dataset: "xor", noise: 0.2, model: "mlp",
-    inputs: ["x1", "x2"], hidden: [4], activation: "tanh", lr: 0.03}},
-  "deeper-net-on-spirals": {title: "A deeper network on the spirals", state: {dataset: "spirals", noise: 0.15,
-    model: "mlp", inputs: ["x1", "x2", "sin x1", "sin x2"], hidden: [8, 8, 6], activation: "tanh", lr: 0.03,
-    batch: 10}},
-};
+// The fields the server uses (sent in "config" messages), with their defaults, and all the fields' defaults.
+export const SERVER = Object.fromEntries(DEFINITION.server.map(key => [key, F[key].default]));
+export const DEFAULTS = Object.fromEntries(Object.entries(F).map(([key, field]) => [key, field.default]));
 
-const LISTS = new Set(["inputs", "hidden", "hide"]);
-const NUMBERS = new Set(["classes", "noise", "samples", "ratio", "seed", "lr", "momentum", "batch", "regRate", "k",
-                         "pointClass"]);
-const FLAGS = new Set(["showTest", "discretize"]);
+const LISTS = new Set(["list", "inputs", "hidden"]);
+const NUMBERS = new Set(["number", "integer"]);
 
 function encodeValue(key, value) {
-  if (key === "points") return value.map(p => `${+p[0].toFixed(2)}:${+p[1].toFixed(2)}:${p[2]}`).join(";");
-  if (LISTS.has(key)) return value.join(",");
+  const kind = F[key].kind;
+  if (kind === "points") return value.map(p => `${+p[0].toFixed(2)}:${+p[1].toFixed(2)}:${p[2]}`).join(";");
+  if (LISTS.has(kind)) return value.join(",");
   return String(value);
 }
 
 function decodeValue(key, text) {
-  if (key === "points") {
+  const kind = F[key].kind;
+  if (kind === "points") {
     return text === "" ? [] : text.split(";").map(p => p.split(":").map(Number))
       .filter(p => p.length === 3 && p.every(Number.isFinite)).slice(0, LIMITS.points);
   }
-  if (key === "hidden") return text === "" ? [] : text.split(",").map(Number);
-  if (LISTS.has(key)) return text === "" ? [] : text.split(",");
-  if (NUMBERS.has(key)) return Number(text);
-  if (FLAGS.has(key)) return text === "true";
+  if (kind === "hidden") return text === "" ? [] : text.split(",").map(Number);
+  if (LISTS.has(kind)) return text === "" ? [] : text.split(",");
+  if (NUMBERS.has(kind)) return Number(text);
+  if (kind === "flag") return text === "true";
   return text;
 }
 
@@ -77,17 +64,23 @@ export function toHash(state) {
   return "#" + params.toString().replaceAll("%2C", ",").replaceAll("%3A", ":").replaceAll("%3B", ";");
 }
 
-/** What a hand-edited URL may hold, brought within the limits (the server checks again). */
+/** What a hand-edited URL may hold, brought within the definition's limits (the server checks again). */
 export function sanitize(state) {
   const s = state;
-  if (!(s.dataset in CLASSES)) s.dataset = DEFAULTS.dataset;
+  for (const [key, field] of Object.entries(F)) {
+    if (field.kind === "choice" && !field.options.includes(s[key])) s[key] = field.default;
+    if (NUMBERS.has(field.kind)) {
+      if (!Number.isFinite(s[key])) s[key] = field.default;
+      s[key] = Math.min(field.hi, Math.max(field.lo, field.kind === "integer" ? Math.round(s[key]) : s[key]));
+    }
+    if (field.kind === "list" || field.kind === "inputs") s[key] = field.options.filter(f => s[key].includes(f));
+    if (field.kind === "flag") s[key] = s[key] === true;
+  }
   if (!CLASSES[s.dataset].includes(s.classes)) s.classes = CLASSES[s.dataset][0];
-  s.inputs = FEATURES.filter(f => s.inputs.includes(f));
-  if (s.inputs.length === 0) s.inputs = ["x1", "x2"];
+  if (s.inputs.length === 0) s.inputs = [...F.inputs.default];
   s.hidden = s.hidden.filter(Number.isInteger).slice(0, LIMITS.layers)
     .map(n => Math.min(LIMITS.neurons, Math.max(1, n)));
-  for (const key of NUMBERS) if (!Number.isFinite(s[key])) s[key] = DEFAULTS[key];
-  s.points = s.points.filter(p => Math.abs(p[0]) <= 6 && Math.abs(p[1]) <= 6 && p[2] >= 0 && p[2] <= 3)
+  s.points = s.points.filter(p => p.every(v => Math.abs(v) <= DOMAIN[1]) && p[2] >= 0 && p[2] <= 3)
     .map(p => [p[0], p[1], Math.round(p[2])]);
   return s;
 }
