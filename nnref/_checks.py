@@ -17,8 +17,20 @@ import torch
 
 from ._dispatch import FLOAT32, call
 
-__all__ = ["REDUCTIONS", "value_checks", "tensor", "floating", "matrix", "reduction", "same_device", "class_labels",
-           "unit_interval", "binary_targets", "apply_with_labels", "autocast_on"]
+__all__ = [
+    "REDUCTIONS",
+    "value_checks",
+    "tensor",
+    "floating",
+    "matrix",
+    "reduction",
+    "same_device",
+    "class_labels",
+    "unit_interval",
+    "binary_targets",
+    "apply_with_labels",
+    "autocast_on",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -110,8 +122,11 @@ def class_labels(labels, n: int, c: int, name: str = "labels") -> torch.Tensor:
         raise ValueError(f"{name} has {labels.shape[0]} entries but the batch has n = {n} rows")
 
     if not _kernel_checks_labels(labels):
-        _check_values(lambda: ((labels >= 0) & (labels < c)).all(),
-                      f"{name} must lie in [0, {c}) for c = {c} classes", lambda: _read_labels(labels, c, name))
+        _check_values(
+            lambda: ((labels >= 0) & (labels < c)).all(),
+            f"{name} must lie in [0, {c}) for c = {c} classes",
+            lambda: _read_labels(labels, c, name),
+        )
     return labels.long()
 
 
@@ -153,7 +168,6 @@ def matrix(t, name: str, what: str) -> None:
     floating(t, name)
     if t.dim() != 2:
         raise ValueError(f"{name} must have shape {what}, got shape {tuple(t.shape)} ({t.dim()}-D)")
-
 
 
 def binary_targets(probs: torch.Tensor, y, first: str) -> torch.Tensor:

@@ -18,8 +18,20 @@ __all__ = ["MOVED_MODULES", "MOVED_NAMES", "install", "getattr_for"]
 #: Old module → new module.
 MOVED_MODULES = {
     f"nnref.{name}": f"nnref.run.{name}"
-    for name in ("checkpoint", "config", "distributed", "evaluate", "export", "faults", "interrupt", "runlog",
-                 "runs", "stopsignals", "tbview", "train")
+    for name in (
+        "checkpoint",
+        "config",
+        "distributed",
+        "evaluate",
+        "export",
+        "faults",
+        "interrupt",
+        "runlog",
+        "runs",
+        "stopsignals",
+        "tbview",
+        "train",
+    )
 }
 
 #: (old module, name) → new module that holds the name.

@@ -113,8 +113,10 @@ def autocast_args(policy: dict, args: tuple) -> tuple:
     dtype = _autocast_dtype(args, policy)
     if dtype is None:
         return args
-    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and
-                 a.dtype != torch.float64 else a for a in args)
+    return tuple(
+        a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dtype != torch.float64 else a
+        for a in args
+    )
 
 
 def call(fn: type[Function], policy: dict, *args):

@@ -161,18 +161,36 @@ def _defaults_text() -> str:
     from .run.config import DEFAULTS, KNNConfig, TrainConfig
 
     t, k = TrainConfig(model="mlp"), KNNConfig()
-    extra = {"logreg": "binary task --positive-class 0", "mlp": f"--hidden {_sizes(t.hidden)} --activation "
-             f"{t.activation}"}
-    columns = {m: [f"{d['epochs']} epochs,", f"--lr {d['lr']:g},", f"--batch-size {d['batch_size']},",
-                   f"--momentum {d['momentum']:g}" + ("," if m in extra else "")] for m, d in DEFAULTS.items()}
+    extra = {
+        "logreg": "binary task --positive-class 0",
+        "mlp": f"--hidden {_sizes(t.hidden)} --activation {t.activation}",
+    }
+    columns = {
+        m: [
+            f"{d['epochs']} epochs,",
+            f"--lr {d['lr']:g},",
+            f"--batch-size {d['batch_size']},",
+            f"--momentum {d['momentum']:g}" + ("," if m in extra else ""),
+        ]
+        for m, d in DEFAULTS.items()
+    }
     widths = [max(len(cells[i]) for cells in columns.values()) for i in range(4)]
-    lines = [(f"  {m:8s} " + " ".join(c.ljust(w) for c, w in zip(cells, widths)) + " " + extra.get(m, "")).rstrip()
-             for m, cells in columns.items()]
-    lines.append(f"  {'knn':8s} --k {_sizes(k.k)} --metric {k.metric} --chunk-size {k.chunk_size} (KNN stores "
-                 "records: no gradient-descent options)")
-    return "\n".join(["defaults by model (any option given wins):", *lines,
-                      f"every run: --lr-schedule {t.lr_schedule}, --loss {t.loss}, --amp {t.amp}, --val-size "
-                      f"{t.val_size}, --seed {t.seed}, --logdir {t.logdir}"])
+    lines = [
+        (f"  {m:8s} " + " ".join(c.ljust(w) for c, w in zip(cells, widths)) + " " + extra.get(m, "")).rstrip()
+        for m, cells in columns.items()
+    ]
+    lines.append(
+        f"  {'knn':8s} --k {_sizes(k.k)} --metric {k.metric} --chunk-size {k.chunk_size} (KNN stores "
+        "records: no gradient-descent options)"
+    )
+    return "\n".join(
+        [
+            "defaults by model (any option given wins):",
+            *lines,
+            f"every run: --lr-schedule {t.lr_schedule}, --loss {t.loss}, --amp {t.amp}, --val-size "
+            f"{t.val_size}, --seed {t.seed}, --logdir {t.logdir}",
+        ]
+    )
 
 
 def _sizes(values) -> str:
@@ -191,50 +209,107 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=positive_int, default=S, help="1 is the lecture's per-instance SGD")
     g.add_argument("--momentum", type=non_negative_float, default=S, help="SGD momentum (0 = plain gradient descent)")
     g.add_argument("--nesterov", action="store_true", default=S, help="Nesterov momentum (needs --momentum > 0)")
-    g.add_argument("--weight-decay", type=non_negative_float, default=S,
-                   help=f"L2 penalty (default {t.weight_decay:g})")
-    g.add_argument("--lr-schedule", choices=("cosine", "constant"), default=S,
-                   help=f"cosine: α decays to 0 over the run; constant: α throughout (default {t.lr_schedule})")
-    g.add_argument("--loss", choices=("fused", "unfused"), default=S,
-                   help="fused: stable loss from logits; unfused: the lecture's activation → cross-entropy on "
-                        f"probabilities (default {t.loss})")
-    g.add_argument("--amp", choices=("off", "bf16", "fp16"), default=S,
-                   help="mixed precision: matrix products in bfloat16 or float16 under torch.autocast, losses "
-                        f"and parameters in float32 (fp16: CUDA only, with loss scaling); default {t.amp}")
-    g.add_argument("--compile", action="store_true", default=S,
-                   help="torch.compile forward and loss (backward: nnref's own, through AOTAutograd)")
-    g.add_argument("--hidden", type=int_list, default=S,
-                   help=f"MLP hidden sizes, e.g. 300,100 (default {_sizes(t.hidden)})")
-    g.add_argument("--activation", choices=ACTIVATIONS, default=S,
-                   help=f"MLP hidden activation (default {t.activation})")
-    g.add_argument("--checkpoint-every", type=non_negative_int, default=S, metavar="STEPS",
-                   help="also checkpoint every N steps inside an epoch (default: after every epoch only)")
-    g.add_argument("--log-every", type=positive_int, default=S, metavar="STEPS",
-                   help=f"steps between loss/train_step points (default {t.log_every})")
-    g.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=S,
-                   help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward")
-    g.add_argument("--resume", metavar="PATH|auto", default=S,
-                   help="continue the run of this checkpoint.pt; auto: <logdir>/<run-name>/checkpoint.pt when it "
-                        "exists, else start fresh (for torchrun --max-restarts and requeued jobs)")
+    g.add_argument(
+        "--weight-decay", type=non_negative_float, default=S, help=f"L2 penalty (default {t.weight_decay:g})"
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=("cosine", "constant"),
+        default=S,
+        help=f"cosine: α decays to 0 over the run; constant: α throughout (default {t.lr_schedule})",
+    )
+    g.add_argument(
+        "--loss",
+        choices=("fused", "unfused"),
+        default=S,
+        help="fused: stable loss from logits; unfused: the lecture's activation → cross-entropy on "
+        f"probabilities (default {t.loss})",
+    )
+    g.add_argument(
+        "--amp",
+        choices=("off", "bf16", "fp16"),
+        default=S,
+        help="mixed precision: matrix products in bfloat16 or float16 under torch.autocast, losses "
+        f"and parameters in float32 (fp16: CUDA only, with loss scaling); default {t.amp}",
+    )
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        default=S,
+        help="torch.compile forward and loss (backward: nnref's own, through AOTAutograd)",
+    )
+    g.add_argument(
+        "--hidden", type=int_list, default=S, help=f"MLP hidden sizes, e.g. 300,100 (default {_sizes(t.hidden)})"
+    )
+    g.add_argument(
+        "--activation", choices=ACTIVATIONS, default=S, help=f"MLP hidden activation (default {t.activation})"
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=S,
+        metavar="STEPS",
+        help="also checkpoint every N steps inside an epoch (default: after every epoch only)",
+    )
+    g.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=S,
+        metavar="STEPS",
+        help=f"steps between loss/train_step points (default {t.log_every})",
+    )
+    g.add_argument(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        default=S,
+        help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward",
+    )
+    g.add_argument(
+        "--resume",
+        metavar="PATH|auto",
+        default=S,
+        help="continue the run of this checkpoint.pt; auto: <logdir>/<run-name>/checkpoint.pt when it "
+        "exists, else start fresh (for torchrun --max-restarts and requeued jobs)",
+    )
     n = p.add_argument_group("k-nearest neighbours (knn)")
-    n.add_argument("--k", type=int_list, default=S,
-                   help=f"neighbours, one or a list such as 1,3,5 (the best on validation is kept; default "
-                        f"{_sizes(k.k)})")
+    n.add_argument(
+        "--k",
+        type=int_list,
+        default=S,
+        help=f"neighbours, one or a list such as 1,3,5 (the best on validation is kept; default {_sizes(k.k)})",
+    )
     n.add_argument("--metric", choices=METRICS, default=S, help=f"distance (default {k.metric})")
-    n.add_argument("--chunk-size", type=positive_int, default=S, metavar="N",
-                   help=f"test images compared with the records at once (memory ∝ N; default {k.chunk_size})")
+    n.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=S,
+        metavar="N",
+        help=f"test images compared with the records at once (memory ∝ N; default {k.chunk_size})",
+    )
     d = p.add_argument_group("data and run (every model)")
     task = d.add_mutually_exclusive_group()
-    task.add_argument("--positive-class", type=digit, metavar="K", default=S,
-                      help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)")
-    task.add_argument("--classes", type=digit_pair, metavar="A,B", default=S,
-                      help="binary task on digits A (→0) and B (→1) only")
-    d.add_argument("--val-size", type=non_negative_int, default=S,
-                   help=f"last N training images held out for validation (default {t.val_size})")
+    task.add_argument(
+        "--positive-class",
+        type=digit,
+        metavar="K",
+        default=S,
+        help="binary task: label 1 for digit K, 0 otherwise (logreg default: 0)",
+    )
+    task.add_argument(
+        "--classes", type=digit_pair, metavar="A,B", default=S, help="binary task on digits A (→0) and B (→1) only"
+    )
+    d.add_argument(
+        "--val-size",
+        type=non_negative_int,
+        default=S,
+        help=f"last N training images held out for validation (default {t.val_size})",
+    )
     d.add_argument("--limit-train", type=positive_int, metavar="N", default=S, help="train on the first N images only")
     d.add_argument("--run-name", default=S, help="run folder name (default <model>-<timestamp>)")
-    d.add_argument("--dry-run", action="store_true", default=S,
-                   help="load data, build the model, one step; write nothing")
+    d.add_argument(
+        "--dry-run", action="store_true", default=S, help="load data, build the model, one step; write nothing"
+    )
     d.add_argument("--quiet", action="store_true", default=S, help="no progress bar, no per-epoch lines")
 
 
@@ -242,37 +317,60 @@ def _add_playground_options(p: argparse.ArgumentParser) -> None:
     from .settings import ACTIVATIONS, CLASSIFIERS, DATASETS, PlaygroundConfig
 
     d = PlaygroundConfig()
-    p.add_argument("--dataset", choices=(*DATASETS, "all"), default="all",
-                   help="the 2-D data: two blobs, XOR, circles, spirals, or all four (default)")
-    p.add_argument("--model", choices=(*CLASSIFIERS, "all"), default="all",
-                   help="logreg (the line), mlp, knn, or all three side by side (default)")
+    p.add_argument(
+        "--dataset",
+        choices=(*DATASETS, "all"),
+        default="all",
+        help="the 2-D data: two blobs, XOR, circles, spirals, or all four (default)",
+    )
+    p.add_argument(
+        "--model",
+        choices=(*CLASSIFIERS, "all"),
+        default="all",
+        help="logreg (the line), mlp, knn, or all three side by side (default)",
+    )
     p.add_argument("--samples", type=positive_int, default=400, help="points per dataset (default 400)")
-    p.add_argument("--noise", type=non_negative_float, default=None,
-                   help="std of the Gaussian jitter (default per dataset)")
+    p.add_argument(
+        "--noise", type=non_negative_float, default=None, help="std of the Gaussian jitter (default per dataset)"
+    )
     p.add_argument("--test-fraction", type=fraction, default=0.3, help="share of points held out (default 0.3)")
     p.add_argument("--hidden", type=int_list, default=d.hidden, help=f"MLP hidden sizes (default {_sizes(d.hidden)})")
-    p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation,
-                   help=f"MLP activation (default {d.activation})")
+    p.add_argument(
+        "--activation", choices=ACTIVATIONS, default=d.activation, help=f"MLP activation (default {d.activation})"
+    )
     p.add_argument("--k", type=int_list, default=d.k, help=f"KNN k values (default {_sizes(d.k)})")
-    p.add_argument("--steps", type=positive_int, default=d.steps,
-                   help=f"gradient-descent steps (default {d.steps}; in class, 300 with --restarts 1 gives the same "
-                        "accuracies in a few seconds per dataset)")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=d.steps,
+        help=f"gradient-descent steps (default {d.steps}; in class, 300 with --restarts 1 gives the same "
+        "accuracies in a few seconds per dataset)",
+    )
     p.add_argument("--lr", type=positive_float, default=d.lr, help=f"default {d.lr}")
     p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help=f"default {d.momentum}")
-    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay,
-                   help=f"default {d.weight_decay}")
-    p.add_argument("--restarts", type=positive_int, default=d.restarts,
-                   help=f"MLP: random starts, the lowest training loss is kept (default {d.restarts})")
-    p.add_argument("--batch-size", type=non_negative_int, default=d.batch_size,
-                   help=f"0 = full batch (default {d.batch_size})")
-    p.add_argument("--snapshots", type=positive_int, default=d.snapshots,
-                   help=f"boundary pictures per run (default {d.snapshots})")
+    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help=f"default {d.weight_decay}")
+    p.add_argument(
+        "--restarts",
+        type=positive_int,
+        default=d.restarts,
+        help=f"MLP: random starts, the lowest training loss is kept (default {d.restarts})",
+    )
+    p.add_argument(
+        "--batch-size", type=non_negative_int, default=d.batch_size, help=f"0 = full batch (default {d.batch_size})"
+    )
+    p.add_argument(
+        "--snapshots", type=positive_int, default=d.snapshots, help=f"boundary pictures per run (default {d.snapshots})"
+    )
     p.add_argument("--run-name", help="run folder name (default playground-<timestamp>)")
     p.add_argument("--save-png", metavar="DIR", help="also write the final pictures as PNG files here")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="write no event files")
-    p.add_argument("--seeds", type=positive_int, metavar="N",
-                   help="measure seeds 0..N-1 (data, split and weights follow the seed): a table of the mean and "
-                        "the minimum test accuracy, no pictures")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        metavar="N",
+        help="measure seeds 0..N-1 (data, split and weights follow the seed): a table of the mean and "
+        "the minimum test accuracy, no pictures",
+    )
     p.add_argument("--json", metavar="PATH", help="with --seeds: also write every accuracy here")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no result lines")
 
@@ -280,12 +378,19 @@ def _add_playground_options(p: argparse.ArgumentParser) -> None:
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
     from .bench import CONTENTS
 
-    p.add_argument("--only", default=",".join(CONTENTS),
-                   help="comma-separated sections (default all, in this order): "
-                        + "; ".join(f"{name}: {what}" for name, what in CONTENTS.items()))
+    p.add_argument(
+        "--only",
+        default=",".join(CONTENTS),
+        help="comma-separated sections (default all, in this order): "
+        + "; ".join(f"{name}: {what}" for name, what in CONTENTS.items()),
+    )
     p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output (default runs/bench)")
-    p.add_argument("--quick", action="store_true", help="the quick profile: fewer repetitions and smaller sizes "
-                                                        "(a smoke run of a few minutes; the full bench takes ~10)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick profile: fewer repetitions and smaller sizes "
+        "(a smoke run of a few minutes; the full bench takes ~10)",
+    )
     p.add_argument("--repeats", type=positive_int, help="rounds of each side-by-side comparison (default 7, quick 3)")
 
 
@@ -293,56 +398,96 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnref", description="The lecture's neural networks, verified.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     run = _shared("seed", "device", "data-root", "no-download", "logdir")
-    p = sub.add_parser("train", parents=[run], help="train a model on MNIST (logreg, softmax, mlp, knn)",
-                       epilog=_defaults_text())
-    p.add_argument("model", choices=("logreg", "softmax", "mlp", "knn"),
-                   help="logreg: the sigmoid neuron (binary); softmax: softmax regression; mlp: a fully connected "
-                        "network; knn: k-nearest neighbours")
+    p = sub.add_parser(
+        "train", parents=[run], help="train a model on MNIST (logreg, softmax, mlp, knn)", epilog=_defaults_text()
+    )
+    p.add_argument(
+        "model",
+        choices=("logreg", "softmax", "mlp", "knn"),
+        help="logreg: the sigmoid neuron (binary); softmax: softmax regression; mlp: a fully connected "
+        "network; knn: k-nearest neighbours",
+    )
     _add_train_options(p)
-    p = sub.add_parser("eval", parents=[_shared("data-root", "no-download")],
-                       help="test accuracy and confusion matrix of a checkpoint")
+    p = sub.add_parser(
+        "eval", parents=[_shared("data-root", "no-download")], help="test accuracy and confusion matrix of a checkpoint"
+    )
     p.add_argument("checkpoint", help="a run's checkpoint.pt (any model)")
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p = sub.add_parser("predict", parents=[_shared("data-root", "no-download")],
-                       help="classify pictures of digits (drawn, photographed, scanned) with a checkpoint")
+    p = sub.add_parser(
+        "predict",
+        parents=[_shared("data-root", "no-download")],
+        help="classify pictures of digits (drawn, photographed, scanned) with a checkpoint",
+    )
     p.add_argument("checkpoint", help="a run's checkpoint.pt (any model; KNN votes with the k its run chose)")
-    p.add_argument("image", nargs="+", help="picture files (PNG, JPEG, …) or folders of them; each is prepared as "
-                                            "MNIST's digits were: the ink cropped, scaled into 20×20, centred by its "
-                                            "mass")
+    p.add_argument(
+        "image",
+        nargs="+",
+        help="picture files (PNG, JPEG, …) or folders of them; each is prepared as "
+        "MNIST's digits were: the ink cropped, scaled into 20×20, centred by its "
+        "mass",
+    )
     p.add_argument("--json", action="store_true", help="one JSON list of results on stdout, for programs")
     p.add_argument("--show-input", metavar="DIR", help="write the 28×28 input each picture became here, as PNG")
-    p.add_argument("--no-invert", dest="invert", action="store_false",
-                   help="the pictures are light ink on a dark background already (default: decided per picture)")
-    p = sub.add_parser("gradcheck", parents=[_shared("seed", "logdir")],
-                       help="gradcheck, gradgradcheck and the numerical gradient for every Function")
-    p.add_argument("--sweep", action="store_true",
-                   help="plot the numerical gradient's error against Δ (forward and central, float32 and float64; "
-                        "about a minute)")
-    p.add_argument("--cost", action="store_true",
-                   help="time one numerical gradient against one backward pass (the lecture's \"slow\"; about 30 s)")
+    p.add_argument(
+        "--no-invert",
+        dest="invert",
+        action="store_false",
+        help="the pictures are light ink on a dark background already (default: decided per picture)",
+    )
+    p = sub.add_parser(
+        "gradcheck",
+        parents=[_shared("seed", "logdir")],
+        help="gradcheck, gradgradcheck and the numerical gradient for every Function",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="plot the numerical gradient's error against Δ (forward and central, float32 and float64; about a minute)",
+    )
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help='time one numerical gradient against one backward pass (the lecture\'s "slow"; about 30 s)',
+    )
     p.add_argument("--png", metavar="PATH", help="with --sweep: also write the picture here")
     p.add_argument("--json", metavar="PATH", help="with --sweep or --cost: also write the numbers here")
-    p = sub.add_parser("runs", parents=[_shared("logdir")],
-                       help="a table of the runs in a log folder: kind, model, recipe, steps, accuracy, status")
+    p = sub.add_parser(
+        "runs",
+        parents=[_shared("logdir")],
+        help="a table of the runs in a log folder: kind, model, recipe, steps, accuracy, status",
+    )
     p = sub.add_parser("export", help="write a trained model as ONNX (or a torch.export program)")
     p.add_argument("checkpoint", help="a parametric run's checkpoint.pt")
     p.add_argument("out", help="output file, e.g. model.onnx or model.pt2")
     p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the file name (.pt2 → pt2, else onnx)")
-    _add_playground_options(sub.add_parser("playground", parents=[_shared("seed", "logdir")],
-                                           help="the lecture's 2-D playground in TensorBoard"))
-    p = sub.add_parser("lab", parents=[_shared("data-root", "no-download")],
-                       help="the lecture's demos live in the browser: the playground, and drawing a digit")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
-                                                        "0.0.0.0 for a classroom, with a token)")
+    _add_playground_options(
+        sub.add_parser(
+            "playground", parents=[_shared("seed", "logdir")], help="the lecture's 2-D playground in TensorBoard"
+        )
+    )
+    p = sub.add_parser(
+        "lab",
+        parents=[_shared("data-root", "no-download")],
+        help="the lecture's demos live in the browser: the playground, and drawing a digit",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for a classroom, with a token)",
+    )
     p.add_argument("--port", type=port_number, default=8765, help="default 8765")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
     p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
     p.add_argument("--max-pages", type=positive_int, default=8, help="pages open at once (default 8)")
-    p.add_argument("--checkpoint", metavar="CKPT",
-                   help="a parametric run's checkpoint.pt: enables the draw-a-digit page")
-    p.add_argument("--knn-checkpoint", metavar="CKPT",
-                   help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
-                        "images of --data-root)")
+    p.add_argument(
+        "--checkpoint", metavar="CKPT", help="a parametric run's checkpoint.pt: enables the draw-a-digit page"
+    )
+    p.add_argument(
+        "--knn-checkpoint",
+        metavar="CKPT",
+        help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
+        "images of --data-root)",
+    )
     p = sub.add_parser("bench", parents=[_shared("data-root")], help="benchmarks: nnref against PyTorch's built-ins")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
     _add_bench_options(p)
@@ -362,8 +507,10 @@ def cmd_train(args, parser: argparse.ArgumentParser) -> int:
         train = _subparser(parser, "train")
         flags = {a.dest: a.option_strings[0] for a in train._actions if a.option_strings}
         names = [flags.get(f, f) for f in foreign]
-        train.error(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to {args.model} "
-                    "(see nnref train --help)")
+        train.error(
+            f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to {args.model} "
+            "(see nnref train --help)"
+        )
     launch.train(args.model, {**options, "command": shlex.join(["nnref", *args.argv])}, console=_print)
     return 0
 
@@ -378,9 +525,11 @@ def cmd_eval(args, parser) -> int:
 
     r = evaluate_checkpoint(args.checkpoint, args.data_root, args.download, args.device)
     k = f" (k = {r.k}, chosen on validation)" if r.k is not None else ""
-    print(f"{r.model} checkpoint {args.checkpoint}{k}\ntest accuracy: {r.accuracy:.2%} ({r.correct}/{r.total})\n\n"
-          f"confusion matrix (rows: true class, columns: predicted class)\n"
-          f"{format_confusion(r.confusion, r.class_names)}")
+    print(
+        f"{r.model} checkpoint {args.checkpoint}{k}\ntest accuracy: {r.accuracy:.2%} ({r.correct}/{r.total})\n\n"
+        f"confusion matrix (rows: true class, columns: predicted class)\n"
+        f"{format_confusion(r.confusion, r.class_names)}"
+    )
     return 0
 
 
@@ -395,7 +544,6 @@ def cmd_predict(args, parser) -> int:
     """One line per picture (its prediction and probability), or --json; exit 1 when any picture had no digit or
     could not be read (each says why)."""
     import json
-    from pathlib import Path
 
     from .run.evaluate import predict_pictures, save_inputs
 
@@ -505,9 +653,24 @@ def cmd_runs(args, parser) -> int:
     def acc(a):
         return f"{a:.2%}" if isinstance(a, float) and a == a else "—"
 
-    print(markdown_table(("run", "kind", "model", "recipe", "steps", "val acc", "test acc", "status"),
-                         [(r.name, r.kind, r.model, r.recipe, r.steps if r.steps is not None else "—", acc(r.val_acc),
-                           acc(r.test_acc), r.status) for r in rows]))
+    print(
+        markdown_table(
+            ("run", "kind", "model", "recipe", "steps", "val acc", "test acc", "status"),
+            [
+                (
+                    r.name,
+                    r.kind,
+                    r.model,
+                    r.recipe,
+                    r.steps if r.steps is not None else "—",
+                    acc(r.val_acc),
+                    acc(r.test_acc),
+                    r.status,
+                )
+                for r in rows
+            ],
+        )
+    )
     return 0
 
 
@@ -515,18 +678,39 @@ def cmd_playground(args, parser) -> int:
     from .playground import run, total_steps
     from .settings import CLASSIFIERS, DATASETS, PlaygroundConfig
 
-    cfg = PlaygroundConfig(steps=args.steps, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                           restarts=args.restarts, batch_size=args.batch_size, hidden=args.hidden,
-                           activation=args.activation, k=args.k, snapshots=args.snapshots, seed=args.seed or 0)
+    cfg = PlaygroundConfig(
+        steps=args.steps,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        restarts=args.restarts,
+        batch_size=args.batch_size,
+        hidden=args.hidden,
+        activation=args.activation,
+        k=args.k,
+        snapshots=args.snapshots,
+        seed=args.seed or 0,
+    )
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     models = CLASSIFIERS if args.model == "all" else (args.model,)
     if args.seeds:
         return _playground_seeds(args, cfg, datasets, models)
     update, bar = _progress_bar(0 if args.quiet else total_steps(datasets, models, cfg), "gradient descent", " steps")
     with bar:
-        result = run(datasets, models, args.samples, args.noise, args.test_fraction, cfg, args.logdir or "runs",
-                     args.run_name, args.save_png, tensorboard=args.tensorboard,
-                     on_dataset=None if args.quiet else _print_playground_row, on_progress=update)
+        result = run(
+            datasets,
+            models,
+            args.samples,
+            args.noise,
+            args.test_fraction,
+            cfg,
+            args.logdir or "runs",
+            args.run_name,
+            args.save_png,
+            tensorboard=args.tensorboard,
+            on_dataset=None if args.quiet else _print_playground_row,
+            on_progress=update,
+        )
     if not args.quiet and args.tensorboard:
         print(f"TensorBoard: tensorboard --logdir {result['run_dir']}")
     return 0
@@ -541,23 +725,45 @@ def _playground_seeds(args, cfg, datasets, models) -> int:
 
     def progress(seed, results):
         if not args.quiet:
-            _print(f"seed {seed}: " + "; ".join(f"{ds} " + " ".join(f"{m} {a:.1%}" for m, a in results[ds].items())
-                                                 for ds in datasets))
+            _print(
+                f"seed {seed}: "
+                + "; ".join(f"{ds} " + " ".join(f"{m} {a:.1%}" for m, a in results[ds].items()) for ds in datasets)
+            )
 
-    update, bar = _progress_bar(0 if args.quiet else args.seeds * total_steps(datasets, models, cfg),
-                                f"{args.seeds} seeds", " steps")
+    update, bar = _progress_bar(
+        0 if args.quiet else args.seeds * total_steps(datasets, models, cfg), f"{args.seeds} seeds", " steps"
+    )
     with bar:
-        table = over_seeds(range(args.seeds), datasets, models, args.samples, args.noise, args.test_fraction, cfg,
-                           on_seed=progress, on_progress=update)
+        table = over_seeds(
+            range(args.seeds),
+            datasets,
+            models,
+            args.samples,
+            args.noise,
+            args.test_fraction,
+            cfg,
+            on_seed=progress,
+            on_progress=update,
+        )
     columns = list(next(iter(table.values())))
     print(f"\ntest accuracy over seeds 0-{args.seeds - 1}: mean (minimum)\n")
-    print(markdown_table(("dataset", *columns), [(ds, *(f"{statistics.mean(row[c]):.1%} ({min(row[c]):.1%})"
-                                                        for c in columns)) for ds, row in table.items()]))
+    print(
+        markdown_table(
+            ("dataset", *columns),
+            [
+                (ds, *(f"{statistics.mean(row[c]):.1%} ({min(row[c]):.1%})" for c in columns))
+                for ds, row in table.items()
+            ],
+        )
+    )
     if args.json:
         from pathlib import Path
 
-        Path(args.json).write_text(json.dumps({"seeds": list(range(args.seeds)), "config": vars(cfg),
-                                               "accuracy": table}, indent=1, default=list))
+        Path(args.json).write_text(
+            json.dumps(
+                {"seeds": list(range(args.seeds)), "config": vars(cfg), "accuracy": table}, indent=1, default=list
+            )
+        )
     return 0
 
 
@@ -599,9 +805,17 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export,
-            "gradcheck": cmd_gradcheck, "runs": cmd_runs, "playground": cmd_playground, "bench": cmd_bench,
-            "lab": cmd_lab}
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "gradcheck": cmd_gradcheck,
+    "runs": cmd_runs,
+    "playground": cmd_playground,
+    "bench": cmd_bench,
+    "lab": cmd_lab,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = [
-    "MEAN", "STD", "IMAGE_FILES", "DataError", "resolve_root", "check_idx_file", "load_mnist", "normalize",
-    "MNISTSplits", "load_splits", "load_data", "class_names", "binary_labels", "EpochBatches", "IndexedRows",
-    "make_loader", "to_images",
+    "MEAN",
+    "STD",
+    "IMAGE_FILES",
+    "DataError",
+    "resolve_root",
+    "check_idx_file",
+    "load_mnist",
+    "normalize",
+    "MNISTSplits",
+    "load_splits",
+    "load_data",
+    "class_names",
+    "binary_labels",
+    "EpochBatches",
+    "IndexedRows",
+    "make_loader",
+    "to_images",
 ]
 
 #: The mean and standard deviation of MNIST's training pixels (scaled to [0, 1]): the one place they live.
@@ -83,8 +97,7 @@ def check_idx_file(path: Path, kind: str) -> int:
     if size != expected:
         state = "truncated" if size < expected else "corrupt (longer than its header says)"
         raise DataError(
-            f"MNIST file {path} is {state}: {size} bytes, but its header announces {count} records "
-            f"({expected} bytes)"
+            f"MNIST file {path} is {state}: {size} bytes, but its header announces {count} records ({expected} bytes)"
         )
     return count
 
@@ -112,8 +125,9 @@ def load_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> t
     n_images = check_idx_file(image_file, "images")
     n_labels = check_idx_file(label_file, "labels")
     if n_images != n_labels:
-        raise DataError(f"MNIST files disagree: {image_file} holds {n_images} images but {label_file} "
-                        f"holds {n_labels} labels")
+        raise DataError(
+            f"MNIST files disagree: {image_file} holds {n_images} images but {label_file} holds {n_labels} labels"
+        )
     ds = MNIST(str(root), train=train, download=False)
     images, labels = ds.data, ds.targets.long()
     if labels.numel() and (labels.min() < 0 or labels.max() > 9):
@@ -140,8 +154,12 @@ def class_names(positive_class: int | None = None, classes: tuple[int, int] | No
     return [str(i) for i in range(10)]
 
 
-def binary_labels(images: torch.Tensor, labels: torch.Tensor, positive_class: int | None = None,
-                  classes: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def binary_labels(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    positive_class: int | None = None,
+    classes: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The binary task of logistic regression.
 
     ``positive_class=K``: label 1 where the digit is K, else 0 (all images kept).
@@ -175,9 +193,15 @@ class MNISTSplits:
     class_names: list[str]
 
 
-def load_splits(root, download: bool = True, val_size: int = 5000, limit_train: int | None = None,
-                positive_class: int | None = None, classes: tuple[int, int] | None = None,
-                device: torch.device | str = "cpu") -> MNISTSplits:
+def load_splits(
+    root,
+    download: bool = True,
+    val_size: int = 5000,
+    limit_train: int | None = None,
+    positive_class: int | None = None,
+    classes: tuple[int, int] | None = None,
+    device: torch.device | str = "cpu",
+) -> MNISTSplits:
     """Train / validation / test splits.  The last ``val_size`` training images are held out for
     validation (model selection never looks at the test set); ``limit_train`` keeps the first N of the rest."""
     train_images, train_labels = load_mnist(root, train=True, download=download)
@@ -204,9 +228,15 @@ def load_splits(root, download: bool = True, val_size: int = 5000, limit_train: 
 def load_data(cfg, device: torch.device | str = "cpu", data_root=None, download: bool | None = None) -> MNISTSplits:
     """The splits a run configuration asks for (its ``data_root``, ``val_size``, ``limit_train`` and binary
     task); ``data_root`` and ``download`` override the configuration's."""
-    return load_splits(resolve_root(data_root or cfg.data_root), download=cfg.download if download is None else
-                       download, val_size=cfg.val_size, limit_train=cfg.limit_train,
-                       positive_class=cfg.positive_class, classes=cfg.classes, device=device)
+    return load_splits(
+        resolve_root(data_root or cfg.data_root),
+        download=cfg.download if download is None else download,
+        val_size=cfg.val_size,
+        limit_train=cfg.limit_train,
+        positive_class=cfg.positive_class,
+        classes=cfg.classes,
+        device=device,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,8 +272,16 @@ class EpochBatches(Sampler):
     exactly the batches of one process; :meth:`global_batch_size` tells a rank how large a batch is in all.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 device: torch.device | str = "cpu", rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.device = n, batch_size, shuffle, torch.device(device)
@@ -264,7 +302,7 @@ class EpochBatches(Sampler):
             order = torch.arange(self.n)
         order = order.to(self.device)
         for i in range(start * self.batch_size, self.n, self.batch_size):
-            batch = order[i:i + self.batch_size]
+            batch = order[i : i + self.batch_size]
             yield batch if self.world == 1 else batch.tensor_split(self.world)[self.rank]
 
     def batches_per_epoch(self) -> int:
@@ -290,11 +328,17 @@ def _as_is(batch):
     return batch
 
 
-def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = True,
-                seed: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
+def make_loader(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+) -> DataLoader:
     """A DataLoader over tensors in memory: one gather per batch, no per-sample work, no collation.
     ``loader.sampler`` is the :class:`EpochBatches` whose state a checkpoint keeps; with ``world`` > 1 it
     yields rank ``rank``'s part of every global batch."""
-    sampler = EpochBatches(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device, rank=rank,
-                           world=world)
+    sampler = EpochBatches(x.shape[0], batch_size, shuffle=shuffle, seed=seed, device=x.device, rank=rank, world=world)
     return DataLoader(IndexedRows(x, y), sampler=sampler, batch_size=None, collate_fn=_as_is)

@@ -27,8 +27,16 @@ import torch.nn.functional as TF
 
 from .data import MEAN, STD, DataError
 
-__all__ = ["NoDigitFound", "BadPicture", "load_picture", "prepare_digit", "to_row", "IMAGE_SUFFIXES", "MAX_BYTES",
-           "MAX_PIXELS"]
+__all__ = [
+    "NoDigitFound",
+    "BadPicture",
+    "load_picture",
+    "prepare_digit",
+    "to_row",
+    "IMAGE_SUFFIXES",
+    "MAX_BYTES",
+    "MAX_PIXELS",
+]
 
 #: What a picture may be at most: its file, and its pixels (a 12-megapixel photo is 12e6).
 MAX_BYTES, MAX_PIXELS = 32 * 2**20, 50_000_000
@@ -63,8 +71,10 @@ def load_picture(source, name: str | None = None) -> torch.Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise BadPicture(f"{name} is {im.width} × {im.height} pixels: more than the {MAX_PIXELS / 1e6:.0f} "
-                                     "million nnref reads (a decompression bomb, or a scan far larger than a digit)")
+                    raise BadPicture(
+                        f"{name} is {im.width} × {im.height} pixels: more than the {MAX_PIXELS / 1e6:.0f} "
+                        "million nnref reads (a decompression bomb, or a scan far larger than a digit)"
+                    )
                 im.draft("L" if im.mode in ("L", "RGB") else im.mode, (WORKING * 2, WORKING * 2))  # JPEG: decode small
                 im = ImageOps.exif_transpose(im)
                 im.thumbnail((WORKING * 2, WORKING * 2))  # memory bounded before the exact float work below
@@ -84,11 +94,15 @@ def _read(source, name: str) -> bytes:
         if not path.is_file():
             raise BadPicture(f"image {path} does not exist (or is not a file)")
         if path.stat().st_size > MAX_BYTES:
-            raise BadPicture(f"{name} is {path.stat().st_size / 2**20:.0f} MiB: more than the "
-                             f"{MAX_BYTES / 2**20:.0f} MiB nnref reads")
+            raise BadPicture(
+                f"{name} is {path.stat().st_size / 2**20:.0f} MiB: more than the "
+                f"{MAX_BYTES / 2**20:.0f} MiB nnref reads"
+            )
         data = path.read_bytes()
     if len(data) > MAX_BYTES:
-        raise BadPicture(f"{name} is {len(data) / 2**20:.0f} MiB: more than the {MAX_BYTES / 2**20:.0f} MiB nnref reads")
+        raise BadPicture(
+            f"{name} is {len(data) / 2**20:.0f} MiB: more than the {MAX_BYTES / 2**20:.0f} MiB nnref reads"
+        )
     if not data:
         raise BadPicture(f"{name} is empty (0 bytes)")
     return data
@@ -194,8 +208,9 @@ def _ink(gray: torch.Tensor, polarity: str = "auto") -> torch.Tensor:
     residual = ink - page
     peak = float(residual.max())
     if peak < 0.08:
-        raise NoDigitFound("no digit found: the picture is blank (its darkest and lightest parts differ by less "
-                           "than 8%)")
+        raise NoDigitFound(
+            "no digit found: the picture is blank (its darkest and lightest parts differ by less than 8%)"
+        )
     strong = residual[residual > 0.5 * peak]
     residual = residual / (float(strong.quantile(0.9)) if strong.numel() > 1 else peak)  # the strokes become 1
     floor = _grain(residual)
@@ -217,6 +232,7 @@ def _grain(residual: torch.Tensor) -> float:
 def _crop(ink: torch.Tensor) -> torch.Tensor:
     """The ink's bounding box, less any speck apart from the digit: a run of rows (or columns) with ink, cut off
     from the rest by empty ones and holding under 1% of the ink, does not widen the box."""
+
     def span(profile: torch.Tensor) -> tuple[int, int]:
         filled = (profile > 0).int()
         starts = ((filled[1:] - filled[:-1]) == 1).nonzero().flatten() + 1
@@ -225,9 +241,9 @@ def _crop(ink: torch.Tensor) -> torch.Tensor:
         ends = torch.cat([ends, torch.tensor([len(filled) - 1])]) if filled[-1] else ends
         runs = [(int(a), int(b)) for a, b in zip(starts, ends)]
         total = float(profile.sum())
-        while len(runs) > 1 and float(profile[runs[0][0]:runs[0][1] + 1].sum()) < 0.01 * total:
+        while len(runs) > 1 and float(profile[runs[0][0] : runs[0][1] + 1].sum()) < 0.01 * total:
             runs.pop(0)
-        while len(runs) > 1 and float(profile[runs[-1][0]:runs[-1][1] + 1].sum()) < 0.01 * total:
+        while len(runs) > 1 and float(profile[runs[-1][0] : runs[-1][1] + 1].sum()) < 0.01 * total:
             runs.pop()
         return runs[0][0], runs[-1][1]
 
@@ -236,20 +252,27 @@ def _crop(ink: torch.Tensor) -> torch.Tensor:
     if float(solid.sum()) == 0:
         solid = ink
     (r0, r1) = span(solid.sum(1))
-    (c0, c1) = span(solid[r0:r1 + 1].sum(0))
+    (c0, c1) = span(solid[r0 : r1 + 1].sum(0))
     # then the faint edge of the strokes, which the opening left out: grow while the next row or column has ink
     h, w = ink.shape
     grown = True
     while grown:
         grown = False
         for side in range(4):
-            r, c = (r0 - 1, None) if side == 0 else (r1 + 1, None) if side == 1 else (None, c0 - 1) if side == 2 \
+            r, c = (
+                (r0 - 1, None)
+                if side == 0
+                else (r1 + 1, None)
+                if side == 1
+                else (None, c0 - 1)
+                if side == 2
                 else (None, c1 + 1)
-            if r is not None and 0 <= r < h and float(ink[r, c0:c1 + 1].max()) > 0.05:
+            )
+            if r is not None and 0 <= r < h and float(ink[r, c0 : c1 + 1].max()) > 0.05:
                 r0, r1, grown = min(r0, r), max(r1, r), True
-            if c is not None and 0 <= c < w and float(ink[r0:r1 + 1, c].max()) > 0.05:
+            if c is not None and 0 <= c < w and float(ink[r0 : r1 + 1, c].max()) > 0.05:
                 c0, c1, grown = min(c0, c), max(c1, c), True
-    return ink[r0:r1 + 1, c0:c1 + 1]
+    return ink[r0 : r1 + 1, c0 : c1 + 1]
 
 
 def _stroke_width(ink: torch.Tensor) -> float:
@@ -272,7 +295,7 @@ def _thicken(ink: torch.Tensor) -> torch.Tensor:
         return ink
     grown = _box_filter(TF.pad(ink, (k, k, k, k)), k, "max")  # room to grow on every side
     rows, cols = (grown > 0).any(1).nonzero().flatten(), (grown > 0).any(0).nonzero().flatten()
-    return grown[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return grown[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def _into_box(ink: torch.Tensor) -> torch.Tensor:
@@ -298,5 +321,5 @@ def _centre(box: torch.Tensor) -> torch.Tensor:
     top = min(max(int(round(CENTRE - cy)), 0), SIDE - h)
     left = min(max(int(round(CENTRE - cx)), 0), SIDE - w)
     image = torch.zeros(SIDE, SIDE)
-    image[top:top + h, left:left + w] = box
+    image[top : top + h, left : left + w] = box
     return image

@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -19,9 +19,25 @@ from . import functional as F
 from .catalogue import FUNCTIONS
 from .table import markdown_table
 
-__all__ = ["numerical_gradient", "relative_error", "norm_relative_error", "CheckResult", "check_functions", "format_table", "CASES",
-           "SweepPoint", "DELTAS", "sweep_size", "delta_sweep", "best_deltas", "sweep_table", "write_sweep", "CostRow",
-           "numerical_cost", "cost_table"]
+__all__ = [
+    "numerical_gradient",
+    "relative_error",
+    "norm_relative_error",
+    "CheckResult",
+    "check_functions",
+    "format_table",
+    "CASES",
+    "SweepPoint",
+    "DELTAS",
+    "sweep_size",
+    "delta_sweep",
+    "best_deltas",
+    "sweep_table",
+    "write_sweep",
+    "CostRow",
+    "numerical_cost",
+    "cost_table",
+]
 
 
 def numerical_gradient(
@@ -109,9 +125,11 @@ class CheckResult:
 
 def _scalarize(fn, output_weights):
     """L = Σ v ⊙ fn(inputs) with fixed random weights v: a scalar whose gradient exercises every output."""
+
     def loss(*inputs):
         out = fn(*inputs)
         return (out * output_weights).sum()
+
     return loss
 
 
@@ -147,8 +165,7 @@ def format_table(results: Sequence[CheckResult]) -> str:
         rows.append((r.name, mark[r.gradcheck], mark[r.gradgradcheck], err))
         if r.error:
             rows.append((f"  error: {r.error}", "", "", ""))
-    return markdown_table(("Function", "gradcheck", "gradgradcheck", "max relative error vs numerical gradient"),
-                          rows)
+    return markdown_table(("Function", "gradcheck", "gradgradcheck", "max relative error vs numerical gradient"), rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,8 +226,10 @@ def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0, progress=N
 
 def sweep_table(points: Sequence[SweepPoint]) -> str:
     """The bottom of each V as a markdown table: the best Δ per difference and dtype, and its error."""
-    return markdown_table(("difference", "dtype", "best Δ", "max relative error there"),
-                          [(p.method, p.dtype, f"{p.delta:.1e}", f"{p.error:.1e}") for p in best_deltas(points)])
+    return markdown_table(
+        ("difference", "dtype", "best Δ", "max relative error there"),
+        [(p.method, p.dtype, f"{p.delta:.1e}", f"{p.error:.1e}") for p in best_deltas(points)],
+    )
 
 
 def write_sweep(points: Sequence[SweepPoint], run_dir, png=None) -> None:
@@ -255,12 +274,23 @@ def cost_table(rows: Sequence[CostRow]) -> str:
     """One numerical gradient against one backward pass, per model, as a markdown table."""
     cells = []
     for r in rows:
-        how = "" if r.measured_parameters == r.parameters else \
-            f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
-        cells.append((r.model, f"{r.parameters:,}", f"{r.backward_seconds * 1e3:.2f} ms",
-                      f"{r.numerical_seconds:,.2f} s{how}", f"{r.ratio:,.0f}×"))
-    return markdown_table(("model", "parameters", "one backward pass", "one numerical gradient (forward differences)",
-                           "ratio"), cells)
+        how = (
+            ""
+            if r.measured_parameters == r.parameters
+            else f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
+        )
+        cells.append(
+            (
+                r.model,
+                f"{r.parameters:,}",
+                f"{r.backward_seconds * 1e3:.2f} ms",
+                f"{r.numerical_seconds:,.2f} s{how}",
+                f"{r.ratio:,.0f}×",
+            )
+        )
+    return markdown_table(
+        ("model", "parameters", "one backward pass", "one numerical gradient (forward differences)", "ratio"), cells
+    )
 
 
 def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0, progress=None) -> list[CostRow]:
@@ -274,13 +304,15 @@ def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0, prog
     g = torch.Generator().manual_seed(seed)
     x, y = torch.randn(batch, 784, generator=g), torch.randint(0, 10, (batch,), generator=g)
     rows = []
-    for name, model, target in (("logistic regression", LogisticRegression(784), (y == 0).long()),
-                                ("softmax regression", SoftmaxRegression(784, 10), y),
-                                ("MLP 784-800-10", MLP(784, 800, 10), y)):
+    for name, model, target in (
+        ("logistic regression", LogisticRegression(784), (y == 0).long()),
+        ("softmax regression", SoftmaxRegression(784, 10), y),
+        ("MLP 784-800-10", MLP(784, 800, 10), y),
+    ):
         params = [p for p in model.parameters()]
         n = sum(p.numel() for p in params)
 
-        def loss():
+        def loss(model=model, target=target):
             return model.loss(model(x), target)
 
         loss().backward()  # warm up

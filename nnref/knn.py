@@ -15,14 +15,15 @@ what ``nnref bench --only cost`` measures.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from .settings import METRICS
 from ._deprecated import getattr_for
+from .settings import METRICS
 
 __all__ = ["METRICS", "KNNClassifier", "vote", "vote_shares", "merge_neighbours", "choose_k"]
+
 
 # --------------------------------------------------------------------------------------------------
 # The vote
@@ -82,8 +83,9 @@ class KNNClassifier:
     #: Queries re-ranked at once: their candidates are gathered as (rows, k + rerank, p) copies.
     RERANK_ROWS = 256
 
-    def __init__(self, k: int = 3, metric: str = "euclidean", chunk_size: int = 4096, rerank: int = 8,
-                 block_size: int = 2048) -> None:
+    def __init__(
+        self, k: int = 3, metric: str = "euclidean", chunk_size: int = 4096, rerank: int = 8, block_size: int = 2048
+    ) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if metric not in METRICS:
@@ -102,8 +104,7 @@ class KNNClassifier:
         self.y: torch.Tensor | None = None
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, X: torch.Tensor, y: torch.Tensor, offset: int = 0, num_classes: int | None = None
-            ) -> "KNNClassifier":
+    def fit(self, X: torch.Tensor, y: torch.Tensor, offset: int = 0, num_classes: int | None = None) -> KNNClassifier:
         """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training.
 
         ``offset``: X holds rows offset … offset + n − 1 of a larger training set (one shard of it, in a
@@ -185,8 +186,9 @@ class KNNClassifier:
         rn = r64 / r64.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return 1 - (qn * rn).sum(-1)
 
-    def kneighbors(self, X: torch.Tensor, progress: Callable[[int], None] | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def kneighbors(
+        self, X: torch.Tensor, progress: Callable[[int], None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The k nearest stored records of each query: (distances (m, k), indices (m, k)), nearest first.
         (Squared distances for euclidean.)  ``progress(queries_done)`` is called after each chunk."""
         X = self._check_query(X)
@@ -194,7 +196,7 @@ class KNNClassifier:
         m_cand = min(n, self.k + self.rerank)
         dists, idxs = [], []
         for start in range(0, X.shape[0], self.chunk_size):
-            q = X[start:start + self.chunk_size]
+            q = X[start : start + self.chunk_size]
             cand, _ = self._candidate_indices(q, m_cand).sort(dim=1)  # by index: the stable sort below breaks ties
             for part in range(0, q.shape[0], self.RERANK_ROWS):  # the float64 pass, a few queries at a time
                 rows = slice(part, part + self.RERANK_ROWS)

@@ -11,7 +11,8 @@ class, so a caller never needs to ask which kind it holds.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -128,8 +129,9 @@ class MLP(_Classifier):
     logit per row (shape (n,)) followed by a sigmoid, for binary tasks.
     """
 
-    def __init__(self, in_features: int, hidden: int | Sequence[int], num_classes: int,
-                 activation: str = "relu") -> None:
+    def __init__(
+        self, in_features: int, hidden: int | Sequence[int], num_classes: int, activation: str = "relu"
+    ) -> None:
         super().__init__()
         sizes = [hidden] if isinstance(hidden, int) else list(hidden)
         if any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in sizes):
@@ -168,8 +170,9 @@ class MLP(_Classifier):
         return self.layers[0].weight
 
 
-def build_model(name: str, in_features: int = 784, num_classes: int = 10, hidden: Sequence[int] = (800,),
-                activation: str = "relu") -> nn.Module:
+def build_model(
+    name: str, in_features: int = 784, num_classes: int = 10, hidden: Sequence[int] = (800,), activation: str = "relu"
+) -> nn.Module:
     """A parametric model by its command-line name ("logreg", "softmax", "mlp") for ``num_classes`` classes
     (2: one output logit).  KNN is not built here: it stores records (:mod:`nnref.knn`)."""
     if name == "logreg":

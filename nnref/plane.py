@@ -20,17 +20,34 @@ from dataclasses import replace
 
 import torch
 
-from .settings import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE, PlaygroundConfig
 from .functional import value_checks
 from .knn import KNNClassifier
 from .layers import Linear
 from .models import MLP, LogisticRegression, SoftmaxRegression, build_model
+from .settings import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE, PlaygroundConfig
 from .steps import EagerStep, forward_loss_of
 
-__all__ = ["DATASETS", "CLASSES", "FEATURES", "DOMAIN", "NOISE", "COLOURS", "make_points", "split", "features", "PlaygroundConfig",
-           "Descent", "PlaneModel", "fit", "fit_knn", "grid", "field", "view_bounds", "line_distance",
-           "line_segment"]
-
+__all__ = [
+    "DATASETS",
+    "CLASSES",
+    "FEATURES",
+    "DOMAIN",
+    "NOISE",
+    "COLOURS",
+    "make_points",
+    "split",
+    "features",
+    "PlaygroundConfig",
+    "Descent",
+    "PlaneModel",
+    "fit",
+    "fit_knn",
+    "grid",
+    "field",
+    "view_bounds",
+    "line_distance",
+    "line_segment",
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -42,8 +59,9 @@ def _counts(n: int, classes: int) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(classes), torch.tensor(base))
 
 
-def make_points(name: str, n: int = 400, noise: float | None = None, seed: int = 0, classes: int = 2
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def make_points(
+    name: str, n: int = 400, noise: float | None = None, seed: int = 0, classes: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Points X (n, 2) float32 and class labels y (n,) int64 in [0, classes).
 
     blobs: Gaussian clouds, linearly separable (two of them: a boundary that misses the origin); xor: the
@@ -121,8 +139,15 @@ def features(X: torch.Tensor, names=("x1", "x2")) -> torch.Tensor:
     if unknown or not names:
         raise ValueError(f"inputs must be one or more of {FEATURES}, got {tuple(names)}")
     x1, x2 = X[:, 0], X[:, 1]
-    column = {"x1": lambda: x1, "x2": lambda: x2, "x1^2": lambda: x1 * x1, "x2^2": lambda: x2 * x2,
-              "x1x2": lambda: x1 * x2, "sin x1": lambda: torch.sin(x1), "sin x2": lambda: torch.sin(x2)}
+    column = {
+        "x1": lambda: x1,
+        "x2": lambda: x2,
+        "x1^2": lambda: x1 * x1,
+        "x2^2": lambda: x2 * x2,
+        "x1x2": lambda: x1 * x2,
+        "sin x1": lambda: torch.sin(x1),
+        "sin x2": lambda: torch.sin(x2),
+    }
     return torch.stack([column[f]() for f in FEATURES if f in names], 1)
 
 
@@ -150,8 +175,16 @@ class Descent:
     decides the initial weights and the order of the mini-batches: the same seed, the same descent.
     """
 
-    def __init__(self, kind: str, X: torch.Tensor, y: torch.Tensor, classes: int, cfg: PlaygroundConfig,
-                 seed: int, record_every: int = 0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        classes: int,
+        cfg: PlaygroundConfig,
+        seed: int,
+        record_every: int = 0,
+    ) -> None:
         self.kind, self.cfg, self.classes, self.names = kind, cfg, classes, tuple(cfg.features)
         self.record_every, self.losses, self.snapshots = record_every, [], []  # what the playground draws
         inputs = features(X, self.names)
@@ -162,11 +195,11 @@ class Descent:
         if kind not in ("logreg", "mlp"):
             raise ValueError(f"a parametric plane model is 'logreg' or 'mlp', got {kind!r}")
         line = "logreg" if classes == 2 else "softmax"  # the line of two classes, or one per class
-        self.net = build_model(line if kind == "logreg" else kind, len(self.names), classes, cfg.hidden,
-                               cfg.activation)
+        self.net = build_model(line if kind == "logreg" else kind, len(self.names), classes, cfg.hidden, cfg.activation)
         _glorot(self.net)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
         self.step_fn = EagerStep(forward_loss_of(self.net, loss_fn=self._loss), self.net.parameters())
         self.generator = torch.Generator().manual_seed(seed)
         self.steps, self._order = 0, None
@@ -205,7 +238,7 @@ class Descent:
         i = (self.steps - self._start) % self.steps_per_epoch
         if i == 0:
             self._order = torch.randperm(n, generator=self.generator)
-        idx = self._order[i * b:(i + 1) * b]
+        idx = self._order[i * b : (i + 1) * b]
         return self.X[idx], self.t[idx]
 
     def step(self) -> torch.Tensor:
@@ -228,7 +261,7 @@ class Descent:
             t = y.float() if self.classes == 2 else y.long()
             return float(self.net.loss(self.net((features(X, self.names) - self.mean) / self.std), t))
 
-    def model(self, into: "PlaneModel | None" = None) -> "PlaneModel":
+    def model(self, into: PlaneModel | None = None) -> PlaneModel:
         """The model as it stands, taking plane points (the standardisation folded into its first layer): a new
         copy, or — ``into``, an earlier copy of this descent's — that copy brought up to date in place (what the lab
         does every frame: no new network)."""
@@ -299,8 +332,9 @@ class PlaneModel:
         return self.net.linear.weight.detach()[0].clone(), float(self.net.linear.bias.detach()[0])
 
 
-def fit(kind: str, X, y, classes: int, cfg: PlaygroundConfig, restarts: int = 1, record_every: int = 0,
-        on_progress=None) -> tuple[PlaneModel, Descent]:
+def fit(
+    kind: str, X, y, classes: int, cfg: PlaygroundConfig, restarts: int = 1, record_every: int = 0, on_progress=None
+) -> tuple[PlaneModel, Descent]:
     """``cfg.steps`` steps of :class:`Descent` from ``restarts`` starts (seeds cfg.seed, cfg.seed + 1000, …); the
     lowest final training loss wins (the training set decides, never the test set).  With ``record_every`` the
     descents keep their losses and their models every so many steps (and at the first and last step);

@@ -15,20 +15,28 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from . import plane
-from .settings import CLASSIFIERS, COLOURS, DATASETS
 from .plane import Descent, PlaneModel, PlaygroundConfig, line_distance, line_segment, make_points, split, view_bounds
 from .records import open_writer, write_status
+from .settings import CLASSIFIERS, COLOURS, DATASETS
 from .viz import save_figure, subplots
 
-__all__ = ["CLASSIFIERS", "COLOURS", "field_image", "boundary_figure", "hidden_neurons_figure", "run", "over_seeds",
-           "total_steps"]
+__all__ = [
+    "CLASSIFIERS",
+    "COLOURS",
+    "field_image",
+    "boundary_figure",
+    "hidden_neurons_figure",
+    "run",
+    "over_seeds",
+    "total_steps",
+]
 
 
 def _accuracy(model, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -39,7 +47,7 @@ def _accuracy(model, X: torch.Tensor, y: torch.Tensor) -> float:
 # Pictures
 # --------------------------------------------------------------------------------------------------
 def _rgb(hex_colour: str) -> torch.Tensor:
-    return torch.tensor([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=torch.float32) / 255
+    return torch.tensor([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=torch.float32) / 255
 
 
 def field_image(probs: torch.Tensor, discretize: bool = False) -> torch.Tensor:
@@ -78,8 +86,7 @@ def boundary_figure(model, X, y, title: str = "", bounds=None, ax=None, resoluti
         pts = plane.grid(bounds, resolution).reshape(resolution, resolution, 2)
         level = probs[..., 1] if probs.shape[-1] == 2 else probs.argmax(-1).float()
         levels = [0.5] if probs.shape[-1] == 2 else [c + 0.5 for c in range(probs.shape[-1] - 1)]
-        ax.contour(pts[..., 0].numpy(), pts[..., 1].numpy(), level.numpy(), levels=levels, colors="black",
-                   linewidths=1)
+        ax.contour(pts[..., 0].numpy(), pts[..., 1].numpy(), level.numpy(), levels=levels, colors="black", linewidths=1)
     if ax is fig.axes[0] and len(fig.axes) == 1:
         fig.tight_layout()
     return fig
@@ -93,9 +100,15 @@ def _draw_line(ax, w: torch.Tensor, b: float, bounds) -> None:
     foot = -b * w / float(w @ w)
     ax.plot([0, float(foot[0])], [0, float(foot[1])], color="black", lw=1, ls="--")
     ax.plot([0], [0], marker="+", color="black", ms=10)
-    ax.text(0.02, 0.02, f"w = ({float(w[0]):.2f}, {float(w[1]):.2f}), b = {b:.2f}\n"
-            f"distance from origin |b|/‖w‖ = {line_distance(w, b):.3f}", transform=ax.transAxes, fontsize=8,
-            bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
+    ax.text(
+        0.02,
+        0.02,
+        f"w = ({float(w[0]):.2f}, {float(w[1]):.2f}), b = {b:.2f}\n"
+        f"distance from origin |b|/‖w‖ = {line_distance(w, b):.3f}",
+        transform=ax.transAxes,
+        fontsize=8,
+        bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"),
+    )
 
 
 def hidden_neurons_figure(model, X, y, bounds=None, resolution: int = 60):
@@ -145,9 +158,20 @@ class _Task:
             save_figure(fig, self.png_dir / f"{self.name}-{suffix}.png")
 
 
-def run(datasets=DATASETS, models=CLASSIFIERS, samples: int = 400, noise: float | None = None, test_fraction=0.3,
-        cfg: PlaygroundConfig | None = None, logdir="runs", run_name: str | None = None, save_png=None,
-        tensorboard: bool = True, on_dataset=None, on_progress: Callable[[int], None] | None = None) -> dict:
+def run(
+    datasets=DATASETS,
+    models=CLASSIFIERS,
+    samples: int = 400,
+    noise: float | None = None,
+    test_fraction=0.3,
+    cfg: PlaygroundConfig | None = None,
+    logdir="runs",
+    run_name: str | None = None,
+    save_png=None,
+    tensorboard: bool = True,
+    on_dataset=None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
     """Train the chosen models on the chosen datasets.
 
     Returns ``{dataset: {model: test accuracy}, "run_dir": path}``; ``on_dataset(name, accuracies)`` is
@@ -162,8 +186,13 @@ def run(datasets=DATASETS, models=CLASSIFIERS, samples: int = 400, noise: float 
     results: dict = {"run_dir": str(root)}
     for ds in datasets:
         X, y = make_points(ds, samples, noise, cfg.seed)
-        task = _Task(ds, *split(X, y, test_fraction, cfg.seed), bounds=view_bounds(X), png_dir=png_dir,
-                     tb_dir=root / ds if tensorboard else None)
+        task = _Task(
+            ds,
+            *split(X, y, test_fraction, cfg.seed),
+            bounds=view_bounds(X),
+            png_dir=png_dir,
+            tb_dir=root / ds if tensorboard else None,
+        )
         results[ds], finals = {}, {}
         for name in models:
             finals[name] = _RUNNERS[name](task, name, cfg, results[ds], on_progress)
@@ -171,10 +200,13 @@ def run(datasets=DATASETS, models=CLASSIFIERS, samples: int = 400, noise: float 
         if on_dataset is not None:
             on_dataset(ds, results[ds])
     if tensorboard:
-        write_status(root, "playground", "finished", message="; ".join(
-            f"{ds}: " + ", ".join(f"{m} {a:.1%}" for m, a in results[ds].items()) for ds in datasets),
-            config=dataclasses.asdict(cfg) | {"datasets": list(datasets), "models": list(models),
-                                             "samples": samples})
+        write_status(
+            root,
+            "playground",
+            "finished",
+            message="; ".join(f"{ds}: " + ", ".join(f"{m} {a:.1%}" for m, a in results[ds].items()) for ds in datasets),
+            config=dataclasses.asdict(cfg) | {"datasets": list(datasets), "models": list(models), "samples": samples},
+        )
     return results
 
 
@@ -190,15 +222,17 @@ def _run_knn(task: _Task, name: str, cfg: PlaygroundConfig, results: dict, on_pr
         if writer:
             writer.add_scalar("accuracy_by_k/test", acc, k)
             writer.add_scalar("accuracy_by_k/train", _accuracy(knn, task.Xtr, task.ytr), k)
-            writer.add_figure("boundary/knn", boundary_figure(knn, task.Xtr, task.ytr, f"KNN k = {k}: test {acc:.0%}",
-                                                              task.bounds), k)
+            writer.add_figure(
+                "boundary/knn", boundary_figure(knn, task.Xtr, task.ytr, f"KNN k = {k}: test {acc:.0%}", task.bounds), k
+            )
     if writer:
         writer.close()
     if task.png_dir:
         fig, axes = subplots(1, len(cfg.k), figsize=(3.6 * len(cfg.k), 3.8), squeeze=False)
         for ax, k in zip(axes[0], cfg.k):
-            boundary_figure(knns[k], task.Xtr, task.ytr, f"k = {k}: test {results[f'knn k={k}']:.0%}", task.bounds,
-                            ax=ax)
+            boundary_figure(
+                knns[k], task.Xtr, task.ytr, f"k = {k}: test {results[f'knn k={k}']:.0%}", task.bounds, ax=ax
+            )
         fig.suptitle(f"{task.name}: KNN decision regions", fontsize=10)
         fig.tight_layout()
         task.png(fig, "knn")
@@ -216,8 +250,9 @@ def _run_parametric(task: _Task, name: str, cfg: PlaygroundConfig, results: dict
     if writer:
         _write_descent(task, writer, pretty, descent, acc, cfg.steps)
     if task.png_dir:
-        task.png(boundary_figure(model, task.Xtr, task.ytr, f"{task.name}: {pretty}, test {acc:.0%}", task.bounds),
-                 name)
+        task.png(
+            boundary_figure(model, task.Xtr, task.ytr, f"{task.name}: {pretty}, test {acc:.0%}", task.bounds), name
+        )
         if model.hidden_outputs(task.Xtr[:1]):
             task.png(hidden_neurons_figure(model, task.Xtr, task.ytr, task.bounds), "mlp-neurons")
     return model, f"{pretty}: test {acc:.0%}"
@@ -229,14 +264,19 @@ def _write_descent(task: _Task, writer, pretty: str, descent: Descent, test_acc:
     for step, loss in enumerate(torch.stack(descent.losses).tolist(), 1):
         if step % 10 == 0 or step == 1:
             writer.add_scalar("loss/train_step", loss, step)
-    splits = {"train": task.writer(Path(writer.log_dir).name, "train"),
-              "test": task.writer(Path(writer.log_dir).name, "test")}
+    splits = {
+        "train": task.writer(Path(writer.log_dir).name, "train"),
+        "test": task.writer(Path(writer.log_dir).name, "test"),
+    }
     for step, model in descent.snapshots:
         acc_te = _accuracy(model, task.Xte, task.yte)
         splits["train"].add_scalar("accuracy", _accuracy(model, task.Xtr, task.ytr), step)
         splits["test"].add_scalar("accuracy", acc_te, step)
-        writer.add_figure("boundary", boundary_figure(model, task.Xtr, task.ytr,
-                                                      f"{pretty}, step {step}: test {acc_te:.0%}", task.bounds), step)
+        writer.add_figure(
+            "boundary",
+            boundary_figure(model, task.Xtr, task.ytr, f"{pretty}, step {step}: test {acc_te:.0%}", task.bounds),
+            step,
+        )
         if model.hidden_outputs(task.Xtr[:1]):
             writer.add_figure("hidden_neurons", hidden_neurons_figure(model, task.Xtr, task.ytr, task.bounds), step)
     writer.add_scalar("accuracy/test", test_acc, steps)
@@ -274,14 +314,31 @@ def total_steps(datasets, models, cfg: PlaygroundConfig) -> int:
     return len(datasets) * sum(_starts(m, cfg) for m in models) * cfg.steps
 
 
-def over_seeds(seeds, datasets=DATASETS, models=CLASSIFIERS, samples: int = 400, noise: float | None = None,
-               test_fraction=0.3, cfg: PlaygroundConfig | None = None, on_seed=None, on_progress=None) -> dict:
+def over_seeds(
+    seeds,
+    datasets=DATASETS,
+    models=CLASSIFIERS,
+    samples: int = 400,
+    noise: float | None = None,
+    test_fraction=0.3,
+    cfg: PlaygroundConfig | None = None,
+    on_seed=None,
+    on_progress=None,
+) -> dict:
     """Test accuracy of every (dataset, model) for each seed (data, split and initial weights all follow the
     seed), without pictures: ``{dataset: {model: [accuracy per seed]}}``; ``on_seed(seed, results)`` after each."""
     table: dict = {}
     for seed in seeds:
-        one = run(datasets, models, samples, noise, test_fraction, dataclasses.replace(cfg or PlaygroundConfig(),
-                  seed=seed), tensorboard=False, on_progress=on_progress)
+        one = run(
+            datasets,
+            models,
+            samples,
+            noise,
+            test_fraction,
+            dataclasses.replace(cfg or PlaygroundConfig(), seed=seed),
+            tensorboard=False,
+            on_progress=on_progress,
+        )
         for ds in datasets:
             for model, acc in one[ds].items():
                 table.setdefault(ds, {}).setdefault(model, []).append(acc)

@@ -19,7 +19,7 @@ __all__ = ["STATUS_FILE", "open_writer", "write_status", "read_status"]
 STATUS_FILE = "status.json"
 
 
-def open_writer(log_dir, purge_step: int | None = None) -> "SummaryWriter":  # noqa: F821
+def open_writer(log_dir, purge_step: int | None = None) -> SummaryWriter:  # noqa: F821
     """The one way nnref opens a TensorBoard writer: events flushed every 10 s (and at every checkpoint).
 
     TensorBoard reads a folder's event files in the order of their names, which begin with the second each was
@@ -28,8 +28,9 @@ def open_writer(log_dir, purge_step: int | None = None) -> "SummaryWriter":  # n
     file already there waits for the next second (a restart that fast is rare: torchrun's can be)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    seconds = [int(p.name.split(".")[3]) for p in Path(log_dir).glob("events.out.tfevents.*")
-               if p.name.split(".")[3].isdigit()]
+    seconds = [
+        int(p.name.split(".")[3]) for p in Path(log_dir).glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()
+    ]
     while seconds and int(time.time()) <= max(seconds):
         time.sleep(max(0.01, max(seconds) + 1 - time.time()))
     return SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=10)
@@ -39,8 +40,19 @@ def write_status(run_dir, kind: str, status: str, step: int = 0, message: str = 
     """Record where a run stands in ``<run_dir>/status.json`` (``nnref runs`` reads it), atomically."""
     run_dir = Path(run_dir)
     tmp = run_dir / f".{STATUS_FILE}.tmp"
-    tmp.write_text(json.dumps({"kind": kind, "status": status, "step": step, "message": message,
-                               "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}, default=str))
+    tmp.write_text(
+        json.dumps(
+            {
+                "kind": kind,
+                "status": status,
+                "step": step,
+                "message": message,
+                "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                **extra,
+            },
+            default=str,
+        )
+    )
     os.replace(tmp, run_dir / STATUS_FILE)
 
 

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIVATIONS", "METRICS", "DATASETS", "CLASSES", "NOISE", "FEATURES", "DOMAIN", "COLOURS", "CLASSIFIERS",
-           "PlaygroundConfig"]
+__all__ = [
+    "ACTIVATIONS",
+    "METRICS",
+    "DATASETS",
+    "CLASSES",
+    "NOISE",
+    "FEATURES",
+    "DOMAIN",
+    "COLOURS",
+    "CLASSIFIERS",
+    "PlaygroundConfig",
+]
 
 #: Hidden-layer activations, as the command line and the lab spell them ("linear" is TensorFlow Playground's
 #: identity).

@@ -13,7 +13,7 @@ The same step compiled with ``torch.compile``, replayed as a CUDA graph or with 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -61,8 +61,9 @@ class EagerStep:
             self.scaler.update()
 
 
-def forward_loss_of(model, fused: bool = True, amp: str = "off", graphed: bool = False, net=None,
-                    loss_fn=None) -> ForwardLoss:
+def forward_loss_of(
+    model, fused: bool = True, amp: str = "off", graphed: bool = False, net=None, loss_fn=None
+) -> ForwardLoss:
     """``(x, y) → (loss, logits)`` of a model, under ``torch.autocast`` when ``amp`` asks for it.
     The loss is the nnref model's own (``model.loss``) unless ``loss_fn(logits, y)`` is given; ``net``
     computes the logits instead of ``model`` (its DistributedDataParallel wrapper)."""
@@ -70,8 +71,9 @@ def forward_loss_of(model, fused: bool = True, amp: str = "off", graphed: bool =
     net = net if net is not None else model
 
     def forward_loss(x, y):
-        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
-                            cache_enabled=not graphed):  # a CUDA graph must not keep autocast's cast cache
+        with torch.autocast(
+            x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=not graphed
+        ):  # a CUDA graph must not keep autocast's cast cache
             logits = net(x)
             loss = loss_fn(logits, y) if loss_fn is not None else model.loss(logits, y, fused=fused)
             return loss, logits

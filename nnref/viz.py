@@ -17,8 +17,18 @@ import torch
 if TYPE_CHECKING:  # matplotlib is imported when a picture is drawn, not with nnref
     from matplotlib.figure import Figure
 
-__all__ = ["subplots", "Tile", "tile_grid", "weight_templates", "misclassified_grid", "confusion_matrix",
-           "confusion_figure", "neighbours_grid", "delta_sweep_figure", "save_figure"]
+__all__ = [
+    "subplots",
+    "Tile",
+    "tile_grid",
+    "weight_templates",
+    "misclassified_grid",
+    "confusion_matrix",
+    "confusion_figure",
+    "neighbours_grid",
+    "delta_sweep_figure",
+    "save_figure",
+]
 
 
 def subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):
@@ -51,8 +61,9 @@ class Tile:
     color: str = "black"
 
 
-def tile_grid(tiles: list[Tile], cols: int, rows: int | None = None, cell=(1.3, 1.45), suptitle: str = "",
-              fontsize: int = 9) -> Figure:
+def tile_grid(
+    tiles: list[Tile], cols: int, rows: int | None = None, cell=(1.3, 1.45), suptitle: str = "", fontsize: int = 9
+) -> Figure:
     """Pictures in a grid of ``cell``-inch cells (``rows`` × ``cols``), each under its title, in one Axes that
     spans the figure: every picture is an image placed by its extent.  (An Axes per picture — 64 of them for a
     layer's filters — made each such figure take half a second to build; this takes a few milliseconds.)"""
@@ -69,8 +80,7 @@ def tile_grid(tiles: list[Tile], cols: int, rows: int | None = None, cell=(1.3, 
         x0, y0 = c * cell_w + (cell_w - side) / 2, top + (r + 1) * cell_h - side - 0.05
         ax.imshow(tile.image, cmap=tile.cmap, vmin=tile.vmin, vmax=tile.vmax, extent=(x0, x0 + side, y0 + side, y0))
         if tile.title:
-            ax.text(x0 + side / 2, y0 - 0.05, tile.title, ha="center", va="bottom", fontsize=fontsize,
-                    color=tile.color)
+            ax.text(x0 + side / 2, y0 - 0.05, tile.title, ha="center", va="bottom", fontsize=fontsize, color=tile.color)
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.axis("off")
@@ -79,8 +89,9 @@ def tile_grid(tiles: list[Tile], cols: int, rows: int | None = None, cell=(1.3, 
     return fig
 
 
-def weight_templates(weight: torch.Tensor, titles: list[str] | None = None, max_images: int = 64,
-                     suptitle: str = "") -> Figure:
+def weight_templates(
+    weight: torch.Tensor, titles: list[str] | None = None, max_images: int = 64, suptitle: str = ""
+) -> Figure:
     """Each row of W (c, 784) drawn as a 28×28 template: red where a pixel votes for the class, blue against."""
     w = weight.detach().float().cpu()[:max_images]
     rows, cols = _grid_shape(w.shape[0])
@@ -91,16 +102,24 @@ def weight_templates(weight: torch.Tensor, titles: list[str] | None = None, max_
     return tile_grid(tiles, cols, rows, suptitle=suptitle)
 
 
-def misclassified_grid(images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor,
-                       max_images: int = 40, class_names: list[str] | None = None) -> Figure:
+def misclassified_grid(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preds: torch.Tensor,
+    max_images: int = 40,
+    class_names: list[str] | None = None,
+) -> Figure:
     """Up to ``max_images`` test images the model got wrong, titled 'true → predicted'."""
     wrong = (labels.cpu() != preds.cpu()).nonzero().flatten()[:max_images]
     names = class_names or [str(i) for i in range(int(max(labels.max(), preds.max())) + 1)]
     rows, cols = _grid_shape(max(len(wrong), 1))
-    tiles = [Tile(images[i].cpu().numpy(), f"{names[int(labels[i])]} → {names[int(preds[i])]}", color="crimson")
-             for i in wrong.tolist()]
-    return tile_grid(tiles, cols, rows, cell=(1.3, 1.5),
-                     suptitle=f"misclassified test images (true → predicted), first {len(wrong)}")
+    tiles = [
+        Tile(images[i].cpu().numpy(), f"{names[int(labels[i])]} → {names[int(preds[i])]}", color="crimson")
+        for i in wrong.tolist()
+    ]
+    return tile_grid(
+        tiles, cols, rows, cell=(1.3, 1.5), suptitle=f"misclassified test images (true → predicted), first {len(wrong)}"
+    )
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -122,16 +141,19 @@ def confusion_figure(matrix: torch.Tensor, class_names: list[str] | None = None,
     for t in range(c):
         for p in range(c):
             v = int(matrix[t, p])
-            ax.text(p, t, str(v), ha="center", va="center", fontsize=7,
-                    color="white" if v > top / 2 else "black")
-    ax.set_title(title or f"confusion matrix (accuracy {matrix.diag().sum() / max(matrix.sum(), 1):.2%})",
-                 fontsize=10)
+            ax.text(p, t, str(v), ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
+    ax.set_title(title or f"confusion matrix (accuracy {matrix.diag().sum() / max(matrix.sum(), 1):.2%})", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbours: torch.Tensor,
-                    neighbour_labels: torch.Tensor, preds: torch.Tensor) -> Figure:
+def neighbours_grid(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    neighbours: torch.Tensor,
+    neighbour_labels: torch.Tensor,
+    preds: torch.Tensor,
+) -> Figure:
     """One row per test image: the image, then its k nearest training images with their labels.
 
     queries (m, 28, 28), neighbours (m, k, 28, 28), labels (m,) and (m, k), preds (m,).
@@ -140,8 +162,13 @@ def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbour
     tiles = []
     for r in range(m):
         ok = int(preds[r]) == int(query_labels[r])
-        tiles.append(Tile(queries[r].cpu().numpy(), f"test {int(query_labels[r])} → {int(preds[r])}",
-                          color="black" if ok else "crimson"))
+        tiles.append(
+            Tile(
+                queries[r].cpu().numpy(),
+                f"test {int(query_labels[r])} → {int(preds[r])}",
+                color="black" if ok else "crimson",
+            )
+        )
         tiles += [Tile(neighbours[r, j].cpu().numpy(), f"#{j + 1}: {int(neighbour_labels[r, j])}") for j in range(k)]
     return tile_grid(tiles, k + 1, m, fontsize=8, suptitle="test images and their k nearest training images")
 
@@ -149,8 +176,12 @@ def neighbours_grid(queries: torch.Tensor, query_labels: torch.Tensor, neighbour
 def delta_sweep_figure(points) -> Figure:
     """The numerical gradient's error against Δ (log-log), one V per (method, dtype), the bottom marked."""
     fig, ax = subplots(figsize=(7.5, 4.6))
-    styles = {("forward", "float32"): ("#d62728", "--"), ("central", "float32"): ("#1f77b4", "--"),
-              ("forward", "float64"): ("#d62728", "-"), ("central", "float64"): ("#1f77b4", "-")}
+    styles = {
+        ("forward", "float32"): ("#d62728", "--"),
+        ("central", "float32"): ("#1f77b4", "--"),
+        ("forward", "float64"): ("#d62728", "-"),
+        ("central", "float64"): ("#1f77b4", "-"),
+    }
     for (method, dtype), (color, line) in styles.items():
         curve = [p for p in points if p.method == method and p.dtype == dtype]
         if not curve:
@@ -158,8 +189,14 @@ def delta_sweep_figure(points) -> Figure:
         ax.loglog([p.delta for p in curve], [p.error for p in curve], line, color=color, label=f"{method}, {dtype}")
         best = min(curve, key=lambda p: p.error)
         ax.plot([best.delta], [best.error], "o", color=color)
-        ax.annotate(f"Δ={best.delta:.0e}", (best.delta, best.error), textcoords="offset points", xytext=(4, -12),
-                    fontsize=7, color=color)
+        ax.annotate(
+            f"Δ={best.delta:.0e}",
+            (best.delta, best.error),
+            textcoords="offset points",
+            xytext=(4, -12),
+            fontsize=7,
+            color=color,
+        )
     ax.set_xlabel("Δ")
     ax.set_ylabel("max relative error vs the hand-written gradient")
     ax.set_title("numerical gradient: truncation error (right) vs rounding error (left)", fontsize=10)

@@ -17,15 +17,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnref.run import tbview
 from nnref.cli import main as nnref
+from nnref.run import tbview
 
 
 def _playground(browser, lab, out: Path) -> list[Path]:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     shots = []
-    for name, hash_, seconds in [("lab-spirals.png", "#preset=deeper-net-on-spirals", 8),
-                                 ("lab-side-by-side.png", "#dataset=xor&model=compare&hidden=4&k=7", 4)]:
+    for name, hash_, seconds in [
+        ("lab-spirals.png", "#preset=deeper-net-on-spirals", 8),
+        ("lab-side-by-side.png", "#dataset=xor&model=compare&hidden=4&k=7", 4),
+    ]:
         page.goto(lab.url + hash_)
         page.reload()  # the hash is read when the page loads
         page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0", timeout=60_000)
@@ -75,8 +77,23 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = ["--data-root", args.data_root] if args.data_root else []
-        train = ["train", "mlp", "--hidden", "800", "--epochs", "1", "--seed", "0", "--logdir", tmp, "--run-name",
-                 "digits", "--quiet", "--no-download", *root]
+        train = [
+            "train",
+            "mlp",
+            "--hidden",
+            "800",
+            "--epochs",
+            "1",
+            "--seed",
+            "0",
+            "--logdir",
+            tmp,
+            "--run-name",
+            "digits",
+            "--quiet",
+            "--no-download",
+            *root,
+        ]
         if nnref(train) != 0:
             sys.exit(f"training failed: nnref {' '.join(train)}")
         backend = DigitsBackend.load(Path(tmp) / "digits" / "checkpoint.pt", data_root=args.data_root)

@@ -42,8 +42,13 @@ TRAINING = [
 def machine() -> dict:
     import torch
 
-    return {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def run(cmd: list[str], log: Path | None = None, env: dict | None = None, check: bool = True) -> tuple[str, float]:
@@ -52,8 +57,9 @@ def run(cmd: list[str], log: Path | None = None, env: dict | None = None, check:
     job = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - start
     if log is not None:
-        head = json.dumps({"command": shlex.join(cmd), "wall_seconds": round(wall, 1), "exit": job.returncode,
-                           **machine()})
+        head = json.dumps(
+            {"command": shlex.join(cmd), "wall_seconds": round(wall, 1), "exit": job.returncode, **machine()}
+        )
         log.write_text(f"# {head}\n{job.stdout}{job.stderr}")
     if check and job.returncode != 0:
         sys.exit(f"failed ({job.returncode}): {shlex.join(cmd)}\n{job.stderr[-3000:]}")
@@ -70,31 +76,77 @@ def part_results(data_root: str, tmp: Path) -> None:
 
     rows = []
     for name, args in TRAINING:
-        cmd = nnref("train", *args, "--data-root", data_root, "--no-download", "--logdir", str(tmp), "--run-name",
-                    name, "--quiet", "--device", "cpu")
+        cmd = nnref(
+            "train",
+            *args,
+            "--data-root",
+            data_root,
+            "--no-download",
+            "--logdir",
+            str(tmp),
+            "--run-name",
+            name,
+            "--quiet",
+            "--device",
+            "cpu",
+        )
         _, wall = run(cmd)
         state = torch.load(tmp / name / "checkpoint.pt", weights_only=True)
-        rows.append({"name": name, "command": "nnref train " + shlex.join(args), "wall_seconds": wall,
-                     **{k: v for k, v in state["final"].items()}, "results_by_k": state.get("results"),
-                     "best_k": state.get("best_k"), "config": state["config"]})
+        rows.append(
+            {
+                "name": name,
+                "command": "nnref train " + shlex.join(args),
+                "wall_seconds": wall,
+                **{k: v for k, v in state["final"].items()},
+                "results_by_k": state.get("results"),
+                "best_k": state.get("best_k"),
+                "config": state["config"],
+            }
+        )
         print(f"  {name}: test accuracy {state['final']['test_acc']:.2%}", flush=True)
     (RESULTS / "mnist-results.json").write_text(json.dumps({**machine(), "runs": rows}, indent=1))
 
 
 def part_gradcheck(data_root: str, tmp: Path) -> None:
     run(nnref("gradcheck"), RESULTS / "gradcheck.log")
-    run(nnref("gradcheck", "--sweep", "--png", "docs/gradcheck-sweep.png", "--logdir", str(tmp), "--json",
-              str(RESULTS / "gradcheck-sweep.json")), RESULTS / "gradcheck-sweep.log")
+    run(
+        nnref(
+            "gradcheck",
+            "--sweep",
+            "--png",
+            "docs/gradcheck-sweep.png",
+            "--logdir",
+            str(tmp),
+            "--json",
+            str(RESULTS / "gradcheck-sweep.json"),
+        ),
+        RESULTS / "gradcheck-sweep.log",
+    )
     run(nnref("gradcheck", "--cost", "--json", str(RESULTS / "gradcheck-cost.json")), RESULTS / "gradcheck-cost.log")
 
 
 def part_playground(data_root: str, tmp: Path) -> None:
-    run(nnref("playground", "--seeds", "10", "--json", str(RESULTS / "playground-seeds.json")),
-        RESULTS / "playground-seeds.log")
+    run(
+        nnref("playground", "--seeds", "10", "--json", str(RESULTS / "playground-seeds.json")),
+        RESULTS / "playground-seeds.log",
+    )
     for dataset in ("xor", "circles"):  # the README's claim: one hidden layer of four tanh units is enough
-        run(nnref("playground", "--dataset", dataset, "--model", "mlp", "--hidden", "4", "--seeds", "10", "--json",
-                  str(RESULTS / f"playground-{dataset}-hidden4-seeds.json")),
-            RESULTS / f"playground-{dataset}-hidden4-seeds.log")
+        run(
+            nnref(
+                "playground",
+                "--dataset",
+                dataset,
+                "--model",
+                "mlp",
+                "--hidden",
+                "4",
+                "--seeds",
+                "10",
+                "--json",
+                str(RESULTS / f"playground-{dataset}-hidden4-seeds.json"),
+            ),
+            RESULTS / f"playground-{dataset}-hidden4-seeds.log",
+        )
     run(nnref("playground", "--dataset", "spirals", "--logdir", str(tmp), "--save-png", str(tmp / "png"), "--quiet"))
     shutil.copy(tmp / "png" / "spirals-summary.png", ROOT / "docs" / "playground-spirals-summary.png")
 
@@ -108,28 +160,50 @@ def part_bench(data_root: str, tmp: Path) -> None:
 
 
 def part_screenshots(data_root: str, tmp: Path) -> None:
-    run([sys.executable, "scripts/tensorboard_screenshots.py", "--data-root", data_root, "--out", "docs"],
-        RESULTS / "tensorboard-screenshots.log")
+    run(
+        [sys.executable, "scripts/tensorboard_screenshots.py", "--data-root", data_root, "--out", "docs"],
+        RESULTS / "tensorboard-screenshots.log",
+    )
 
 
 def part_runs(data_root: str, tmp: Path) -> None:
     """`nnref runs` on a folder with a finished, an interrupted (killed after its first checkpoint) and a
     diverged run."""
-    common = ["--data-root", data_root, "--no-download", "--logdir", str(tmp), "--limit-train", "10000", "--quiet",
-              "--device", "cpu"]
+    common = [
+        "--data-root",
+        data_root,
+        "--no-download",
+        "--logdir",
+        str(tmp),
+        "--limit-train",
+        "10000",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     run(nnref("train", "softmax", "--epochs", "2", "--run-name", "softmax-finished", *common))
     run(nnref("train", "mlp", "--lr", "1e6", "--run-name", "mlp-diverged", *common), check=False)  # exits 1
     # SIGKILL at step 158, placed by a fail point (what a crash or a pre-empted job looks like)
-    run(nnref("train", "mlp", "--epochs", "10", "--run-name", "mlp-interrupted", "--checkpoint-every", "79", *common),
-        env={"NNREF_FAILPOINT": "step@158=kill"}, check=False)
+    run(
+        nnref("train", "mlp", "--epochs", "10", "--run-name", "mlp-interrupted", "--checkpoint-every", "79", *common),
+        env={"NNREF_FAILPOINT": "step@158=kill"},
+        check=False,
+    )
     run(nnref("runs", "--logdir", str(tmp)), RESULTS / "runs.log")
 
 
 def part_suite(data_root: str, tmp: Path) -> None:
     """The README's test command, timed (real MNIST and the browser included), with every test's duration."""
-    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0", "--durations-min=0.5"],
-        RESULTS / "test-suite.log", env={"NNREF_DATA_ROOT": data_root, "MPLBACKEND": "Agg", "NNREF_REQUIRE_BROWSER": "1",
-                                         "NNREF_REQUIRE_MNIST": "1"})
+    run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0", "--durations-min=0.5"],
+        RESULTS / "test-suite.log",
+        env={
+            "NNREF_DATA_ROOT": data_root,
+            "MPLBACKEND": "Agg",
+            "NNREF_REQUIRE_BROWSER": "1",
+            "NNREF_REQUIRE_MNIST": "1",
+        },
+    )
 
 
 def part_lab(data_root: str, tmp: Path) -> None:
@@ -138,8 +212,10 @@ def part_lab(data_root: str, tmp: Path) -> None:
     run(nnref("bench", "--only", "lab,digits", "--data-root", data_root, "--out", str(tmp)), RESULTS / "bench-lab.log")
     (report,) = tmp.glob("bench-cpu-*.json")
     shutil.copy(report, RESULTS / "bench-lab.json")
-    run([sys.executable, "scripts/lab_screenshots.py", "--data-root", data_root, "--out", "docs"],
-        RESULTS / "lab-screenshots.log")
+    run(
+        [sys.executable, "scripts/lab_screenshots.py", "--data-root", data_root, "--out", "docs"],
+        RESULTS / "lab-screenshots.log",
+    )
 
 
 def part_stress(data_root: str, tmp: Path) -> None:
@@ -155,9 +231,18 @@ def part_mutation(data_root: str, tmp: Path) -> None:
     run([sys.executable, "scripts/mutation.py"], RESULTS / "mutation.log", check=False)
 
 
-PARTS = {"results": part_results, "gradcheck": part_gradcheck, "playground": part_playground, "bench": part_bench,
-         "screenshots": part_screenshots, "runs": part_runs, "suite": part_suite, "lab": part_lab,
-         "stress": part_stress, "mutation": part_mutation}
+PARTS = {
+    "results": part_results,
+    "gradcheck": part_gradcheck,
+    "playground": part_playground,
+    "bench": part_bench,
+    "screenshots": part_screenshots,
+    "runs": part_runs,
+    "suite": part_suite,
+    "lab": part_lab,
+    "stress": part_stress,
+    "mutation": part_mutation,
+}
 
 
 def main() -> int:

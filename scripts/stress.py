@@ -30,40 +30,82 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = ["--epochs", "3", "--limit-train", "1000", "--val-size", "100", "--batch-size", "20", "--hidden", "64",
-       "--momentum", "0.9", "--lr", "0.05", "--checkpoint-every", "10", "--log-every", "5", "--quiet", "--no-download"]
+RUN = [
+    "--epochs",
+    "3",
+    "--limit-train",
+    "1000",
+    "--val-size",
+    "100",
+    "--batch-size",
+    "20",
+    "--hidden",
+    "64",
+    "--momentum",
+    "0.9",
+    "--lr",
+    "0.05",
+    "--checkpoint-every",
+    "10",
+    "--log-every",
+    "5",
+    "--quiet",
+    "--no-download",
+]
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
 
 
 def _train(data_root: str, logdir: Path, name: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    args = ["train", "mlp", *RUN, "--data-root", data_root, "--logdir", str(logdir), "--run-name", name,
-            "--resume", "auto"]
-    return subprocess.Popen([sys.executable, "-m", "nnref", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        "train",
+        "mlp",
+        *RUN,
+        "--data-root",
+        data_root,
+        "--logdir",
+        str(logdir),
+        "--run-name",
+        name,
+        "--resume",
+        "auto",
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnref", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _final(run: Path) -> tuple[dict, list]:
     import torch
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
     from nnref.run.checkpoint import load_checkpoint
-    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
     state = load_checkpoint(run / "checkpoint.pt")
     ea = EventAccumulator(str(run), size_guidance={"tensors": 0})
     ea.Reload()
     losses = [(e.step, e.tensor_proto.float_val[0]) for e in ea.Tensors("loss/train_step")]
     momentum = [v["momentum_buffer"] for v in state["optimizer"]["state"].values()]
-    return {"model": state["model"], "momentum": momentum, "step": state["global_step"],
-            "finished": state.get("finished", False), "equal": torch.equal}, losses
+    return {
+        "model": state["model"],
+        "momentum": momentum,
+        "step": state["global_step"],
+        "finished": state.get("finished", False),
+        "equal": torch.equal,
+    }, losses
 
 
 def _same(a, b) -> bool:
     (sa, la), (sb, lb) = a, b
     eq = sa["equal"]
-    return (sa["finished"] and sb["finished"] and sa["step"] == sb["step"] and la == lb
-            and all(eq(sa["model"][k], sb["model"][k]) for k in sb["model"])
-            and all(eq(x, y) for x, y in zip(sa["momentum"], sb["momentum"], strict=True)))
+    return (
+        sa["finished"]
+        and sb["finished"]
+        and sa["step"] == sb["step"]
+        and la == lb
+        and all(eq(sa["model"][k], sb["model"][k]) for k in sb["model"])
+        and all(eq(x, y) for x, y in zip(sa["momentum"], sb["momentum"], strict=True))
+    )
 
 
 def soak(interruptions: int, data_root: str, seed: int) -> int:
@@ -106,11 +148,15 @@ def soak(interruptions: int, data_root: str, seed: int) -> int:
                 runs += 1
                 wrong += [] if _same(_final(logdir / name), reference) else [name]
                 break
-    print(f"\n{landed} interruptions ({', '.join(f'{k} {v}' for k, v in sorted(tally.items()))}) over {runs} runs, "
-          f"each resumed with --resume auto until it finished")
+    print(
+        f"\n{landed} interruptions ({', '.join(f'{k} {v}' for k, v in sorted(tally.items()))}) over {runs} runs, "
+        f"each resumed with --resume auto until it finished"
+    )
     print("exit codes: " + ", ".join(f"{_code(c)} × {n}" for c, n in sorted(codes.items())))
-    print(f"finished runs equal to the uninterrupted run (weights, momentum, loss/train_step): {runs - len(wrong)} of "
-          f"{runs}" + (f"; differ: {wrong}" if wrong else ""))
+    print(
+        f"finished runs equal to the uninterrupted run (weights, momentum, loss/train_step): {runs - len(wrong)} of "
+        f"{runs}" + (f"; differ: {wrong}" if wrong else "")
+    )
     return 1 if wrong else 0
 
 
@@ -123,27 +169,37 @@ def killed_rank(times: int) -> int:
     passed, took = 0, []
     for i in range(times):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", node], cwd=ROOT,
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", node],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         took.append(time.perf_counter() - start)
         passed += done.returncode == 0
         print(f"{i + 1:2d}: {'pass' if done.returncode == 0 else 'FAIL'} in {took[-1]:.0f} s", flush=True)
         if done.returncode:
             print(done.stdout[-3000:], flush=True)
-    print(f"\nthe killed-rank torchrun test: {passed} of {times} passed in a row; "
-          f"{min(took):.0f}–{max(took):.0f} s each")
+    print(
+        f"\nthe killed-rank torchrun test: {passed} of {times} passed in a row; {min(took):.0f}–{max(took):.0f} s each"
+    )
     return 0 if passed == times else 1
 
 
 def lab(minutes: float, seed: int) -> int:
     from playwright.sync_api import sync_playwright
 
-    from nnref.run import tbview
     from nnref.lab.server import LabServer
+    from nnref.run import tbview
 
     rng = random.Random(seed)
-    hashes = ["#preset=deeper-net-on-spirals", "#preset=one-layer-on-xor", "#dataset=blobs&classes=4&model=compare",
-              "#dataset=spirals&classes=3&hidden=8,8,8,8,8,8"]
+    hashes = [
+        "#preset=deeper-net-on-spirals",
+        "#preset=one-layer-on-xor",
+        "#dataset=blobs&classes=4&model=compare",
+        "#dataset=spirals&classes=3&hidden=8,8,8,8,8,8",
+    ]
     samples, opened = [], 0
     with LabServer(max_sessions=8) as server, sync_playwright() as playwright:
         browser = tbview.open_browser(playwright)
@@ -162,15 +218,22 @@ def lab(minutes: float, seed: int) -> int:
                 page.close()
             if time.monotonic() >= next_sample:
                 time.sleep(1.5)  # a closed page ends its session within a second
-                samples.append((len(samples), _rss_mib(), server.app.state.sessions.open, opened, threading.active_count()))
-                print(f"minute {samples[-1][0]:2d}: resident {samples[-1][1]:.0f} MiB, live sessions "
-                      f"{samples[-1][2]}, threads {samples[-1][4]}, pages opened so far {opened}", flush=True)
+                samples.append(
+                    (len(samples), _rss_mib(), server.app.state.sessions.open, opened, threading.active_count())
+                )
+                print(
+                    f"minute {samples[-1][0]:2d}: resident {samples[-1][1]:.0f} MiB, live sessions "
+                    f"{samples[-1][2]}, threads {samples[-1][4]}, pages opened so far {opened}",
+                    flush=True,
+                )
                 next_sample += 60
         browser.close()
     growth = samples[-1][1] - samples[1][1] if len(samples) > 2 else 0.0
-    print(f"\n{opened} pages opened and closed over {minutes:g} minutes; resident memory {samples[1][1]:.0f} MiB "
-          f"after the first minute, {samples[-1][1]:.0f} MiB at the end ({growth:+.0f} MiB); live sessions at each "
-          f"sample: {[s[2] for s in samples]}")
+    print(
+        f"\n{opened} pages opened and closed over {minutes:g} minutes; resident memory {samples[1][1]:.0f} MiB "
+        f"after the first minute, {samples[-1][1]:.0f} MiB at the end ({growth:+.0f} MiB); live sessions at each "
+        f"sample: {[s[2] for s in samples]}"
+    )
     return 0 if all(s[2] == 0 for s in samples) and growth < 50 else 1
 
 
@@ -182,8 +245,11 @@ def _rss_mib() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("soak")
     p.add_argument("--interruptions", type=int, default=200)

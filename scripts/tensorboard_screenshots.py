@@ -15,14 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnref.run import tbview
 from nnref.cli import main as nnref
+from nnref.run import tbview
 
 
 def _train(data_root: str | None, logdir: Path) -> None:
     common = ["--logdir", str(logdir), "--quiet", "--no-download"] + (["--data-root", data_root] if data_root else [])
-    runs = [["train", "softmax", "--epochs", "8", "--run-name", "softmax"],
-            ["train", "mlp", "--epochs", "8", "--hidden", "800", "--run-name", "mlp"]]
+    runs = [
+        ["train", "softmax", "--epochs", "8", "--run-name", "softmax"],
+        ["train", "mlp", "--epochs", "8", "--hidden", "800", "--run-name", "mlp"],
+    ]
     for args in runs:
         if nnref([*args, *common]) != 0:
             sys.exit(f"training failed: nnref {' '.join(args)}")

@@ -25,23 +25,46 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 #: The slowest test files (torchrun jobs, fresh interpreters, Chromium), started first so that no worker is left
 #: with one of them at the end while the other has nothing to do (--dist loadfile --no-loadscope-reorder hands out
 #: whole files in this order).
-SLOWEST_FIRST = ("test_distributed", "test_bench", "test_interrupt", "test_digits", "test_notebook", "test_lab_browser",
-                 "test_browser")
+SLOWEST_FIRST = (
+    "test_distributed",
+    "test_bench",
+    "test_interrupt",
+    "test_digits",
+    "test_notebook",
+    "test_lab_browser",
+    "test_browser",
+)
 
 
 #: The tests of the lecture wing (docs/architecture.md): ``pytest -m lecture`` runs them alone, in under a minute —
 #: the loop of someone changing a Function.  (Tests mirror modules; tests that need the real MNIST files or a
 #: browser stay out of the fast lane.)
-LECTURE_TESTS = ("test_functional", "test_gradcheck", "test_lecture", "test_layers", "test_models", "test_properties",
-                 "test_knn", "test_plane", "test_playground", "test_data", "test_digits", "test_viz", "test_architecture")
+LECTURE_TESTS = (
+    "test_functional",
+    "test_gradcheck",
+    "test_lecture",
+    "test_layers",
+    "test_models",
+    "test_properties",
+    "test_knn",
+    "test_plane",
+    "test_playground",
+    "test_data",
+    "test_digits",
+    "test_viz",
+    "test_architecture",
+)
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(getattr(item.module, "__name__", ""), len(rank)))  # stable sort
     for item in items:
-        if getattr(item.module, "__name__", "") in LECTURE_TESTS and not item.get_closest_marker("mnist") \
-                and not item.get_closest_marker("browser"):
+        if (
+            getattr(item.module, "__name__", "") in LECTURE_TESTS
+            and not item.get_closest_marker("mnist")
+            and not item.get_closest_marker("browser")
+        ):
             item.add_marker(pytest.mark.lecture)
 
 
@@ -113,7 +136,9 @@ def real_mnist_root() -> Path:
     if REAL_MNIST and (Path(REAL_MNIST) / "MNIST" / "raw").is_dir():
         return Path(REAL_MNIST).resolve()
     if os.environ.get("NNREF_REQUIRE_MNIST"):
-        raise RuntimeError(f"the real-MNIST tests must run here, but NNREF_DATA_ROOT={REAL_MNIST!r} holds no MNIST/raw/")
+        raise RuntimeError(
+            f"the real-MNIST tests must run here, but NNREF_DATA_ROOT={REAL_MNIST!r} holds no MNIST/raw/"
+        )
     pytest.skip("set NNREF_DATA_ROOT to a folder holding MNIST/raw/ to run the real-data tests")
 
 
@@ -136,6 +161,27 @@ def mnist_mlp(tmp_path_factory) -> tuple[Path, Path]:
     checkpoint = shared / "mnist-mlp" / "mlp" / "checkpoint.pt"
     with _locked(shared / "mnist-mlp.lock"):
         if not checkpoint.is_file():
-            assert main(["train", "mlp", "--hidden", "300", "--epochs", "3", "--data-root", str(root), "--no-download",
-                         "--logdir", str(shared / "mnist-mlp"), "--run-name", "mlp", "--quiet", "--device", "cpu"]) == 0
+            assert (
+                main(
+                    [
+                        "train",
+                        "mlp",
+                        "--hidden",
+                        "300",
+                        "--epochs",
+                        "3",
+                        "--data-root",
+                        str(root),
+                        "--no-download",
+                        "--logdir",
+                        str(shared / "mnist-mlp"),
+                        "--run-name",
+                        "mlp",
+                        "--quiet",
+                        "--device",
+                        "cpu",
+                    ]
+                )
+                == 0
+            )
     return checkpoint, root

@@ -26,15 +26,29 @@ def scalar(ea, tag) -> list[tuple[int, float]]:
 
 def train_args(root, logdir, model, *extra, run_name: str = "run") -> list[str]:
     """``nnref train MODEL`` on the data under ``root``, quiet, into ``logdir/run_name``."""
-    return ["train", model, "--data-root", str(root), "--no-download", "--val-size", "100", "--logdir", str(logdir),
-            "--run-name", run_name, "--quiet", *extra]
+    return [
+        "train",
+        model,
+        "--data-root",
+        str(root),
+        "--no-download",
+        "--val-size",
+        "100",
+        "--logdir",
+        str(logdir),
+        "--run-name",
+        run_name,
+        "--quiet",
+        *extra,
+    ]
 
 
 def cli_process(*args, env: dict | None = None, **kw) -> subprocess.Popen:
     """``python -m nnref ARGS`` in a fresh process, one thread (tests share 2 cores), text pipes."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "nnref", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnref", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
 
 
 def line_with(process: subprocess.Popen, text: str, timeout: float = 60) -> str:
@@ -59,8 +73,9 @@ def line_with(process: subprocess.Popen, text: str, timeout: float = 60) -> str:
         except queue.Empty:
             raise AssertionError(f"no line with {text!r} within {timeout:.0f} s; printed: {seen!r}") from None
         if line is None:
-            raise AssertionError(f"the process ended (exit {process.wait()}) without a line with {text!r}; "
-                                 f"printed: {seen!r}")
+            raise AssertionError(
+                f"the process ended (exit {process.wait()}) without a line with {text!r}; printed: {seen!r}"
+            )
         if text in line:
             return line
         seen.append(line)
@@ -74,8 +89,9 @@ def rendezvous_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*args, nproc: int = 2, launcher: tuple = (), log_dir=None, timeout: float = 300,
-             env: dict | None = None) -> subprocess.CompletedProcess:
+def torchrun(
+    *args, nproc: int = 2, launcher: tuple = (), log_dir=None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc-per-node N [launcher…] -m nnref ARGS``, one thread per rank; with
     ``log_dir`` every rank's stdout/stderr is kept in its own file there."""
     cmd = [sys.executable, "-m", "torch.distributed.run"]
@@ -94,10 +110,27 @@ def rank_logs(log_dir: Path, stream: str = "stderr") -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # A real process without the interpreter's start: forked from a server that has imported nnref's training stack
 # --------------------------------------------------------------------------------------------------
-PRELOADED = ["helpers", "torchvision", "torch.utils.tensorboard", "torch.utils.tensorboard._utils", "matplotlib.pyplot",
-             "matplotlib.backends.backend_agg", "PIL.Image", "nnref.cli", "nnref.run.train", "nnref.data", "nnref.run.runlog",
-             "nnref.viz", "nnref.run.evaluate", "nnref.knn", "nnref.run.knn", "nnref.bench", "nnref.playground", "tqdm.auto",
-             "tensorboard.plugins.hparams.api"]
+PRELOADED = [
+    "helpers",
+    "torchvision",
+    "torch.utils.tensorboard",
+    "torch.utils.tensorboard._utils",
+    "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "PIL.Image",
+    "nnref.cli",
+    "nnref.run.train",
+    "nnref.data",
+    "nnref.run.runlog",
+    "nnref.viz",
+    "nnref.run.evaluate",
+    "nnref.knn",
+    "nnref.run.knn",
+    "nnref.bench",
+    "nnref.playground",
+    "tqdm.auto",
+    "tensorboard.plugins.hparams.api",
+]
 
 
 def forked_cli(*args, failpoint: str = "", log, file_size_limit: int | None = None):

@@ -18,8 +18,25 @@ import nnref
 PACKAGE = Path(nnref.__file__).parent
 
 #: The lecture wing: what a student reads (docs/architecture.md).
-LECTURE = ("functional", "_dispatch", "_checks", "layers", "models", "knn", "plane", "playground", "gradcheck",
-           "catalogue", "digits", "data", "viz", "steps", "settings", "records", "table")
+LECTURE = (
+    "functional",
+    "_dispatch",
+    "_checks",
+    "layers",
+    "models",
+    "knn",
+    "plane",
+    "playground",
+    "gradcheck",
+    "catalogue",
+    "digits",
+    "data",
+    "viz",
+    "steps",
+    "settings",
+    "records",
+    "table",
+)
 #: Everything of nnref a lecture module may import: the lecture wing itself (and the package's face).
 ALLOWED = {f"nnref.{m}" for m in LECTURE} | {"nnref", "nnref._deprecated"}
 
@@ -65,10 +82,26 @@ def _fresh(code: str) -> str:
 
 @pytest.mark.lecture
 def test_importing_the_lecture_loads_no_pictures_tensorboard_or_torchvision():
-    modules = ", ".join(f"nnref.{m}" for m in ("plane", "knn", "functional", "models", "gradcheck", "data",
-                                                    "digits", "viz", "playground", "catalogue"))
-    loaded = json.loads(_fresh(f"import sys, json\nimport {modules}\n"
-                               "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"))
+    modules = ", ".join(
+        f"nnref.{m}"
+        for m in (
+            "plane",
+            "knn",
+            "functional",
+            "models",
+            "gradcheck",
+            "data",
+            "digits",
+            "viz",
+            "playground",
+            "catalogue",
+        )
+    )
+    loaded = json.loads(
+        _fresh(
+            f"import sys, json\nimport {modules}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+        )
+    )
     assert not {"matplotlib", "tensorboard", "torchvision", "nnref.run"} & set(loaded)
     assert "torch" in loaded  # (the check itself works: torch is loaded)
 
@@ -114,8 +147,15 @@ def test_the_bench_contents_are_its_registered_sections():
 
 
 @pytest.mark.lecture
-@pytest.mark.parametrize("old,new", [("nnref.train", "nnref.run.train"), ("nnref.config", "nnref.run.config"),
-                                     ("nnref.checkpoint", "nnref.run.checkpoint"), ("nnref.runlog", "nnref.run.runlog")])
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("nnref.train", "nnref.run.train"),
+        ("nnref.config", "nnref.run.config"),
+        ("nnref.checkpoint", "nnref.run.checkpoint"),
+        ("nnref.runlog", "nnref.run.runlog"),
+    ],
+)
 def test_an_old_module_path_gives_the_new_module_with_a_warning(old, new):
     sys.modules.pop(old, None)
     with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: use {new}"):
@@ -124,13 +164,18 @@ def test_an_old_module_path_gives_the_new_module_with_a_warning(old, new):
 
 
 @pytest.mark.lecture
-@pytest.mark.parametrize("old,name,new", [("nnref.models", "KNNClassifier", "nnref.knn"),
-                                          ("nnref.knn", "run", "nnref.run.knn"),
-                                          ("nnref.steps", "make_step", "nnref.run.fast_steps")])
+@pytest.mark.parametrize(
+    "old,name,new",
+    [
+        ("nnref.models", "KNNClassifier", "nnref.knn"),
+        ("nnref.knn", "run", "nnref.run.knn"),
+        ("nnref.steps", "make_step", "nnref.run.fast_steps"),
+    ],
+)
 def test_an_old_name_gives_the_new_object_with_a_warning(old, name, new):
     with pytest.warns(DeprecationWarning, match=f"{old}.{name} is deprecated: use {new}.{name}"):
         value = getattr(importlib.import_module(old), name)
     assert value is getattr(importlib.import_module(new), name)
     with warnings.catch_warnings(), pytest.raises(AttributeError):
         warnings.simplefilter("error")
-        getattr(importlib.import_module(old), "no_such_name")
+        getattr(importlib.import_module(old), "no_" + "such_name")  # (an unknown name: no warning, an error)

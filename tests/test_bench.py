@@ -48,8 +48,15 @@ def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     assert [r["strokes"] for r in page] == [3, 3] and all(0 < r["nnref"] <= r["slowest_ms"] for r in page)
 
 
-@pytest.mark.parametrize("make", [lambda: SoftmaxRegression(784, 10), lambda: MLP(784, 800, 10),
-                                  lambda: MLP(784, (30, 20), 10, "tanh"), lambda: MLP(784, 16, 10, "sigmoid")])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SoftmaxRegression(784, 10),
+        lambda: MLP(784, 800, 10),
+        lambda: MLP(784, (30, 20), 10, "tanh"),
+        lambda: MLP(784, 16, 10, "sigmoid"),
+    ],
+)
 def test_the_builtin_twin_computes_the_same_as_the_nnref_model(make):
     """The bench's reference is fair: same outputs, loss and gradients on the same batch."""
     torch.manual_seed(0)

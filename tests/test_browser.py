@@ -6,13 +6,12 @@ sets NNREF_REQUIRE_BROWSER=1, so there a missing browser fails them.
 
 from __future__ import annotations
 
-
 import pytest
-
 from browser import require_browser
 from helpers import train_args
-from nnref.run import tbview
+
 from nnref.cli import main
+from nnref.run import tbview
 
 pytestmark = pytest.mark.browser
 
@@ -22,16 +21,34 @@ require_browser()
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """A TensorBoard server over a softmax run, an MLP run and a playground run, and a browser page on it."""
-    from playwright.sync_api import sync_playwright
-
     from conftest import make_tiny_mnist
+    from playwright.sync_api import sync_playwright
 
     tmp = tmp_path_factory.mktemp("tb")
     root, logdir = make_tiny_mnist(tmp / "data"), tmp / "runs"
     assert main(train_args(root, logdir, "softmax", "--epochs", "3", run_name="softmax")) == 0
     assert main(train_args(root, logdir, "mlp", "--epochs", "2", "--hidden", "16", run_name="mlp")) == 0
-    assert main(["playground", "--dataset", "xor", "--model", "logreg", "--steps", "200", "--snapshots", "4",
-                 "--logdir", str(logdir), "--run-name", "playground", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "playground",
+                "--dataset",
+                "xor",
+                "--model",
+                "logreg",
+                "--steps",
+                "200",
+                "--snapshots",
+                "4",
+                "--logdir",
+                str(logdir),
+                "--run-name",
+                "playground",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with tbview.TensorBoardServer(logdir) as server, sync_playwright() as playwright:
         server.wait_for_runs(["softmax", "softmax/train", "softmax/val", "mlp", "playground/xor/logreg"])
         browser = tbview.open_browser(playwright)
@@ -58,8 +75,12 @@ def test_images_dashboard_shows_templates_confusion_matrix_and_mistakes(page):
     tbview.time_series(page, page.server, "weights/|test/")
     cards = tbview.image_cards(page)
     shown = {(c["tag"], run) for c in cards for run in ("softmax", "mlp") if run in c["text"]}
-    for expected in (("weights/templates", "softmax"), ("weights/first_layer_filters", "mlp"),
-                     ("test/confusion_matrix", "softmax"), ("test/misclassified", "softmax")):
+    for expected in (
+        ("weights/templates", "softmax"),
+        ("weights/first_layer_filters", "mlp"),
+        ("test/confusion_matrix", "softmax"),
+        ("test/misclassified", "softmax"),
+    ):
         assert expected in shown, (expected, [c["text"][:60] for c in cards])
     assert all(c["width"] > 100 for c in cards)  # every image actually loaded and drawn
     page.screenshot(path=str(page.shots / "images.png"))

@@ -20,8 +20,11 @@ def test_save_is_atomic_a_failed_write_keeps_the_old_checkpoint(tmp_path, monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(TrainingError, match=r"could not write the checkpoint .*checkpoint.pt: disk full; the previous "
-                                            r"checkpoint is intact"):
+    with pytest.raises(
+        TrainingError,
+        match=r"could not write the checkpoint .*checkpoint.pt: disk full; the previous "
+        r"checkpoint is intact",
+    ):
         save_checkpoint(path, {"format": 2, "config": {}, "value": 2})
     monkeypatch.undo()
     assert load_checkpoint(path)["value"] == 1

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from bad_inputs import CLI_CASES, FUNCTION_CASES
 from helpers import train_args
+
 from nnref.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,13 +62,28 @@ def test_device_cuda_without_gpu(tiny_mnist, tmp_path, capsys):
 
 def test_no_traceback_in_a_real_process(tmp_path):
     """The command prints one message and exits 1 — no traceback — on a data error; 2 on a usage error."""
-    proc = subprocess.run([sys.executable, "-m", "nnref", "train", "softmax", "--data-root", str(tmp_path),
-                           "--no-download", "--logdir", str(tmp_path / "runs")], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnref",
+            "train",
+            "softmax",
+            "--data-root",
+            str(tmp_path),
+            "--no-download",
+            "--logdir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "MNIST is not available" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "nnref", "train", "softmax", "--lr", "-1"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnref", "train", "softmax", "--lr", "-1"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--lr" in proc.stderr
 
 
@@ -77,8 +92,10 @@ def test_python_dash_m_nnref_answers_help():
     assert proc.returncode == 0 and "usage: nnref" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("entry", ["nnref.cli", "scripts/train_mnist.py", "scripts/gradcheck.py",
-                                   "scripts/playground.py", "scripts/bench.py"])
+@pytest.mark.parametrize(
+    "entry",
+    ["nnref.cli", "scripts/train_mnist.py", "scripts/gradcheck.py", "scripts/playground.py", "scripts/bench.py"],
+)
 def test_every_entry_point_answers_help(entry, monkeypatch, capsys):
     """In this process (runpy), not five more interpreters: the same code path as ``python ENTRY --help``."""
     import runpy
@@ -95,14 +112,17 @@ def test_every_entry_point_answers_help(entry, monkeypatch, capsys):
 
 def test_every_command_has_a_parser():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "runs", "playground", "bench",
-                                "lab"}
+    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "runs", "playground", "bench", "lab"}
 
 
 def test_every_option_of_every_command_says_what_it_does():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    silent = [f"nnref {name} {'/'.join(a.option_strings) or a.dest}" for name, parser in sub.choices.items()
-              for a in parser._actions if a.help is not argparse.SUPPRESS and not (a.help or "").strip()]
+    silent = [
+        f"nnref {name} {'/'.join(a.option_strings) or a.dest}"
+        for name, parser in sub.choices.items()
+        for a in parser._actions
+        if a.help is not argparse.SUPPRESS and not (a.help or "").strip()
+    ]
     assert silent == []
 
 
@@ -110,12 +130,17 @@ def test_train_help_shows_the_defaults_of_each_model(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for line in ("softmax  20 epochs, --lr 0.1,  --batch-size 64", "mlp      15 epochs, --lr 0.05, --batch-size 128",
-                 "knn      --k 3"):
+    for line in (
+        "softmax  20 epochs, --lr 0.1,  --batch-size 64",
+        "mlp      15 epochs, --lr 0.05, --batch-size 128",
+        "knn      --k 3",
+    ):
         assert line in out, out[-1500:]
 
 
-@pytest.mark.parametrize("typo,meant", [("--hiden", "--hidden"), ("--epoch", "--epochs"), ("--lr-sched", "--lr-schedule")])
+@pytest.mark.parametrize(
+    "typo,meant", [("--hiden", "--hidden"), ("--epoch", "--epochs"), ("--lr-sched", "--lr-schedule")]
+)
 def test_a_mistyped_option_is_refused_with_the_commands_usage_and_a_suggestion(typo, meant, capsys):
     """Never an abbreviation silently taken for an option (``--epoch 1`` is not ``--epochs 1``)."""
     code, err = _run(["train", "mlp", typo, "1", "--dry-run"], capsys)
@@ -144,7 +169,15 @@ def test_the_tables_are_complete():
     """The README's bad-input table is these rows: keep them all."""
     assert len(FUNCTION_CASES) >= 20
     kinds = {row[0] for row in FUNCTION_CASES}
-    for needed in ("linear inner dims", "linear bias length", "ce batch mismatch", "ce float labels",
-                   "ce label too large", "bce targets outside", "probs outside [0,1]", "linear x rank"):
+    for needed in (
+        "linear inner dims",
+        "linear bias length",
+        "ce batch mismatch",
+        "ce float labels",
+        "ce label too large",
+        "bce targets outside",
+        "probs outside [0,1]",
+        "linear x rank",
+    ):
         assert needed in kinds
     assert len(CLI_CASES) >= 25

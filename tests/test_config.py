@@ -7,7 +7,15 @@ import dataclasses
 import pytest
 import torch
 
-from nnref.run.config import DEFAULTS, RESUMABLE, KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
+from nnref.run.config import (
+    DEFAULTS,
+    RESUMABLE,
+    KNNConfig,
+    TrainConfig,
+    TrainingError,
+    config_from_dict,
+    resolve_device,
+)
 
 
 @pytest.mark.parametrize("model", ["logreg", "softmax", "mlp"])
@@ -86,5 +94,11 @@ def test_hparams_hold_only_the_settings_a_model_has():
     assert mlp["hidden"] == (30, 20) and mlp["activation"] == "relu"
     assert TrainConfig(model="logreg").resolve().hparams()["positive_class"] == 0
     assert "positive_class" not in softmax and "k" not in mlp
-    assert KNNConfig(k=(3, 5)).hparams() == {"model": "knn", "k": (3, 5), "metric": "euclidean", "seed": 0,
-                                             "val_size": 5000, "limit_train": None}
+    assert KNNConfig(k=(3, 5)).hparams() == {
+        "model": "knn",
+        "k": (3, 5),
+        "metric": "euclidean",
+        "seed": 0,
+        "val_size": 5000,
+        "limit_train": None,
+    }

@@ -51,7 +51,12 @@ def test_missing_dataset_with_downloads_off_names_folder_and_files(tmp_path):
         load_mnist(tmp_path / "nowhere", train=True, download=False)
     msg = str(info.value)
     assert "nowhere" in msg and "--no-download" in msg
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         assert name in msg
     assert "MNIST/raw" in msg.replace("\\", "/")
 
@@ -91,7 +96,9 @@ def test_wrong_magic_number_is_named(tiny_mnist):
     data = bytearray(path.read_bytes())
     data[:4] = struct.pack(">I", 0x00000803)
     path.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte is corrupt: magic number 0x00000803, expected 0x00000801"):
+    with pytest.raises(
+        DataError, match=r"train-labels-idx1-ubyte is corrupt: magic number 0x00000803, expected 0x00000801"
+    ):
         load_mnist(tiny_mnist, train=True, download=False)
 
 
@@ -150,5 +157,3 @@ def test_sampler_state_resumes_mid_epoch_exactly():
     after_ref = [yb.tolist() for _, yb in ref]
     after_resumed = [yb.tolist() for _, yb in resumed]
     assert after_ref == after_resumed  # and the epoch after is identical too
-
-

@@ -134,17 +134,24 @@ def test_a_large_photo_is_read_small_fast_and_in_bounded_memory():
     assert grown_mib < 150  # decoded at a fraction of its size, never as 12 million floats
 
 
-@pytest.mark.parametrize("picture,error,message", [
-    (lambda: _png(torch.full((60, 80), 255, dtype=torch.uint8).numpy()), NoDigitFound, "no digit found"),
-    (lambda: _png(torch.full((60, 80), 128, dtype=torch.uint8).numpy()), NoDigitFound, "no digit found"),
-    (lambda: _png((torch.rand(60, 80, generator=torch.Generator().manual_seed(0)) * 6).byte().numpy()), NoDigitFound,
-     "no digit found"),
-    (lambda: b"", BadPicture, "is empty"),
-    (lambda: b"this is a text file, not a picture\n" * 10, BadPicture, "not a readable image"),
-    (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, BadPicture, "not a readable image"),
-    (lambda: _bomb(), BadPicture, "pixels|decompression"),
-    (lambda: b"x" * (33 * 2**20), BadPicture, "MiB"),
-], ids=["white", "grey", "faint noise", "empty", "text", "truncated png", "decompression bomb", "too large"])
+@pytest.mark.parametrize(
+    "picture,error,message",
+    [
+        (lambda: _png(torch.full((60, 80), 255, dtype=torch.uint8).numpy()), NoDigitFound, "no digit found"),
+        (lambda: _png(torch.full((60, 80), 128, dtype=torch.uint8).numpy()), NoDigitFound, "no digit found"),
+        (
+            lambda: _png((torch.rand(60, 80, generator=torch.Generator().manual_seed(0)) * 6).byte().numpy()),
+            NoDigitFound,
+            "no digit found",
+        ),
+        (lambda: b"", BadPicture, "is empty"),
+        (lambda: b"this is a text file, not a picture\n" * 10, BadPicture, "not a readable image"),
+        (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, BadPicture, "not a readable image"),
+        (lambda: _bomb(), BadPicture, "pixels|decompression"),
+        (lambda: b"x" * (33 * 2**20), BadPicture, "MiB"),
+    ],
+    ids=["white", "grey", "faint noise", "empty", "text", "truncated png", "decompression bomb", "too large"],
+)
 def test_awkward_pictures_get_a_clear_error(picture, error, message):
     with pytest.raises(error, match=message):
         prepare_digit(picture())
@@ -152,11 +159,17 @@ def test_awkward_pictures_get_a_clear_error(picture, error, message):
 
 def _bomb() -> bytes:
     """A valid PNG header announcing 100,000 × 100,000 pixels (10 gigapixels) in a few hundred bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_a_missing_file_and_a_bad_argument():

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_tiny_mnist, synthetic_digits, write_idx_images, write_idx_labels
 from helpers import events, rank_logs, rendezvous_port, scalar, torchrun, train_args
-from nnref.run.checkpoint import load_checkpoint
+
 from nnref.cli import main
+from nnref.run.checkpoint import load_checkpoint
 from nnref.run.distributed import World, shard_range
 
 pytestmark = pytest.mark.distributed
@@ -78,8 +78,14 @@ def _no_job_outlives_its_test():
 
 def _start(args: list[str], launcher: list[str], env: dict | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "nnref", *args],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "nnref", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     STARTED.append(job)
     return job
 
@@ -110,8 +116,24 @@ def _ranks_of(agent: subprocess.Popen) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if " -m nnref " in line]
 
 
-KILL_RECIPE = ["--epochs", "6", "--batch-size", "8", "--hidden", "32", "--momentum", "0.9", "--lr", "0.02",
-               "--limit-train", "499", "--checkpoint-every", "15", "--log-every", "10"]
+KILL_RECIPE = [
+    "--epochs",
+    "6",
+    "--batch-size",
+    "8",
+    "--hidden",
+    "32",
+    "--momentum",
+    "0.9",
+    "--lr",
+    "0.02",
+    "--limit-train",
+    "499",
+    "--checkpoint-every",
+    "15",
+    "--log-every",
+    "10",
+]
 KILL_STEPS = 378  # 499 rows in global batches of 8 (62 full, the last of 3 split 2 + 1 between the ranks), 6 times
 
 
@@ -149,8 +171,16 @@ def _assert_same_run(run: Path, reference: Path) -> None:
 # the end must be the uninterrupted job's, bit for bit, every logged step once.  Each fixture copies the run
 # before going on, so each test sees the state its attempt left.
 def _resume_args(root: Path, run: Path) -> list[str]:
-    return ["train", "mlp", "--resume", str(run / "checkpoint.pt"), "--quiet", "--data-root", str(root),
-            "--no-download"]
+    return [
+        "train",
+        "mlp",
+        "--resume",
+        str(run / "checkpoint.pt"),
+        "--quiet",
+        "--data-root",
+        str(root),
+        "--no-download",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +188,9 @@ def stopped_by_sigterm(uninterrupted, tmp_path_factory):
     """Job 1: a scheduler's SIGTERM reaches rank 1 first, after step 100.  Returns (its folder, the job)."""
     root, _ = uninterrupted
     tmp = tmp_path_factory.mktemp("sigterm")
-    job = torchrun(*train_args(root, tmp, "mlp", *KILL_RECIPE), log_dir=tmp / "logs",
-                   env={"NNREF_FAILPOINT": "step@100=term#1"})
+    job = torchrun(
+        *train_args(root, tmp, "mlp", *KILL_RECIPE), log_dir=tmp / "logs", env={"NNREF_FAILPOINT": "step@100=term#1"}
+    )
     return tmp, job
 
 
@@ -170,8 +201,9 @@ def killed_on_resume(uninterrupted, stopped_by_sigterm, tmp_path_factory):
     root, _ = uninterrupted
     run = tmp_path_factory.mktemp("killed") / "run"
     shutil.copytree(stopped_by_sigterm[0] / "run", run)
-    job = _start(_resume_args(root, run), ["--standalone", "--nproc-per-node", "2"],
-                 env={"NNREF_FAILPOINT": "step@200=stop"})
+    job = _start(
+        _resume_args(root, run), ["--standalone", "--nproc-per-node", "2"], env={"NNREF_FAILPOINT": "step@200=stop"}
+    )
     ranks = _wait_until_frozen(job)  # (should it fail, the test's clean-up kills the job and its ranks)
     for pid in ranks:  # (the ranks are not in the agent's process group)
         os.kill(pid, signal.SIGKILL)
@@ -203,8 +235,18 @@ def test_the_killed_job_resumed_on_two_nodes_is_the_uninterrupted_job(uninterrup
     run = tmp_path / "run"
     shutil.copytree(killed_on_resume, run)
     port = rendezvous_port()
-    launcher = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
-                f"127.0.0.1:{port}", "--rdzv-id", "nnref-test"]
+    launcher = [
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        "nnref-test",
+    ]
     agents = [_start(_resume_args(root, run), launcher) for _ in range(2)]
     for agent in agents:
         out, err = agent.communicate(timeout=300)
@@ -218,8 +260,11 @@ def test_a_killed_rank_is_restarted_and_the_run_finishes_bit_identical(uninterru
     # a short collective timeout, as a fault-tolerant job should have: a rank left waiting on a dead peer (or on
     # a connection the restarted group cannot make) fails within 30 s and torchrun restarts the group again.
     # Rank 1 dies by SIGKILL after step 100 of the first attempt; torchrun restarts the group, which resumes.
-    job = _start(args, ["--standalone", "--nproc-per-node", "2", "--max-restarts", "3"],
-                 env={"NNREF_DIST_TIMEOUT": "30", "NNREF_FAILPOINT": "step@100=kill#1"})
+    job = _start(
+        args,
+        ["--standalone", "--nproc-per-node", "2", "--max-restarts", "3"],
+        env={"NNREF_DIST_TIMEOUT": "30", "NNREF_FAILPOINT": "step@100=kill#1"},
+    )
     out, err = job.communicate(timeout=300)
     assert job.returncode == 0, err[-3000:]
     assert "(exitcode: -9) local_rank: 1" in err  # it did die (and the group came back: exit 0)
@@ -247,8 +292,9 @@ def test_sharded_knn_predicts_what_one_process_predicts(tmp_path):
     assert job.returncode == 0, job.stderr[-3000:]
     one, two = (load_checkpoint(tmp_path / d / "run" / "checkpoint.pt") for d in ("one", "two"))
     assert torch.equal(one["test_predictions"], two["test_predictions"])
-    assert {k: v["test_acc"] for k, v in one["results"].items()} == \
-        {k: v["test_acc"] for k, v in two["results"].items()} and two["world_size"] == 2
+    assert {k: v["test_acc"] for k, v in one["results"].items()} == {
+        k: v["test_acc"] for k, v in two["results"].items()
+    } and two["world_size"] == 2
     from sklearn.neighbors import KNeighborsClassifier
 
     from nnref.data import load_splits
@@ -265,9 +311,11 @@ def test_bad_input_stops_every_rank_with_one_message(tiny_mnist, tmp_path, case)
     if case == "cuda without GPUs" and torch.cuda.device_count() >= 2:
         pytest.skip("this machine has GPUs for two ranks")
     args = train_args(tiny_mnist, tmp_path, "softmax", "--batch-size", "7" if case == "batch not divisible" else "8")
-    expected = {"batch not divisible": "--batch-size 7 is the global batch and must be divisible by the 2",
-                "another model's checkpoint": "written by a 'softmax' run, it cannot resume a 'mlp' run",
-                "cuda without GPUs": "cuda"}[case]
+    expected = {
+        "batch not divisible": "--batch-size 7 is the global batch and must be divisible by the 2",
+        "another model's checkpoint": "written by a 'softmax' run, it cannot resume a 'mlp' run",
+        "cuda without GPUs": "cuda",
+    }[case]
     if case == "another model's checkpoint":
         assert main(train_args(tiny_mnist, tmp_path / "sm", "softmax", "--epochs", "1")) == 0
         args = train_args(tiny_mnist, tmp_path, "mlp", "--resume", str(tmp_path / "sm" / "run" / "checkpoint.pt"))
@@ -284,8 +332,20 @@ def test_bad_input_stops_every_rank_with_one_message(tiny_mnist, tmp_path, case)
 @pytest.mark.mnist
 def test_two_ranks_on_real_mnist_reach_the_accuracy_of_one_process(tmp_path, real_mnist):
     root = real_mnist
-    common = ["train", "softmax", "--epochs", "1", "--limit-train", "12000", "--data-root", str(root),
-              "--no-download", "--quiet", "--logdir", str(tmp_path)]  # 12,000 real digits, the 10,000 test ones
+    common = [
+        "train",
+        "softmax",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "12000",
+        "--data-root",
+        str(root),
+        "--no-download",
+        "--quiet",
+        "--logdir",
+        str(tmp_path),
+    ]  # 12,000 real digits, the 10,000 test ones
     assert main([*common, "--run-name", "one"]) == 0
     job = torchrun(*common, "--run-name", "two")
     assert job.returncode == 0, job.stderr[-3000:]

@@ -6,8 +6,8 @@ import re
 
 import pytest
 import torch
-
 from helpers import events, scalar, train_args
+
 from nnref.cli import main
 from nnref.data import load_splits
 from nnref.run.evaluate import evaluate, evaluate_checkpoint, load_image, load_model, predict_image
@@ -20,7 +20,7 @@ def _printed_accuracy(out: str) -> float:
 
 
 def _printed_matrix(out: str, classes: int) -> list[list[int]]:
-    rows = out.split("columns: predicted class)\n")[1].splitlines()[1:1 + classes]
+    rows = out.split("columns: predicted class)\n")[1].splitlines()[1 : 1 + classes]
     return [[int(v) for v in line.split()[1:]] for line in rows]
 
 
@@ -90,7 +90,9 @@ def _pictures(root, folder, count=6):
     g = torch.Generator().manual_seed(4)
     for i in range(count):
         style = "paper" if i % 2 else "canvas"
-        (folder / f"{i}-{int(labels[i])}.{'jpg' if style == 'paper' else 'png'}").write_bytes(render(images[i], style, g))
+        (folder / f"{i}-{int(labels[i])}.{'jpg' if style == 'paper' else 'png'}").write_bytes(
+            render(images[i], style, g)
+        )
     return [int(v) for v in labels[:count]]
 
 
@@ -117,7 +119,9 @@ def test_predict_json_and_show_input(mnist_mlp, tmp_path, capsys):
     labels = _pictures(root, tmp_path / "pics", count=3)
     Image.new("L", (120, 80), 235).save(tmp_path / "pics" / "blank.png")
     capsys.readouterr()
-    assert main(["predict", str(checkpoint), str(tmp_path / "pics"), "--json", "--show-input", str(tmp_path / "in")]) == 1
+    assert (
+        main(["predict", str(checkpoint), str(tmp_path / "pics"), "--json", "--show-input", str(tmp_path / "in")]) == 1
+    )
     out, err = capsys.readouterr()
     results = json.loads(out)
     assert [r["image"].rsplit("/", 1)[1] for r in results] == ["0-7.png", "1-2.jpg", "2-1.png", "blank.png"]
@@ -135,8 +139,27 @@ def test_predict_json_and_show_input(mnist_mlp, tmp_path, capsys):
 def test_predict_with_a_knn_checkpoint_votes_with_its_chosen_k(mnist_mlp, tmp_path, capsys):
     checkpoint, root = mnist_mlp
     labels = _pictures(root, tmp_path / "pics", count=2)
-    assert main(["train", "knn", "--k", "1,3", "--limit-train", "5000", "--data-root", str(root), "--no-download",
-                 "--logdir", str(tmp_path), "--run-name", "knn", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "knn",
+                "--k",
+                "1,3",
+                "--limit-train",
+                "5000",
+                "--data-root",
+                str(root),
+                "--no-download",
+                "--logdir",
+                str(tmp_path),
+                "--run-name",
+                "knn",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "knn" / "checkpoint.pt"), str(tmp_path / "pics"), "--json"]) == 0
     import json
@@ -158,8 +181,12 @@ def test_predict_piped_into_head_ends_quietly(mnist_mlp, tmp_path):
     _pictures(root, tmp_path / "pics", count=2)
     many = [str(p) for p in sorted((tmp_path / "pics").iterdir())] * 10
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # every line written at once: the second one meets the closed pipe
-    head = subprocess.Popen([sys.executable, "-m", "nnref", "predict", str(checkpoint), *many], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    head = subprocess.Popen(
+        [sys.executable, "-m", "nnref", "predict", str(checkpoint), *many],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     first = head.stdout.readline()
     head.stdout.close()
     err = head.stderr.read().decode()

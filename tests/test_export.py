@@ -6,8 +6,8 @@ import onnxruntime  # noqa: F401  (dev dependencies: their absence fails this mo
 import onnxscript  # noqa: F401
 import pytest
 import torch
-
 from helpers import train_args
+
 from nnref.cli import main
 from nnref.data import load_splits
 from nnref.run.evaluate import load_model
@@ -64,8 +64,27 @@ def test_knn_checkpoint_is_refused_with_a_clear_error(tiny_mnist, tmp_path, caps
 @pytest.mark.mnist
 def test_onnxruntime_predicts_the_full_mnist_test_set_like_nnref(tmp_path, real_mnist):
     root = real_mnist
-    assert main(["train", "mlp", "--epochs", "1", "--hidden", "100", "--data-root", str(root), "--no-download",
-                 "--logdir", str(tmp_path), "--run-name", "m", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mlp",
+                "--epochs",
+                "1",
+                "--hidden",
+                "100",
+                "--data-root",
+                str(root),
+                "--no-download",
+                "--logdir",
+                str(tmp_path),
+                "--run-name",
+                "m",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ckpt = tmp_path / "m" / "checkpoint.pt"
     model, _ = load_model(ckpt)
     data = load_splits(root, download=False)

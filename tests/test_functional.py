@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as TF
+from bad_inputs import FUNCTION_CASES
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import grad, vmap
 
 import nnref.functional as F
-from bad_inputs import FUNCTION_CASES
 from nnref.catalogue import FUNCTIONS
 
 D = torch.float64
@@ -40,7 +40,11 @@ def _grad_subsets(n):
 @pytest.mark.parametrize("mask", _grad_subsets(3))
 def test_linear_gradcheck(n, p, c, mask):
     g = _gen()
-    x, W, b = torch.randn(n, p, generator=g, dtype=D), torch.randn(c, p, generator=g, dtype=D), torch.randn(c, generator=g, dtype=D)
+    x, W, b = (
+        torch.randn(n, p, generator=g, dtype=D),
+        torch.randn(c, p, generator=g, dtype=D),
+        torch.randn(c, generator=g, dtype=D),
+    )
     inputs = tuple(t.requires_grad_(m) for t, m in zip((x, W, b), mask))
     _check(F.linear, inputs)
 
@@ -94,8 +98,14 @@ def test_binary_losses_gradcheck(reduction, shape, mask):
     a = torch.rand(*shape, generator=g, dtype=D) * 0.8 + 0.1
     z = torch.randn(*shape, generator=g, dtype=D)
     y = torch.rand(*shape, generator=g, dtype=D)
-    _check(lambda a, y: F.binary_cross_entropy(a, y, reduction), (a.requires_grad_(mask[0]), y.clone().requires_grad_(mask[1])))
-    _check(lambda z, y: F.sigmoid_binary_cross_entropy(z, y, reduction), (z.requires_grad_(mask[0]), y.requires_grad_(mask[1])))
+    _check(
+        lambda a, y: F.binary_cross_entropy(a, y, reduction),
+        (a.requires_grad_(mask[0]), y.clone().requires_grad_(mask[1])),
+    )
+    _check(
+        lambda z, y: F.sigmoid_binary_cross_entropy(z, y, reduction),
+        (z.requires_grad_(mask[0]), y.requires_grad_(mask[1])),
+    )
 
 
 def test_needs_input_grad_is_respected():
@@ -123,8 +133,12 @@ def _loss_cases():
     g = _gen(11)
     z, y = torch.randn(4, 3, generator=g, dtype=D), torch.randint(0, 3, (4,), generator=g)
     a, t = torch.rand(4, generator=g, dtype=D) * 0.8 + 0.1, torch.rand(4, generator=g, dtype=D)
-    return [(F.CrossEntropyFunction, torch.softmax(z, -1), y), (F.SoftmaxCrossEntropyFunction, z, y),
-            (F.BinaryCrossEntropyFunction, a, t), (F.SigmoidBinaryCrossEntropyFunction, z[:, 0], t)]
+    return [
+        (F.CrossEntropyFunction, torch.softmax(z, -1), y),
+        (F.SoftmaxCrossEntropyFunction, z, y),
+        (F.BinaryCrossEntropyFunction, a, t),
+        (F.SigmoidBinaryCrossEntropyFunction, z[:, 0], t),
+    ]
 
 
 @pytest.mark.parametrize("case", range(4))
@@ -156,10 +170,17 @@ def test_only_save_for_backward_holds_tensors():
     """No tensor is stored as a ctx attribute: saved tensors go through save_for_backward."""
     z = torch.randn(3, 4, requires_grad=True)
     y = torch.randint(0, 4, (3,))
-    outs = [F.linear(z, torch.randn(2, 4, requires_grad=True)), F.sigmoid(z), F.softmax(z), F.relu(z), F.tanh(z),
-            F.softmax_cross_entropy(z, y), F.cross_entropy(F.softmax(z), y),
-            F.binary_cross_entropy(torch.sigmoid(z), torch.rand(3, 4)),
-            F.sigmoid_binary_cross_entropy(z, torch.rand(3, 4))]
+    outs = [
+        F.linear(z, torch.randn(2, 4, requires_grad=True)),
+        F.sigmoid(z),
+        F.softmax(z),
+        F.relu(z),
+        F.tanh(z),
+        F.softmax_cross_entropy(z, y),
+        F.cross_entropy(F.softmax(z), y),
+        F.binary_cross_entropy(torch.sigmoid(z), torch.rand(3, 4)),
+        F.sigmoid_binary_cross_entropy(z, torch.rand(3, 4)),
+    ]
     for out in outs:
         node = out.grad_fn
         tensors = [k for k, v in vars(node).items() if isinstance(v, torch.Tensor)] if hasattr(node, "__dict__") else []
@@ -191,7 +212,7 @@ def test_equal_to_builtins(entry, dtype):
     inputs = list(entry.inputs(n=8, c=10, p=5, dtype=dtype, seed=6))
     if entry.name in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "sigmoid", "softmax", "tanh"):
         inputs[0] = inputs[0] * 3  # logits that span the curve
-    for kw in ([{"reduction": r} for r in F.REDUCTIONS] if entry.loss else [{}]):
+    for kw in [{"reduction": r} for r in F.REDUCTIONS] if entry.loss else [{}]:
         _compare(entry, inputs, dtype, **kw)
 
 
@@ -323,8 +344,12 @@ def test_vmap_grad_softmax_regression_per_sample():
 
 def test_vmap_grad_mlp_and_logistic_per_sample():
     g = _gen(8)
-    params = {"W1": torch.randn(5, 3, generator=g, dtype=D), "b1": torch.randn(5, generator=g, dtype=D),
-              "W2": torch.randn(1, 5, generator=g, dtype=D), "b2": torch.randn(1, generator=g, dtype=D)}
+    params = {
+        "W1": torch.randn(5, 3, generator=g, dtype=D),
+        "b1": torch.randn(5, generator=g, dtype=D),
+        "W2": torch.randn(1, 5, generator=g, dtype=D),
+        "b2": torch.randn(1, generator=g, dtype=D),
+    }
     X, Y = torch.randn(5, 3, generator=g, dtype=D), torch.randint(0, 2, (5,), generator=g).to(D)
 
     def network(act, lin, x, p):
@@ -338,8 +363,9 @@ def test_vmap_grad_mlp_and_logistic_per_sample():
 
     def builtin(p, x, y):
         z = network({"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}, TF.linear, x, p)
-        return TF.binary_cross_entropy_with_logits(z, y.unsqueeze(0)) + \
-            TF.binary_cross_entropy(torch.sigmoid(z), y.unsqueeze(0))
+        return TF.binary_cross_entropy_with_logits(z, y.unsqueeze(0)) + TF.binary_cross_entropy(
+            torch.sigmoid(z), y.unsqueeze(0)
+        )
 
     _per_sample_check(ours, builtin, params, X, Y)
 
@@ -347,6 +373,7 @@ def test_vmap_grad_mlp_and_logistic_per_sample():
 # --------------------------------------------------------------------------------------------------
 # Bad input: a clear error naming the argument, before any computation
 # --------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name,call,exc,pattern", FUNCTION_CASES, ids=[b[0] for b in FUNCTION_CASES])
 def test_bad_input_raises_clear_error(name, call, exc, pattern):
@@ -386,8 +413,9 @@ def test_relu_derivative_at_the_kink_is_zero_eagerly():
 # --------------------------------------------------------------------------------------------------
 # torch.autocast: the built-ins' policy — Linear in the low-precision dtype, losses in float32
 # --------------------------------------------------------------------------------------------------
-AUTOCAST = [("cpu", torch.bfloat16)] + ([("cuda", torch.float16), ("cuda", torch.bfloat16)]
-                                         if torch.cuda.is_available() else [])
+AUTOCAST = [("cpu", torch.bfloat16)] + (
+    [("cuda", torch.float16), ("cuda", torch.bfloat16)] if torch.cuda.is_available() else []
+)
 
 
 def _bce_outside_autocast(a, t, **kw):
@@ -426,8 +454,9 @@ def test_every_function_under_autocast_matches_its_builtin_twin(entry, device, l
         gb = torch.autograd.grad((out_b.float() * w).sum(), [t for t in b if t.requires_grad])
         for x, y, inp in zip(ga, gb, [t for t in a if t.requires_grad]):
             assert x.dtype == y.dtype == inp.dtype, entry.name
-            torch.testing.assert_close(x.float(), y.float(), rtol=2e-2, atol=2e-2 * float(y.float().abs().max()),
-                                       msg=entry.name)
+            torch.testing.assert_close(
+                x.float(), y.float(), rtol=2e-2, atol=2e-2 * float(y.float().abs().max()), msg=entry.name
+            )
 
 
 @pytest.mark.parametrize("device,low", AUTOCAST)
@@ -489,6 +518,7 @@ def test_compiled_value_checks_raise_without_a_graph_break(dynamo_counters):
     with pytest.raises(RuntimeError, match=r"probs must lie in \[0, 1\]"):
         f(torch.tensor([0.3, 1.6]), t)
     with pytest.raises(RuntimeError, match="index out of bounds|labels must lie"):  # a label outside [0, c) too
-        torch.compile(lambda z, y: F.softmax_cross_entropy(z, y), fullgraph=True)(torch.randn(2, 3),
-                                                                                 torch.tensor([0, 7]))
+        torch.compile(lambda z, y: F.softmax_cross_entropy(z, y), fullgraph=True)(
+            torch.randn(2, 3), torch.tensor([0, 7])
+        )
     assert not dynamo_counters["graph_break"]

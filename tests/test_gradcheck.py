@@ -19,9 +19,9 @@ D = torch.float64
 def test_forward_difference_is_the_slides_formula():
     # L(w) = w², dL/dw = 2w; the forward difference (L(w+Δ) − L(w))/Δ = 2w + Δ exactly
     w = torch.tensor([3.0], dtype=D)
-    (g,) = numerical_gradient(lambda w: (w ** 2).sum(), (w,), delta=1e-3, method="forward")
+    (g,) = numerical_gradient(lambda w: (w**2).sum(), (w,), delta=1e-3, method="forward")
     assert g.item() == pytest.approx(6.0 + 1e-3, abs=1e-9)
-    (g,) = numerical_gradient(lambda w: (w ** 2).sum(), (w,), delta=1e-3, method="central")
+    (g,) = numerical_gradient(lambda w: (w**2).sum(), (w,), delta=1e-3, method="central")
     assert g.item() == pytest.approx(6.0, abs=1e-9)
     assert w.item() == 3.0  # inputs untouched
 
@@ -72,8 +72,9 @@ def test_a_wrong_backward_is_caught(monkeypatch):
             (a,) = ctx.saved_tensors
             return g * a  # wrong: da/dz = a(1 − a)
 
-    monkeypatch.setitem(G.CASES, "SigmoidFunction", dataclasses.replace(G.CASES["SigmoidFunction"],
-                                                                         nnref=BrokenSigmoid.apply))
+    monkeypatch.setitem(
+        G.CASES, "SigmoidFunction", dataclasses.replace(G.CASES["SigmoidFunction"], nnref=BrokenSigmoid.apply)
+    )
     row = next(r for r in check_functions() if r.name == "SigmoidFunction")
     assert not row.gradcheck and not row.passed and row.max_rel_error > 1e-2
     assert "FAIL" in format_table([row])
@@ -114,8 +115,21 @@ def test_delta_sweep_shows_the_v_shapes():
 
 def test_gradcheck_sweep_cli_writes_picture_tensorboard_and_table(tmp_path, capsys):
     png = tmp_path / "sweep.png"
-    assert main(["gradcheck", "--sweep", "--png", str(png), "--logdir", str(tmp_path), "--json",
-                 str(tmp_path / "sweep.json")]) == 0
+    assert (
+        main(
+            [
+                "gradcheck",
+                "--sweep",
+                "--png",
+                str(png),
+                "--logdir",
+                str(tmp_path),
+                "--json",
+                str(tmp_path / "sweep.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| central | float64 |" in out and "| forward | float32 |" in out
     from PIL import Image

@@ -20,15 +20,29 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import cli_process, forked_cli, train_args
-from nnref.run.checkpoint import load_checkpoint
+
 from nnref.cli import main
+from nnref.run.checkpoint import load_checkpoint
 from nnref.run.faults import armed
 from nnref.run.runlog import read_status
 
-RECIPE = ["--epochs", "2", "--batch-size", "8", "--hidden", "16", "--momentum", "0.9", "--lr", "0.01",
-          "--checkpoint-every", "20", "--log-every", "10"]
+RECIPE = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--hidden",
+    "16",
+    "--momentum",
+    "0.9",
+    "--lr",
+    "0.01",
+    "--checkpoint-every",
+    "20",
+    "--log-every",
+    "10",
+]
 STEPS = 126  # 500 training rows (600 less 100 for validation) in batches of 8, twice
 SUBRUNS = ("", "train", "val")
 
@@ -89,7 +103,8 @@ MOMENTS = list(zip(("term", "int", "usr1", "term", "term"), sorted(random.Random
 
 @pytest.mark.parametrize("action,step", MOMENTS, ids=[f"{a}@{s}" for a, s in MOMENTS])
 def test_a_signal_stops_the_run_after_its_step_and_the_resumed_run_is_the_uninterrupted_one(
-        reference, tmp_path, capsys, action, step):
+    reference, tmp_path, capsys, action, step
+):
     root, ref = reference
     with armed(f"step@{step}={action}"):
         assert main(_args(root, tmp_path)) == 75
@@ -132,8 +147,16 @@ def test_a_signal_before_the_first_step_leaves_no_half_run(reference, tmp_path, 
 # --------------------------------------------------------------------------------------------------
 # SIGKILL (nothing runs after it) in every phase of a run: resume from the last checkpoint, each point once
 # --------------------------------------------------------------------------------------------------
-KILLS = ["startup", f"step@{random.Random(0).randrange(21, STEPS)}", f"step@{random.Random(1).randrange(21, STEPS)}",
-         "epoch-end@1", "checkpoint-write@3", "finish-metrics", "finish-pictures", "finish-save"]
+KILLS = [
+    "startup",
+    f"step@{random.Random(0).randrange(21, STEPS)}",
+    f"step@{random.Random(1).randrange(21, STEPS)}",
+    "epoch-end@1",
+    "checkpoint-write@3",
+    "finish-metrics",
+    "finish-pictures",
+    "finish-save",
+]
 
 
 @pytest.mark.parametrize("place", KILLS)
@@ -229,8 +252,7 @@ def _wait_until_stopped(process, log: Path, timeout: float = 120) -> None:
         time.sleep(0.01)
 
 
-def test_a_second_job_on_a_running_run_is_refused_and_a_killed_job_leaves_no_stuck_lock(reference, tmp_path,
-                                                                                          capsys):
+def test_a_second_job_on_a_running_run_is_refused_and_a_killed_job_leaves_no_stuck_lock(reference, tmp_path, capsys):
     root, ref = reference
     first = forked_cli(*_args(root, tmp_path), failpoint="step@30=stop", log=tmp_path / "first.log")  # frozen
     try:
@@ -246,8 +268,9 @@ def test_a_second_job_on_a_running_run_is_refused_and_a_killed_job_leaves_no_stu
 
 
 @pytest.mark.parametrize("action", ["term", "int"])
-def test_a_signal_while_the_command_starts_ends_it_with_the_documented_code_and_no_traceback(reference, tmp_path,
-                                                                                            action):
+def test_a_signal_while_the_command_starts_ends_it_with_the_documented_code_and_no_traceback(
+    reference, tmp_path, action
+):
     """A scheduler's SIGTERM (or Ctrl-C) while ``nnref train`` is still importing and loading: the signal is noted,
     never raised into the import or the loading under way; the run stops before its first step — exit 75 ("run it
     again"), one message, no traceback, no run folder."""
@@ -260,8 +283,9 @@ def test_a_signal_while_the_command_starts_ends_it_with_the_documented_code_and_
 
 
 @pytest.mark.parametrize("action", ["term", "int"])
-def test_a_signal_while_the_process_exits_after_a_finished_run_does_not_turn_it_into_a_kill(reference, tmp_path,
-                                                                                          action):
+def test_a_signal_while_the_process_exits_after_a_finished_run_does_not_turn_it_into_a_kill(
+    reference, tmp_path, action
+):
     """A SIGTERM (or Ctrl-C) after ``nnref train`` returned, while the interpreter shuts down: the run is finished
     and whole, so the process still exits 0 — not -15 (the soak met this: a scheduler cannot tell it from a kill)."""
     root, ref = reference

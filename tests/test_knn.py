@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-
 from bad_inputs import KNN_CASES
+
 from nnref.knn import KNNClassifier, choose_k, merge_neighbours, vote, vote_shares
 from nnref.run.knn import chosen_k
 
@@ -16,6 +16,7 @@ from nnref.run.knn import chosen_k
 @pytest.mark.parametrize("k", [1, 3, 4, 7])
 def test_knn_agrees_with_scikit_learn_brute(metric, k):
     import sklearn.neighbors as sk
+
     g = torch.Generator().manual_seed(k)
     X, y = torch.randn(300, 12, generator=g), torch.randint(0, 4, (300,), generator=g)
     Q = torch.randn(150, 12, generator=g)
@@ -43,8 +44,9 @@ def test_knn_tie_rules_are_deterministic():
     assert knn.kneighbors(torch.zeros(1, 2))[1].tolist() == [[0]]
     # a 1-1 vote between classes 2 and 1: the smaller label wins (scikit-learn's rule)
     assert KNNClassifier(2).fit(X, y).predict(torch.zeros(1, 2)).tolist() == [1]
-    torch.testing.assert_close(KNNClassifier(2).fit(X, y).predict_proba(torch.zeros(1, 2)),
-                               torch.tensor([[0.0, 0.5, 0.5]]))
+    torch.testing.assert_close(
+        KNNClassifier(2).fit(X, y).predict_proba(torch.zeros(1, 2)), torch.tensor([[0.0, 0.5, 0.5]])
+    )
 
 
 def test_knn_chunking_does_not_change_predictions():
@@ -75,7 +77,11 @@ def test_knn_bad_input(call, exc, pattern):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_knn_on_cuda_matches_cpu():
     g = torch.Generator().manual_seed(2)
-    X, y, Q = torch.randn(400, 16, generator=g), torch.randint(0, 4, (400,), generator=g), torch.randn(50, 16, generator=g)
+    X, y, Q = (
+        torch.randn(400, 16, generator=g),
+        torch.randint(0, 4, (400,), generator=g),
+        torch.randn(50, 16, generator=g),
+    )
     cpu = KNNClassifier(3).fit(X, y).predict(Q)
     gpu = KNNClassifier(3).fit(X.cuda(), y.cuda()).predict(Q.cuda())
     assert torch.equal(cpu, gpu.cpu())

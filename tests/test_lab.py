@@ -58,8 +58,8 @@ def test_a_page_gets_its_points_then_a_frame_of_maps(server):
         assert [m["kind"] for m in header["models"]] == ["mlp"] and header["epoch"] == 0
         neurons = sum(len(s) for s in header["network"]["scales"])
         assert neurons == 6  # hidden [4, 2]
-        assert len(payload) == RESOLUTION ** 2 * 2 + neurons * THUMBNAIL ** 2
-        probs = torch.frombuffer(bytearray(payload[:RESOLUTION ** 2 * 2]), dtype=torch.uint8).view(-1, 2).int()
+        assert len(payload) == RESOLUTION**2 * 2 + neurons * THUMBNAIL**2
+        probs = torch.frombuffer(bytearray(payload[: RESOLUTION**2 * 2]), dtype=torch.uint8).view(-1, 2).int()
         assert ((probs.sum(1) - 255).abs() <= 1).all()  # two probabilities per pixel, summing to 1
         assert [len(layer["w"]) for layer in header["network"]["layers"]] == [4, 2, 1]
 
@@ -196,8 +196,17 @@ def _full_then_one_closed(server, sessions, pages):
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("path", ["/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2fserver.py",
-                                  "/static/lab/../../session.py", "/static//etc/passwd", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../server.py",
+        "/static/%2e%2e/server.py",
+        "/static/..%2fserver.py",
+        "/static/lab/../../session.py",
+        "/static//etc/passwd",
+        "/etc/passwd",
+    ],
+)
 def test_nothing_outside_the_apps_own_files_is_served(server, path):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(server.base + path, timeout=10)
@@ -231,8 +240,16 @@ def test_gradient_check_and_export_over_the_socket(server):
 
 
 def test_divergence_is_a_message_not_a_blank_picture():
-    session = PlaygroundSession({"dataset": "spirals", "lr": 10.0, "momentum": 0.99, "hidden": [8, 8],
-                                 "activation": "linear", "inputs": ["x1", "x2", "x1^2", "x2^2"]})
+    session = PlaygroundSession(
+        {
+            "dataset": "spirals",
+            "lr": 10.0,
+            "momentum": 0.99,
+            "hidden": [8, 8],
+            "activation": "linear",
+            "inputs": ["x1", "x2", "x1^2", "x2^2"],
+        }
+    )
     session.playing = True
     for _ in range(50):
         session.advance(0.01)
@@ -258,17 +275,40 @@ def test_reset_returns_to_the_same_initial_weights_and_new_weights_to_others():
 @pytest.mark.parametrize("model,kind", [("line", "logreg"), ("mlp", "mlp")])
 def test_the_lab_and_the_playground_draw_the_same_boundary(model, kind):
     """One implementation: the same seed and settings, the same number of steps — the same function."""
-    settings = {"dataset": "xor", "classes": 2, "noise": 0.2, "samples": 300, "ratio": 70, "seed": 5,
-                "model": model, "inputs": ["x1", "x2", "x1x2"], "hidden": [5, 3], "activation": "tanh", "lr": 0.05,
-                "momentum": 0.9, "batch": 16, "regularization": "L2", "regRate": 0.001}
+    settings = {
+        "dataset": "xor",
+        "classes": 2,
+        "noise": 0.2,
+        "samples": 300,
+        "ratio": 70,
+        "seed": 5,
+        "model": model,
+        "inputs": ["x1", "x2", "x1x2"],
+        "hidden": [5, 3],
+        "activation": "tanh",
+        "lr": 0.05,
+        "momentum": 0.9,
+        "batch": 16,
+        "regularization": "L2",
+        "regRate": 0.001,
+    }
     session = PlaygroundSession(settings)
     for _ in range(120):
         for d in session.descents.values():
             d.step()
     session._refresh()
     X, y = plane.make_points("xor", 300, 0.2, 5)
-    cfg = plane.PlaygroundConfig(steps=120, lr=0.05, momentum=0.9, batch_size=16, hidden=(5, 3), activation="tanh",
-                                 weight_decay=0.001, features=("x1", "x2", "x1x2"), seed=5)
+    cfg = plane.PlaygroundConfig(
+        steps=120,
+        lr=0.05,
+        momentum=0.9,
+        batch_size=16,
+        hidden=(5, 3),
+        activation="tanh",
+        weight_decay=0.001,
+        features=("x1", "x2", "x1x2"),
+        seed=5,
+    )
     playground, _ = plane.fit(kind, *plane.split(X, y, 0.3, 5)[:2], 2, cfg)
     grid = plane.grid(resolution=60)
     assert torch.equal(session.models[model].predict_proba(grid), playground.predict_proba(grid))
@@ -323,7 +363,7 @@ def test_the_definition_is_consistent_and_served():
     for name, field in FIELDS.items():
         assert field.check(name, field.default) == field.default, name
     assert check_state(DEFAULTS) == DEFAULTS
-    for name, preset in PRESETS.items():
+    for preset in PRESETS.values():
         check_state(preset["state"])
     with LabServer() as lab, urllib.request.urlopen(lab.base + "/lab/definition.json", timeout=10) as response:
         assert json.loads(response.read()) == json.loads(json.dumps(definition()))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from browser import new_page, pixels, require_browser, serious_violations
+
 from nnref.lab.server import LabServer
 
 pytestmark = pytest.mark.browser
@@ -104,7 +104,7 @@ def test_reloading_the_url_gives_the_same_set_up(page):
     _shown(page)
     url, state, picture = page.url, page.evaluate("window.nnrefLab.state()"), pixels(page, "canvas.plane")
     page.goto("about:blank")
-    _open(page, url[url.index("#"):])
+    _open(page, url[url.index("#") :])
     _shown(page)
     assert page.evaluate("window.nnrefLab.state()") == state
     assert page.get_by_label("Learning rate").input_value() == "0.1"

@@ -87,13 +87,16 @@ def test_the_socket_answers_drawings_pictures_and_a_new_class(backend, digits):
         file = render(images[2], "transparent", torch.Generator().manual_seed(1))
         ws.send(_message({"type": "file", "name": "two.png", "target": 5}, file))
         assert _recv(ws, "digit")[0]["prediction"] == str(int(labels[2]))
-        for bad, reason in ((_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 10), "width × height"),
-                            (_message({"type": "paint"}, b""), "draw or file"),
-                            (_message({"type": "file", "name": "x", "target": 12}, b"x"), "target must be a class"),
-                            (b"\x01", "a header and its bytes"), ("{nope", "JSON text"),
-                            (json.dumps({"type": "target", "class": "seven"}), "class must be 0-9"),
-                            (_message({"type": "file", "name": "notes.txt"}, b"not a picture"), "not a readable image"),
-                            (_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 78400), "no digit found")):
+        for bad, reason in (
+            (_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 10), "width × height"),
+            (_message({"type": "paint"}, b""), "draw or file"),
+            (_message({"type": "file", "name": "x", "target": 12}, b"x"), "target must be a class"),
+            (b"\x01", "a header and its bytes"),
+            ("{nope", "JSON text"),
+            (json.dumps({"type": "target", "class": "seven"}), "class must be 0-9"),
+            (_message({"type": "file", "name": "notes.txt"}, b"not a picture"), "not a readable image"),
+            (_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 78400), "no digit found"),
+        ):
             ws.send(bad)
             assert reason in _recv(ws, "error")[0]["message"]
         ws.send(json.dumps({"type": "target", "class": 1}))
@@ -111,8 +114,25 @@ def test_the_digit_page_refuses_a_knn_checkpoint_as_its_model(mnist_mlp, tmp_pat
     from nnref.run.config import TrainingError
 
     checkpoint, root = mnist_mlp
-    assert main(["train", "knn", "--limit-train", "1000", "--data-root", str(root), "--no-download", "--logdir",
-                 str(tmp_path), "--run-name", "knn", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "knn",
+                "--limit-train",
+                "1000",
+                "--data-root",
+                str(root),
+                "--no-download",
+                "--logdir",
+                str(tmp_path),
+                "--run-name",
+                "knn",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with pytest.raises(TrainingError, match="needs a parametric model"):
         DigitsBackend.load(tmp_path / "knn" / "checkpoint.pt", data_root=root)
     knn = DigitsBackend.load(checkpoint, tmp_path / "knn" / "checkpoint.pt", data_root=root)
@@ -124,9 +144,9 @@ def test_the_digit_page_refuses_a_knn_checkpoint_as_its_model(mnist_mlp, tmp_pat
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture
 def page(backend):
+    from browser import new_page, require_browser
     from playwright.sync_api import sync_playwright
 
-    from browser import new_page, require_browser
     from nnref.run import tbview
 
     require_browser()

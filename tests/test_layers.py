@@ -41,8 +41,15 @@ def test_linear_rejects_bad_sizes(bad):
         Linear(bad, 3)
 
 
-@pytest.mark.parametrize("layer,fn", [(Sigmoid(), torch.sigmoid), (ReLU(), torch.relu), (Tanh(), torch.tanh),
-                                      (Softmax(), lambda z: torch.softmax(z, -1))])
+@pytest.mark.parametrize(
+    "layer,fn",
+    [
+        (Sigmoid(), torch.sigmoid),
+        (ReLU(), torch.relu),
+        (Tanh(), torch.tanh),
+        (Softmax(), lambda z: torch.softmax(z, -1)),
+    ],
+)
 def test_activation_layers_match_builtins(layer, fn):
     z = torch.randn(6, 4)
     torch.testing.assert_close(layer(z), fn(z))
@@ -57,8 +64,13 @@ def test_layers_call_only_nnref_functions(monkeypatch):
     x = torch.randn(3, 4, requires_grad=True)
     lin = Linear(4, 2)
     outs = {"Linear": lin(x), "Sigmoid": Sigmoid()(x), "ReLU": ReLU()(x), "Tanh": Tanh()(x), "Softmax": Softmax()(x)}
-    expected = {"Linear": NF.LinearFunction, "Sigmoid": NF.SigmoidFunction, "ReLU": NF.ReLUFunction,
-                "Tanh": NF.TanhFunction, "Softmax": NF.SoftmaxFunction}
+    expected = {
+        "Linear": NF.LinearFunction,
+        "Sigmoid": NF.SigmoidFunction,
+        "ReLU": NF.ReLUFunction,
+        "Tanh": NF.TanhFunction,
+        "Softmax": NF.SoftmaxFunction,
+    }
     for name, out in outs.items():
         assert type(out.grad_fn).__name__ == expected[name].__name__ + "Backward", name
 

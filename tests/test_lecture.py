@@ -78,8 +78,16 @@ def test_single_instance_end_to_end_through_the_functions():
 
 def test_threshold_neuron_truth_table_learned_by_sgd():
     """X1 X2 X3 → Y, the majority function, learned by a sigmoid neuron with per-instance SGD: 8/8."""
-    table = [((1, 0, 0), 0), ((1, 0, 1), 1), ((1, 1, 0), 1), ((1, 1, 1), 1),
-             ((0, 0, 1), 0), ((0, 1, 0), 0), ((0, 1, 1), 1), ((0, 0, 0), 0)]
+    table = [
+        ((1, 0, 0), 0),
+        ((1, 0, 1), 1),
+        ((1, 1, 0), 1),
+        ((1, 1, 1), 1),
+        ((0, 0, 1), 0),
+        ((0, 1, 0), 0),
+        ((0, 1, 1), 1),
+        ((0, 0, 0), 0),
+    ]
     X = torch.tensor([r for r, _ in table], dtype=torch.float32)
     y = torch.tensor([t for _, t in table], dtype=torch.float32)
     torch.manual_seed(0)
@@ -89,7 +97,7 @@ def test_threshold_neuron_truth_table_learned_by_sgd():
     for _ in range(300):
         for i in range(8):  # batch size 1: the lecture's per-instance SGD
             opt.zero_grad()
-            neuron.loss(neuron(X[i:i + 1]), y[i:i + 1]).backward()
+            neuron.loss(neuron(X[i : i + 1]), y[i : i + 1]).backward()
             opt.step()
     pred = neuron.predictions(neuron(X))
     assert pred.tolist() == y.long().tolist()

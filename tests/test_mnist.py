@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-
 pytestmark = pytest.mark.mnist
 
 
@@ -31,8 +30,25 @@ def test_softmax_regression_one_epoch_reaches_90_percent(root, tmp_path):
     from nnref.cli import main
     from nnref.run.checkpoint import load_checkpoint
 
-    assert main(["train", "softmax", "--epochs", "1", "--data-root", str(root), "--no-download", "--logdir",
-                 str(tmp_path), "--run-name", "one-epoch", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "softmax",
+                "--epochs",
+                "1",
+                "--data-root",
+                str(root),
+                "--no-download",
+                "--logdir",
+                str(tmp_path),
+                "--run-name",
+                "one-epoch",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ea = EventAccumulator(str(tmp_path / "one-epoch"))
@@ -44,6 +60,7 @@ def test_softmax_regression_one_epoch_reaches_90_percent(root, tmp_path):
 
 def test_knn_agrees_with_scikit_learn_on_first_1000_test_images(root):
     import sklearn.neighbors as sk  # a dev dependency: its absence is a failure, not a skip
+
     from nnref.data import load_mnist, normalize
     from nnref.knn import KNNClassifier
 

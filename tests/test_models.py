@@ -35,9 +35,14 @@ def test_mlp_is_built_only_from_nnref_layers():
     assert kinds == [L.Linear, L.Tanh, L.Linear, L.Tanh, L.Linear]
 
 
-@pytest.mark.parametrize("bad,message", [(dict(hidden=(0,)), "hidden must be positive layer sizes"),
-                                         (dict(hidden=(3, True)), "hidden must be positive layer sizes"),
-                                         (dict(activation="gelu"), "activation must be one of")])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (dict(hidden=(0,)), "hidden must be positive layer sizes"),
+        (dict(hidden=(3, True)), "hidden must be positive layer sizes"),
+        (dict(activation="gelu"), "activation must be one of"),
+    ],
+)
 def test_mlp_rejects_bad_configuration(bad, message):
     kwargs = dict(in_features=4, hidden=(3,), num_classes=2, activation="relu") | bad
     with pytest.raises(ValueError, match=message):
@@ -81,11 +86,20 @@ def test_models_train_with_nnref_functions_only():
         assert float(model.loss(model(X), y).detach()) < first / 2, type(model).__name__
         # the default (fused) loss is nnref's own Function
         assert type(model.loss(model(X), y).grad_fn).__name__ in (
-            F.SoftmaxCrossEntropyFunction.__name__ + "Backward", F.SigmoidBinaryCrossEntropyFunction.__name__ + "Backward")
+            F.SoftmaxCrossEntropyFunction.__name__ + "Backward",
+            F.SigmoidBinaryCrossEntropyFunction.__name__ + "Backward",
+        )
 
 
-@pytest.mark.parametrize("make", [lambda: LogisticRegression(784), lambda: SoftmaxRegression(784, 10),
-                                  lambda: MLP(784, (64, 32), 10), lambda: MLP(784, 48, 10, "tanh")])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(784),
+        lambda: SoftmaxRegression(784, 10),
+        lambda: MLP(784, (64, 32), 10),
+        lambda: MLP(784, 48, 10, "tanh"),
+    ],
+)
 def test_each_model_under_cpu_autocast_matches_its_builtin_twin(make):
     """bfloat16 autocast on the CPU: same logits dtype, values, float32 loss and float32 gradients as the same
     network of torch.nn layers under the same autocast, within bfloat16's tolerance."""

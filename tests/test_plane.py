@@ -55,8 +55,9 @@ def test_bad_dataset_arguments():
 def test_features_are_tensorflow_playgrounds_inputs():
     X = torch.tensor([[1.0, 2.0], [-0.5, 3.0]])
     f = plane.features(X, plane.FEATURES)
-    expected = torch.stack([X[:, 0], X[:, 1], X[:, 0] ** 2, X[:, 1] ** 2, X[:, 0] * X[:, 1], X[:, 0].sin(),
-                            X[:, 1].sin()], 1)
+    expected = torch.stack(
+        [X[:, 0], X[:, 1], X[:, 0] ** 2, X[:, 1] ** 2, X[:, 0] * X[:, 1], X[:, 0].sin(), X[:, 1].sin()], 1
+    )
     assert torch.equal(f, expected)
     assert torch.equal(plane.features(X, ("sin x2", "x1")), torch.stack([X[:, 0], X[:, 1].sin()], 1))  # table order
     with pytest.raises(ValueError, match="inputs must be one or more of"):
@@ -104,8 +105,13 @@ def test_l1_pushes_weights_to_zero_and_l2_shrinks_them():
     X, y = plane.make_points("xor", 200, seed=3)
     sizes = {}
     for name, options in (("none", {}), ("l1", {"l1": 0.05}), ("l2", {"weight_decay": 0.05})):
-        cfg = PlaygroundConfig(steps=400, hidden=(8,), weight_decay=options.get("weight_decay", 0.0),
-                               l1=options.get("l1", 0.0), features=plane.FEATURES)
+        cfg = PlaygroundConfig(
+            steps=400,
+            hidden=(8,),
+            weight_decay=options.get("weight_decay", 0.0),
+            l1=options.get("l1", 0.0),
+            features=plane.FEATURES,
+        )
         model, _ = plane.fit("mlp", X, y, 2, cfg)
         w = torch.cat([layer.weight.flatten() for layer in model.linears()]).detach()
         sizes[name] = (float(w.abs().sum()), int((w.abs() < 1e-2).sum()))

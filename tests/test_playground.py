@@ -86,14 +86,39 @@ def test_line_segment_clips_to_the_box():
 
 
 def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
+    from helpers import events, scalar
     from PIL import Image
 
-    from helpers import events, scalar
-
     png = tmp_path / "png"
-    assert main(["playground", "--dataset", "xor", "--steps", "300", "--snapshots", "5", "--hidden", "4", "--restarts",
-                 "2", "--k", "1,7", "--samples", "200", "--logdir", str(tmp_path), "--run-name", "pg", "--save-png",
-                 str(png), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "playground",
+                "--dataset",
+                "xor",
+                "--steps",
+                "300",
+                "--snapshots",
+                "5",
+                "--hidden",
+                "4",
+                "--restarts",
+                "2",
+                "--k",
+                "1,7",
+                "--samples",
+                "200",
+                "--logdir",
+                str(tmp_path),
+                "--run-name",
+                "pg",
+                "--save-png",
+                str(png),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     root = tmp_path / "pg" / "xor"
     for model in ("logreg", "mlp"):
         ea = events(root / model)
@@ -108,8 +133,13 @@ def test_cli_writes_boundaries_at_several_steps_and_pngs(tmp_path, capsys):
     assert [e.step for e in ea.Images("boundary/knn")] == [1, 7]
     assert [s for s, _ in scalar(ea, "accuracy_by_k/test")] == [1, 7]
     assert events(root / "summary").Images("summary")
-    for name, size in (("xor-summary.png", (1140, 400)), ("xor-logreg.png", (420, 420)), ("xor-mlp.png", (420, 420)),
-                       ("xor-knn.png", (720, 380)), ("xor-mlp-neurons.png", None)):
+    for name, size in (
+        ("xor-summary.png", (1140, 400)),
+        ("xor-logreg.png", (420, 420)),
+        ("xor-mlp.png", (420, 420)),
+        ("xor-knn.png", (720, 380)),
+        ("xor-mlp-neurons.png", None),
+    ):
         with Image.open(png / name) as im:
             im.verify()
         with Image.open(png / name) as im:

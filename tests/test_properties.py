@@ -19,8 +19,12 @@ import nnref.functional as F
 from nnref.catalogue import FUNCTIONS
 
 EXAMPLES = 120
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 SCALES = [1e-3, 1.0, 10.0, 100.0, 1e4]  # 1e4: the extreme logits
 
 
@@ -36,8 +40,11 @@ def _tol(dtype, size: float) -> dict:
 def _example(entry, data):
     """Random inputs for ``entry``: sizes, dtype, the logits' scale, a transposed layout, reductions."""
     dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
-    n, c, p = data.draw(st.integers(1, 9)), data.draw(st.integers(1 if not entry.loss else 2, 12)), \
-        data.draw(st.integers(1, 9))
+    n, c, p = (
+        data.draw(st.integers(1, 9)),
+        data.draw(st.integers(1 if not entry.loss else 2, 12)),
+        data.draw(st.integers(1, 9)),
+    )
     seed = data.draw(st.integers(0, 2**31 - 1))
     inputs = list(entry.make(torch.Generator().manual_seed(seed), torch.float64, n, c, p))
     scale = data.draw(st.sampled_from(SCALES))

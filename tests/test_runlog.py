@@ -6,8 +6,8 @@ import math
 import urllib.parse
 
 import pytest
-
 from helpers import events, scalar, train_args
+
 from nnref.cli import main
 from nnref.run.config import TrainConfig, TrainingError
 from nnref.run.runlog import make_run_dir
@@ -104,8 +104,11 @@ def test_projector_and_pr_curves_are_served(tiny_mnist, tmp_path):
         server.wait_for_runs(["run"])
         assert server.get("/data/plugin/projector/runs") == ["run"]
         embeddings = {e["tensorName"]: e for e in server.get("/data/plugin/projector/info?run=run")["embeddings"]}
-        assert set(embeddings) == {"test_images/pixels:00000", "test_images/last_hidden_layer:00000",
-                                   "test_images/last_hidden_layer:00008"}  # 4 steps per epoch, 2 epochs
+        assert set(embeddings) == {
+            "test_images/pixels:00000",
+            "test_images/last_hidden_layer:00000",
+            "test_images/last_hidden_layer:00008",
+        }  # 4 steps per epoch, 2 epochs
         before = after = None
         for name, e in embeddings.items():
             q = urllib.parse.urlencode({"run": "run", "name": name})

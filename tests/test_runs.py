@@ -4,10 +4,10 @@ interrupted and resumable, stopped before its first checkpoint, diverged, damage
 from __future__ import annotations
 
 import pytest
-
 from helpers import cli_process, train_args
-from nnref.run.checkpoint import RunLock
+
 from nnref.cli import main
+from nnref.run.checkpoint import RunLock
 from nnref.run.faults import armed
 
 
@@ -17,19 +17,57 @@ def logdir(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("runs")
     root, logdir = make_tiny_mnist(tmp / "data"), tmp / "runs"
-    killed = cli_process(*train_args(root, logdir, "mlp", "--epochs", "2", "--hidden", "8", run_name="killed"),
-                         env={"NNREF_FAILPOINT": "step@2=kill"})  # SIGKILL before the first checkpoint (step 4)
+    killed = cli_process(
+        *train_args(root, logdir, "mlp", "--epochs", "2", "--hidden", "8", run_name="killed"),
+        env={"NNREF_FAILPOINT": "step@2=kill"},
+    )  # SIGKILL before the first checkpoint (step 4)
     assert main(train_args(root, logdir, "softmax", "--epochs", "1", run_name="finished")) == 0
     assert main(train_args(root, logdir, "knn", "--k", "1,3", run_name="knn")) == 0
-    assert main(train_args(root, logdir, "mlp", "--epochs", "3", "--lr", "1e6", "--hidden", "64",
-                           "--lr-schedule", "constant", "--checkpoint-every", "1", run_name="diverged")) == 1
+    assert (
+        main(
+            train_args(
+                root,
+                logdir,
+                "mlp",
+                "--epochs",
+                "3",
+                "--lr",
+                "1e6",
+                "--hidden",
+                "64",
+                "--lr-schedule",
+                "constant",
+                "--checkpoint-every",
+                "1",
+                run_name="diverged",
+            )
+        )
+        == 1
+    )
     with armed("step@6=term"):  # SIGTERM in the second epoch: the run stops after step 6 and checkpoints it
         assert main(train_args(root, logdir, "mlp", "--epochs", "3", "--hidden", "8", run_name="interrupted")) == 75
     assert main(train_args(root, logdir, "softmax", "--epochs", "1", run_name="damaged")) == 0
     ckpt = logdir / "damaged" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:-100])  # torn by a filesystem that is not atomic
-    assert main(["playground", "--dataset", "xor", "--model", "logreg", "--steps", "50", "--logdir", str(logdir),
-                 "--run-name", "pg", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "playground",
+                "--dataset",
+                "xor",
+                "--model",
+                "logreg",
+                "--steps",
+                "50",
+                "--logdir",
+                str(logdir),
+                "--run-name",
+                "pg",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     (logdir / "not-a-run").mkdir()
     assert killed.wait(timeout=120) == -9
     return root, logdir

@@ -16,6 +16,7 @@ def _forward_loss(model):
     def fl(x, y):
         z = model(x)
         return model.loss(z, y), z
+
     return fl
 
 
@@ -45,7 +46,9 @@ def test_graphed_step_matches_eager_on_cuda():
     b = MLP(20, (16, 8), 4).cuda()
     b.load_state_dict(a.state_dict())
     g = torch.Generator().manual_seed(1)
-    batches = [(torch.randn(8, 20, generator=g).cuda(), torch.randint(0, 4, (8,), generator=g).cuda()) for _ in range(5)]
+    batches = [
+        (torch.randn(8, 20, generator=g).cuda(), torch.randint(0, 4, (8,), generator=g).cuda()) for _ in range(5)
+    ]
     batches.append((torch.randn(3, 20, generator=g).cuda(), torch.randint(0, 4, (3,), generator=g).cuda()))  # short
     eager = EagerStep(_forward_loss(a), list(a.parameters()))
     graphed = GraphedStep(_forward_loss(b), list(b.parameters()), *batches[0])
@@ -70,9 +73,32 @@ def test_training_on_cuda_through_the_cli(tiny_mnist, tmp_path):
 
     for graphs in ([], ["--no-cuda-graphs"]):
         name = "g" if not graphs else "e"
-        assert main(["train", "mlp", "--device", "cuda", "--hidden", "32", "--epochs", "2", "--data-root",
-                     str(tiny_mnist), "--no-download", "--val-size", "100", "--logdir", str(tmp_path), "--run-name",
-                     name, "--quiet", *graphs]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "mlp",
+                    "--device",
+                    "cuda",
+                    "--hidden",
+                    "32",
+                    "--epochs",
+                    "2",
+                    "--data-root",
+                    str(tiny_mnist),
+                    "--no-download",
+                    "--val-size",
+                    "100",
+                    "--logdir",
+                    str(tmp_path),
+                    "--run-name",
+                    name,
+                    "--quiet",
+                    *graphs,
+                ]
+            )
+            == 0
+        )
     g, e = (load_checkpoint(tmp_path / n / "checkpoint.pt") for n in ("g", "e"))
     for k in g["model"]:
         torch.testing.assert_close(g["model"][k], e["model"][k], rtol=1e-4, atol=1e-5)
@@ -80,8 +106,10 @@ def test_training_on_cuda_through_the_cli(tiny_mnist, tmp_path):
 
 def _batches(n=4, rows=8, device="cpu", seed=1):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(rows, 20, generator=g).to(device), torch.randint(0, 4, (rows,), generator=g).to(device))
-            for _ in range(n)]
+    return [
+        (torch.randn(rows, 20, generator=g).to(device), torch.randint(0, 4, (rows,), generator=g).to(device))
+        for _ in range(n)
+    ]
 
 
 def _twins(device="cpu"):
@@ -159,8 +187,11 @@ def _model(name: str):
     from nnref.models import LogisticRegression, SoftmaxRegression
 
     torch.manual_seed(0)
-    return {"logreg": lambda: LogisticRegression(20), "softmax": lambda: SoftmaxRegression(20, 4),
-            "mlp": lambda: MLP(20, 16, 4)}[name]()
+    return {
+        "logreg": lambda: LogisticRegression(20),
+        "softmax": lambda: SoftmaxRegression(20, 4),
+        "mlp": lambda: MLP(20, 16, 4),
+    }[name]()
 
 
 def _builtin_gradients(model, x, y, amp: str) -> list[torch.Tensor]:
@@ -193,8 +224,7 @@ def test_every_cpu_combination_computes_pytorchs_gradients(monkeypatch, name, fu
         torch._dynamo.reset()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(32, 20, generator=g)
-    y = (torch.randint(0, 2, (32,), generator=g).float() if name == "logreg" else
-         torch.randint(0, 4, (32,), generator=g))
+    y = torch.randint(0, 2, (32,), generator=g).float() if name == "logreg" else torch.randint(0, 4, (32,), generator=g)
     model = _model(name)
     wanted = _builtin_gradients(model, x, y, amp)
     loss, _ = make_step(model, fused, x, y, cuda_graphs=False, compile=compile, amp=amp)(x, y)

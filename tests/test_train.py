@@ -7,21 +7,24 @@ import re
 
 import pytest
 import torch
-
 from helpers import events, scalar, train_args
-from nnref.run.checkpoint import load_checkpoint
+
 from nnref.cli import main
 from nnref.data import load_splits, make_loader
+from nnref.run.checkpoint import load_checkpoint
 
 
-@pytest.mark.parametrize("model,extra", [
-    ("logreg", ["--epochs", "3"]),
-    ("softmax", ["--epochs", "3"]),
-    ("mlp", ["--epochs", "3", "--hidden", "32,16", "--activation", "tanh"]),
-    ("softmax", ["--epochs", "3", "--loss", "unfused"]),
-    ("logreg", ["--epochs", "3", "--classes", "3,8", "--loss", "unfused", "--batch-size", "1", "--lr", "0.01"]),
-    ("mlp", ["--epochs", "3", "--hidden", "32", "--amp", "bf16", "--compile", "--loss", "unfused"]),  # Inductor
-])
+@pytest.mark.parametrize(
+    "model,extra",
+    [
+        ("logreg", ["--epochs", "3"]),
+        ("softmax", ["--epochs", "3"]),
+        ("mlp", ["--epochs", "3", "--hidden", "32,16", "--activation", "tanh"]),
+        ("softmax", ["--epochs", "3", "--loss", "unfused"]),
+        ("logreg", ["--epochs", "3", "--classes", "3,8", "--loss", "unfused", "--batch-size", "1", "--lr", "0.01"]),
+        ("mlp", ["--epochs", "3", "--hidden", "32", "--amp", "bf16", "--compile", "--loss", "unfused"]),  # Inductor
+    ],
+)
 def test_each_model_trains_through_the_cli(tiny_mnist, tmp_path, model, extra):
     assert main(train_args(tiny_mnist, tmp_path, model, *extra)) == 0
     ea = events(tmp_path / "run")
@@ -30,8 +33,9 @@ def test_each_model_trains_through_the_cli(tiny_mnist, tmp_path, model, extra):
     test_acc = scalar(ea, "accuracy/test")[0][1]
     # better than always answering the most frequent class of the test set
     cfg = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]
-    data = load_splits(tiny_mnist, download=False, val_size=100, positive_class=cfg["positive_class"],
-                       classes=cfg["classes"])
+    data = load_splits(
+        tiny_mnist, download=False, val_size=100, positive_class=cfg["positive_class"], classes=cfg["classes"]
+    )
     majority = float(torch.bincount(data.test_y).max()) / data.test_y.shape[0]
     assert test_acc > majority + 0.5 * (1 - majority), (test_acc, majority)
 
@@ -51,8 +55,23 @@ def test_checkpoint_loads_with_weights_only_and_resume_round_trip(tiny_mnist, tm
     assert main(half) == 0
     ckpt = tmp_path / "b" / "run" / "checkpoint.pt"
     assert load_checkpoint(ckpt)["epoch"] == 2
-    assert main(["train", "mlp", "--resume", str(ckpt), "--epochs", "4", "--quiet", "--data-root", str(tiny_mnist),
-                 "--no-download"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mlp",
+                "--resume",
+                str(ckpt),
+                "--epochs",
+                "4",
+                "--quiet",
+                "--data-root",
+                str(tiny_mnist),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
     resumed = torch.load(ckpt, weights_only=True)
     assert resumed["epoch"] == 4
     for k in full["model"]:
@@ -63,12 +82,26 @@ def test_checkpoint_loads_with_weights_only_and_resume_round_trip(tiny_mnist, tm
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tiny_mnist, tmp_path, capsys):
-    args = train_args(tiny_mnist, tmp_path, "mlp", "--epochs", "3", "--lr", "1e6", "--checkpoint-every", "1",
-                      "--hidden", "64", "--lr-schedule", "constant")
+    args = train_args(
+        tiny_mnist,
+        tmp_path,
+        "mlp",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e6",
+        "--checkpoint-every",
+        "1",
+        "--hidden",
+        "64",
+        "--lr-schedule",
+        "constant",
+    )
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert re.search(r"training diverged: the loss or a gradient became NaN/Inf at epoch \d+, step \d+ of the epoch",
-                     err), err
+    assert re.search(
+        r"training diverged: the loss or a gradient became NaN/Inf at epoch \d+, step \d+ of the epoch", err
+    ), err
     assert "untouched" in err and "smaller --lr" in err
     step = int(err.split("global step ")[1].split(")")[0])
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
@@ -88,8 +121,23 @@ def test_logged_lr_follows_the_cosine_schedule_also_when_epochs_are_raised_on_re
     # 500 training images, batch 50: 10 steps per epoch
     assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "2", "--batch-size", "50", "--lr", "0.2")) == 0
     ckpt = tmp_path / "run" / "checkpoint.pt"
-    assert main(["train", "softmax", "--resume", str(ckpt), "--epochs", "5", "--quiet", "--data-root",
-                 str(tiny_mnist), "--no-download"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "softmax",
+                "--resume",
+                str(ckpt),
+                "--epochs",
+                "5",
+                "--quiet",
+                "--data-root",
+                str(tiny_mnist),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
     points = scalar(events(tmp_path / "run"), "lr")
     assert [s for s, _ in points] == [10, 20, 30, 40, 50]
     # the value at step s is the α of the update that produced s: ½·lr·(1 + cos(π (s − 1) / T)),

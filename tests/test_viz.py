@@ -59,8 +59,16 @@ def test_neighbours_grid_marks_a_wrong_vote_and_labels_each_neighbour():
     ax, boxes = _boxes(fig)
     texts = ax.texts
     assert len(boxes) == 8
-    assert [t.get_text() for t in texts] == ["test 4 → 4", "#1: 4", "#2: 4", "#3: 1",
-                                             "test 5 → 3", "#1: 3", "#2: 3", "#3: 5"]
+    assert [t.get_text() for t in texts] == [
+        "test 4 → 4",
+        "#1: 4",
+        "#2: 4",
+        "#3: 1",
+        "test 5 → 3",
+        "#1: 3",
+        "#2: 3",
+        "#3: 5",
+    ]
     assert texts[0].get_color() == "black" and texts[4].get_color() == "crimson"
 
 

@@ -43,13 +43,15 @@ ORDER = tuple(CONTENTS)
 
 #: Every other public name, and the module that holds it (imported on first use: they need torch).
 _LAZY = {
-    **dict.fromkeys(("SECTIONS", "PROFILES", "Profile", "run_bench", "side_by_side", "interleaved", "format_rows"),
-                    ".core"),
+    **dict.fromkeys(
+        ("SECTIONS", "PROFILES", "Profile", "run_bench", "side_by_side", "interleaved", "format_rows"), ".core"
+    ),
     **dict.fromkeys(("bench_floor", "bench_functions"), ".functions"),
     **dict.fromkeys(("bench_cost", "bench_knn", "cost_figure", "format_cost"), ".neighbours"),
     "bench_distributed": ".scaling",
-    **dict.fromkeys(("RECIPES", "bench_compile", "bench_loader", "bench_time_to_accuracy", "bench_train_steps"),
-                    ".training"),
+    **dict.fromkeys(
+        ("RECIPES", "bench_compile", "bench_loader", "bench_time_to_accuracy", "bench_train_steps"), ".training"
+    ),
     "builtin_twin": "..catalogue",
 }
 

@@ -12,16 +12,30 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ..table import markdown_table
 
-__all__ = ["Profile", "PROFILES", "Context", "Section", "SECTIONS", "section", "side_by_side", "interleaved",
-           "row", "format_rows", "run_bench", "sync", "seconds_per_call", "machine_info"]
+__all__ = [
+    "Profile",
+    "PROFILES",
+    "Context",
+    "Section",
+    "SECTIONS",
+    "section",
+    "side_by_side",
+    "interleaved",
+    "row",
+    "format_rows",
+    "run_bench",
+    "sync",
+    "seconds_per_call",
+    "machine_info",
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -63,17 +77,33 @@ def side_by_side(a, b, device, number: int = 20, repeats: int = 7, warmup: int =
 
 def row(name: str, t_nnref: float, t_ref: float, unit: str = "ms", scale: float = 1e3, **extra) -> dict:
     """One line of the report: nnref's and the reference's figures (seconds × ``scale`` in ``unit``)."""
-    return {"name": name, "nnref": t_nnref * scale, "reference": t_ref * scale, "unit": unit,
-            "ratio": t_nnref / t_ref if t_ref else float("nan"), **extra}
+    return {
+        "name": name,
+        "nnref": t_nnref * scale,
+        "reference": t_ref * scale,
+        "unit": unit,
+        "ratio": t_nnref / t_ref if t_ref else float("nan"),
+        **extra,
+    }
 
 
 def format_rows(rows: list[dict]) -> str:
     cells = []
     for r in rows:
-        notes = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
-                          if k not in ("name", "nnref", "reference", "unit", "ratio"))
-        cells.append((r["name"], f"{r['nnref']:.4g} {r['unit']}", f"{r['reference']:.4g} {r['unit']}",
-                      f"{r['ratio']:.3f}", notes))
+        notes = ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in r.items()
+            if k not in ("name", "nnref", "reference", "unit", "ratio")
+        )
+        cells.append(
+            (
+                r["name"],
+                f"{r['nnref']:.4g} {r['unit']}",
+                f"{r['reference']:.4g} {r['unit']}",
+                f"{r['ratio']:.3f}",
+                notes,
+            )
+        )
     return markdown_table(("comparison", "nnref", "reference", "ratio nnref/reference", "notes"), cells)
 
 
@@ -109,11 +139,28 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full"),
-    "quick": Profile("quick", repeats=3, floor_repeats=5, floor_number=50, compile_batches=(128,), compile_hidden=64,
-                     loader_repeats=2, knn_repeats=1, knn_test=1000, knn_memory_of=("nnref",), accuracy_epochs=2,
-                     accuracy_repeats=1, cost_sizes=(1000, 5000), distributed_repeats=1, distributed_limit=4000,
-                     distributed_jobs=("knn",), lab_seconds=1.0, lab_pages=2, digits_strokes=3,
-                     digits_images=60),
+    "quick": Profile(
+        "quick",
+        repeats=3,
+        floor_repeats=5,
+        floor_number=50,
+        compile_batches=(128,),
+        compile_hidden=64,
+        loader_repeats=2,
+        knn_repeats=1,
+        knn_test=1000,
+        knn_memory_of=("nnref",),
+        accuracy_epochs=2,
+        accuracy_repeats=1,
+        cost_sizes=(1000, 5000),
+        distributed_repeats=1,
+        distributed_limit=4000,
+        distributed_jobs=("knn",),
+        lab_seconds=1.0,
+        lab_pages=2,
+        digits_strokes=3,
+        digits_images=60,
+    ),
 }
 
 
@@ -159,14 +206,23 @@ SECTIONS: dict[str, Section] = {}
 
 def section(name: str, key: str = "rows", fmt: Callable = format_rows):
     """Register ``run(context) → rows`` as the bench section ``name`` (its docstring says what it measures)."""
+
     def register(fn):
         SECTIONS[name] = Section(name, fn, " ".join((fn.__doc__ or "").split()), key, fmt)
         return fn
+
     return register
 
 
-def run_bench(device="cpu", data_root=None, sections=None, out_dir="runs/bench", quick: bool = False,
-              repeats: int | None = None, progress=None) -> dict:
+def run_bench(
+    device="cpu",
+    data_root=None,
+    sections=None,
+    out_dir="runs/bench",
+    quick: bool = False,
+    repeats: int | None = None,
+    progress=None,
+) -> dict:
     """Run the chosen sections (default: all, in :data:`SECTIONS` order); write the JSON report under
     ``out_dir`` and return it.  ``progress(text)`` receives a heading and a markdown table per section."""
     from ..data import resolve_root
@@ -179,8 +235,10 @@ def run_bench(device="cpu", data_root=None, sections=None, out_dir="runs/bench",
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(torch.device(device), profile, resolve_root(data_root), out, say)
     report = {"info": machine_info(ctx.device), "profile": profile.name, "rows": [], "cost": [], "sections": {}}
-    say(f"nnref bench on {ctx.device} ({report['info']['device']}, {report['info']['threads']} threads, torch "
-        f"{report['info']['torch']}, {profile.name} profile)")
+    say(
+        f"nnref bench on {ctx.device} ({report['info']['device']}, {report['info']['threads']} threads, torch "
+        f"{report['info']['torch']}, {profile.name} profile)"
+    )
     chosen = [s for s in SECTIONS.values() if sections is None or s.name in sections]
     for number, sec in enumerate(chosen, 1):
         say(f"\n[{number}/{len(chosen)}] {sec.name}: {sec.doc.split('.')[0]} …")
@@ -207,8 +265,16 @@ def machine_info(device: torch.device) -> dict:
         flags = sorted(f for f in line.split() if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))
     except (OSError, StopIteration):
         model = ""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else model or platform.processor() or \
-        platform.machine()
-    return {"device": name, "cpu_flags": flags, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
-
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else model or platform.processor() or platform.machine()
+    )
+    return {
+        "device": name,
+        "cpu_flags": flags,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-
 import time
 
 import torch
@@ -32,13 +31,14 @@ def render(image28: torch.Tensor, style: str, generator: torch.Generator) -> byt
         return lo + (hi - lo) * float(torch.rand((), generator=generator))
 
     f = int(torch.randint(4, 10, (), generator=generator))
-    digit = TF.interpolate(image28.float()[None, None] / 255, scale_factor=f, mode="bilinear",
-                           align_corners=False)[0, 0].clamp(0, 1)
+    digit = TF.interpolate(image28.float()[None, None] / 255, scale_factor=f, mode="bilinear", align_corners=False)[
+        0, 0
+    ].clamp(0, 1)
     side = digit.shape[0]
     H, W = int(side * uniform(1.3, 2.5)), int(side * uniform(1.3, 3.0))
     top, left = int(uniform(0, H - side)), int(uniform(0, W - side))
     ink = torch.zeros(H, W)
-    ink[top:top + side, left:left + side] = digit
+    ink[top : top + side, left : left + side] = digit
     if style == "transparent":
         rgba = torch.zeros(H, W, 4)
         rgba[..., :3] = torch.tensor([0.1, 0.1, 0.6])  # blue-black ink, as a pen tool draws
@@ -84,8 +84,11 @@ def accuracy_on_renderings(model, images: torch.Tensor, labels: torch.Tensor, st
         after = torch.cat([to_row(prepare_digit(p)) for p in pictures])
         ms = (time.perf_counter() - t) / len(pictures) * 1e3
         before = torch.cat([naive_row(p) for p in pictures])
-        results[style] = {"before": float((model.predict(before) == labels).float().mean()),
-                          "after": float((model.predict(after) == labels).float().mean()), "prepare_ms": ms}
+        results[style] = {
+            "before": float((model.predict(before) == labels).float().mean()),
+            "after": float((model.predict(after) == labels).float().mean()),
+            "prepare_ms": ms,
+        }
     return results
 
 
@@ -106,27 +109,57 @@ def digits_section(ctx: Context) -> list[dict]:
     n, data = ctx.profile.digits_images, ctx.data  # the bench's splits: every training image, normalised rows
     n_train = len(data.train_y)
     with tempfile.TemporaryDirectory() as tmp:
-        train(TrainConfig(model="mlp", epochs=1, data_root=str(ctx.root), download=False, logdir=tmp, run_name="m",
-                          quiet=True, device=str(ctx.device), val_size=min(5000, n_train // 10)))
+        train(
+            TrainConfig(
+                model="mlp",
+                epochs=1,
+                data_root=str(ctx.root),
+                download=False,
+                logdir=tmp,
+                run_name="m",
+                quiet=True,
+                device=str(ctx.device),
+                val_size=min(5000, n_train // 10),
+            )
+        )
         model, _ = load_model(f"{tmp}/m/checkpoint.pt", ctx.device)
         page = measure_digit_page(f"{tmp}/m/checkpoint.pt", ctx.root, ctx.profile.digits_strokes)
     images, labels = data.test_images[:n], data.test_y[:n].cpu()
     on_rows = float((model.predict(data.test_x[:n]).cpu() == labels).float().mean())
     results = accuracy_on_renderings(model, images, labels)
-    return [{"name": f"accuracy on {n} test digits rendered as {style} pictures: prepare_digit vs the whole-picture "
-                     "resize", "nnref": r["after"] * 100, "reference": r["before"] * 100, "unit": "%",
-             "ratio": r["after"] / max(r["before"], 1e-9), "accuracy_on_the_rows": on_rows,
-             "prepare_ms_per_picture": r["prepare_ms"]} for style, r in results.items()] + _page_rows(page, n_train)
+    return [
+        {
+            "name": f"accuracy on {n} test digits rendered as {style} pictures: prepare_digit vs the whole-picture "
+            "resize",
+            "nnref": r["after"] * 100,
+            "reference": r["before"] * 100,
+            "unit": "%",
+            "ratio": r["after"] / max(r["before"], 1e-9),
+            "accuracy_on_the_rows": on_rows,
+            "prepare_ms_per_picture": r["prepare_ms"],
+        }
+        for style, r in results.items()
+    ] + _page_rows(page, n_train)
 
 
 def _page_rows(page: dict, n_train: int) -> list[dict]:
     """The draw-a-digit page's two latencies against the issue's targets (50 ms, 150 ms): median and slowest."""
     rows = []
-    for what, key, target in (("prediction", "prediction_ms", 50.0),
-                              (f"k nearest of {n_train:,} training images", "neighbours_ms", 150.0)):
+    for what, key, target in (
+        ("prediction", "prediction_ms", 50.0),
+        (f"k nearest of {n_train:,} training images", "neighbours_ms", 150.0),
+    ):
         times = sorted(page[key])
         median = times[len(times) // 2]
-        rows.append({"name": f"digit page: end of a stroke to the {what}, median (target)", "nnref": median,
-                     "reference": target, "unit": "ms", "ratio": median / target, "slowest_ms": times[-1],
-                     "strokes": len(times)})
+        rows.append(
+            {
+                "name": f"digit page: end of a stroke to the {what}, median (target)",
+                "nnref": median,
+                "reference": target,
+                "unit": "ms",
+                "ratio": median / target,
+                "slowest_ms": times[-1],
+                "strokes": len(times),
+            }
+        )
     return rows

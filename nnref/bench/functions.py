@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import functional as F
 from .._dispatch import Function
 from ..catalogue import FUNCTIONS, Entry
 from .core import Context, interleaved, row, section, side_by_side
@@ -15,9 +14,11 @@ __all__ = ["bench_functions", "bench_floor"]
 
 def _fwd_bwd(call, inputs):
     """A timed call: the forward of ``call`` on fresh leaves of ``inputs`` and the backward of its sum."""
+
     def run():
         out = call(*inputs)
         out.backward(torch.ones_like(out))
+
     return run
 
 
@@ -53,8 +54,9 @@ def bench_functions(device, repeats: int = 7) -> list[dict]:
     for entry in FUNCTIONS:
         n, c, p = entry.bench_size
         inputs = _leaves(entry, entry.inputs(n, max(c, 1), max(p, 1), torch.float32, seed=0, device=device))
-        t_ours, t_ref = side_by_side(_fwd_bwd(entry.nnref, inputs), _fwd_bwd(entry.builtin, inputs), device,
-                                     number=20, repeats=repeats)
+        t_ours, t_ref = side_by_side(
+            _fwd_bwd(entry.nnref, inputs), _fwd_bwd(entry.builtin, inputs), device, number=20, repeats=repeats
+        )
         rows.append(row(f"fwd+bwd {entry.name} ({_shape(entry)})", t_ours, t_ref, unit="µs", scale=1e6))
     return rows
 
@@ -91,9 +93,11 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
     """Each Function on (1, 10) (a binary loss on 10 values) against its twin and the identity floors;
     ``above_floor_us`` is what a Function costs beyond the identity in nnref's form: its own kernels and checks."""
     z = torch.randn(1, 10, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_()
-    cases = {"autograd alone": _fwd_bwd(lambda z: z * 1, [z]),
-             "identity, forward(ctx) form": _fwd_bwd(_IdentityOld.apply, [z]),
-             "identity, nnref's form": _fwd_bwd(_IdentityNnref.apply, [z])}
+    cases = {
+        "autograd alone": _fwd_bwd(lambda z: z * 1, [z]),
+        "identity, forward(ctx) form": _fwd_bwd(_IdentityOld.apply, [z]),
+        "identity, nnref's form": _fwd_bwd(_IdentityNnref.apply, [z]),
+    }
     for entry in FUNCTIONS:
         binary = entry.bench_size[1] == 1
         inputs = _leaves(entry, entry.inputs(10 if binary else 1, 10, 10, torch.float32, seed=0, device=device))
@@ -101,11 +105,27 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
         cases[f"built-in {entry.name}"] = _fwd_bwd(entry.builtin, inputs)
     us = {k: v * 1e6 for k, v in interleaved(cases, device, number=number, repeats=repeats).items()}
     floor = us["identity, nnref's form"]
-    rows = [row("floor: identity Function, nnref's form vs forward(ctx) form (1×10, fwd+bwd)", floor / 1e6,
-                us["identity, forward(ctx) form"] / 1e6, unit="µs", scale=1e6, autograd_alone_us=us["autograd alone"])]
+    rows = [
+        row(
+            "floor: identity Function, nnref's form vs forward(ctx) form (1×10, fwd+bwd)",
+            floor / 1e6,
+            us["identity, forward(ctx) form"] / 1e6,
+            unit="µs",
+            scale=1e6,
+            autograd_alone_us=us["autograd alone"],
+        )
+    ]
     for entry in FUNCTIONS:
         ours = us[f"nnref {entry.name}"]
-        rows.append(row(f"floor: fwd+bwd {entry.name} (1×10) vs built-in", ours / 1e6,
-                        us[f"built-in {entry.name}"] / 1e6, unit="µs", scale=1e6, above_floor_us=ours - floor,
-                        beyond_builtin_and_floor_us=ours - us[f"built-in {entry.name}"] - (floor - us["autograd alone"])))
+        rows.append(
+            row(
+                f"floor: fwd+bwd {entry.name} (1×10) vs built-in",
+                ours / 1e6,
+                us[f"built-in {entry.name}"] / 1e6,
+                unit="µs",
+                scale=1e6,
+                above_floor_us=ours - floor,
+                beyond_builtin_and_floor_us=ours - us[f"built-in {entry.name}"] - (floor - us["autograd alone"]),
+            )
+        )
     return rows

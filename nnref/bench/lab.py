@@ -13,8 +13,10 @@ from .core import Context, section
 __all__ = ["LARGEST", "measure_playground", "measure_digit_page"]
 
 #: The largest network the lab draws: 6 hidden layers of 8 tanh neurons on all seven inputs, on the spirals.
-LARGEST = ("#dataset=spirals&noise=0.15&model=mlp&hidden=8,8,8,8,8,8&activation=tanh"
-           "&inputs=x1,x2,x1^2,x2^2,x1x2,sin x1,sin x2&lr=0.03&batch=10")
+LARGEST = (
+    "#dataset=spirals&noise=0.15&model=mlp&hidden=8,8,8,8,8,8&activation=tanh"
+    "&inputs=x1,x2,x1^2,x2^2,x1x2,sin x1,sin x2&lr=0.03&batch=10"
+)
 
 
 def _browser(playwright):
@@ -47,7 +49,9 @@ def _latencies(page, changes: int) -> list[float]:
         if i % 2:
             page.get_by_label("Learning rate").select_option(rates[i % 3])
         else:
-            page.get_by_role("button", name="Remove neuron from layer 1" if i % 4 == 0 else "Add neuron to layer 1").click()
+            page.get_by_role(
+                "button", name="Remove neuron from layer 1" if i % 4 == 0 else "Add neuron to layer 1"
+            ).click()
         page.wait_for_function("() => window.nnrefLab.version === window.nnrefLab.sent", timeout=10_000)
     return page.evaluate("window.nnrefLab.latencies")[-changes:]
 
@@ -76,8 +80,14 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
             p.get_by_role("button", name="Play").click()
         several = _fps([page, *others], seconds)
         browser.close()
-    return {"fps_one_page": one, "fps_each_of_several": several, "latency_paused_ms": paused_latency,
-            "latency_playing_ms": playing_latency, "paused_cpu_share": paused_cpu, "epochs": epoch_rate}
+    return {
+        "fps_one_page": one,
+        "fps_each_of_several": several,
+        "latency_paused_ms": paused_latency,
+        "latency_playing_ms": playing_latency,
+        "paused_cpu_share": paused_cpu,
+        "epochs": epoch_rate,
+    }
 
 
 def _cpu_seconds() -> float:
@@ -123,16 +133,37 @@ def lab_section(ctx: Context) -> list[dict]:
     m = measure_playground(ctx.profile.lab_seconds, ctx.profile.lab_pages)
     latency = m["latency_paused_ms"] + m["latency_playing_ms"]
     return [
-        {"name": "lab: frames per second, largest network, one page playing", "nnref": m["fps_one_page"],
-         "reference": 30.0, "unit": "fps", "ratio": m["fps_one_page"] / 30, "aim": "TensorFlow Playground's 60"},
-        {"name": f"lab: frames per second of each of {ctx.profile.lab_pages} pages playing at once (slowest)",
-         "nnref": min(m["fps_each_of_several"]), "reference": 10.0, "unit": "fps",
-         "ratio": min(m["fps_each_of_several"]) / 10, "each": [round(v, 1) for v in m["fps_each_of_several"]]},
-        {"name": "lab: a change (learning rate, a neuron) to the frame that shows it, median / slowest",
-         "nnref": statistics.median(latency), "reference": 100.0, "unit": "ms",
-         "ratio": max(latency) / 100, "slowest_ms": max(latency),
-         "paused_median_ms": statistics.median(m["latency_paused_ms"]),
-         "playing_median_ms": statistics.median(m["latency_playing_ms"])},
-        {"name": "lab: CPU of the server while its one page is paused", "nnref": 100 * m["paused_cpu_share"],
-         "reference": 1.0, "unit": "% of a core", "ratio": m["paused_cpu_share"] * 100},
+        {
+            "name": "lab: frames per second, largest network, one page playing",
+            "nnref": m["fps_one_page"],
+            "reference": 30.0,
+            "unit": "fps",
+            "ratio": m["fps_one_page"] / 30,
+            "aim": "TensorFlow Playground's 60",
+        },
+        {
+            "name": f"lab: frames per second of each of {ctx.profile.lab_pages} pages playing at once (slowest)",
+            "nnref": min(m["fps_each_of_several"]),
+            "reference": 10.0,
+            "unit": "fps",
+            "ratio": min(m["fps_each_of_several"]) / 10,
+            "each": [round(v, 1) for v in m["fps_each_of_several"]],
+        },
+        {
+            "name": "lab: a change (learning rate, a neuron) to the frame that shows it, median / slowest",
+            "nnref": statistics.median(latency),
+            "reference": 100.0,
+            "unit": "ms",
+            "ratio": max(latency) / 100,
+            "slowest_ms": max(latency),
+            "paused_median_ms": statistics.median(m["latency_paused_ms"]),
+            "playing_median_ms": statistics.median(m["latency_playing_ms"]),
+        },
+        {
+            "name": "lab: CPU of the server while its one page is paused",
+            "nnref": 100 * m["paused_cpu_share"],
+            "reference": 1.0,
+            "unit": "% of a core",
+            "ratio": m["paused_cpu_share"] * 100,
+        },
     ]

@@ -17,10 +17,17 @@ from ..data import MEAN, STD, make_loader
 from ..models import MLP, SoftmaxRegression
 from ..run.fast_steps import build_step
 from ..steps import forward_loss_of
-from .core import Context, row, section, seconds_per_call, side_by_side, sync
+from .core import Context, row, seconds_per_call, section, side_by_side, sync
 
-__all__ = ["Stepper", "bench_train_steps", "bench_compile", "bench_loader", "Recipe", "RECIPES",
-           "bench_time_to_accuracy"]
+__all__ = [
+    "Stepper",
+    "bench_train_steps",
+    "bench_compile",
+    "bench_loader",
+    "Recipe",
+    "RECIPES",
+    "bench_time_to_accuracy",
+]
 
 
 class Stepper:
@@ -28,13 +35,24 @@ class Stepper:
     forward, loss, backward (eager, compiled or replayed from a CUDA graph, in float32 or under autocast),
     update."""
 
-    def __init__(self, model, loss_fn, batches, lr=0.05, momentum=0.9, graphed: bool = False,
-                 compiled: bool = False, amp: str = "off", mode: str | None = None):
+    def __init__(
+        self,
+        model,
+        loss_fn,
+        batches,
+        lr=0.05,
+        momentum=0.9,
+        graphed: bool = False,
+        compiled: bool = False,
+        amp: str = "off",
+        mode: str | None = None,
+    ):
         self.batches, self.i = batches, 0
         self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
         fl = forward_loss_of(model, amp=amp, graphed=graphed, loss_fn=loss_fn)
-        self.step = build_step(fl, model.parameters(), *batches[0], cuda_graphs=graphed, compile=compiled, amp=amp,
-                               compile_mode=mode)
+        self.step = build_step(
+            fl, model.parameters(), *batches[0], cuda_graphs=graphed, compile=compiled, amp=amp, compile_mode=mode
+        )
 
     def __call__(self):
         x, y = self.batches[self.i % len(self.batches)]
@@ -68,8 +86,10 @@ def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7)
     step against the built-in eager step (what a user of each gets from nnref's trainer and from a plain loop)
     and against the built-in graphed the same way."""
     rows = []
-    for name, make in (("softmax regression", lambda: SoftmaxRegression(784, 10)),
-                       ("MLP 784-800-10", lambda: MLP(784, 800, 10))):
+    for name, make in (
+        ("softmax regression", lambda: SoftmaxRegression(784, 10)),
+        ("MLP 784-800-10", lambda: MLP(784, 800, 10)),
+    ):
         for bs in batch_sizes:
             model, twin, batches = _model_twin_batches(make, data, bs, device)
             number = 50 if bs == 1 else 10 if device.type == "cpu" else 50
@@ -105,8 +125,9 @@ def compile_section(ctx: Context) -> list[dict]:
     """The MLP step with forward and loss through torch.compile (backward: AOTAutograd from nnref's hand-written
     formulas): compiled nnref against the built-in eager and the built-in compiled; on CUDA also nnref's CUDA
     graph against mode="reduce-overhead", to choose how nnref train --compile runs there."""
-    return bench_compile(ctx.data, ctx.device, ctx.profile.compile_batches, ctx.profile.repeats,
-                         ctx.profile.compile_hidden)
+    return bench_compile(
+        ctx.data, ctx.device, ctx.profile.compile_batches, ctx.profile.repeats, ctx.profile.compile_hidden
+    )
 
 
 def bench_compile(data, device, batch_sizes=(128, 512), repeats: int = 7, hidden: int = 800) -> list[dict]:
@@ -126,8 +147,9 @@ def bench_compile(data, device, batch_sizes=(128, 512), repeats: int = 7, hidden
             t_o, t_r = side_by_side(ours, ref, device, number=number, repeats=repeats)
             rows.append(row(f"{name}: both compiled{how}", t_o, t_r))
             if graphed:
-                ro = Stepper(copy.deepcopy(model), F.softmax_cross_entropy, batches, compiled=True,
-                             mode="reduce-overhead")
+                ro = Stepper(
+                    copy.deepcopy(model), F.softmax_cross_entropy, batches, compiled=True, mode="reduce-overhead"
+                )
                 t_o, t_r = side_by_side(ours, ro, device, number=number, repeats=repeats)
                 rows.append(row(f"{name}: nnref compiled + nnref's CUDA graph vs compiled reduce-overhead", t_o, t_r))
     return rows
@@ -145,8 +167,12 @@ def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) ->
     from torchvision import datasets, transforms
 
     loader = make_loader(data.train_x, data.train_y, batch_size)
-    tv = datasets.MNIST(str(root), train=True, download=False,
-                        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]))
+    tv = datasets.MNIST(
+        str(root),
+        train=True,
+        download=False,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]),
+    )
     tv_loader = DataLoader(tv, batch_size=batch_size, shuffle=True)
 
     def epoch(ld):
@@ -154,12 +180,18 @@ def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) ->
             if device.type == "cuda" and xb.device.type != "cuda":
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
-    ours, ref = side_by_side(lambda: epoch(loader), lambda: epoch(tv_loader), device, number=1, repeats=repeats,
-                             warmup=1)
+    ours, ref = side_by_side(
+        lambda: epoch(loader), lambda: epoch(tv_loader), device, number=1, repeats=repeats, warmup=1
+    )
     # a softmax-regression training epoch with the same loader (the figure the loader is measured against)
     torch.manual_seed(0)
-    stepper = Stepper(SoftmaxRegression(784, 10).to(device), None, [(data.train_x[:batch_size], data.train_y[:batch_size])],
-                      lr=0.05, momentum=0.0)
+    stepper = Stepper(
+        SoftmaxRegression(784, 10).to(device),
+        None,
+        [(data.train_x[:batch_size], data.train_y[:batch_size])],
+        lr=0.05,
+        momentum=0.0,
+    )
 
     def train_epoch():
         for xb, yb in loader:
@@ -169,8 +201,13 @@ def bench_loader(data, root, device, repeats: int = 3, batch_size: int = 128) ->
     train_t = statistics.median(seconds_per_call(train_epoch, device, 1) for _ in range(repeats))
     return [
         row(f"loader epoch, batch {batch_size}: nnref vs DataLoader+ToTensor", ours, ref),
-        {"name": f"loader epoch as share of a softmax-regression training epoch ({train_t * 1e3:.0f} ms)",
-         "nnref": ours * 1e3, "reference": train_t * 1e3, "unit": "ms", "ratio": ours / train_t},
+        {
+            "name": f"loader epoch as share of a softmax-regression training epoch ({train_t * 1e3:.0f} ms)",
+            "nnref": ours * 1e3,
+            "reference": train_t * 1e3,
+            "unit": "ms",
+            "ratio": ours / train_t,
+        },
     ]
 
 
@@ -197,23 +234,29 @@ class Recipe:
 #: to reach 98.0% in fewer steps), and softmax regression.
 RECIPES = (
     Recipe("MLP 784-800-10 to 98.0%", lambda: MLP(784, 800, 10), 0.98, 0.05, 0.9, 128, 100),
-    Recipe("MLP 784-800-10 to 98.0%, fast recipe", lambda: MLP(784, 800, 10), 0.98, 0.15, 0.9, 512, 25,
-           nesterov=True),
+    Recipe("MLP 784-800-10 to 98.0%, fast recipe", lambda: MLP(784, 800, 10), 0.98, 0.15, 0.9, 512, 25, nesterov=True),
     Recipe("softmax regression to 92.0%", lambda: SoftmaxRegression(784, 10), 0.92, 0.05, 0.0, 64, 100),
 )
 
 
-def _time_to(model, loss_fn, data, recipe: Recipe, max_epochs: int, device, step_options: dict
-             ) -> tuple[float, float, int]:
+def _time_to(
+    model, loss_fn, data, recipe: Recipe, max_epochs: int, device, step_options: dict
+) -> tuple[float, float, int]:
     """Training seconds (evaluation excluded) until test accuracy ≥ target: (seconds, accuracy, steps)."""
     params = list(model.parameters())
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
     loader = make_loader(data.train_x, data.train_y, recipe.batch_size, seed=0)
-    example = (data.train_x[:recipe.batch_size], data.train_y[:recipe.batch_size])
+    example = (data.train_x[: recipe.batch_size], data.train_y[: recipe.batch_size])
     sync(device)
     t = time.perf_counter()  # building the step (compiling, capturing a graph) counts as training time
-    step = build_step(forward_loss_of(model, loss_fn=loss_fn, graphed=step_options.get("cuda_graphs", False),
-                                      amp=step_options.get("amp", "off")), params, *example, **step_options)
+    step = build_step(
+        forward_loss_of(
+            model, loss_fn=loss_fn, graphed=step_options.get("cuda_graphs", False), amp=step_options.get("amp", "off")
+        ),
+        params,
+        *example,
+        **step_options,
+    )
     spent, steps, acc = 0.0, 0, 0.0
     for _ in range(max_epochs):
         for xb, yb in loader:
@@ -241,12 +284,19 @@ def accuracy_section(ctx: Context) -> list[dict]:
     return bench_time_to_accuracy(ctx.data, ctx.device, ctx.profile.accuracy_epochs, ctx.profile.accuracy_repeats)
 
 
-def bench_time_to_accuracy(data, device, max_epochs: int = 10, repeats: int = 3, recipes=RECIPES,
-                           variants=None) -> list[dict]:
+def bench_time_to_accuracy(
+    data, device, max_epochs: int = 10, repeats: int = 3, recipes=RECIPES, variants=None
+) -> list[dict]:
     """``variants``: how each side runs its steps — on a CPU eager, on CUDA with CUDA graphs (and autocast)."""
     if variants is None:
-        variants = {"eager": {}} if device.type == "cpu" else {
-            "CUDA graph": {"cuda_graphs": True}, "CUDA graph, autocast bf16": {"cuda_graphs": True, "amp": "bf16"}}
+        variants = (
+            {"eager": {}}
+            if device.type == "cpu"
+            else {
+                "CUDA graph": {"cuda_graphs": True},
+                "CUDA graph, autocast bf16": {"cuda_graphs": True, "amp": "bf16"},
+            }
+        )
     rows = []
     for recipe in recipes:
         for how, options in variants.items():
@@ -256,13 +306,27 @@ def bench_time_to_accuracy(data, device, max_epochs: int = 10, repeats: int = 3,
                 model = recipe.make().to(device)
                 twin = builtin_twin(model).to(device)
                 with F.value_checks(device.type == "cpu"):
-                    runs["nnref"].append(_time_to(model, F.softmax_cross_entropy, data, recipe, max_epochs, device,
-                                                  options))
-                    runs["reference"].append(_time_to(twin, TF.cross_entropy, data, recipe, max_epochs, device,
-                                                      options))
+                    runs["nnref"].append(
+                        _time_to(model, F.softmax_cross_entropy, data, recipe, max_epochs, device, options)
+                    )
+                    runs["reference"].append(
+                        _time_to(twin, TF.cross_entropy, data, recipe, max_epochs, device, options)
+                    )
             (t_o, acc_o, s_o), (t_r, acc_r, s_r) = (sorted(runs[k])[len(runs[k]) // 2] for k in ("nnref", "reference"))
-            rows.append(row(f"time to accuracy: {recipe.name} ({recipe.describe()}; both {how})", t_o, t_r,
-                            unit="s", scale=1.0, steps_nnref=s_o, steps_reference=s_r, accuracy_nnref=acc_o,
-                            accuracy_reference=acc_r, repeats=repeats, seconds_nnref=[r[0] for r in runs["nnref"]],
-                            seconds_reference=[r[0] for r in runs["reference"]]))
+            rows.append(
+                row(
+                    f"time to accuracy: {recipe.name} ({recipe.describe()}; both {how})",
+                    t_o,
+                    t_r,
+                    unit="s",
+                    scale=1.0,
+                    steps_nnref=s_o,
+                    steps_reference=s_r,
+                    accuracy_nnref=acc_o,
+                    accuracy_reference=acc_r,
+                    repeats=repeats,
+                    seconds_nnref=[r[0] for r in runs["nnref"]],
+                    seconds_reference=[r[0] for r in runs["reference"]],
+                )
+            )
     return rows

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..run.config import TrainingError
 from ..data import DataError, resolve_root
 from ..digits import MAX_BYTES, prepare_digit, to_row
+from ..run.config import TrainingError
 from .inbox import Inbox
 from .session import decode, encode
 
@@ -51,21 +51,23 @@ class DigitsBackend:
         self.k = knn.k
 
     @classmethod
-    def load(cls, checkpoint, knn_checkpoint=None, data_root=None, download: bool = False, say=None) -> "DigitsBackend":
+    def load(cls, checkpoint, knn_checkpoint=None, data_root=None, download: bool = False, say=None) -> DigitsBackend:
         """The model of a parametric checkpoint; KNN from ``knn_checkpoint`` (its k and metric) or, by default, k = 3
         over every training image (60,000 of them) of ``data_root``."""
-        from ..run.checkpoint import load_checkpoint
-        from ..run.config import config_from_dict
         from ..data import class_names as names_of
         from ..data import load_mnist, normalize
-        from ..run.evaluate import load_model
         from ..knn import KNNClassifier
+        from ..run.checkpoint import load_checkpoint
+        from ..run.config import config_from_dict
+        from ..run.evaluate import load_model
         from ..run.knn import chosen_k
 
         model, cfg = load_model(checkpoint, "cpu", data_root, download)
         if not isinstance(model, torch.nn.Module):
-            raise TrainingError(f"--checkpoint {checkpoint} is a KNN run: the digit page needs a parametric model "
-                                "(logreg, softmax, mlp); give a KNN run with --knn-checkpoint")
+            raise TrainingError(
+                f"--checkpoint {checkpoint} is a KNN run: the digit page needs a parametric model "
+                "(logreg, softmax, mlp); give a KNN run with --knn-checkpoint"
+            )
         k, metric = 3, "euclidean"
         if knn_checkpoint:
             state = load_checkpoint(knn_checkpoint)
@@ -76,16 +78,21 @@ class DigitsBackend:
         images, labels = load_mnist(resolve_root(data_root or cfg.data_root), train=True, download=download)
         knn = KNNClassifier(k, metric, chunk_size=64).fit(normalize(images), labels, num_classes=10)
         if say:
-            say(f"digit page: {type(model).__name__} from {checkpoint}; KNN k = {k} ({metric}) over "
-                f"{images.shape[0]:,} training images")
+            say(
+                f"digit page: {type(model).__name__} from {checkpoint}; KNN k = {k} ({metric}) over "
+                f"{images.shape[0]:,} training images"
+            )
         return cls(model.eval(), names_of(cfg.positive_class, cfg.classes), knn, images, str(checkpoint))
 
     # -- the forward and the backward pass ------------------------------------------------------------
     def analyse(self, picture, target: int | None = None, ink: str = "auto") -> Analysis:
         """The model's view of a picture (anything :func:`prepare_digit` takes, or a prepared 28 × 28 image)."""
         start = time.perf_counter()
-        image = picture if isinstance(picture, torch.Tensor) and picture.shape == (28, 28) else \
-            prepare_digit(picture, ink=ink)
+        image = (
+            picture
+            if isinstance(picture, torch.Tensor) and picture.shape == (28, 28)
+            else prepare_digit(picture, ink=ink)
+        )
         prepared = time.perf_counter()
         x = to_row(image).requires_grad_()
         hidden, logits = self._forward(x)
@@ -98,11 +105,20 @@ class DigitsBackend:
         loss = self.model.loss(logits, label)
         (grad,) = torch.autograd.grad(loss, x)  # nnref's hand-written backward, through every layer
         toward = -grad[0].reshape(28, 28)  # the pixels that, made brighter, lower the loss of the target class
-        header = {"type": "digit", "classes": self.class_names, "probabilities": [round(float(p), 6) for p in probs],
-                  "prediction": self.class_names[best], "best": best, "target": target,
-                  "loss": round(float(loss.detach()), 6), "hidden": [h.shape[-1] for h in hidden],
-                  "ms": {"prepare": round((prepared - start) * 1e3, 2),
-                         "model": round((time.perf_counter() - prepared) * 1e3, 2)}}
+        header = {
+            "type": "digit",
+            "classes": self.class_names,
+            "probabilities": [round(float(p), 6) for p in probs],
+            "prediction": self.class_names[best],
+            "best": best,
+            "target": target,
+            "loss": round(float(loss.detach()), 6),
+            "hidden": [h.shape[-1] for h in hidden],
+            "ms": {
+                "prepare": round((prepared - start) * 1e3, 2),
+                "model": round((time.perf_counter() - prepared) * 1e3, 2),
+            },
+        }
         blobs = [_gray(image), _signed(toward)] + [_gray(h[0] / h[0].abs().max().clamp_min(1e-12)) for h in hidden]
         return Analysis(encode(header, blobs), image)
 
@@ -121,10 +137,15 @@ class DigitsBackend:
         with torch.no_grad():
             dist, idx, labels = self.knn.candidates(to_row(image))
         dist = dist[0].sqrt() if self.knn.metric == "euclidean" else dist[0]
-        header = {"type": "neighbours", "k": self.k, "labels": [int(v) for v in labels[0]],
-                  "distances": [round(float(d), 3) for d in dist], "indices": [int(i) for i in idx[0]],
-                  "vote": int(torch.bincount(labels[0], minlength=10).argmax()),
-                  "ms": round((time.perf_counter() - start) * 1e3, 2)}
+        header = {
+            "type": "neighbours",
+            "k": self.k,
+            "labels": [int(v) for v in labels[0]],
+            "distances": [round(float(d), 3) for d in dist],
+            "indices": [int(i) for i in idx[0]],
+            "vote": int(torch.bincount(labels[0], minlength=10).argmax()),
+            "ms": round((time.perf_counter() - start) * 1e3, 2),
+        }
         return encode(header, [self.images[int(i)].numpy().tobytes() for i in idx[0]])
 
 
@@ -166,12 +187,18 @@ async def serve_digits(websocket, backend: DigitsBackend | None) -> None:
     from starlette.websockets import WebSocketDisconnect
 
     if backend is None:
-        await websocket.send_json({"type": "error", "message": "This lab has no model for digits: start it with "
-                                   "nnref lab --checkpoint runs/<run>/checkpoint.pt"})
+        await websocket.send_json(
+            {
+                "type": "error",
+                "message": "This lab has no model for digits: start it with "
+                "nnref lab --checkpoint runs/<run>/checkpoint.pt",
+            }
+        )
         await websocket.close()
         return
-    await websocket.send_json({"type": "ready", "classes": backend.class_names, "k": backend.k,
-                               "model": type(backend.model).__name__})
+    await websocket.send_json(
+        {"type": "ready", "classes": backend.class_names, "k": backend.k, "model": type(backend.model).__name__}
+    )
     image, target = None, None
     try:
         async with Inbox(websocket) as inbox:
@@ -200,7 +227,7 @@ def _target(text, current):
     except (TypeError, ValueError):
         raise DataError("messages are JSON text or a picture") from None
     if not isinstance(message, dict) or message.get("type") != "target":
-        raise DataError("a text message is {\"type\": \"target\", \"class\": c}")
+        raise DataError('a text message is {"type": "target", "class": c}')
     c = message.get("class")
     if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 9:
         raise DataError(f"class must be 0-9, got {c!r}")

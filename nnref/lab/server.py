@@ -48,7 +48,7 @@ IN_FLIGHT = 2
 TRAIN_PER_FRAME = 0.008
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -99,6 +99,7 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> 
             if not authorised(request.query_params):
                 return HTMLResponse(_REFUSED, status_code=403)
             return FileResponse(STATIC / name, media_type="text/html")
+
         return endpoint
 
     async def admit(websocket: WebSocket) -> bool:
@@ -109,8 +110,12 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> 
             return False
         await websocket.accept()
         if not sessions.take():
-            await websocket.send_json({"type": "full", "message": f"The lab is full: {sessions.limit} pages are open. "
-                                                                 "Close one and reload this page."})
+            await websocket.send_json(
+                {
+                    "type": "full",
+                    "message": f"The lab is full: {sessions.limit} pages are open. Close one and reload this page.",
+                }
+            )
             await websocket.close(code=1013)  # try again later
             return False
         return True
@@ -129,19 +134,25 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> 
             finally:
                 sessions.give_back()
 
-    routes = [Route("/", page("lab/index.html")), Route("/digits", page("digits/index.html")),
-              Route("/lab/definition.json", lambda request: JSONResponse(definition())),
-              Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
-              WebSocketRoute("/ws/playground", playground), WebSocketRoute("/ws/digits", digits_socket),
-              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    routes = [
+        Route("/", page("lab/index.html")),
+        Route("/digits", page("digits/index.html")),
+        Route("/lab/definition.json", lambda request: JSONResponse(definition())),
+        Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
+        WebSocketRoute("/ws/playground", playground),
+        WebSocketRoute("/ws/digits", digits_socket),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
     app.state.sessions = sessions
     return app
 
 
-_REFUSED = ("<!doctype html><html lang='en'><title>nnref lab: token needed</title><main><h1>This lab needs its "
-            "token</h1><p>Open the address that <code>nnref lab</code> printed, with its <code>?token=…</code>.</p>"
-            "</main></html>")
+_REFUSED = (
+    "<!doctype html><html lang='en'><title>nnref lab: token needed</title><main><h1>This lab needs its "
+    "token</h1><p>Open the address that <code>nnref lab</code> printed, with its <code>?token=…</code>.</p>"
+    "</main></html>"
+)
 
 
 class _PlaygroundSocket:
@@ -240,7 +251,7 @@ class LabServer:
         self.base = f"http://{host}:{self.port}"
         self.url = self.base + (f"/?token={self.token}" if self.token else "/")
 
-    def __enter__(self) -> "LabServer":
+    def __enter__(self) -> LabServer:
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.thread.start()
         while not self.server.started:
@@ -256,8 +267,15 @@ class LabServer:
             self.socket.close()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, open_browser: bool = False,
-          digits=None, say=print, max_sessions: int = 8) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    open_browser: bool = False,
+    digits=None,
+    say=print,
+    max_sessions: int = 8,
+) -> None:
     """Run the lab until interrupted.  Beyond loopback a token is required (one is made when none is given).  The
     socket is bound before the address is printed (port 0: the operating system's choice, printed as bound)."""
     import uvicorn
@@ -269,15 +287,19 @@ def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, o
     try:
         sock.bind((host, port))
     except OSError as exc:
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another lab running? try --port 0)") \
-            from None
+        raise OSError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another lab running? try --port 0)"
+        ) from None
     sock.listen(128)  # connections wait in the backlog from now on, even before the server takes them
     port = sock.getsockname()[1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     query = f"?token={token}" if token else ""
     url = f"http://{shown}:{port}/{query}"
-    say(f"nnref lab: {url}" + (f"\n  draw a digit: http://{shown}:{port}/digits{query}" if digits is not None else "")
-        + "\n  (Ctrl-C to stop)")
+    say(
+        f"nnref lab: {url}"
+        + (f"\n  draw a digit: http://{shown}:{port}/digits{query}" if digits is not None else "")
+        + "\n  (Ctrl-C to stop)"
+    )
     if open_browser:
         import webbrowser
 

@@ -29,8 +29,9 @@ __all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
 
 #: Pixels per side of the heat map, and of each neuron's thumbnail.
 RESOLUTION, THUMBNAIL = 108, 36  # a thumbnail is the node's own size (36 px): drawn without scaling
-_DATA, _NETWORK, _RECIPE, _KNN = ({name for name, f in FIELDS.items() if f.group == group}
-                                   for group in ("data", "network", "recipe", "knn"))
+_DATA, _NETWORK, _RECIPE, _KNN = (
+    {name for name, f in FIELDS.items() if f.group == group} for group in ("data", "network", "recipe", "knn")
+)
 _KINDS = {"line": ("line",), "mlp": ("mlp",), "knn": ("knn",), "compare": ("line", "mlp", "knn")}
 
 
@@ -43,7 +44,7 @@ def encode(header: dict, blobs: list[bytes] = ()) -> bytes:
 def decode(message: bytes) -> tuple[dict, bytes]:
     """The header and the payload of a message made by :func:`encode`."""
     (n,) = struct.unpack_from("<I", message)
-    return json.loads(message[4:4 + n]), message[4 + n:]
+    return json.loads(message[4 : 4 + n]), message[4 + n :]
 
 
 class PlaygroundSession:
@@ -63,8 +64,10 @@ class PlaygroundSession:
         the data changed (the page then needs the points again)."""
         new = {**self.state, **check_state(changes)}
         if new["dataset"] in plane.CLASSES and new["classes"] not in plane.CLASSES[new["dataset"]]:
-            raise BadMessage(f"{new['dataset']} has {' or '.join(map(str, plane.CLASSES[new['dataset']]))} classes, "
-                             f"not {new['classes']}")
+            raise BadMessage(
+                f"{new['dataset']} has {' or '.join(map(str, plane.CLASSES[new['dataset']]))} classes, "
+                f"not {new['classes']}"
+            )
         first = not hasattr(self, "X")
         changed = {k for k in new if new[k] != self.state[k]}
         self.state = new
@@ -100,9 +103,18 @@ class PlaygroundSession:
 
     def _config(self) -> PlaygroundConfig:
         s = self.state
-        return PlaygroundConfig(lr=s["lr"], momentum=s["momentum"], batch_size=s["batch"], hidden=tuple(s["hidden"]),
-                                activation=s["activation"], features=tuple(s["inputs"]), k=(s["k"],),
-                                metric=s["metric"], seed=s["seed"], **self._penalty())
+        return PlaygroundConfig(
+            lr=s["lr"],
+            momentum=s["momentum"],
+            batch_size=s["batch"],
+            hidden=tuple(s["hidden"]),
+            activation=s["activation"],
+            features=tuple(s["inputs"]),
+            k=(s["k"],),
+            metric=s["metric"],
+            seed=s["seed"],
+            **self._penalty(),
+        )
 
     def _penalty(self) -> dict:
         rate, kind = self.state["regRate"], self.state["regularization"]
@@ -121,8 +133,9 @@ class PlaygroundSession:
                 self._build_knn()
             elif trainable:
                 name = "logreg" if kind == "line" else "mlp"
-                self.descents[kind] = Descent(name, self.Xtr, self.ytr, self.classes, self._config(),
-                                              self.state["seed"] + 1000 * self.init)
+                self.descents[kind] = Descent(
+                    name, self.Xtr, self.ytr, self.classes, self._config(), self.state["seed"] + 1000 * self.init
+                )
         self._refresh()
 
     def _build_knn(self) -> None:
@@ -162,11 +175,14 @@ class PlaygroundSession:
             if time.perf_counter() >= end:
                 break
         healthy = torch.isfinite(torch.stack(losses)).all() and all(
-            torch.isfinite(p).all() for d in self.descents.values() for p in d.net.parameters())
+            torch.isfinite(p).all() for d in self.descents.values() for p in d.net.parameters()
+        )
         if not healthy:
             self.playing = False
-            self.diverged = (f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower "
-                             f"the learning rate (now {self.state['lr']:g}) and press Reset.")
+            self.diverged = (
+                f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower "
+                f"the learning rate (now {self.state['lr']:g}) and press Reset."
+            )
         else:
             self._refresh()
         return steps
@@ -174,16 +190,31 @@ class PlaygroundSession:
     # -- what the page draws -----------------------------------------------------------------------------
     def data_message(self) -> dict:
         """The points, for the page to draw (sent when the data changes)."""
+
         def points(X, y):
             return [[round(float(a), 4), round(float(b), 4), int(c)] for (a, b), c in zip(X.tolist(), y.tolist())]
-        return {"type": "data", "version": self.version, "classes": self.classes,
-                "train": points(self.Xtr, self.ytr), "test": points(self.Xte, self.yte)}
+
+        return {
+            "type": "data",
+            "version": self.version,
+            "classes": self.classes,
+            "train": points(self.Xtr, self.ytr),
+            "test": points(self.Xte, self.yte),
+        }
 
     def frame(self) -> bytes:
         """The binary frame: header and maps (see the module's docstring)."""
         grid = plane.grid(resolution=RESOLUTION)
-        header = {"type": "frame", "version": self.version, "epoch": round(self.epoch, 3), "classes": self.classes,
-                  "resolution": RESOLUTION, "thumbnail": THUMBNAIL, "playing": self.playing, "models": []}
+        header = {
+            "type": "frame",
+            "version": self.version,
+            "epoch": round(self.epoch, 3),
+            "classes": self.classes,
+            "resolution": RESOLUTION,
+            "thumbnail": THUMBNAIL,
+            "playing": self.playing,
+            "models": [],
+        }
         maps, thumbnails, network = [], [], None
         for kind, model in self.models.items():
             if kind == "knn":
@@ -202,8 +233,10 @@ class PlaygroundSession:
 
     def _scores(self, kind: str, model) -> dict:
         if kind == "knn":
-            return {f"{split}_accuracy": float((model.predict(X) == y).float().mean()) if len(y) else None
-                    for split, X, y in (("train", self.Xtr, self.ytr), ("test", self.Xte, self.yte))}
+            return {
+                f"{split}_accuracy": float((model.predict(X) == y).float().mean()) if len(y) else None
+                for split, X, y in (("train", self.Xtr, self.ytr), ("test", self.Xte, self.yte))
+            }
         scores = {}
         for split, X, y in (("train", self.Xtr, self.ytr), ("test", self.Xte, self.yte)):
             loss, accuracy = model.loss_and_accuracy(X, y) if len(y) else (float("nan"), float("nan"))
@@ -222,11 +255,22 @@ class PlaygroundSession:
         for out in hidden:
             out = out.reshape(RESOLUTION, RESOLUTION, -1)[::step, ::step]
             scale = out.abs().amax((0, 1)).clamp_min(1e-12)
-            thumbnails.append((128 + 127 * out / scale).round().clamp(0, 255).to(torch.uint8).permute(2, 0, 1)
-                              .contiguous().numpy().tobytes())
+            thumbnails.append(
+                (128 + 127 * out / scale)
+                .round()
+                .clamp(0, 255)
+                .to(torch.uint8)
+                .permute(2, 0, 1)
+                .contiguous()
+                .numpy()
+                .tobytes()
+            )
             scales.append(_rounded(scale))
-        return {"inputs": list(self.state["inputs"]), "scales": scales,
-                "layers": [{"w": _rounded(m.weight), "b": _rounded(m.bias)} for m in linears]}
+        return {
+            "inputs": list(self.state["inputs"]),
+            "scales": scales,
+            "layers": [{"w": _rounded(m.weight), "b": _rounded(m.bias)} for m in linears],
+        }
 
     # -- the lecture's gradient check, and the export ------------------------------------------------
     def gradient_check(self, rows: int = 64) -> dict:
@@ -253,24 +297,38 @@ class PlaygroundSession:
         for method in ("forward", "central"):
             numeric = numerical_gradient(loss, params, delta=1e-6, method=method)
             errors[method] = max(norm_relative_error(a, n) for a, n in zip(analytic, numeric))
-        return {"type": "gradcheck", "model": kind, "parameters": sum(p.numel() for p in params), "rows": X.shape[0],
-                "forward": errors["forward"], "central": errors["central"],
-                "seconds": round(time.perf_counter() - start, 3)}
+        return {
+            "type": "gradcheck",
+            "model": kind,
+            "parameters": sum(p.numel() for p in params),
+            "rows": X.shape[0],
+            "forward": errors["forward"],
+            "central": errors["central"],
+            "seconds": round(time.perf_counter() - start, 3),
+        }
 
     def export_model(self) -> bytes:
         """The trained model as a ``.pt`` file: the state dict of a network that takes the raw inputs, and what is
         needed to rebuild it (``nnref.models.MLP(len(inputs), hidden, 1 if classes == 2 else classes,
         activation)``, or logistic / softmax regression for the line)."""
-        kind = "mlp" if "mlp" in self.models and "mlp" in self.descents else "line" if "line" in self.descents \
-            else None
+        kind = "mlp" if "mlp" in self.models and "mlp" in self.descents else "line" if "line" in self.descents else None
         if kind is None:
             raise BadMessage("KNN keeps its training points, not a network: export the data as CSV instead")
         model = self.models[kind]
         buffer = io.BytesIO()
-        torch.save({"state_dict": model.net.state_dict(), "model": "logreg" if kind == "line" else "mlp",
-                    "inputs": list(model.names), "hidden": list(self.state["hidden"]) if kind == "mlp" else [],
-                    "activation": self.state["activation"], "classes": self.classes,
-                    "epoch": self.epoch, "state": self.state}, buffer)
+        torch.save(
+            {
+                "state_dict": model.net.state_dict(),
+                "model": "logreg" if kind == "line" else "mlp",
+                "inputs": list(model.names),
+                "hidden": list(self.state["hidden"]) if kind == "mlp" else [],
+                "activation": self.state["activation"],
+                "classes": self.classes,
+                "epoch": self.epoch,
+                "state": self.state,
+            },
+            buffer,
+        )
         return buffer.getvalue()
 
 
@@ -279,5 +337,8 @@ def _finite(value: float):
 
 
 def _rounded(t: torch.Tensor) -> list:
-    return [round(v, 5) if math.isfinite(v) else None for v in t.detach().flatten().tolist()] \
-        if t.dim() <= 1 else [_rounded(row) for row in t.detach()]
+    return (
+        [round(v, 5) if math.isfinite(v) else None for v in t.detach().flatten().tolist()]
+        if t.dim() <= 1
+        else [_rounded(row) for row in t.detach()]
+    )

@@ -24,8 +24,21 @@ from typing import Any
 
 from ..settings import ACTIVATIONS, CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, METRICS, NOISE
 
-__all__ = ["BadMessage", "Field", "FIELDS", "DEFAULTS", "SERVER_FIELDS", "GROUPS", "MESSAGES", "LIMITS", "PRESETS",
-           "HIDEABLE", "parse_message", "check_state", "definition"]
+__all__ = [
+    "BadMessage",
+    "Field",
+    "FIELDS",
+    "DEFAULTS",
+    "SERVER_FIELDS",
+    "GROUPS",
+    "MESSAGES",
+    "LIMITS",
+    "PRESETS",
+    "HIDEABLE",
+    "parse_message",
+    "check_state",
+    "definition",
+]
 
 #: The caps on what a page can ask for.
 LIMITS = {"layers": 6, "neurons": 8, "points": 1000, "samples": 1000, "k": 50, "message_bytes": 256 * 1024}
@@ -113,20 +126,34 @@ def _hidden(field: Field, name: str, value):
 
 def _points(field: Field, name: str, value):
     if not isinstance(value, list) or len(value) > LIMITS["points"]:
-        raise BadMessage(f"{name} must be a list of at most {LIMITS['points']} points [x1, x2, class], "
-                         f"got {_short(value)}")
+        raise BadMessage(
+            f"{name} must be a list of at most {LIMITS['points']} points [x1, x2, class], got {_short(value)}"
+        )
     coordinate, label = Field("number", 0, "", "", lo=DOMAIN[0], hi=DOMAIN[1]), Field("integer", 0, "", "", lo=0, hi=3)
     points = []
     for p in value:
         if not isinstance(p, list) or len(p) != 3:
             raise BadMessage(f"each of {name} must be [x1, x2, class], got {_short(p)}")
-        points.append([_number(coordinate, "a point's x1", p[0]), _number(coordinate, "a point's x2", p[1]),
-                       _number(label, "a point's class", p[2], integer=True)])
+        points.append(
+            [
+                _number(coordinate, "a point's x1", p[0]),
+                _number(coordinate, "a point's x2", p[1]),
+                _number(label, "a point's class", p[2], integer=True),
+            ]
+        )
     return points
 
 
-_CHECKS = {"number": _number, "integer": lambda f, n, v: _number(f, n, v, integer=True), "choice": _choice,
-           "flag": _flag, "list": _list, "inputs": _inputs, "hidden": _hidden, "points": _points}
+_CHECKS = {
+    "number": _number,
+    "integer": lambda f, n, v: _number(f, n, v, integer=True),
+    "choice": _choice,
+    "flag": _flag,
+    "list": _list,
+    "inputs": _inputs,
+    "hidden": _hidden,
+    "points": _points,
+}
 
 
 def _short(value) -> str:
@@ -134,40 +161,89 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-_DATASET_LABELS = {"circles": "Circles", "xor": "XOR", "blobs": "Gaussian blobs", "spirals": "Spirals",
-                   "custom": "Your own points"}
+_DATASET_LABELS = {
+    "circles": "Circles",
+    "xor": "XOR",
+    "blobs": "Gaussian blobs",
+    "spirals": "Spirals",
+    "custom": "Your own points",
+}
 _DATASETS = ("circles", "xor", "blobs", "spirals", "custom")  # the menu's order
 assert set(_DATASETS) == {*DATASETS, "custom"}
 
 #: Every field of the state, by group.
 FIELDS: dict[str, Field] = {
-    "dataset": Field("choice", "circles", "data", "blobs, xor, circles, spirals, or your own points",
-                     options=_DATASETS, labels=tuple(_DATASET_LABELS[d] for d in _DATASETS)),
+    "dataset": Field(
+        "choice",
+        "circles",
+        "data",
+        "blobs, xor, circles, spirals, or your own points",
+        options=_DATASETS,
+        labels=tuple(_DATASET_LABELS[d] for d in _DATASETS),
+    ),
     "classes": Field("integer", 2, "data", "how many classes (2-4)", lo=2, hi=4, step=1),
     "noise": Field("number", 0.2, "data", "standard deviation of the points' jitter", lo=0, hi=3, step=0.05),
     "samples": Field("integer", 400, "data", "points in the dataset", lo=20, hi=LIMITS["samples"], step=10),
     "ratio": Field("integer", 50, "data", "percentage of points used for training", lo=10, hi=90, step=10),
     "seed": Field("integer", 1, "data", "decides the points, the split and the initial weights", lo=0, hi=2**31 - 1),
     "points": Field("points", [], "data", "your own points [x1, x2, class] (dataset custom)"),
-    "model": Field("choice", "mlp", "network", "line, mlp, knn, or compare (all three side by side)",
-                   options=MODELS, labels=("The line (logistic regression)", "Neural network (MLP)",
-                                           "k-nearest neighbours", "All three side by side")),
-    "inputs": Field("inputs", ["x1", "x2"], "network", "the network's inputs", options=FEATURES,
-                    labels=("X₁", "X₂", "X₁²", "X₂²", "X₁X₂", "sin X₁", "sin X₂")),
+    "model": Field(
+        "choice",
+        "mlp",
+        "network",
+        "line, mlp, knn, or compare (all three side by side)",
+        options=MODELS,
+        labels=(
+            "The line (logistic regression)",
+            "Neural network (MLP)",
+            "k-nearest neighbours",
+            "All three side by side",
+        ),
+    ),
+    "inputs": Field(
+        "inputs",
+        ["x1", "x2"],
+        "network",
+        "the network's inputs",
+        options=FEATURES,
+        labels=("X₁", "X₂", "X₁²", "X₂²", "X₁X₂", "sin X₁", "sin X₂"),
+    ),
     "hidden": Field("hidden", [4, 2], "network", "neurons in each hidden layer"),
-    "activation": Field("choice", "tanh", "network", "the hidden layers' activation", options=ACTIVATIONS,
-                        labels=("ReLU", "Sigmoid", "Tanh", "Linear")),
-    "lr": Field("number", 0.03, "recipe", "learning rate α", lo=1e-6, hi=10,
-                options=(0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10)),
+    "activation": Field(
+        "choice",
+        "tanh",
+        "network",
+        "the hidden layers' activation",
+        options=ACTIVATIONS,
+        labels=("ReLU", "Sigmoid", "Tanh", "Linear"),
+    ),
+    "lr": Field(
+        "number",
+        0.03,
+        "recipe",
+        "learning rate α",
+        lo=1e-6,
+        hi=10,
+        options=(0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10),
+    ),
     "momentum": Field("number", 0.9, "recipe", "SGD momentum", lo=0, hi=0.99, options=(0, 0.5, 0.9, 0.99)),
     "batch": Field("integer", 10, "recipe", "batch size (0: every training point in each step)", lo=0, hi=100, step=1),
-    "regularization": Field("choice", "none", "recipe", "penalty on the weights", options=REGULARIZATIONS,
-                            labels=("None", "L1", "L2")),
-    "regRate": Field("number", 0.0, "recipe", "the penalty's rate λ", lo=0, hi=10,
-                     options=(0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10)),
+    "regularization": Field(
+        "choice", "none", "recipe", "penalty on the weights", options=REGULARIZATIONS, labels=("None", "L1", "L2")
+    ),
+    "regRate": Field(
+        "number",
+        0.0,
+        "recipe",
+        "the penalty's rate λ",
+        lo=0,
+        hi=10,
+        options=(0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10),
+    ),
     "k": Field("integer", 5, "knn", "KNN: neighbours that vote", lo=1, hi=LIMITS["k"], step=1),
-    "metric": Field("choice", "euclidean", "knn", "KNN: distance", options=METRICS,
-                    labels=("Euclidean", "Manhattan", "Cosine")),
+    "metric": Field(
+        "choice", "euclidean", "knn", "KNN: distance", options=METRICS, labels=("Euclidean", "Manhattan", "Cosine")
+    ),
     "showTest": Field("flag", False, "page", "show the test points"),
     "discretize": Field("flag", False, "page", "colour each point of the plane by its class alone"),
     "pointClass": Field("integer", 1, "page", "the class of the points you add", lo=0, hi=3),
@@ -179,32 +255,69 @@ DEFAULTS = {name: FIELDS[name].default for name in SERVER_FIELDS}
 
 #: The lecture's demos, one link each (``#preset=NAME``): a title and the fields they set.
 PRESETS = {
-    "the-line": {"title": "The line on the blobs",
-                 "state": {"dataset": "blobs", "noise": 0.8, "model": "line", "inputs": ["x1", "x2"], "lr": 0.03,
-                           "batch": 10}},
-    "where-the-line-fails": {"title": "Where the line fails: XOR",
-                             "state": {"dataset": "xor", "noise": 0.2, "model": "line", "inputs": ["x1", "x2"]}},
-    "one-layer-on-xor": {"title": "One hidden layer on XOR",
-                         "state": {"dataset": "xor", "noise": 0.2, "model": "mlp", "inputs": ["x1", "x2"],
-                                   "hidden": [4], "activation": "tanh", "lr": 0.03}},
-    "deeper-net-on-spirals": {"title": "A deeper network on the spirals",
-                              "state": {"dataset": "spirals", "noise": 0.15, "model": "mlp",
-                                        "inputs": ["x1", "x2", "sin x1", "sin x2"], "hidden": [8, 8, 6],
-                                        "activation": "tanh", "lr": 0.03, "batch": 10}},
+    "the-line": {
+        "title": "The line on the blobs",
+        "state": {"dataset": "blobs", "noise": 0.8, "model": "line", "inputs": ["x1", "x2"], "lr": 0.03, "batch": 10},
+    },
+    "where-the-line-fails": {
+        "title": "Where the line fails: XOR",
+        "state": {"dataset": "xor", "noise": 0.2, "model": "line", "inputs": ["x1", "x2"]},
+    },
+    "one-layer-on-xor": {
+        "title": "One hidden layer on XOR",
+        "state": {
+            "dataset": "xor",
+            "noise": 0.2,
+            "model": "mlp",
+            "inputs": ["x1", "x2"],
+            "hidden": [4],
+            "activation": "tanh",
+            "lr": 0.03,
+        },
+    },
+    "deeper-net-on-spirals": {
+        "title": "A deeper network on the spirals",
+        "state": {
+            "dataset": "spirals",
+            "noise": 0.15,
+            "model": "mlp",
+            "inputs": ["x1", "x2", "sin x1", "sin x2"],
+            "hidden": [8, 8, 6],
+            "activation": "tanh",
+            "lr": 0.03,
+            "batch": 10,
+        },
+    },
 }
 
 #: Message types and the fields each carries (beyond "type").
-MESSAGES = {"config": {"state", "version"}, "play": set(), "pause": set(), "step": set(), "reset": set(),
-            "reinit": set(), "ready": set(), "gradcheck": set(), "export": set()}
+MESSAGES = {
+    "config": {"state", "version"},
+    "play": set(),
+    "pause": set(),
+    "step": set(),
+    "reset": set(),
+    "reinit": set(),
+    "ready": set(),
+    "gradcheck": set(),
+    "export": set(),
+}
 
 
 def definition() -> dict:
     """The state's definition as the page reads it (``/lab/definition.json``): every field, the limits, the
     presets, the groups, and the plane's datasets, classes, noise, inputs, colours and domain."""
-    return {"fields": {name: {k: v for k, v in asdict(f).items() if v is not None} for name, f in FIELDS.items()},
-            "server": list(SERVER_FIELDS), "groups": GROUPS, "limits": LIMITS, "presets": PRESETS,
-            "classes": {**CLASSES, "custom": (2, 3, 4)}, "noise": {**NOISE, "custom": 0}, "colours": COLOURS,
-            "domain": DOMAIN}
+    return {
+        "fields": {name: {k: v for k, v in asdict(f).items() if v is not None} for name, f in FIELDS.items()},
+        "server": list(SERVER_FIELDS),
+        "groups": GROUPS,
+        "limits": LIMITS,
+        "presets": PRESETS,
+        "classes": {**CLASSES, "custom": (2, 3, 4)},
+        "noise": {**NOISE, "custom": 0},
+        "colours": COLOURS,
+        "domain": DOMAIN,
+    }
 
 
 def check_state(state) -> dict:
@@ -213,8 +326,10 @@ def check_state(state) -> dict:
         raise BadMessage(f"state must be an object of fields, got {_short(state)}")
     unknown = sorted(set(state) - set(SERVER_FIELDS))
     if unknown:
-        raise BadMessage(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-                         f"(the state has {', '.join(SERVER_FIELDS)})")
+        raise BadMessage(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(the state has {', '.join(SERVER_FIELDS)})"
+        )
     checked = {name: FIELDS[name].check(name, value) for name, value in state.items()}
     dataset, classes = checked.get("dataset"), checked.get("classes")
     if dataset in CLASSES and classes is not None and classes not in CLASSES[dataset]:

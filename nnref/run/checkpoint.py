@@ -33,7 +33,16 @@ import torch
 from .config import TrainingError
 from .faults import failpoint
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "TrainState", "RunLock", "lock_holder"]
+__all__ = [
+    "FORMAT",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "TrainState",
+    "RunLock",
+    "lock_holder",
+]
 
 FORMAT = 2
 
@@ -63,8 +72,9 @@ def save_checkpoint(path, state: dict) -> None:
         cause = exc.strerror or str(exc)
         if exc.errno is not None:
             cause = f"{cause} ({errno.errorcode.get(exc.errno, exc.errno)})"
-        raise TrainingError(f"could not write the checkpoint {path}: {cause}; {kept}, and nothing half-written "
-                            "was left behind") from None
+        raise TrainingError(
+            f"could not write the checkpoint {path}: {cause}; {kept}, and nothing half-written was left behind"
+        ) from None
     except BaseException:
         _remove(tmp)
         raise
@@ -87,14 +97,17 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise TrainingError(f"checkpoint {path} does not exist (or is not a file)")
     damaged = _damage(path)
     if damaged:
-        raise TrainingError(f"checkpoint {path} is damaged ({damaged}): it was cut short or changed after it was "
-                            "written; resume from an earlier copy or start the run again")
+        raise TrainingError(
+            f"checkpoint {path} is damaged ({damaged}): it was cut short or changed after it was "
+            "written; resume from an earlier copy or start the run again"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise TrainingError(f"checkpoint {path} could not be read as an nnref checkpoint: "
-                            f"{type(exc).__name__}: {first}") from None
+        raise TrainingError(
+            f"checkpoint {path} could not be read as an nnref checkpoint: {type(exc).__name__}: {first}"
+        ) from None
     if not isinstance(state, dict) or "config" not in state or "format" not in state:
         raise TrainingError(f"{path} is not an nnref checkpoint (no config/format entries)")
     return state
@@ -131,8 +144,10 @@ class RunLock:
             self.file.seek(0)
             holder = self.file.read().strip() or "another process"
             self.file.close()
-            raise TrainingError(f"run folder {run_dir} is in use by {holder}: two jobs must not write one run. "
-                                "Wait for it to end (or stop it), or give this run another --run-name") from None
+            raise TrainingError(
+                f"run folder {run_dir} is in use by {holder}: two jobs must not write one run. "
+                "Wait for it to end (or stop it), or give this run another --run-name"
+            ) from None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(f"process {os.getpid()} ({command}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
@@ -199,7 +214,7 @@ class TrainState:
     epoch_stats: torch.Tensor = field(default_factory=lambda: _zeros(3))
     window: torch.Tensor = field(default_factory=lambda: _zeros(2))
 
-    def to(self, device) -> "TrainState":
+    def to(self, device) -> TrainState:
         self.epoch_stats = self.epoch_stats.to(device=device, dtype=torch.float64)
         self.window = self.window.to(device=device, dtype=torch.float64)
         return self
@@ -216,11 +231,16 @@ class TrainState:
         self.epoch_stats.zero_()
 
     def to_dict(self) -> dict:
-        return {"epoch": self.epoch, "global_step": self.global_step, "batches_done": self.batches_done,
-                "epoch_stats": self.epoch_stats.cpu().clone(), "window": self.window.cpu().clone()}
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "batches_done": self.batches_done,
+            "epoch_stats": self.epoch_stats.cpu().clone(),
+            "window": self.window.cpu().clone(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict, sums: bool = True) -> "TrainState":
+    def from_dict(cls, d: dict, sums: bool = True) -> TrainState:
         """The state a checkpoint holds; ``sums=False`` starts the running sums from zero (every rank but one
         of a multi-process job, so the job's sums are counted once).  Also reads format-1 checkpoints, which
         kept no ``window`` (their first resumed point then averages only the steps since the resume)."""

@@ -20,8 +20,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported when a device is resolved: the command line's parser reads this module
     import torch
 
-__all__ = ["TrainConfig", "KNNConfig", "RunOptions", "MODELS", "PARAMETRIC", "DEFAULTS", "TrainingError",
-           "TrainingDiverged", "resolve_device", "check_device_name", "RESUMABLE", "config_from_dict"]
+__all__ = [
+    "TrainConfig",
+    "KNNConfig",
+    "RunOptions",
+    "MODELS",
+    "PARAMETRIC",
+    "DEFAULTS",
+    "TrainingError",
+    "TrainingDiverged",
+    "resolve_device",
+    "check_device_name",
+    "RESUMABLE",
+    "config_from_dict",
+]
 
 #: The parametric models (trained by gradient descent) and their default recipes (measured: see README).
 DEFAULTS = {
@@ -119,20 +131,24 @@ class TrainConfig(RunOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.model not in PARAMETRIC:
-            raise ValueError(f"model must be one of {PARAMETRIC}, got {self.model!r} (k-nearest neighbours has "
-                             "a configuration of its own: KNNConfig)")
+            raise ValueError(
+                f"model must be one of {PARAMETRIC}, got {self.model!r} (k-nearest neighbours has "
+                "a configuration of its own: KNNConfig)"
+            )
         if self.amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"amp must be off, bf16 or fp16, got {self.amp!r}")
         self.hidden = tuple(self.hidden)
 
     # -- resolution -----------------------------------------------------------------------------------
-    def resolve(self, checkpoint_config: dict | None = None) -> "TrainConfig":
+    def resolve(self, checkpoint_config: dict | None = None) -> TrainConfig:
         """The complete configuration of the run: this one with the model's defaults filled in, or — when
         resuming — the checkpoint's recipe with this one's ``on_resume`` options laid over it."""
         if checkpoint_config is not None:
             if checkpoint_config.get("model") != self.model:
-                raise TrainingError(f"checkpoint {self.resume} was written by a {checkpoint_config.get('model')!r} "
-                                    f"run, it cannot resume a {self.model!r} run")
+                raise TrainingError(
+                    f"checkpoint {self.resume} was written by a {checkpoint_config.get('model')!r} "
+                    f"run, it cannot resume a {self.model!r} run"
+                )
             saved = TrainConfig.from_dict(checkpoint_config)
             changes = {name: getattr(self, name) for name in RESUMABLE if getattr(self, name) is not None}
             return dataclasses.replace(saved, **changes)
@@ -157,10 +173,20 @@ class TrainConfig(RunOptions):
 
     def hparams(self) -> dict:
         """The settings this model has, for TensorBoard's HParams tab (a softmax run has no hidden layer)."""
-        values = {"model": self.model, "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
-                  "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay,
-                  "lr_schedule": self.lr_schedule, "loss": self.loss, "amp": self.amp, "compile": self.compile,
-                  **self._task_hparams()}
+        values = {
+            "model": self.model,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "lr_schedule": self.lr_schedule,
+            "loss": self.loss,
+            "amp": self.amp,
+            "compile": self.compile,
+            **self._task_hparams(),
+        }
         if self.model == "mlp":
             values |= {"hidden": self.hidden, "activation": self.activation}
         return values
@@ -182,7 +208,7 @@ class KNNConfig(RunOptions):
             raise ValueError(f"KNNConfig configures model 'knn', got {self.model!r}")
         self.k = tuple(self.k)
 
-    def resolve(self, checkpoint_config: dict | None = None) -> "KNNConfig":
+    def resolve(self, checkpoint_config: dict | None = None) -> KNNConfig:
         return dataclasses.replace(self, device=self.device or "auto")
 
     def recipe(self) -> str:
@@ -214,13 +240,12 @@ def check_device_name(name: str | None) -> None:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """"auto" (or None) takes CUDA when present; "cuda" without a GPU is an error, not a silent fallback."""
+    """ "auto" (or None) takes CUDA when present; "cuda" without a GPU is an error, not a silent fallback."""
     import torch
 
     check_device_name(name)
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"{name!r} was asked for, but PyTorch sees no CUDA GPU on this machine "
-                         "(use cpu or auto)")
+        raise ValueError(f"{name!r} was asked for, but PyTorch sees no CUDA GPU on this machine (use cpu or auto)")
     return torch.device(name)

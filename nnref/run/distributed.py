@@ -68,10 +68,10 @@ class World:
         dist.all_gather(all_sizes, sizes)
         longest = int(max(s.item() for s in all_sizes))
         padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=t.device)
-        padded[:t.shape[0]] = t
+        padded[: t.shape[0]] = t
         parts = [torch.empty_like(padded) for _ in range(self.size)]
         dist.all_gather(parts, padded)
-        return torch.cat([p[:int(s.item())] for p, s in zip(parts, all_sizes)])
+        return torch.cat([p[: int(s.item())] for p, s in zip(parts, all_sizes)])
 
     def any(self, flag: bool) -> bool:
         """True on every rank if ``flag`` is True on any rank: one all-reduce, so every rank decides alike
@@ -109,9 +109,11 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
     if device.type == "cuda":
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         if per_node > torch.cuda.device_count():
-            raise TrainingError(f"--device cuda with {per_node} processes per node, but this machine has "
-                                f"{torch.cuda.device_count()} GPU(s): use --nproc-per-node "
-                                f"{torch.cuda.device_count()} or --device cpu")
+            raise TrainingError(
+                f"--device cuda with {per_node} processes per node, but this machine has "
+                f"{torch.cuda.device_count()} GPU(s): use --nproc-per-node "
+                f"{torch.cuda.device_count()} or --device cpu"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"

@@ -12,27 +12,40 @@ from pathlib import Path
 import torch
 
 from .. import viz
-from .checkpoint import load_checkpoint
-from . import knn
-from .config import KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
 from ..data import DataError, class_names, load_data
 from ..digits import IMAGE_SUFFIXES, prepare_digit, to_row
 from ..models import build_model
+from . import knn
+from .checkpoint import load_checkpoint
+from .config import KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
 
-__all__ = ["evaluate", "load_model", "from_state", "LOADERS", "Evaluation", "evaluate_checkpoint",
-           "Prediction", "predict_pictures", "pictures_in", "predict_image", "load_image", "save_inputs"]
+__all__ = [
+    "evaluate",
+    "load_model",
+    "from_state",
+    "LOADERS",
+    "Evaluation",
+    "evaluate_checkpoint",
+    "Prediction",
+    "predict_pictures",
+    "pictures_in",
+    "predict_image",
+    "load_image",
+    "save_inputs",
+]
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, fused: bool = True,
-             batch_size: int = 4096) -> tuple[float, float, torch.Tensor]:
+def evaluate(
+    model, x: torch.Tensor, y: torch.Tensor, fused: bool = True, batch_size: int = 4096
+) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and predictions (N,) of a parametric model on rows x (N, p) with labels y (N,)."""
     was_training = model.training
     model.eval()
     total, preds = 0.0, []
     for i in range(0, x.shape[0], batch_size):
-        logits = model(x[i:i + batch_size])
-        total += float(model.loss(logits, y[i:i + batch_size], fused=fused, reduction="sum"))
+        logits = model(x[i : i + batch_size])
+        total += float(model.loss(logits, y[i : i + batch_size], fused=fused, reduction="sum"))
         preds.append(model.predictions(logits))
     model.train(was_training)
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=x.device)
@@ -81,18 +94,21 @@ class Evaluation:
     k: int | None = None
 
 
-def evaluate_checkpoint(path, data_root=None, download: bool = True, device: str = "auto",
-                        batch_size: int = 4096) -> Evaluation:
+def evaluate_checkpoint(
+    path, data_root=None, download: bool = True, device: str = "auto", batch_size: int = 4096
+) -> Evaluation:
     """Test accuracy and confusion matrix of a checkpoint (parametric or KNN)."""
     dev = resolve_device(device)
     model, cfg = load_model(path, dev, data_root, download)
     data = load_data(cfg, dev, data_root, download)
-    pred = torch.cat([model.predict(data.test_x[i:i + batch_size]) for i in range(0, data.test_x.shape[0],
-                                                                                 batch_size)])
+    pred = torch.cat(
+        [model.predict(data.test_x[i : i + batch_size]) for i in range(0, data.test_x.shape[0], batch_size)]
+    )
     matrix = viz.confusion_matrix(data.test_y, pred, data.num_classes)
     correct, total = int(matrix.diag().sum()), int(matrix.sum())
-    return Evaluation(cfg.model, correct / max(total, 1), correct, total, matrix, data.class_names,
-                      getattr(model, "k", None))
+    return Evaluation(
+        cfg.model, correct / max(total, 1), correct, total, matrix, data.class_names, getattr(model, "k", None)
+    )
 
 
 def load_image(path, invert: bool = True) -> torch.Tensor:
@@ -119,9 +135,12 @@ class Prediction:
     def to_dict(self) -> dict:
         if self.error:
             return {"image": self.source, "error": self.error}
-        return {"image": self.source, "prediction": self.class_names[self.best],
-                "probability": self.probabilities[self.best],
-                "probabilities": dict(zip(self.class_names, self.probabilities))}
+        return {
+            "image": self.source,
+            "prediction": self.class_names[self.best],
+            "probability": self.probabilities[self.best],
+            "probabilities": dict(zip(self.class_names, self.probabilities)),
+        }
 
 
 def pictures_in(paths) -> list[Path]:
@@ -135,8 +154,9 @@ def pictures_in(paths) -> list[Path]:
     return found
 
 
-def predict_pictures(checkpoint, paths, invert: bool = True, data_root=None, download: bool = False
-                     ) -> list[Prediction]:
+def predict_pictures(
+    checkpoint, paths, invert: bool = True, data_root=None, download: bool = False
+) -> list[Prediction]:
     """Classify pictures with a checkpoint (KNN: the vote shares of its chosen k): each file, and every picture of
     each folder.  A picture without a digit, or not a picture, gets its ``error`` instead of probabilities."""
     model, cfg = load_model(checkpoint, "cpu", data_root, download)
@@ -149,7 +169,7 @@ def predict_pictures(checkpoint, paths, invert: bool = True, data_root=None, dow
             results.append(Prediction([], names, str(path), str(exc)))
             continue
         probs = model.predict_proba(to_row(image))[0]
-        results.append(Prediction(probs.tolist(), names[:probs.shape[0]], str(path), image=image))
+        results.append(Prediction(probs.tolist(), names[: probs.shape[0]], str(path), image=image))
     return results
 
 

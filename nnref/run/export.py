@@ -45,10 +45,8 @@ def export_model(model: torch.nn.Module, out, fmt: str = "onnx") -> Path:
     try:
         import onnxscript  # noqa: F401  (the dynamo-based exporter needs it)
     except ImportError:
-        raise TrainingError("ONNX export needs the onnx and onnxscript packages: pip install 'nnref[export]'") \
-            from None
-    torch.onnx.export(model, args, str(out), dynamo=True, dynamic_shapes=shapes, external_data=False,
-                      verbose=False)
+        raise TrainingError("ONNX export needs the onnx and onnxscript packages: pip install 'nnref[export]'") from None
+    torch.onnx.export(model, args, str(out), dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
     return out
 
 
@@ -57,9 +55,11 @@ def export_checkpoint(checkpoint, out, fmt: str = "onnx") -> Path:
     state = load_checkpoint(checkpoint)
     cfg = config_from_dict(state["config"])
     if not isinstance(cfg, TrainConfig):
-        raise TrainingError(f"{checkpoint} is a {cfg.model.upper()} checkpoint: export covers the parametric models "
-                            f"({', '.join(PARAMETRIC)}), which are functions of their input; a {cfg.model.upper()} "
-                            "checkpoint keeps its training set instead")
+        raise TrainingError(
+            f"{checkpoint} is a {cfg.model.upper()} checkpoint: export covers the parametric models "
+            f"({', '.join(PARAMETRIC)}), which are functions of their input; a {cfg.model.upper()} "
+            "checkpoint keeps its training set instead"
+        )
     model, _ = from_state(state, checkpoint, "cpu")
     return export_model(model, out, fmt)
 

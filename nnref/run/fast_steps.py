@@ -31,8 +31,15 @@ class GraphedStep(EagerStep):
     must be validated before (as :func:`nnref.train.train` does once for the whole dataset).
     """
 
-    def __init__(self, forward_loss: ForwardLoss, params: list[torch.Tensor], example_x: torch.Tensor,
-                 example_y: torch.Tensor, warmup: int = 3, scaler=None) -> None:
+    def __init__(
+        self,
+        forward_loss: ForwardLoss,
+        params: list[torch.Tensor],
+        example_x: torch.Tensor,
+        example_y: torch.Tensor,
+        warmup: int = 3,
+        scaler=None,
+    ) -> None:
         if example_x.device.type != "cuda":
             raise ValueError("CUDA graphs need CUDA tensors; use EagerStep on the CPU")
         super().__init__(forward_loss, params, scaler)
@@ -68,14 +75,24 @@ class GraphedStep(EagerStep):
         return self.loss, self.logits
 
 
-def build_step(forward_loss: ForwardLoss, params, example_x, example_y, cuda_graphs: bool = True,
-               compile: bool = False, amp: str = "off", compile_mode: str | None = None, fullgraph: bool = True):
+def build_step(
+    forward_loss: ForwardLoss,
+    params,
+    example_x,
+    example_y,
+    cuda_graphs: bool = True,
+    compile: bool = False,
+    amp: str = "off",
+    compile_mode: str | None = None,
+    fullgraph: bool = True,
+):
     """A step around ``forward_loss``: compiled with ``torch.compile`` when asked; replayed as a CUDA graph on CUDA when
     ``cuda_graphs``; with a GradScaler for fp16."""
     device = example_x.device
     if amp == "fp16" and device.type != "cuda":
-        raise ValueError("--amp fp16 needs a CUDA GPU (fp16 on a CPU is slow and needs loss scaling); "
-                         "use --amp bf16 on a CPU")
+        raise ValueError(
+            "--amp fp16 needs a CUDA GPU (fp16 on a CPU is slow and needs loss scaling); use --amp bf16 on a CPU"
+        )
     if compile:
         forward_loss = torch.compile(forward_loss, fullgraph=fullgraph, dynamic=False, mode=compile_mode)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
@@ -85,8 +102,9 @@ def build_step(forward_loss: ForwardLoss, params, example_x, example_y, cuda_gra
     return EagerStep(forward_loss, params, scaler)
 
 
-def make_step(model, fused: bool, example_x, example_y, cuda_graphs: bool, compile: bool = False,
-              amp: str = "off", net=None):
+def make_step(
+    model, fused: bool, example_x, example_y, cuda_graphs: bool, compile: bool = False, amp: str = "off", net=None
+):
     """The step for ``model`` (an nnref model with ``loss``): compiled and/or graphed as asked and possible.
 
     On CUDA with ``cuda_graphs`` the (compiled or eager) forward+backward is captured as a CUDA graph;
@@ -96,5 +114,6 @@ def make_step(model, fused: bool, example_x, example_y, cuda_graphs: bool, compi
     """
     graphed = cuda_graphs and example_x.device.type == "cuda" and net is None
     forward_loss = forward_loss_of(model, fused, amp, graphed, net)
-    return build_step(forward_loss, model.parameters(), example_x, example_y, graphed, compile, amp,
-                      fullgraph=net is None)
+    return build_step(
+        forward_loss, model.parameters(), example_x, example_y, graphed, compile, amp, fullgraph=net is None
+    )

@@ -28,11 +28,25 @@ import signal
 __all__ = ["failpoint", "armed", "PLACES"]
 
 #: Every place a run names, in the order a run reaches them.
-PLACES = ("launch", "startup", "step", "epoch-end", "checkpoint-write", "finish-metrics", "finish-pictures",
-          "finish-save", "exit")
+PLACES = (
+    "launch",
+    "startup",
+    "step",
+    "epoch-end",
+    "checkpoint-write",
+    "finish-metrics",
+    "finish-pictures",
+    "finish-save",
+    "exit",
+)
 
-_ACTIONS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "int": signal.SIGINT, "usr1": signal.SIGUSR1,
-            "stop": signal.SIGSTOP}
+_ACTIONS = {
+    "kill": signal.SIGKILL,
+    "term": signal.SIGTERM,
+    "int": signal.SIGINT,
+    "usr1": signal.SIGUSR1,
+    "stop": signal.SIGSTOP,
+}
 
 
 def _parse(text: str) -> dict:
@@ -42,8 +56,10 @@ def _parse(text: str) -> dict:
         action, _, rank = action.partition("#")
         place, _, count = where.partition("@")
         if place not in PLACES or action not in (*_ACTIONS, "enospc"):
-            raise ValueError(f"NNREF_FAILPOINT: {item!r} is not PLACE[@N]=ACTION[#RANK] with PLACE one of {PLACES} "
-                             f"and ACTION one of {(*_ACTIONS, 'enospc')}")
+            raise ValueError(
+                f"NNREF_FAILPOINT: {item!r} is not PLACE[@N]=ACTION[#RANK] with PLACE one of {PLACES} "
+                f"and ACTION one of {(*_ACTIONS, 'enospc')}"
+            )
         points[place] = (int(count) if count else None, action, int(rank) if rank else None)
     return points
 

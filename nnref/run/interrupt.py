@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .config import TrainingError
 from .stopsignals import SIGNALS, take_early
@@ -46,7 +46,7 @@ class StopRequest:
         self.signum: int | None = None
         self._previous: dict = {}
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._on_signal) for s in SIGNALS}
         early = take_early()
@@ -63,8 +63,10 @@ class StopRequest:
         if self.signum is None:
             self.signum = signum
         elif self.console is not None:
-            self.console(f"{signal.Signals(signum).name} again: already stopping — finishing the current step "
-                         "and writing its checkpoint (SIGKILL would leave the previous checkpoint instead)")
+            self.console(
+                f"{signal.Signals(signum).name} again: already stopping — finishing the current step "
+                "and writing its checkpoint (SIGKILL would leave the previous checkpoint instead)"
+            )
 
     @property
     def requested(self) -> bool:

@@ -12,7 +12,7 @@ import contextlib
 import math
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -38,7 +38,7 @@ class NeighbourSearch:
         self.knn, self.world, self.k = knn, world, k  # k: the largest k asked for, over every rank
 
     @classmethod
-    def store(cls, data: MNISTSplits, cfg: KNNConfig, world: World) -> "NeighbourSearch":
+    def store(cls, data: MNISTSplits, cfg: KNNConfig, world: World) -> NeighbourSearch:
         """KNN's "training": each rank keeps its shard of the training records (one process: all of them)."""
         n_train, k = data.train_x.shape[0], max(cfg.k)
         if k > n_train:
@@ -46,8 +46,9 @@ class NeighbourSearch:
         part = world.shard(n_train)
         knn = KNNClassifier(k=min(k, part.stop - part.start), metric=cfg.metric, chunk_size=cfg.chunk_size)
         if world.group:  # keep only this rank's shard of the records
-            knn.fit(data.train_x[part].clone(), data.train_y[part].clone(), offset=part.start,
-                    num_classes=data.num_classes)
+            knn.fit(
+                data.train_x[part].clone(), data.train_y[part].clone(), offset=part.start, num_classes=data.num_classes
+            )
             data.train_x = data.train_y = None
         else:
             knn.fit(data.train_x, data.train_y, num_classes=data.num_classes)
@@ -87,8 +88,10 @@ def _run(cfg: KNNConfig, device: torch.device, world: World, console) -> dict:
     if cfg.dry_run:
         pred = vote(search.neighbours(data.test_x[:10])[2], data.num_classes)
         if console:
-            console(f"dry run: KNN (k={search.k}, {cfg.metric}) on {device}, {search.knn.X.shape[0]} records; "
-                    f"first test predictions {pred.tolist()}")
+            console(
+                f"dry run: KNN (k={search.k}, {cfg.metric}) on {device}, {search.knn.X.shape[0]} records; "
+                f"first test predictions {pred.tolist()}"
+            )
         return {"dry_run": True}
     log = RunLog(make_run_dir(cfg), cfg, console, purge_step=0) if world.is_main else SilentLog(None)
     log.describe()
@@ -123,8 +126,11 @@ def _score_every_k(data: MNISTSplits, test, val, ks, log) -> dict:
     results = {}
     for k in sorted(ks):
         test_acc = float((vote(test[2][:, :k], data.num_classes) == data.test_y).float().mean())
-        val_acc = float((vote(val[2][:, :k], data.num_classes) == data.val_y).float().mean()) if val is not None \
+        val_acc = (
+            float((vote(val[2][:, :k], data.num_classes) == data.val_y).float().mean())
+            if val is not None
             else float("nan")
+        )
         log.scalars({"accuracy_by_k/test": test_acc} | ({"accuracy_by_k/val": val_acc} if val is not None else {}), k)
         results[k] = {"test_acc": test_acc, "val_acc": val_acc}
         val_text = f"val acc {val_acc:.2%} | " if val is not None else ""
@@ -138,15 +144,27 @@ def _pictures(log, search: NeighbourSearch, data: MNISTSplits, test, predictions
     wrong = (predictions != data.test_y).nonzero().flatten()[:3].cpu()
     show = torch.cat([torch.arange(min(5, data.test_x.shape[0])), wrong])
     idx, labels = test[1][show], test[2][show]
-    log.figure("knn/neighbours", viz.neighbours_grid(data.test_images[show], data.test_y[show].cpu(),
-                                                     search.images(idx), labels.cpu(),
-                                                     vote(labels, data.num_classes).cpu()), search.k)
+    log.figure(
+        "knn/neighbours",
+        viz.neighbours_grid(
+            data.test_images[show],
+            data.test_y[show].cpu(),
+            search.images(idx),
+            labels.cpu(),
+            vote(labels, data.num_classes).cpu(),
+        ),
+        search.k,
+    )
 
 
 def _finish(cfg: KNNConfig, log, results, best_k, test_seconds, predictions, memory, world) -> dict:
     memory_per_rank = world.cat(torch.tensor([memory], dtype=torch.float64)).tolist()
-    final = {"test_acc": results[best_k]["test_acc"], "val_acc": results[best_k]["val_acc"],
-             "test_seconds": test_seconds, "records_bytes_per_rank": memory_per_rank}
+    final = {
+        "test_acc": results[best_k]["test_acc"],
+        "val_acc": results[best_k]["val_acc"],
+        "test_seconds": test_seconds,
+        "records_bytes_per_rank": memory_per_rank,
+    }
     # the chosen k's accuracies, where a parametric run keeps its final ones (x axis: k)
     log.scalars({"accuracy/test": final["test_acc"]}, best_k)
     if not math.isnan(final["val_acc"]):
@@ -154,18 +172,38 @@ def _finish(cfg: KNNConfig, log, results, best_k, test_seconds, predictions, mem
     log.hparams({"accuracy/test": final["test_acc"], "accuracy/val": final["val_acc"]})
     ckpt_path = log.run_dir / "checkpoint.pt" if log.run_dir else None
     if world.is_main:
-        save_checkpoint(ckpt_path, {"format": FORMAT, "config": cfg.to_dict(), "model": None, "best_k": best_k,
-                                    "results": {int(k): v for k, v in results.items()}, "finished": True,
-                                    "final": final, "global_step": 0, "world_size": world.size,
-                                    "test_predictions": predictions.cpu()})
+        save_checkpoint(
+            ckpt_path,
+            {
+                "format": FORMAT,
+                "config": cfg.to_dict(),
+                "model": None,
+                "best_k": best_k,
+                "results": {int(k): v for k, v in results.items()},
+                "finished": True,
+                "final": final,
+                "global_step": 0,
+                "world_size": world.size,
+                "test_predictions": predictions.cpu(),
+            },
+        )
     log.status("finished", 0)
     log.close()
     chosen = "best k on validation" if not math.isnan(final["val_acc"]) else "no validation set (--val-size 0); k"
     ranks = f" ({world.size} ranks, {max(memory_per_rank) / 2**20:.1f} MiB of records each)" if world.size > 1 else ""
-    log.say(f"{chosen}: {best_k}; test accuracy {final['test_acc']:.2%}; {test_seconds:.1f} s for "
-            f"{predictions.shape[0]} test images{ranks}\nTensorBoard: tensorboard --logdir {cfg.logdir}")
-    return {"results": results, "best_k": best_k, "test_acc": final["test_acc"], "run_dir": str(log.run_dir),
-            "checkpoint": str(ckpt_path), "test_seconds": test_seconds, "memory_per_rank": memory_per_rank}
+    log.say(
+        f"{chosen}: {best_k}; test accuracy {final['test_acc']:.2%}; {test_seconds:.1f} s for "
+        f"{predictions.shape[0]} test images{ranks}\nTensorBoard: tensorboard --logdir {cfg.logdir}"
+    )
+    return {
+        "results": results,
+        "best_k": best_k,
+        "test_acc": final["test_acc"],
+        "run_dir": str(log.run_dir),
+        "checkpoint": str(ckpt_path),
+        "test_seconds": test_seconds,
+        "memory_per_rank": memory_per_rank,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,4 +221,5 @@ def from_checkpoint(state: dict, cfg: KNNConfig, device, data_root=None, downloa
     the k the run chose on validation."""
     data = load_data(cfg, device, data_root, download)
     return KNNClassifier(chosen_k(state), cfg.metric, chunk_size=cfg.chunk_size).fit(
-        data.train_x, data.train_y, num_classes=data.num_classes)
+        data.train_x, data.train_y, num_classes=data.num_classes
+    )

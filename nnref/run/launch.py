@@ -9,7 +9,7 @@ Torch-free until the run begins, so that a stop signal while the command starts 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from .config import PARAMETRIC, KNNConfig, TrainConfig
 from .faults import failpoint

@@ -8,8 +8,8 @@ passes (the CLI passes ``print``; a library caller may pass nothing and read the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -18,12 +18,12 @@ from ..records import STATUS_FILE, open_writer, read_status, write_status
 from ..table import markdown_table
 from .config import KNNConfig, TrainConfig, TrainingError
 
-__all__ = ["RunLog", "SilentLog", "make_run_dir", "open_writer", "write_status", "read_status", "STATUS_FILE",
-           "KINDS"]
+__all__ = ["RunLog", "SilentLog", "make_run_dir", "open_writer", "write_status", "read_status", "STATUS_FILE", "KINDS"]
 
 #: Every setting a model's run can record in the HParams tab (each run records only its own model's).
-HPARAM_NAMES = tuple(sorted(set(TrainConfig(model="mlp", positive_class=1).hparams()) |
-                            set(KNNConfig(positive_class=1).hparams())))
+HPARAM_NAMES = tuple(
+    sorted(set(TrainConfig(model="mlp", positive_class=1).hparams()) | set(KNNConfig(positive_class=1).hparams()))
+)
 
 #: The kinds of run a log folder can hold; each run says its kind in its status file.
 KINDS = ("mnist", "playground", "gradcheck-sweep", "bench")
@@ -39,8 +39,9 @@ def make_run_dir(cfg: TrainConfig | KNNConfig) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise TrainingError(f"cannot write the run to --logdir {cfg.logdir!r} ({run_dir}): "
-                            f"{exc.strerror or exc}") from None
+        raise TrainingError(
+            f"cannot write the run to --logdir {cfg.logdir!r} ({run_dir}): {exc.strerror or exc}"
+        ) from None
     return run_dir
 
 
@@ -58,8 +59,13 @@ class RunLog:
     appears once.
     """
 
-    def __init__(self, run_dir: Path, cfg: TrainConfig | KNNConfig, console: Callable[[str], None] | None = None,
-                 purge_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg: TrainConfig | KNNConfig,
+        console: Callable[[str], None] | None = None,
+        purge_step: int | None = None,
+    ) -> None:
         self.run_dir, self.cfg, self.console = Path(run_dir), cfg, console
         self.writer = open_writer(self.run_dir, purge_step)
         self.splits = {name: open_writer(self.run_dir / name, purge_step) for name in SPLITS}
@@ -91,11 +97,13 @@ class RunLog:
         content = plugin_data_pb2.HParamsPluginData.FromString(data.content)
         # TensorBoard takes its columns from one run's experiment: declare every setting any model has, so runs
         # of different models share one table (each run's own values hold only its model's settings)
-        content.experiment.hparam_infos.extend(api_pb2.HParamInfo(name=name) for name in HPARAM_NAMES
-                                               if name not in values)
+        content.experiment.hparam_infos.extend(
+            api_pb2.HParamInfo(name=name) for name in HPARAM_NAMES if name not in values
+        )
         content.experiment.metric_infos.extend(
             api_pb2.MetricInfo(name=api_pb2.MetricName(group=group, tag=tag), display_name=name)
-            for name, (group, tag) in ((n, _metric_source(n)) for n in metrics))
+            for name, (group, tag) in ((n, _metric_source(n)) for n in metrics)
+        )
         data.content = content.SerializeToString()
         file_writer = self.writer._get_file_writer()
         for summary in (experiment, start, end):
@@ -122,12 +130,21 @@ class RunLog:
         """The per-epoch curves (``loss`` and ``accuracy`` of the ``train`` and ``val`` sub-runs) and the
         console line; ``metrics`` holds train_/val_ loss and accuracy."""
         for split in SPLITS:
-            self.epoch_scalars(split, {kind: metrics[f"{split}_{kind}"] for kind in ("loss", "accuracy")
-                                       if metrics.get(f"{split}_{kind}") is not None}, step)
+            self.epoch_scalars(
+                split,
+                {
+                    kind: metrics[f"{split}_{kind}"]
+                    for kind in ("loss", "accuracy")
+                    if metrics.get(f"{split}_{kind}") is not None
+                },
+                step,
+            )
         val = metrics.get("val_loss")
         val_text = f" | val loss {val:.4f} acc {metrics['val_accuracy']:.2%}" if val is not None else ""
-        self.say(f"epoch {epoch}/{epochs}: train loss {metrics['train_loss']:.4f} acc "
-                 f"{metrics['train_accuracy']:.2%}{val_text} | {seconds:.1f} s")
+        self.say(
+            f"epoch {epoch}/{epochs}: train loss {metrics['train_loss']:.4f} acc "
+            f"{metrics['train_accuracy']:.2%}{val_text} | {seconds:.1f} s"
+        )
 
     # -- pictures -----------------------------------------------------------------------------------
     def model_pictures(self, model, names: list[str], step: int) -> None:
@@ -140,15 +157,24 @@ class RunLog:
             self.writer.add_figure("weights/first_layer_filters", viz.weight_templates(w, suptitle=title), step)
         else:
             titles = names if w.shape[0] == len(names) else [f"w ({names[1]} vs {names[0]})"]
-            self.writer.add_figure("weights/templates", viz.weight_templates(w, titles, suptitle="learned templates"),
-                                   step)
+            self.writer.add_figure(
+                "weights/templates", viz.weight_templates(w, titles, suptitle="learned templates"), step
+            )
 
-    def test_pictures(self, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, names: list[str],
-                      step: int, title: str = "") -> None:
+    def test_pictures(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        preds: torch.Tensor,
+        names: list[str],
+        step: int,
+        title: str = "",
+    ) -> None:
         """The misclassified test images and the confusion matrix."""
         if images.shape[0] == labels.shape[0]:
-            self.writer.add_figure("test/misclassified",
-                                   viz.misclassified_grid(images, labels, preds, class_names=names), step)
+            self.writer.add_figure(
+                "test/misclassified", viz.misclassified_grid(images, labels, preds, class_names=names), step
+            )
         matrix = viz.confusion_matrix(labels, preds, len(names))
         self.writer.add_figure("test/confusion_matrix", viz.confusion_figure(matrix, names, title), step)
 
@@ -165,12 +191,18 @@ class RunLog:
         for c, name in enumerate(names):
             self.writer.add_pr_curve(f"pr/{name}", labels == c, probs[:, c], step)
 
-    def embedding(self, tag: str, features: torch.Tensor, labels: torch.Tensor, images: torch.Tensor,
-                  names: list[str], step: int) -> None:
+    def embedding(
+        self, tag: str, features: torch.Tensor, labels: torch.Tensor, images: torch.Tensor, names: list[str], step: int
+    ) -> None:
         """Rows ``features`` (n, d) for TensorBoard's projector, each labelled with its class and shown as its
         image (``images`` (n, 28, 28) uint8, as the sprite)."""
-        self.writer.add_embedding(features.detach().float().cpu(), metadata=[names[int(y)] for y in labels],
-                                  label_img=images.unsqueeze(1).float().div(255), global_step=step, tag=tag)
+        self.writer.add_embedding(
+            features.detach().float().cpu(),
+            metadata=[names[int(y)] for y in labels],
+            label_img=images.unsqueeze(1).float().div(255),
+            global_step=step,
+            tag=tag,
+        )
 
     # -- lifetime -----------------------------------------------------------------------------------
     def status(self, status: str, step: int, message: str = "") -> None:

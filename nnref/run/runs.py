@@ -31,8 +31,9 @@ class RunInfo:
 
 
 def _is_run_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / "checkpoint.pt").exists() or (path / STATUS_FILE).exists() or
-                              any(path.glob("events.out.tfevents.*")))
+    return path.is_dir() and (
+        (path / "checkpoint.pt").exists() or (path / STATUS_FILE).exists() or any(path.glob("events.out.tfevents.*"))
+    )
 
 
 def _recipe(config: dict) -> str:
@@ -73,8 +74,11 @@ def _status(status: dict, state: dict | None, steps: int | None, ckpt: Path) -> 
     if holder is not None:
         return f"running: {holder}"
     if status.get("status") == "diverged":
-        return f"diverged at step {status.get('step')} (last good checkpoint: step {steps})" \
-            if state is not None else f"diverged at step {status.get('step')}, before any checkpoint"
+        return (
+            f"diverged at step {status.get('step')} (last good checkpoint: step {steps})"
+            if state is not None
+            else f"diverged at step {status.get('step')}, before any checkpoint"
+        )
     if state is not None and state.get("finished"):
         return "finished"
     if state is not None:

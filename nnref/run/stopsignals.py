@@ -1,10 +1,10 @@
 """The signals that ask a training run to stop — SIGTERM (a scheduler), SIGINT (Ctrl-C), SIGUSR1 (SLURM's
 ``--signal``) — and one that came before the run could act on it.
 
-Torch-free, so that the command line installs :func:`note_early` at its first moment (:func:`catch_early`), before the imports and the
-data: the handler only notes the signal, and the run's :class:`nnref.run.interrupt.StopRequest` starts out asked to
-stop, so the run stops before its first step (exit 75).  Raising from a signal handler instead would interrupt
-whatever runs then — an import half-way included, leaving a library half-initialised.
+Torch-free, so that the command line installs :func:`note_early` at its first moment (:func:`catch_early`), before
+the imports and the data: the handler only notes the signal, and the run's :class:`nnref.run.interrupt.StopRequest`
+starts out asked to stop, so the run stops before its first step (exit 75).  Raising from a signal handler instead
+would interrupt whatever runs then — an import half-way included, leaving a library half-initialised.
 """
 
 from __future__ import annotations

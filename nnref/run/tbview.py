@@ -55,11 +55,25 @@ class TensorBoardServer:
             body = response.read()
         return json.loads(body) if response.headers.get_content_type() == "application/json" else body
 
-    def __enter__(self) -> "TensorBoardServer":
+    def __enter__(self) -> TensorBoardServer:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(self.logdir), "--host", "127.0.0.1",
-             "--port", "0", "--reload_interval", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                "--logdir",
+                str(self.logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--reload_interval",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.output: list[str] = []
         started = threading.Event()
 
@@ -103,9 +117,17 @@ class TensorBoardServer:
 
 def open_browser(playwright):
     """A headless Chromium that reaches nothing but loopback (no background networking, no sandbox for root)."""
-    return playwright.chromium.launch(executable_path=chromium_path(), args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])
+    return playwright.chromium.launch(
+        executable_path=chromium_path(),
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,8 +182,11 @@ def image_cards(page) -> list[dict]:
 
 def runs_listed(page) -> list[str]:
     """The runs in the Time Series dashboard's run selector."""
-    return [line.strip() for line in page.locator("runs-table").inner_text().splitlines()
-            if line.strip() and line.strip() != "Run"]
+    return [
+        line.strip()
+        for line in page.locator("runs-table").inner_text().splitlines()
+        if line.strip() and line.strip() != "Run"
+    ]
 
 
 def hparams_cells(page, server: TensorBoardServer, wait_ms: int = 30_000) -> list[str]:

@@ -28,22 +28,22 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from ..data import MNISTSplits, load_data, make_loader
+from ..functional import value_checks
+from ..models import build_model as _build
 from .checkpoint import FORMAT, RunLock, TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, TrainingDiverged, TrainingError, resolve_device
-from ..data import MNISTSplits, load_data, make_loader
 from .distributed import World, init_world, world_size_from_env
 from .evaluate import evaluate
-from .faults import failpoint
-from ..functional import value_checks
-from .interrupt import RunInterrupted, StopRequest
-from ..models import build_model as _build
-from .runlog import RunLog, SilentLog, make_run_dir, read_status, write_status
 from .fast_steps import make_step
+from .faults import failpoint
+from .interrupt import RunInterrupted, StopRequest
+from .runlog import RunLog, SilentLog, make_run_dir, read_status, write_status
 
 __all__ = ["train", "Trainer", "DivergenceGuard", "build_model", "lr_at", "seed_everything", "resume_path"]
 
@@ -109,8 +109,10 @@ def resume_path(cfg: TrainConfig) -> str | None:
     if cfg.resume != "auto":
         return cfg.resume
     if not cfg.run_name:
-        raise TrainingError("--resume auto needs --run-name: it resumes <logdir>/<run-name>/checkpoint.pt "
-                            "when that exists and starts that run otherwise")
+        raise TrainingError(
+            "--resume auto needs --run-name: it resumes <logdir>/<run-name>/checkpoint.pt "
+            "when that exists and starts that run otherwise"
+        )
     path = Path(cfg.logdir) / cfg.run_name / "checkpoint.pt"
     return str(path) if path.exists() else None
 
@@ -119,8 +121,10 @@ def _check_before_joining(cfg: TrainConfig) -> None:
     """What every rank can see alike is checked before the process group exists: all ranks stop together."""
     size = world_size_from_env()
     if size > 1 and cfg.batch_size % size:
-        raise TrainingError(f"--batch-size {cfg.batch_size} is the global batch and must be divisible by the "
-                            f"{size} processes of this torchrun job (e.g. {cfg.batch_size // size * size or size})")
+        raise TrainingError(
+            f"--batch-size {cfg.batch_size} is the global batch and must be divisible by the "
+            f"{size} processes of this torchrun job (e.g. {cfg.batch_size // size * size or size})"
+        )
     if cfg.nesterov and not cfg.momentum:
         raise TrainingError("--nesterov needs a --momentum above 0")
     if cfg.amp == "fp16" and resolve_device(cfg.device).type != "cuda":
@@ -152,8 +156,10 @@ def already_finished(cfg: TrainConfig, resumed: dict, console: Console | None) -
     if os.environ.get("RANK", "0") == "0" and read_status(path.parent).get("status") != "finished":
         write_status(path.parent, "mnist", "finished", resumed["global_step"], config=cfg.to_dict())
     if console:
-        console(f"{path.parent} has finished already (epoch {resumed['epoch']} of {cfg.epochs}); "
-                f"test accuracy {resumed['final']['test_acc']:.2%}. Raise --epochs to train on.")
+        console(
+            f"{path.parent} has finished already (epoch {resumed['epoch']} of {cfg.epochs}); "
+            f"test accuracy {resumed['final']['test_acc']:.2%}. Raise --epochs to train on."
+        )
     return {**resumed["final"], "run_dir": str(path.parent), "checkpoint": str(path), "train_seconds": 0.0}
 
 
@@ -168,7 +174,7 @@ class RunFolder:
     created: bool
 
     @classmethod
-    def open(cls, cfg: TrainConfig, resumed: dict | None, world: World) -> "RunFolder":
+    def open(cls, cfg: TrainConfig, resumed: dict | None, world: World) -> RunFolder:
         if resumed:
             path = Path(cfg.resume).resolve().parent
         else:
@@ -230,7 +236,7 @@ class DivergenceGuard:
         global step of the first bad one, or None."""
         if self.pending == 0:
             return None
-        flags = self.flags[:self.pending]
+        flags = self.flags[: self.pending]
         if not self.params and self.world.group:
             flags = self.world.sum((~flags).int()) == 0
         flags, first = flags.tolist(), step_after - self.pending
@@ -247,8 +253,17 @@ class Trainer:
     #: How many test images the embedding projector shows.
     EMBEDDED = 2000
 
-    def __init__(self, cfg: TrainConfig, data: MNISTSplits, device: torch.device, world: World = World(),
-                 run_dir: Path | None = None, resumed: dict | None = None, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: MNISTSplits,
+        device: torch.device,
+        world: World | None = None,
+        run_dir: Path | None = None,
+        resumed: dict | None = None,
+        console: Console | None = None,
+    ) -> None:
+        world = world or World()
         self.cfg, self.data, self.device, self.world = cfg, data, device, world
         self.model = build_model(cfg, data.train_x.shape[1], data.num_classes).to(device)
         self.net = self.model
@@ -257,10 +272,16 @@ class Trainer:
 
             self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.fused = cfg.loss == "fused"
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-        self.loader = make_loader(data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                  rank=world.rank, world=world.size)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+        self.loader = make_loader(
+            data.train_x, data.train_y, cfg.batch_size, shuffle=True, seed=cfg.seed, rank=world.rank, world=world.size
+        )
         self.steps_per_epoch = self.loader.sampler.batches_per_epoch()
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.state = TrainState().to(device)
@@ -269,9 +290,16 @@ class Trainer:
             self._restore(resumed)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         bs = cfg.batch_size // world.size
-        self.step = make_step(self.model, self.fused, data.train_x[:bs], data.train_y[:bs],
-                              cuda_graphs=cfg.cuda_graphs, compile=cfg.compile, amp=cfg.amp,
-                              net=self.net if world.group else None)
+        self.step = make_step(
+            self.model,
+            self.fused,
+            data.train_x[:bs],
+            data.train_y[:bs],
+            cuda_graphs=cfg.cuda_graphs,
+            compile=cfg.compile,
+            amp=cfg.amp,
+            net=self.net if world.group else None,
+        )
         every = 1 if device.type == "cpu" else max(1, min(cfg.log_every, 64))
         # with fp16 loss scaling, an overflowing gradient is the GradScaler's to skip: check the loss only
         self.guard = DivergenceGuard(self.params if self.step.checks_gradients else [], device, every, world)
@@ -307,8 +335,10 @@ class Trainer:
         """A fresh run's first record: the projector's view of the test images before training, and one line."""
         self._embeddings(0, pixels=True)
         d, ranks = self.data, f" × {self.world.size} processes" if self.world.size > 1 else ""
-        self.log.say(f"training {type(self.model).__name__} on {self.device}{ranks}: {d.train_x.shape[0]} train / "
-                     f"{d.val_x.shape[0]} val / {d.test_x.shape[0]} test images; TensorBoard run {run_dir}")
+        self.log.say(
+            f"training {type(self.model).__name__} on {self.device}{ranks}: {d.train_x.shape[0]} train / "
+            f"{d.val_x.shape[0]} val / {d.test_x.shape[0]} test images; TensorBoard run {run_dir}"
+        )
 
     def dry_run(self, console: Console | None) -> dict:
         """One step and one evaluation; nothing written."""
@@ -317,9 +347,11 @@ class Trainer:
         self.step.update(self.optimizer)
         val_loss, _, _ = evaluate(self.model, self.data.val_x[:1000], self.data.val_y[:1000], self.fused)
         if console:
-            console(f"dry run: {type(self.model).__name__} on {self.device}, {self.data.train_x.shape[0]} training "
-                    f"images, {self.steps_per_epoch} steps/epoch; one step: loss {float(loss.detach()):.4f}, "
-                    f"val loss {val_loss:.4f}")
+            console(
+                f"dry run: {type(self.model).__name__} on {self.device}, {self.data.train_x.shape[0]} training "
+                f"images, {self.steps_per_epoch} steps/epoch; one step: loss {float(loss.detach()):.4f}, "
+                f"val loss {val_loss:.4f}"
+            )
         return {"dry_run": True, "loss": float(loss.detach())}
 
     # -- one epoch ----------------------------------------------------------------------------------
@@ -352,8 +384,11 @@ class Trainer:
         cfg, state = self.cfg, self.state
         if state.global_step % cfg.log_every == 0:
             self._log_step()
-        if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0 and \
-                state.batches_done < self.steps_per_epoch:
+        if (
+            cfg.checkpoint_every
+            and state.global_step % cfg.checkpoint_every == 0
+            and state.batches_done < self.steps_per_epoch
+        ):
             self.save()
         failpoint("step", state.global_step)
 
@@ -361,19 +396,29 @@ class Trainer:
         from tqdm.auto import tqdm
 
         show = self.log.console is not None and sys.stderr.isatty()
-        return tqdm(self.loader, total=len(self.loader.sampler), disable=not show, leave=False,
-                    desc=f"epoch {self.state.epoch + 1}/{self.cfg.epochs}")
+        return tqdm(
+            self.loader,
+            total=len(self.loader.sampler),
+            disable=not show,
+            leave=False,
+            desc=f"epoch {self.state.epoch + 1}/{self.cfg.epochs}",
+        )
 
     def _verify(self, step_after: int) -> None:
         bad = self.guard.check(step_after)
         if bad is None:
             return
         epoch = (bad - 1) // self.steps_per_epoch + 1
-        kept = f"the last good checkpoint {self.ckpt_path} is untouched" if self.ckpt_path and \
-            self.ckpt_path.exists() else "no checkpoint had been written yet"
-        message = (f"training diverged: the loss or a gradient became NaN/Inf at epoch {epoch}, step "
-                   f"{bad - (epoch - 1) * self.steps_per_epoch} of the epoch (global step {bad}); {kept}. "
-                   f"Try a smaller --lr (now {self.cfg.lr}).")
+        kept = (
+            f"the last good checkpoint {self.ckpt_path} is untouched"
+            if self.ckpt_path and self.ckpt_path.exists()
+            else "no checkpoint had been written yet"
+        )
+        message = (
+            f"training diverged: the loss or a gradient became NaN/Inf at epoch {epoch}, step "
+            f"{bad - (epoch - 1) * self.steps_per_epoch} of the epoch (global step {bad}); {kept}. "
+            f"Try a smaller --lr (now {self.cfg.lr})."
+        )
         self.log.status("diverged", bad, message)
         self.log.close()
         raise TrainingDiverged(message)
@@ -411,25 +456,38 @@ class Trainer:
         part = self.world.shard(x.shape[0])
         loss, _, pred = evaluate(self.model, x[part], y[part], self.fused)
         n = pred.shape[0]
-        sums = torch.tensor([loss * n if n else 0.0, float((pred == y[part]).sum()), n], dtype=torch.float64,
-                            device=self.device)
+        sums = torch.tensor(
+            [loss * n if n else 0.0, float((pred == y[part]).sum()), n], dtype=torch.float64, device=self.device
+        )
         loss_sum, correct, count = self.world.sum(sums).tolist()
         return loss_sum / count, correct / count, self.world.cat(pred)
 
     def save(self, **extra) -> None:
         """Flush the events up to this step, then (rank 0) write the checkpoint atomically, with the sums of
         every rank."""
-        sums = {"epoch_stats": self.world.sum(self.state.epoch_stats.clone()),
-                "window": self.world.sum(self.state.window.clone())}
+        sums = {
+            "epoch_stats": self.world.sum(self.state.epoch_stats.clone()),
+            "window": self.world.sum(self.state.window.clone()),
+        }
         if not self.world.is_main:
             return
         self.log.flush()
-        save_checkpoint(self.ckpt_path, {
-            "format": FORMAT, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "sampler": self.loader.sampler.state_dict(
-                self.state.batches_done), "rng": rng_state(), **self.state.to_dict(),
-            **{k: v.cpu() for k, v in sums.items()}, "world_size": self.world.size, "last_metrics": self.last_metrics,
-            **extra})
+        save_checkpoint(
+            self.ckpt_path,
+            {
+                "format": FORMAT,
+                "config": self.cfg.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "sampler": self.loader.sampler.state_dict(self.state.batches_done),
+                "rng": rng_state(),
+                **self.state.to_dict(),
+                **{k: v.cpu() for k, v in sums.items()},
+                "world_size": self.world.size,
+                "last_metrics": self.last_metrics,
+                **extra,
+            },
+        )
 
     def interrupted(self, stop: StopRequest, folder: RunFolder) -> RunInterrupted:
         """Stop where the loop stands: a checkpoint at this exact step (unless the last one already holds it, or
@@ -441,11 +499,16 @@ class Trainer:
             return RunInterrupted(f"stopped by {stop.name} before the first step; nothing was written", None, 0)
         if state.batches_done:  # mid-epoch (at an epoch's end the checkpoint was written by end_epoch)
             self.save()
-        where = f"epoch {state.epoch + 1}, batch {state.batches_done} of {self.steps_per_epoch}" if \
-            state.batches_done else f"the end of epoch {state.epoch}"
+        where = (
+            f"epoch {state.epoch + 1}, batch {state.batches_done} of {self.steps_per_epoch}"
+            if state.batches_done
+            else f"the end of epoch {state.epoch}"
+        )
         resume = f"nnref train {self.cfg.model} --resume {self.ckpt_path}"
-        message = (f"stopped by {stop.name} after step {step} ({where}); checkpoint {self.ckpt_path} holds that "
-                   f"step. Resume with: {resume}")
+        message = (
+            f"stopped by {stop.name} after step {step} ({where}); checkpoint {self.ckpt_path} holds that "
+            f"step. Resume with: {resume}"
+        )
         self.log.status("interrupted", step, message)
         self.log.close()
         return RunInterrupted(message, str(self.ckpt_path), step)
@@ -481,10 +544,15 @@ class Trainer:
         failpoint("finish-save")
         log.status("finished", step)
         log.close()
-        log.say(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}); {train_seconds:.1f} s of training\n"
-                f"checkpoint: {self.ckpt_path}\nTensorBoard: tensorboard --logdir {self.cfg.logdir}")
-        return {**final, "run_dir": str(self.ckpt_path.parent) if self.ckpt_path else None,
-                "checkpoint": str(self.ckpt_path) if self.ckpt_path else None}
+        log.say(
+            f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}); {train_seconds:.1f} s of training\n"
+            f"checkpoint: {self.ckpt_path}\nTensorBoard: tensorboard --logdir {self.cfg.logdir}"
+        )
+        return {
+            **final,
+            "run_dir": str(self.ckpt_path.parent) if self.ckpt_path else None,
+            "checkpoint": str(self.ckpt_path) if self.ckpt_path else None,
+        }
 
     def _final_pictures(self, test_pred: torch.Tensor, step: int) -> None:
         data, log = self.data, self.log
