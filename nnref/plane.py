@@ -188,7 +188,8 @@ class Descent:
         self.kind, self.cfg, self.classes, self.names = kind, cfg, classes, tuple(cfg.features)
         self.record_every, self.losses, self.snapshots = record_every, [], []  # what the playground draws
         inputs = features(X, self.names)
-        self.mean, self.std = inputs.mean(0), inputs.std(0).nan_to_num(1.0).clamp_min(1e-12)
+        spread = inputs.std(0) if inputs.shape[0] > 1 else torch.ones(inputs.shape[1])  # (one point: no spread)
+        self.mean, self.std = inputs.mean(0), spread.nan_to_num(1.0).clamp_min(1e-12)
         self.X = (inputs - self.mean) / self.std
         self.t = y.float() if classes == 2 else y.long()
         torch.manual_seed(seed)
@@ -209,11 +210,12 @@ class Descent:
     def set_recipe(self, **changes) -> None:
         """Change the learning rate, momentum, weight decay, L1 rate or batch size in place: the weights and the
         momentum so far stay (what the lab does when a slider moves)."""
+        if changes.get("batch_size", self.cfg.batch_size) != self.cfg.batch_size:
+            # the epochs so far are counted in batches of the old size; the next epoch starts afresh in the new one
+            self._epochs_before, self._start, self._order = self.epoch, self.steps, None
         self.cfg = replace(self.cfg, **changes)
         for group in self.optimizer.param_groups:
             group.update(lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
-        if "batch_size" in changes:  # the next epoch starts afresh, in batches of the new size
-            self._epochs_before, self._start, self._order = self.epoch, self.steps, None
 
     def _loss(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         loss = self.net.loss(logits, t)

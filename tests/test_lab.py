@@ -257,9 +257,14 @@ def test_divergence_is_a_message_not_a_blank_picture():
             break
     assert session.diverged and "Lower the learning rate (now 10)" in session.diverged and not session.playing
     header, _ = decode(session.frame())
-    assert header["diverged"] == session.diverged
+    assert header["diverged"] == session.diverged and session.diverged in header["notices"]
     session.reset()
     assert session.diverged is None and session.epoch == 0
+    for _ in range(50):  # diverged again: a lower rate starts again from the same initial weights, the message goes
+        session.advance(0.01)
+    assert session.diverged
+    session.configure({"lr": 0.03})
+    assert not session.diverged and session.epoch == 0 and decode(session.frame())[0]["notices"] == []
 
 
 def test_reset_returns_to_the_same_initial_weights_and_new_weights_to_others():
@@ -342,10 +347,16 @@ def test_beyond_loopback_nnref_lab_prints_an_address_with_a_token():
 
     from helpers import cli_process
 
+    from nnref.lab.server import machine_addresses
+
     lab = cli_process("lab", "--host", "0.0.0.0", "--port", "0")
     try:
         url = _started(lab)
         assert "?token=" in url and len(url.split("token=")[1]) >= 20
+        # the address students open: this machine's own (not 127.0.0.1, which is each student's own machine)
+        assert url.startswith(f"http://{machine_addresses()[0]}:")
+        if len(machine_addresses()) > 1:
+            assert not url.startswith("http://127.0.0.1")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url.split("?")[0], timeout=20)
         assert refused.value.code == 403

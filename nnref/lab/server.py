@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import json
+import logging
 import secrets
 import socket
 import threading
@@ -39,9 +41,10 @@ from .inbox import Inbox
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
 
-__all__ = ["create_app", "LabServer", "serve", "is_loopback", "STATIC"]
+__all__ = ["create_app", "LabServer", "serve", "is_loopback", "machine_addresses", "STATIC"]
 
 STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("nnref.lab")
 #: Frames a page may hold without having drawn them.
 IN_FLIGHT = 2
 #: Seconds of training between two frames while a page plays.
@@ -110,11 +113,9 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> 
             return False
         await websocket.accept()
         if not sessions.take():
+            pages = "1 page is" if sessions.limit == 1 else f"{sessions.limit} pages are"
             await websocket.send_json(
-                {
-                    "type": "full",
-                    "message": f"The lab is full: {sessions.limit} pages are open. Close one and reload this page.",
-                }
+                {"type": "full", "message": f"The lab is full: {pages} open. Close one and reload this page."}
             )
             await websocket.close(code=1013)  # try again later
             return False
@@ -176,8 +177,8 @@ class _PlaygroundSocket:
                         await self._handle(text)
                     if self.credits and (self.session.playing or self.dirty):
                         await self._send_frame()
-        except WebSocketDisconnect:
-            return
+        except (WebSocketDisconnect, _PageGone) as exc:  # closed while its message was handled: one line, no stack
+            log.warning("nnref lab: a page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
     async def _send_frame(self) -> None:
         seconds = TRAIN_PER_FRAME if self.session.playing else None
@@ -203,8 +204,11 @@ class _PlaygroundSocket:
             if kind == "config":
                 if await asyncio.to_thread(s.configure, message["state"], message.get("version")):
                     await self.ws.send_json(await asyncio.to_thread(s.data_message))
+            elif kind in ("play", "step") and s.nothing_to_train():  # said, not silently ignored
+                s.playing = False
+                await self.ws.send_json({"type": "notice", "message": s.nothing_to_train()})
             elif kind in ("play", "pause"):
-                s.playing = kind == "play" and not s.diverged and bool(s.descents)
+                s.playing = kind == "play"
             elif kind == "step":
                 s.playing = False
                 await asyncio.to_thread(s.advance, 0.0)
@@ -217,10 +221,47 @@ class _PlaygroundSocket:
                 await self.ws.send_bytes(encode({"type": "file", "name": "nnref-lab-model.pt"}, [content]))
             self.dirty = True
         except BadMessage as exc:
-            await self.ws.send_json({"type": "error", "message": str(exc)})
-        except Exception as exc:  # a bug must not end the page's session: say so, and log it for its fix
-            traceback.print_exc()
-            await self.ws.send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"})
+            await self._send_json({"type": "error", "message": str(exc)}, text)
+        except (WebSocketDisconnect, _PageGone):
+            raise
+        except Exception as exc:
+            if _closed(exc):  # the page went while its message was handled (a gradient check, a change)
+                raise _PageGone(_during(text)) from None
+            traceback.print_exc()  # a bug must not end the page's session: say so, and log it for its fix
+            await self._send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, text)
+
+    async def _send_json(self, message: dict, text) -> None:
+        try:
+            await self.ws.send_json(message)
+        except Exception as exc:
+            if _closed(exc):
+                raise _PageGone(_during(text)) from None
+            raise
+
+
+class _PageGone(Exception):
+    """The page closed its socket while the server was answering it."""
+
+    def __init__(self, during: str) -> None:
+        super().__init__(during)
+        self.during = during
+
+
+def _closed(exc: Exception) -> bool:
+    """Whether ``exc`` is a send on a socket the page has closed (Starlette and uvicorn say so in these ways)."""
+    if isinstance(exc, WebSocketDisconnect) or type(exc).__name__ in ("ClientDisconnected", "ConnectionClosed"):
+        return True
+    return isinstance(exc, RuntimeError) and any(
+        words in str(exc) for words in ("close message has been sent", "not connected", "after sending")
+    )
+
+
+def _during(text) -> str:
+    """What the server was doing for a page's message, for the log's one line."""
+    try:
+        return f"while its {json.loads(text)['type']} message was handled"
+    except Exception:
+        return "mid-message"
 
 
 async def _digits_loop(websocket: WebSocket, digits) -> None:
@@ -267,6 +308,34 @@ class LabServer:
             self.socket.close()
 
 
+def machine_addresses(host: str = "0.0.0.0") -> list[str]:
+    """The addresses other machines reach this one at, for a server listening on every interface (``0.0.0.0``: IPv4,
+    ``::``: IPv6 too): the address of the route out (no packet is sent), then the host name's; loopback last, for
+    this machine itself."""
+    found: list[str] = []
+    families = [socket.AF_INET] + ([socket.AF_INET6] if host == "::" else [])
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        if family in families:
+            with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))  # (UDP: nothing is sent; the kernel picks the route's source address)
+                found.append(udp.getsockname()[0])
+    with contextlib.suppress(OSError):
+        for family, *_, address in socket.getaddrinfo(socket.gethostname(), None):
+            if family in families:
+                found.append(address[0])
+    usable = [
+        a
+        for a in dict.fromkeys(found)
+        if not ipaddress.ip_address(a.split("%")[0]).is_loopback
+        and not ipaddress.ip_address(a.split("%")[0]).is_link_local
+    ]
+    return usable + ["127.0.0.1"]
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -292,14 +361,14 @@ def serve(
         ) from None
     sock.listen(128)  # connections wait in the backlog from now on, even before the server takes them
     port = sock.getsockname()[1]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     query = f"?token={token}" if token else ""
-    url = f"http://{shown}:{port}/{query}"
-    say(
-        f"nnref lab: {url}"
-        + (f"\n  draw a digit: http://{shown}:{port}/digits{query}" if digits is not None else "")
-        + "\n  (Ctrl-C to stop)"
-    )
+    hosts = machine_addresses(host) if host in ("0.0.0.0", "::") else [host]
+    urls = [f"http://{_bracketed(h)}:{port}/{query}" for h in hosts]
+    url = urls[0]
+    lines = [f"nnref lab: {url}", *(f"       or: {u}" for u in urls[1:])]
+    if digits is not None:
+        lines.append(f"  draw a digit: {url.replace(f':{port}/', f':{port}/digits', 1)}")
+    say("\n".join([*lines, "  (Ctrl-C to stop)"]))
     if open_browser:
         import webbrowser
 

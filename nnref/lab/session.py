@@ -29,9 +29,6 @@ __all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
 
 #: Pixels per side of the heat map, and of each neuron's thumbnail.
 RESOLUTION, THUMBNAIL = 108, 36  # a thumbnail is the node's own size (36 px): drawn without scaling
-_DATA, _NETWORK, _RECIPE, _KNN = (
-    {name for name, f in FIELDS.items() if f.group == group} for group in ("data", "network", "recipe", "knn")
-)
 _KINDS = {"line": ("line",), "mlp": ("mlp",), "knn": ("knn",), "compare": ("line", "mlp", "knn")}
 
 
@@ -49,57 +46,68 @@ def decode(message: bytes) -> tuple[dict, bytes]:
 
 class PlaygroundSession:
     """The live playground of one page: ``configure`` with (partial) states, ``advance`` while playing, ``frame``
-    to draw."""
+    to draw.
 
-    def __init__(self, state: dict | None = None) -> None:
-        self.state = dict(DEFAULTS)
+    What a change keeps follows the group of the fields it changes (:data:`nnref.lab.state.GROUPS`): a recipe
+    change keeps the weights, the epoch and the loss curve and applies from the next step — the run goes on playing
+    if it played; a KNN change rebuilds only KNN; a network change gives new networks on the same points and a data
+    change new points, each from epoch 0, paused (Play trains them), as Reset and New weights do.  Every new network
+    starts a new ``generation``: the page begins a new loss curve."""
+
+    def __init__(self, state: dict | None = None, version: int = 0) -> None:
+        self.state = {**DEFAULTS, **check_state(state or {})}
+        _check_classes(self.state)
         self.init = 0  # "new weights" presses: the descent's seed is seed + 1000 · init, the playground's r-th start
-        self.playing, self.diverged, self.version = False, None, 0
-        self.configure(state or {})
+        self.playing, self.diverged, self.version, self.generation = False, None, version, 0
+        self._make_data()
+        self._build()
 
     # -- configuration ------------------------------------------------------------------------------
     def configure(self, changes: dict, version: int | None = None) -> bool:
-        """Lay a checked partial state over the current one and rebuild what it touches: new data (and new models)
-        for the data's fields, new models for the network's, the same weights for the recipe's.  Returns whether
-        the data changed (the page then needs the points again)."""
+        """Lay a checked partial state over the current one and do what the changed fields' groups say (see the
+        class).  Returns whether the points changed (the page then needs them again)."""
         new = {**self.state, **check_state(changes)}
-        if new["dataset"] in plane.CLASSES and new["classes"] not in plane.CLASSES[new["dataset"]]:
-            raise BadMessage(
-                f"{new['dataset']} has {' or '.join(map(str, plane.CLASSES[new['dataset']]))} classes, "
-                f"not {new['classes']}"
-            )
-        first = not hasattr(self, "X")
-        changed = {k for k in new if new[k] != self.state[k]}
+        _check_classes(new)
+        groups = {FIELDS[name].group for name in new if new[name] != self.state[name]}
+        lower_rate = new["lr"] < self.state["lr"]
         self.state = new
-        if first or changed & set(_DATA):
+        if "data" in groups:
             self._make_data()
             self._build()
-        elif changed & set(_NETWORK):
+        elif "network" in groups:
             self._build()
         else:
-            if changed & set(_RECIPE):
-                for d in self.descents.values():
-                    d.set_recipe(**self._recipe_changes())
-            if changed & set(_KNN) and "knn" in _KINDS[new["model"]]:
+            if "recipe" in groups:
+                self._set_recipe(lower_rate)
+            if "knn" in groups:
                 self._build_knn()
         self.version = self.version + 1 if version is None else version
-        return first or bool(changed & set(_DATA))
+        return "data" in groups
+
+    def _set_recipe(self, lower_rate: bool) -> None:
+        """The new learning rate, momentum, batch size or penalty, from the next step on the same weights — except
+        after a divergence, where the weights are NaN: a lower learning rate then starts again from the same
+        initial weights."""
+        if self.diverged and lower_rate:
+            self._build()
+            return
+        for d in self.descents.values():
+            d.set_recipe(**self._recipe_changes())
 
     def _make_data(self) -> None:
-        """The points and their split, as the playground makes them (the same seed: the same points on each side);
-        your own points are split the same way."""
+        """The points and their split, as the playground makes them (the same seed: the same points on each side).
+        Your own points are split as you placed them: training points, and test points only where you chose."""
         s = self.state
         if s["dataset"] == "custom":
-            pts = torch.tensor(s["points"], dtype=torch.float32).reshape(-1, 3)
+            pts = torch.tensor([p[:3] for p in s["points"]], dtype=torch.float32).reshape(-1, 3)
+            test = torch.tensor([len(p) > 3 and p[3] == 1 for p in s["points"]], dtype=torch.bool)
             X, y = pts[:, :2], pts[:, 2].long()
             self.classes = max(2, int(y.max()) + 1) if len(y) else 2
-        else:
-            X, y = plane.make_points(s["dataset"], s["samples"], s["noise"], s["seed"], s["classes"])
-            self.classes = s["classes"]
-        if X.shape[0] < 2:  # too few to split: what there is, is for training
-            self.Xtr, self.ytr, self.Xte, self.yte = X, y, X[:0], y[:0]
-        else:
-            self.Xtr, self.ytr, self.Xte, self.yte = plane.split(X, y, 1 - s["ratio"] / 100, s["seed"])
+            self.Xtr, self.ytr, self.Xte, self.yte = X[~test], y[~test], X[test], y[test]
+            return
+        X, y = plane.make_points(s["dataset"], s["samples"], s["noise"], s["seed"], s["classes"])
+        self.classes = s["classes"]
+        self.Xtr, self.ytr, self.Xte, self.yte = plane.split(X, y, 1 - s["ratio"] / 100, s["seed"])
 
     def _config(self) -> PlaygroundConfig:
         s = self.state
@@ -125,8 +133,9 @@ class PlaygroundSession:
         return {"lr": s["lr"], "momentum": s["momentum"], "batch_size": s["batch"], **self._penalty()}
 
     def _build(self) -> None:
-        """Fresh models with the initial weights of the seed and the "new weights" count."""
+        """Fresh models with the initial weights of the seed and the "new weights" count, at epoch 0, paused."""
         self.models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
+        self.playing, self.generation = False, self.generation + 1
         trainable = self.Xtr.shape[0] > 0
         for kind in _KINDS[self.state["model"]]:
             if kind == "knn":
@@ -136,6 +145,7 @@ class PlaygroundSession:
                 self.descents[kind] = Descent(
                     name, self.Xtr, self.ytr, self.classes, self._config(), self.state["seed"] + 1000 * self.init
                 )
+        self.initial_loss = {kind: d.loss() for kind, d in self.descents.items()}
         self._refresh()
 
     def _build_knn(self) -> None:
@@ -153,9 +163,8 @@ class PlaygroundSession:
         self.models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
 
     def reset(self, new_weights: bool = False) -> None:
-        """Back to epoch 0: the same initial weights (or, with ``new_weights``, the next start's)."""
+        """Back to epoch 0, paused: the same initial weights (or, with ``new_weights``, the next start's)."""
         self.init += new_weights
-        self.playing = False
         self._build()
 
     # -- training -----------------------------------------------------------------------------------
@@ -180,12 +189,48 @@ class PlaygroundSession:
         if not healthy:
             self.playing = False
             self.diverged = (
-                f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower "
-                f"the learning rate (now {self.state['lr']:g}) and press Reset."
+                f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower the learning "
+                f"rate (now {self.state['lr']:g}) to start again from the same weights, or press Reset."
             )
         else:
             self._refresh()
         return steps
+
+    def nothing_to_train(self) -> str | None:
+        """Why Play and Step have nothing to do, in words for the page; None when they train."""
+        if self.diverged:
+            return self.diverged
+        if self.descents:
+            return None
+        if self.state["model"] == "knn":
+            return (
+                "k-nearest neighbours have nothing to train: they keep the training points, and each point of the "
+                "plane takes the vote of its k nearest. Change k or the distance to see the regions change."
+            )
+        return "Nothing to train yet: click on the plane to add points (choose their class under Your own points)."
+
+    def _notices(self, scores: list[dict]) -> list[str]:
+        """What the page says about the set-up as it stands, each only while it is true: an empty plane of your
+        own, a k larger than the points, a divergence, a loss that grew far above where it started."""
+        notices, n, k = [], self.Xtr.shape[0], self.state["k"]
+        if self.state["dataset"] == "custom" and n == 0:
+            notices.append("Your own points: click on the plane to add points of the chosen class, or import a CSV.")
+        if "knn" in _KINDS[self.state["model"]] and 0 < n < k:
+            notices.append(
+                f"k = {k} is larger than the {n} training points: KNN needs at least k points to vote. "
+                "Lower k, or add points."
+            )
+        if self.diverged:
+            notices.append(self.diverged)
+        for kind, score in zip(self.models, scores):
+            start, now = self.initial_loss.get(kind), score.get("train_loss")
+            if start is not None and now is not None and self.epoch >= 1 and now > max(2 * start, start + 1):
+                notices.append(
+                    f"The training loss grew from {start:.2f} to {now:.2f}: with a learning rate of "
+                    f"{self.state['lr']:g} each step overshoots the minimum. Lower the learning rate."
+                )
+                break
+        return notices
 
     # -- what the page draws -----------------------------------------------------------------------------
     def data_message(self) -> dict:
@@ -213,6 +258,7 @@ class PlaygroundSession:
             "resolution": RESOLUTION,
             "thumbnail": THUMBNAIL,
             "playing": self.playing,
+            "generation": self.generation,
             "models": [],
         }
         maps, thumbnails, network = [], [], None
@@ -229,6 +275,7 @@ class PlaygroundSession:
             header["network"] = self._network(*network, thumbnails)
         if self.diverged:
             header["diverged"] = self.diverged
+        header["notices"] = self._notices(header["models"])
         return encode(header, maps + thumbnails)
 
     def _scores(self, kind: str, model) -> dict:
@@ -330,6 +377,12 @@ class PlaygroundSession:
             buffer,
         )
         return buffer.getvalue()
+
+
+def _check_classes(state: dict) -> None:
+    dataset, classes = state["dataset"], state["classes"]
+    if dataset in plane.CLASSES and classes not in plane.CLASSES[dataset]:
+        raise BadMessage(f"{dataset} has {' or '.join(map(str, plane.CLASSES[dataset]))} classes, not {classes}")
 
 
 def _finite(value: float):

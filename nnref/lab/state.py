@@ -125,22 +125,27 @@ def _hidden(field: Field, name: str, value):
 
 
 def _points(field: Field, name: str, value):
+    """Your own points: [x1, x2, class] — a training point — or [x1, x2, class, 1], a test point."""
     if not isinstance(value, list) or len(value) > LIMITS["points"]:
         raise BadMessage(
             f"{name} must be a list of at most {LIMITS['points']} points [x1, x2, class], got {_short(value)}"
         )
-    coordinate, label = Field("number", 0, "", "", lo=DOMAIN[0], hi=DOMAIN[1]), Field("integer", 0, "", "", lo=0, hi=3)
+    coordinate = Field("number", 0, "", "", lo=DOMAIN[0], hi=DOMAIN[1])
+    label, split = Field("integer", 0, "", "", lo=0, hi=3), Field("integer", 0, "", "", lo=0, hi=1)
     points = []
     for p in value:
-        if not isinstance(p, list) or len(p) != 3:
-            raise BadMessage(f"each of {name} must be [x1, x2, class], got {_short(p)}")
-        points.append(
-            [
-                _number(coordinate, "a point's x1", p[0]),
-                _number(coordinate, "a point's x2", p[1]),
-                _number(label, "a point's class", p[2], integer=True),
-            ]
-        )
+        if not isinstance(p, list) or len(p) not in (3, 4):
+            raise BadMessage(
+                f"each of {name} must be [x1, x2, class] or [x1, x2, class, 1] (a test point), got {_short(p)}"
+            )
+        point = [
+            _number(coordinate, "a point's x1", p[0]),
+            _number(coordinate, "a point's x2", p[1]),
+            _number(label, "a point's class", p[2], integer=True),
+        ]
+        if len(p) == 4 and _number(split, "a point's split (0 training, 1 test)", p[3], integer=True):
+            point.append(1)
+        points.append(point)
     return points
 
 
@@ -186,7 +191,7 @@ FIELDS: dict[str, Field] = {
     "samples": Field("integer", 400, "data", "points in the dataset", lo=20, hi=LIMITS["samples"], step=10),
     "ratio": Field("integer", 50, "data", "percentage of points used for training", lo=10, hi=90, step=10),
     "seed": Field("integer", 1, "data", "decides the points, the split and the initial weights", lo=0, hi=2**31 - 1),
-    "points": Field("points", [], "data", "your own points [x1, x2, class] (dataset custom)"),
+    "points": Field("points", [], "data", "your own points [x1, x2, class] (and [x1, x2, class, 1]: a test point)"),
     "model": Field(
         "choice",
         "mlp",

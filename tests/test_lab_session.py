@@ -1,0 +1,238 @@
+"""nnref.lab.session as a state machine: random sequences of what a person does on the page — every control,
+Play, Pause, Step, Reset, New weights, time passing — and after each one, what was kept and what was rebuilt
+(the rules of nnref/lab/state.py's GROUPS and docs/playground.md):
+
+* a recipe change (learning rate, momentum, batch, regularization and its rate) keeps the weights, the epoch, the
+  loss curve (the generation) and the points, applies from the next step, and keeps playing if it played;
+* a KNN change (k, distance) rebuilds only KNN;
+* a network change (model, inputs, layers, activation) gives new networks on the same points, at epoch 0, paused;
+* a data change (dataset, classes, noise, points, ratio, seed) gives new points and new networks, at epoch 0, paused.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from nnref import plane
+from nnref.lab.session import PlaygroundSession, decode
+from nnref.lab.state import FIELDS
+
+RECIPE = {
+    "lr": st.sampled_from([0.003, 0.03, 0.1, 0.3]),
+    "momentum": st.sampled_from(FIELDS["momentum"].options),
+    "batch": st.sampled_from([0, 1, 5, 10, 30]),
+    "regularization": st.sampled_from(FIELDS["regularization"].options),
+    "regRate": st.sampled_from([0, 0.001, 0.01, 0.1]),
+}
+KNN = {"k": st.integers(1, 9), "metric": st.sampled_from(FIELDS["metric"].options)}
+NETWORK = {
+    "model": st.sampled_from(FIELDS["model"].options),
+    "activation": st.sampled_from(FIELDS["activation"].options),
+    "hidden": st.lists(st.integers(1, 4), max_size=3),
+    "inputs": st.lists(st.sampled_from(FIELDS["inputs"].options), min_size=1, max_size=3, unique=True),
+}
+DATA = {
+    "dataset": st.sampled_from(["blobs", "xor", "circles", "spirals"]),
+    "noise": st.sampled_from([0.0, 0.1, 0.3]),
+    "samples": st.sampled_from([40, 60, 100]),
+    "ratio": st.sampled_from([30, 50, 70]),
+    "seed": st.integers(0, 5),
+}
+
+
+def _one_change(fields: dict):
+    return st.sampled_from(sorted(fields)).flatmap(lambda name: fields[name].map(lambda value: {name: value}))
+
+
+class PageActions(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = PlaygroundSession({"samples": 60, "hidden": [3], "model": "compare", "k": 3})
+
+    # -- what the page's controls send ------------------------------------------------------------------
+    def _weights(self) -> dict:
+        return {kind: [p.detach().clone() for p in d.net.parameters()] for kind, d in self.s.descents.items()}
+
+    def _snapshot(self) -> dict:
+        s = self.s
+        return {
+            "weights": self._weights(),
+            "epoch": s.epoch,
+            "generation": s.generation,
+            "playing": s.playing,
+            "points": (s.Xtr, s.Xte),
+            "knn": s.models.get("knn"),
+            "version": s.version,
+        }
+
+    def _same_weights(self, before: dict) -> bool:
+        now = self._weights()
+        return now.keys() == before.keys() and all(
+            torch.equal(a, b) for kind in now for a, b in zip(now[kind], before[kind])
+        )
+
+    @rule(change=_one_change(RECIPE))
+    def recipe(self, change):
+        before = self._snapshot()
+        self.s.configure(change)
+        if self.s.diverged is None and before["generation"] == self.s.generation:  # (a divergence may restart)
+            assert self._same_weights(before["weights"]), change
+            assert self.s.epoch == before["epoch"] and self.s.playing == before["playing"]
+            assert self.s.models.get("knn") is before["knn"]
+            for d in self.s.descents.values():  # applies from the next step
+                assert d.optimizer.param_groups[0]["lr"] == self.s.state["lr"]
+                assert d.cfg.batch_size == self.s.state["batch"]
+        assert self.s.Xtr is before["points"][0]
+
+    @rule(change=_one_change(KNN))
+    def knn(self, change):
+        before = self._snapshot()
+        self.s.configure(change)
+        assert self._same_weights(before["weights"]) and self.s.epoch == before["epoch"]
+        assert self.s.generation == before["generation"] and self.s.playing == before["playing"]
+        assert self.s.Xtr is before["points"][0]
+        knn = self.s.models.get("knn")
+        if knn is not None:
+            assert knn.k == self.s.state["k"] and knn.metric == self.s.state["metric"]
+
+    def _changes(self, change: dict) -> bool:
+        """Whether ``change`` gives a field a value other than the one it has (lists in their canonical order)."""
+        return any(FIELDS[k].check(k, v) != self.s.state[k] for k, v in change.items())
+
+    @rule(change=_one_change(NETWORK))
+    def network(self, change):
+        before, changes = self._snapshot(), self._changes(change)
+        self.s.configure(change)
+        if not changes:  # the value it already had: nothing rebuilt
+            assert self.s.generation == before["generation"] and self._same_weights(before["weights"])
+            return
+        assert self.s.generation == before["generation"] + 1 and self.s.epoch == 0 and not self.s.playing
+        assert self.s.Xtr is before["points"][0]  # the same points
+
+    @rule(change=_one_change(DATA))
+    def data(self, change):
+        before, changes = self._snapshot(), self._changes(change)
+        self.s.configure(change)
+        if not changes:
+            assert self._same_weights(before["weights"]) and self.s.Xtr is before["points"][0]
+            return
+        assert self.s.generation == before["generation"] + 1 and self.s.epoch == 0 and not self.s.playing
+        state = self.s.state
+        X, y = plane.make_points(state["dataset"], state["samples"], state["noise"], state["seed"], state["classes"])
+        assert torch.equal(torch.cat([self.s.Xtr, self.s.Xte]).sort(0).values, X.sort(0).values)
+
+    @rule()
+    def play_for_a_while(self):
+        if self.s.nothing_to_train():
+            return
+        self.s.playing = True
+        before = self._snapshot()
+        self.s.advance(0.0)
+        if not self.s.diverged:
+            assert self.s.epoch > before["epoch"] and not self._same_weights(before["weights"])
+            assert self.s.generation == before["generation"]
+
+    @rule()
+    def pause(self):
+        self.s.playing = False
+
+    @rule()
+    def reset(self):
+        first = PlaygroundSession(self.s.state)  # the weights this set-up starts from
+        self.s.init = 0
+        self.s.reset()
+        assert self.s.epoch == 0 and not self.s.playing
+        for kind, d in self.s.descents.items():
+            for a, b in zip(d.net.parameters(), first.descents[kind].net.parameters()):
+                assert torch.equal(a, b)
+
+    @rule()
+    def new_weights(self):
+        before = self._weights()
+        self.s.reset(new_weights=True)
+        assert self.s.epoch == 0 and not self.s.playing
+        assert not before or not self._same_weights(before)
+
+    @invariant()
+    def the_frame_says_what_the_session_holds(self):
+        header, _ = decode(self.s.frame())
+        assert header["epoch"] == round(self.s.epoch, 3) and header["generation"] == self.s.generation
+        assert [m["kind"] for m in header["models"]] == list(self.s.models)
+
+
+PageActions.TestCase.settings = settings(
+    max_examples=12, stateful_step_count=12, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_every_sequence_of_a_persons_actions_keeps_and_rebuilds_what_the_rules_say = PageActions.TestCase
+
+
+def test_a_recipe_change_while_playing_keeps_training_from_where_it_was():
+    """The bug a teacher met: change the momentum while playing and the epoch went back to 0 with new points."""
+    s = PlaygroundSession({"dataset": "xor", "hidden": [4]})
+    s.playing = True
+    for _ in range(20):
+        s.advance(0.0)
+    epoch, weight, points = s.epoch, s.descents["mlp"].net.layers[0].weight.detach().clone(), s.Xtr
+    for change in ({"momentum": 0.5}, {"lr": 0.1}, {"batch": 20}, {"regularization": "L2"}, {"regRate": 0.01}):
+        assert s.configure(change) is False  # the points are not sent again
+        assert s.playing and s.epoch == epoch and s.Xtr is points
+        assert torch.equal(s.descents["mlp"].net.layers[0].weight, weight), change
+    s.advance(0.0)
+    assert s.epoch > epoch and not torch.equal(s.descents["mlp"].net.layers[0].weight, weight)
+
+
+def test_a_batch_size_change_keeps_the_epoch_count_continuous():
+    s = PlaygroundSession({"dataset": "xor", "batch": 10, "samples": 100, "ratio": 50})  # 5 steps an epoch
+    for _ in range(7):
+        s.advance(0.0)
+    assert s.epoch == 7 / 5
+    s.configure({"batch": 25})  # 2 steps an epoch from here
+    assert s.epoch == 7 / 5
+    s.advance(0.0)
+    assert s.epoch == 7 / 5 + 1 / 2
+
+
+def test_in_side_by_side_k_and_the_distance_rebuild_only_knn():
+    s = PlaygroundSession({"dataset": "xor", "model": "compare", "hidden": [4], "k": 7})
+    for _ in range(10):
+        s.advance(0.0)
+    line, mlp, epoch = s.models["line"], s.models["mlp"], s.epoch
+    s.configure({"k": 9})
+    s.configure({"metric": "manhattan"})
+    assert s.models["line"] is line and s.models["mlp"] is mlp and s.epoch == epoch
+    assert s.models["knn"].k == 9 and s.models["knn"].metric == "manhattan"
+
+
+def test_your_own_points_stay_where_you_put_them():
+    """Every point placed is a training point, unless placed as a test point: nothing is re-split."""
+    points = []
+    s = PlaygroundSession({"dataset": "custom", "points": []})
+    assert s.Xtr.shape[0] == 0 and s.nothing_to_train() and decode(s.frame())[0]["notices"]
+    for i, (x1, x2) in enumerate([(1, 1), (-1, -1), (2, -2), (-2, 2), (3, 3), (0, 4)]):
+        points.append([x1, x2, i % 2] + ([1] if i == 5 else []))
+        s.configure({"points": [list(p) for p in points]})
+        shown = [p[:3] for p in s.data_message()["train"]] + [p[:3] for p in s.data_message()["test"]]
+        assert sorted(map(tuple, shown)) == sorted(tuple(float(v) for v in p[:3]) for p in points)
+        assert s.Xtr.shape[0] == min(i + 1, 5) and s.Xte.shape[0] == (i == 5)  # the sixth was placed as a test point
+
+
+def test_knn_has_nothing_to_train_and_says_when_k_is_larger_than_the_points():
+    s = PlaygroundSession({"dataset": "custom", "points": [[1, 1, 0], [-1, -1, 1], [2, -2, 0]], "model": "knn", "k": 7})
+    assert "nothing to train" in s.nothing_to_train()
+    (notice,) = decode(s.frame())[0]["notices"]
+    assert "k = 7 is larger than the 3 training points" in notice
+    s.configure({"k": 3})
+    assert decode(s.frame())[0]["notices"] == []
+
+
+def test_a_loss_that_grows_far_above_its_start_is_said_and_the_notice_goes_with_it():
+    s = PlaygroundSession({"dataset": "xor", "hidden": [4], "lr": 10, "activation": "tanh"})
+    while s.epoch < 3:
+        s.advance(0.0)
+    notices = decode(s.frame())[0]["notices"]
+    assert any("learning rate of 10 each step overshoots" in n for n in notices), notices
+    s.reset()
+    assert decode(s.frame())[0]["notices"] == []
