@@ -3,8 +3,9 @@
 
     python scripts/lab_screenshots.py [--data-root ../shared/data] [--out docs]
 
-The playground: the lecture's third demo (a deeper net on the spirals) after a few seconds of play, and the
-side-by-side mode (the line, the MLP, KNN on the same data).  The draw-a-digit page: trains the 784-800-10 MLP
+Every picture is the whole screen of a projector, 1280 × 720, as a class sees it.  The playground: the lecture's
+third demo (a deeper net on the spirals) after a few seconds of play, the side-by-side mode (the line, the MLP, KNN
+on the same data), and your own points placed with the mouse.  The draw-a-digit page: trains the 784-800-10 MLP
 for one epoch on MNIST (from --data-root, else $NNREF_DATA_ROOT), draws a 7 with the mouse and photographs the
 prediction, the hidden layer, dL/dx and the nearest training images.  Needs Chromium and playwright (README,
 "Tests").
@@ -20,9 +21,12 @@ from pathlib import Path
 from nnref.cli import main as nnref
 from nnref.run import tbview
 
+#: A projector's screen.
+SCREEN = {"width": 1280, "height": 720}
+
 
 def _playground(browser, lab, out: Path) -> list[Path]:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_page(viewport=SCREEN)
     shots = []
     for name, hash_, seconds in [
         ("lab-spirals.png", "#preset=deeper-net-on-spirals", 8),
@@ -36,16 +40,31 @@ def _playground(browser, lab, out: Path) -> list[Path]:
         page.get_by_role("button", name="Pause").click()
         page.wait_for_function("() => !window.nnrefLab.playing")
         page.wait_for_timeout(300)
-        if "side-by-side" in name:  # the three outputs, each with its test accuracy
-            page.locator("section.output-column").screenshot(path=str(out / name))
-        else:
-            page.screenshot(path=str(out / name))
+        page.screenshot(path=str(out / name))
         shots.append(out / name)
-    return shots
+    return [*shots, _own_points(page, lab, out)]
+
+
+def _own_points(page, lab, out: Path) -> Path:
+    """Your own points: an empty plane, six points clicked in two classes, a few seconds of the MLP on them."""
+    page.goto(lab.url + "#dataset=custom&points=&hidden=4&model=mlp")
+    page.reload()
+    page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0", timeout=60_000)
+    for i, (x1, x2) in enumerate([(-3, 3), (-2, 4), (3, -3), (4, -2), (2, 3), (-3, -2)]):
+        page.get_by_label("Class of new points").select_option(str(int(x1 * x2 > 0)))
+        box = page.locator("canvas.plane").first.bounding_box()
+        page.mouse.click(box["x"] + (x1 + 6) / 12 * box["width"], box["y"] + (6 - x2) / 12 * box["height"])
+        page.wait_for_function("(n) => window.nnrefLab.points() === n", arg=i + 1)
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "lab-own-points.png"))
+    return out / "lab-own-points.png"
 
 
 def _digit_page(browser, lab, out: Path) -> Path:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_page(viewport=SCREEN)
     page.goto(lab.base + "/digits")
     page.wait_for_function("() => window.nnrefDigits && window.nnrefDigits.ready", timeout=60_000)
     box = page.get_by_role("img", name="Draw a digit").bounding_box()

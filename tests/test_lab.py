@@ -378,3 +378,31 @@ def test_the_definition_is_consistent_and_served():
         check_state(preset["state"])
     with LabServer() as lab, urllib.request.urlopen(lab.base + "/lab/definition.json", timeout=10) as response:
         assert json.loads(response.read()) == json.loads(json.dumps(definition()))
+
+
+def test_a_page_closed_while_its_gradient_check_runs_leaves_one_line_in_the_log(server, caplog, capfd):
+    big = {"dataset": "spirals", "hidden": [8] * 6, "inputs": list(plane.FEATURES)}
+    with _ws(server) as ws:
+        _next(ws, "frame")
+        ws.send(json.dumps({"type": "config", "version": 1, "state": big}))
+        _next(ws, "data")
+        ws.send(json.dumps({"type": "gradcheck"}))  # (about a second of work) — and the page closes at once
+    deadline = time.time() + 30
+    while server.app.state.sessions.open and time.time() < deadline:
+        time.sleep(0.05)
+    while "a page closed" not in caplog.text and time.time() < deadline:
+        time.sleep(0.05)
+    closed = [r.getMessage() for r in caplog.records if r.name == "nnref.lab"]
+    assert len(closed) == 1 and closed[0].startswith("nnref lab: a page closed while its "), closed
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_first_frame_of_a_page_never_passes_for_its_first_change():
+    """The server's default set-up is version 0; the page's first change is version 1 (it waits for that one)."""
+    with LabServer() as lab, _ws(lab) as ws:
+        header, _ = _next(ws, "frame")
+        assert header["version"] == 0
+        ws.send(json.dumps({"type": "config", "version": 1, "state": {"model": "knn"}}))
+        while header["version"] != 1:
+            header, _ = _next(ws, "frame")
+        assert [m["kind"] for m in header["models"]] == ["knn"]

@@ -183,7 +183,12 @@ class _PlaygroundSocket:
     async def _send_frame(self) -> None:
         seconds = TRAIN_PER_FRAME if self.session.playing else None
         frame = await asyncio.to_thread(self._advance_and_draw, seconds)
-        await self.ws.send_bytes(frame)
+        try:
+            await self.ws.send_bytes(frame)
+        except Exception as exc:
+            if _closed(exc):
+                raise _PageGone("while its frame was sent") from None
+            raise
         self.credits -= 1
         self.dirty = False
 
@@ -222,7 +227,9 @@ class _PlaygroundSocket:
             self.dirty = True
         except BadMessage as exc:
             await self._send_json({"type": "error", "message": str(exc)}, text)
-        except (WebSocketDisconnect, _PageGone):
+        except WebSocketDisconnect:
+            raise _PageGone(_during(text)) from None
+        except _PageGone:
             raise
         except Exception as exc:
             if _closed(exc):  # the page went while its message was handled (a gradient check, a change)

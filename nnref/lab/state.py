@@ -198,12 +198,7 @@ FIELDS: dict[str, Field] = {
         "network",
         "line, mlp, knn, or compare (all three side by side)",
         options=MODELS,
-        labels=(
-            "The line (logistic regression)",
-            "Neural network (MLP)",
-            "k-nearest neighbours",
-            "All three side by side",
-        ),
+        labels=("The line (logistic regression)", "Neural network (MLP)", "k-nearest neighbours", "All three"),
     ),
     "inputs": Field(
         "inputs",
@@ -252,6 +247,14 @@ FIELDS: dict[str, Field] = {
     "showTest": Field("flag", False, "page", "show the test points"),
     "discretize": Field("flag", False, "page", "colour each point of the plane by its class alone"),
     "pointClass": Field("integer", 1, "page", "the class of the points you add", lo=0, hi=3),
+    "pointSplit": Field(
+        "choice",
+        "train",
+        "page",
+        "whether the points you add train the model or test it",
+        options=("train", "test"),
+        labels=("Training", "Test"),
+    ),
     "hide": Field("list", [], "page", "groups of controls hidden (a classroom link)", options=HIDEABLE),
 }
 #: The fields the server uses (sent in "config" messages).

@@ -1,10 +1,15 @@
 // The playground page: the controls change the one state object (kept in the URL) and tell the server; the
 // server trains nnref's models and sends frames, which are drawn as they come (the latest wins).
+//
+// What a change does follows its field's group in the state's definition (nnref/lab/state.py): a recipe change goes
+// on from the same weights, epoch and loss curve; a KNN change rebuilds KNN; a network or data change starts a new
+// network at epoch 0, paused — each new network is a new "generation" of frames, and a new loss curve.
 
-import {CLASSES, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash} from "./state.js";
+import {CLASSES, DOMAIN, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash} from "./state.js";
 import {drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
 import {LossChart} from "./chart.js";
+import {importReport, parseCsv, toCsv} from "./csv.js";
 
 const $ = (id) => document.getElementById(id);
 const NAMES = {line: "The line", mlp: "Neural network", knn: "k-nearest neighbours"};
@@ -13,11 +18,12 @@ const token = new URLSearchParams(location.search).get("token");
 let state = fromHash(location.hash);
 let socket = null, data = {train: [], test: [], classes: 2}, latest = null, drawing = false, version = 0;
 let unacknowledged = 0;  // frames received since the last one drawn: each is acknowledged (the latest is drawn)
+let generation = null;   // the network the frames show: a new one starts a new loss curve
 const sentAt = new Map();
 // What a test or a benchmark reads: frames drawn, and how long each change took to show.
 const stats = window.nnrefLab = {frames: 0, latencies: [], connected: false, playing: false, epoch: 0, version: 0,
-                                 errors: [], dataVersion: 0, sent: 0, state: () => state,
-                                 points: () => data.train.length + data.test.length};
+                                 errors: [], notices: [], dataVersion: 0, sent: 0, state: () => state,
+                                 points: () => data.train.length + data.test.length, csv: null};
 
 const chart = new LossChart($("chart"));
 const network = new NetworkView($("network"), $("layer-controls"), {
@@ -45,7 +51,10 @@ function connect() {
   socket.addEventListener("open", () => { stats.connected = true; sendConfig(); });
   socket.addEventListener("close", () => {
     stats.connected = false;
-    if (!$("alert").textContent) alert("The connection to nnref lab closed. Is the server still running? Reload to reconnect.");
+    setPlaying(false);  // nothing plays without a server
+    document.body.dataset.connected = "false";
+    if (!stats.full) alert("The connection to nnref lab closed: the server stopped, or the network went. Start " +
+                           "nnref lab again and reload this page.");
   });
   socket.addEventListener("message", (event) => {
     if (typeof event.data === "string") receive(JSON.parse(event.data));
@@ -74,7 +83,11 @@ function receive(message) {
     stats.errors.push(message.message);
     alert(message.message);
   } else if (message.type === "full") {
+    stats.full = true;
     alert(message.message);
+  } else if (message.type === "notice") {
+    transient = message.message;
+    showNotices();
   } else if (message.type === "gradcheck") {
     $("gradcheck-result").textContent = message.message ?? (
       `Gradient check of the ${message.model === "line" ? "line" : "network"} (${message.parameters} parameters, ` +
@@ -95,7 +108,7 @@ function receiveBinary(buffer) {
     link.click();
     return;
   }
-  if (header.version < stats.sent && stats.frames > 0) {
+  if (header.version < stats.sent) {
     // made before the page's latest change reached the server: not worth drawing — acknowledged at once, so the
     // server sends the frame that shows the change without waiting for this one to be painted
     send({type: "ready"});
@@ -141,18 +154,25 @@ let shown = null;
 function render(frame) {
   shown = frame;
   const {header, payload} = frame;
+  if (header.generation !== generation) {  // a new network: a new loss curve, and no old check's verdict
+    generation = header.generation;
+    chart.clear();
+    $("gradcheck-result").textContent = "";
+  }
   const n = header.resolution, c = header.classes;
   let offset = 0;
-  const canvases = plots(header.models.map(m => m.kind));
+  const kinds = header.models.map(m => m.kind);
+  const canvases = plots(kinds.length ? kinds : ["empty"]);
   header.models.forEach((m, i) => {
     const bytes = payload.subarray(offset, offset + n * n * c);
     offset += n * n * c;
     paint(canvases[i], fieldImage(bytes, n, c, state.discretize));
     drawPoints(canvases[i], data.train, data.test, state.showTest);
     if (m.line) drawLine(canvases[i], m.line);
-    const caption = canvases[i].nextElementSibling;
-    if (caption) caption.textContent = `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`;
+    canvases[i].nextElementSibling.textContent =
+      `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`;
   });
+  if (!kinds.length) emptyPlane(canvases[0]);
   const thumbs = [];
   if (header.network) {
     const t = header.thumbnail;
@@ -164,8 +184,18 @@ function render(frame) {
   network.build(state, header.classes);
   network.update(header.network, thumbs);
   showScores(header);
-  if (header.diverged) alert(header.diverged);
-  setPlaying(header.playing);
+  stats.notices = header.notices ?? [];
+  showNotices();
+  setPlaying(header.playing && stats.connected);  // (a frame drawn after the server went plays no more)
+}
+
+/** The plane with nothing to show but the points (your own, before any model can be made of them). */
+function emptyPlane(canvas) {
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#f7f7f7";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  drawPoints(canvas, data.train, data.test, true);
+  canvas.nextElementSibling.textContent = "Your own points: click to add one of the class chosen under Data.";
 }
 
 function percent(v) {
@@ -174,17 +204,30 @@ function percent(v) {
 
 function showScores(header) {
   $("epoch").textContent = header.epoch.toFixed(0).padStart(6, "0").replace(/(\d{3})$/, ",$1");
-  const main = header.models.find(m => m.kind === "mlp") || header.models.find(m => m.kind === "line") || header.models[0];
+  const main = header.models.find(m => m.kind === "mlp") || header.models.find(m => m.kind === "line") ||
+    header.models[0];
   if (main && main.train_loss !== undefined) {
     $("losses").textContent = `Test loss ${main.test_loss?.toFixed(3) ?? "—"} · Training loss ${main.train_loss?.toFixed(3) ?? "—"}`;
     chart.add(header.epoch, main.train_loss, main.test_loss);
   } else if (main) {
-    $("losses").textContent = `KNN has no loss: test accuracy ${percent(main.test_accuracy)}`;
+    $("losses").textContent = `k-nearest neighbours have no loss: test accuracy ${percent(main.test_accuracy)}`;
+  } else {
+    $("losses").textContent = "No model yet: nothing to train.";
   }
   const line = header.models.find(m => m.line)?.line;
   $("line-info").textContent = line ?
     `The line w·x + b = 0: w = (${line.w[0].toFixed(2)}, ${line.w[1].toFixed(2)}), b = ${line.b.toFixed(2)}; ` +
     `its distance from the origin |b|/‖w‖ = ${line.distance.toFixed(3)}.` : "";
+}
+
+let transient = "";  // what the server said of the last Play or Step (until the next action)
+
+/** The set-up's notices (each only while it is true) and the last answer to Play or Step. */
+function showNotices() {
+  const items = [...(transient ? [transient] : []), ...stats.notices.filter(n => n !== transient)];
+  const list = $("notices");
+  if (list.textContent !== items.join("")) list.replaceChildren(...items.map(t => Object.assign(document.createElement("li"), {textContent: t})));
+  sizePlots();
 }
 
 /** One heat map per model shown (three side by side when comparing), each with its caption. */
@@ -201,8 +244,8 @@ function plots(kinds) {
       canvas.width = canvas.height = size;
       canvas.className = "plane";
       canvas.setAttribute("role", "img");
-      canvas.setAttribute("aria-label", `${NAMES[kind]}: the class probabilities over the plane, with the data. ` +
-                                        "Click to add a point of the chosen class.");
+      canvas.setAttribute("aria-label", `${NAMES[kind] ?? "Your own points"}: the class probabilities over the ` +
+                                        "plane, with the data. Click to add a point of the chosen class.");
       canvas.addEventListener("click", (event) => {
         const box = canvas.getBoundingClientRect();
         const [x1, x2] = toPlane(canvas, (event.clientX - box.left) * canvas.width / box.width,
@@ -213,8 +256,25 @@ function plots(kinds) {
       figure.append(canvas, caption);
       root.append(figure);
     }
+    sizePlots();
   }
   return [...root.querySelectorAll("canvas")];
+}
+
+/** The plots as large as the screen allows with their captions and the view toggles still on it (a projector's
+ *  1280 × 720 included): the canvases keep their resolution, the page scales them. */
+function sizePlots() {
+  const root = $("plots"), canvases = [...root.querySelectorAll("canvas")];
+  if (!canvases.length) return;
+  const top = root.getBoundingClientRect().top + window.scrollY;
+  const room = window.innerHeight - top - 78;  // the captions and the toggles below
+  const native = canvases[0].width;
+  const wide = canvases.length > 1 ? Math.floor((root.parentElement.clientWidth - 16) / canvases.length) : native;
+  const side = Math.max(160, Math.min(native, room, wide));
+  for (const canvas of canvases) {
+    canvas.style.width = canvas.style.height = `${side}px`;
+    canvas.nextElementSibling.style.maxWidth = `${Math.max(side, 160)}px`;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -224,6 +284,8 @@ function change(changes) {
   Object.assign(state, changes);
   state = sanitize(state);
   history.replaceState(null, "", location.pathname + location.search + toHash(state));
+  alert("");  // a new change: an earlier complaint no longer stands
+  transient = "";
   showState();
   sendConfig();
 }
@@ -232,6 +294,7 @@ function alert(message) {
   const box = $("alert");
   box.textContent = message;
   box.hidden = !message;
+  sizePlots();
 }
 
 function setPlaying(playing) {
@@ -245,7 +308,7 @@ function fill(select, values, label = String) {
   select.replaceChildren(...values.map(v => new Option(label(v), String(v))));
 }
 
-/** Every control shows the state (after a change, a preset, a reload). */
+/** Every control shows the state (after a change, a preset, a reload); what cannot apply is disabled. */
 function showState() {
   for (const id of ["dataset", "model", "activation", "regularization", "metric"]) $(id).value = state[id];
   for (const id of ["lr", "regRate", "momentum", "classes"]) {
@@ -254,14 +317,26 @@ function showState() {
   }
   for (const id of ["ratio", "noise", "samples", "batch", "k"]) {
     $(id).value = state[id];
-    $(`${id}-value`).textContent = id === "batch" && state.batch === 0 ? "all" : id === "ratio" ? `${state.ratio}%` : state[id];
+    showValue(id, state[id]);
   }
   for (const id of ["showTest", "discretize"]) $(id).checked = state[id];
+  $("point-split").value = state.pointSplit;
   [...$("classes").options].forEach(o => { o.disabled = !CLASSES[state.dataset].includes(Number(o.value)); });
   document.body.dataset.model = state.model;
+  document.body.dataset.dataset = state.dataset;
+  const trains = state.model !== "knn", own = state.dataset === "custom";
+  document.querySelectorAll(".trains select, .trains input").forEach(e => { e.disabled = !trains; });
+  $("activation").disabled = !["mlp", "compare"].includes(state.model);  // the line and KNN have no hidden layer
+  document.querySelectorAll(".generated select, .generated input, button.generated")
+    .forEach(e => { e.disabled = own; });  // your own points: no generator's settings
   document.querySelectorAll("[data-group]").forEach(e => { e.hidden = state.hide.includes(e.dataset.group); });
   network.build(state, data.classes);
   updatePointClasses();
+  updateDigitsLink();
+}
+
+function showValue(id, value) {
+  $(`${id}-value`).textContent = id === "batch" && Number(value) === 0 ? "all" : id === "ratio" ? `${value}%` : value;
 }
 
 function updatePointClasses() {
@@ -271,41 +346,45 @@ function updatePointClasses() {
   select.value = String(Math.min(state.pointClass, classes - 1));
 }
 
+/** The points as your own: the dataset's drawn points keep their split (training or test) exactly. */
+function ownPoints() {
+  if (state.dataset === "custom") return state.points;
+  const round = p => [+p[0].toFixed(2), +p[1].toFixed(2), p[2]];
+  return [...data.train.map(round), ...data.test.map(p => [...round(p), 1])];
+}
+
 function addPoint(x1, x2) {
-  if (![x1, x2].every(v => Number.isFinite(v) && Math.abs(v) <= 6)) {
-    alert("A point's x₁ and x₂ lie between −6 and 6.");
+  if (![x1, x2].every(v => Number.isFinite(v) && Math.abs(v) <= DOMAIN[1])) {
+    alert(`A point's x₁ and x₂ lie between ${DOMAIN[0]} and ${DOMAIN[1]}.`);
     return;
   }
-  const points = state.dataset === "custom" ? state.points : [...data.train, ...data.test];
+  const points = ownPoints();
   if (points.length >= LIMITS.points) {
     alert(`At most ${LIMITS.points} points.`);
     return;
   }
-  change({dataset: "custom", points: [...points, [+x1.toFixed(2), +x2.toFixed(2), state.pointClass]]});
+  const point = [+x1.toFixed(2), +x2.toFixed(2), state.pointClass, ...(state.pointSplit === "test" ? [1] : [])];
+  change({dataset: "custom", points: [...points, point], ...(point.length > 3 ? {showTest: true} : {})});
 }
 
 function exportCsv() {
-  const rows = ["x1,x2,class,split", ...data.train.map(p => `${p[0]},${p[1]},${p[2]},train`),
-                ...data.test.map(p => `${p[0]},${p[1]},${p[2]},test`)];
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([rows.join("\n") + "\n"], {type: "text/csv"}));
+  link.href = URL.createObjectURL(new Blob([toCsv(data.train, data.test)], {type: "text/csv"}));
   link.download = "nnref-lab-points.csv";
   link.click();
 }
 
 async function importCsv(file) {
-  const points = [];
-  for (const line of (await file.text()).split(/\r?\n/)) {
-    const cells = line.split(",").map(s => s.trim());
-    const [x1, x2, c] = cells.map(Number);
-    if (cells.length >= 3 && [x1, x2, c].every(Number.isFinite) && Math.abs(x1) <= 6 && Math.abs(x2) <= 6 &&
-        Number.isInteger(c) && c >= 0 && c <= 3) points.push([x1, x2, c]);
+  const result = parseCsv(await file.text(), {domain: DOMAIN, limit: LIMITS.points});
+  stats.csv = result;
+  const report = importReport(result);
+  if (result.points.length) {
+    const tests = result.points.some(p => p.length > 3);
+    change({dataset: "custom", points: result.points, ...(tests ? {showTest: true} : {})});
   }
-  if (!points.length) {
-    alert("No points found: the file needs lines x1,x2,class with x1 and x2 in [−6, 6] and class 0-3.");
-    return;
-  }
-  change({dataset: "custom", points: points.slice(0, LIMITS.points)});
+  transient = report;  // said until the next action
+  showNotices();
+  $("import-csv").value = "";  // the same file can be imported again
 }
 
 /** The controls as the state's definition describes them: every menu's options and labels, every slider's range,
@@ -315,6 +394,7 @@ function buildControls() {
     const field = FIELDS[id];
     fill($(id), field.options, v => field.labels ? field.labels[field.options.indexOf(v)] : String(v));
   }
+  fill($("point-split"), FIELDS.pointSplit.options, v => FIELDS.pointSplit.labels[FIELDS.pointSplit.options.indexOf(v)]);
   fill($("classes"), [...Array(FIELDS.classes.hi - FIELDS.classes.lo + 1).keys()].map(i => i + FIELDS.classes.lo));
   for (const id of ["ratio", "noise", "samples", "batch", "k"]) {
     Object.assign($(id), {min: FIELDS[id].lo, max: FIELDS[id].hi, step: FIELDS[id].step});
@@ -330,6 +410,36 @@ function buildControls() {
   document.querySelector(".presets").prepend(...links);
 }
 
+/** A new hash (a preset link, the browser's back button): its set-up, keeping the classroom's hidden controls
+ *  unless the hash names its own. */
+function followHash() {
+  const hide = state.hide;
+  state = fromHash(location.hash);
+  if (!new URLSearchParams(location.hash.slice(1)).has("hide")) state.hide = hide;
+  history.replaceState(null, "", location.pathname + location.search + toHash(state));
+  alert("");
+  transient = "";
+  showState();
+  sendConfig();
+}
+
+/** The digit page's link carries the token and this page's set-up, so its way back lands here unchanged. */
+function updateDigitsLink() {
+  const query = new URLSearchParams();
+  if (token) query.set("token", token);
+  $("digits-link").href = `/digits${query.size ? `?${query}` : ""}#from=${encodeURIComponent(toHash(state).slice(1))}`;
+}
+
+/** P plays or pauses, S steps, R resets — unless a text field, a menu or a slider has the keys. */
+function shortcut(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest?.("input, select, textarea")) return;
+  const button = {p: "play", s: "step", r: "reset"}[event.key.toLowerCase()];
+  if (button) {
+    event.preventDefault();
+    $(button).click();
+  }
+}
+
 function bind() {
   buildControls();
   for (const id of ["model", "activation", "regularization", "metric"]) {
@@ -341,11 +451,11 @@ function bind() {
   $("dataset").addEventListener("change", () => {
     const dataset = $("dataset").value;
     const classes = CLASSES[dataset].includes(state.classes) ? state.classes : 2;
-    change({dataset, classes, noise: NOISE[dataset] ?? state.noise});
+    change({dataset, classes, noise: NOISE[dataset] ?? state.noise, ...(dataset === "custom" ? {points: []} : {})});
   });
   for (const id of ["ratio", "noise", "samples", "batch", "k"]) {
     $(id).addEventListener("change", () => change({[id]: Number($(id).value)}));
-    $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
+    $(id).addEventListener("input", () => showValue(id, $(id).value));
   }
   for (const id of ["showTest", "discretize"]) {
     $(id).addEventListener("change", () => {
@@ -354,12 +464,13 @@ function bind() {
       requestRedraw();
     });
   }
-  $("play").addEventListener("click", () => send({type: stats.playing ? "pause" : "play"}));
-  $("step").addEventListener("click", () => send({type: "step"}));
-  $("reset").addEventListener("click", () => { chart.clear(); send({type: "reset"}); });
-  $("reinit").addEventListener("click", () => { chart.clear(); send({type: "reinit"}); });
+  $("play").addEventListener("click", () => { transient = ""; send({type: stats.playing ? "pause" : "play"}); });
+  $("step").addEventListener("click", () => { transient = ""; send({type: "step"}); });
+  $("reset").addEventListener("click", () => { alert(""); send({type: "reset"}); });
+  $("reinit").addEventListener("click", () => { alert(""); send({type: "reinit"}); });
   $("regenerate").addEventListener("click", () => change({seed: Math.floor(Math.random() * 2 ** 31)}));
   $("point-class").addEventListener("change", () => { state.pointClass = Number($("point-class").value); });
+  $("point-split").addEventListener("change", () => { state.pointSplit = $("point-split").value; });
   $("add-point").addEventListener("click", () => addPoint(Number($("point-x1").value), Number($("point-x2").value)));
   $("clear-points").addEventListener("click", () => change({dataset: "custom", points: []}));
   $("import-csv").addEventListener("change", () => { if ($("import-csv").files[0]) importCsv($("import-csv").files[0]); });
@@ -369,15 +480,9 @@ function bind() {
     $("gradcheck-result").textContent = "Checking the gradient …";
     send({type: "gradcheck"});
   });
-  window.addEventListener("hashchange", () => {
-    state = fromHash(location.hash);
-    history.replaceState(null, "", location.pathname + location.search + toHash(state));
-    chart.clear();
-    alert("");
-    showState();
-    sendConfig();
-  });
-  if (token) $("digits-link").href = `/digits?token=${encodeURIComponent(token)}`;
+  window.addEventListener("hashchange", followHash);
+  window.addEventListener("keydown", shortcut);
+  window.addEventListener("resize", sizePlots);
 }
 
 /** The page-only settings (show test data, discretize) redraw the last frame without asking the server. */

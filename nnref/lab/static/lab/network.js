@@ -37,6 +37,8 @@ export class NetworkView {
     if (shape === this.shape) return;
     this.shape = shape;
     this.state = state;
+    const focused = document.activeElement;  // the control just used keeps the focus through the rebuild
+    const keep = (this.root.contains(focused) || this.bar.contains(focused)) ? focused.id : null;
     const hidden = ["knn", "line"].includes(state.model) ? [] : state.hidden;
     const outputs = classes === 2 ? 1 : classes;
     this.columns = [FEATURES.length, ...hidden, outputs];
@@ -53,10 +55,27 @@ export class NetworkView {
     this.root.append(this.svg, this.tooltip);
     this.links = [];
     this.thumbs = [];
+    this.drawLayers(hidden, state.model);  // (first in the page's order: "+ layer", then each layer's "+ neuron")
     this.drawInputs(state);
-    this.drawLayers(hidden, state.model);
-    this.drawOutputs(outputs);
-    this.drawLinks(state);
+    if (state.model !== "knn") {  // k-nearest neighbours: the inputs, and no network
+      this.drawOutputs(outputs);
+      this.drawLinks(state);
+    }
+    if (keep) this.refocus(keep);
+  }
+
+  /** Focus the control of this id again — or, where it is gone or disabled (a layer removed, a layer full), the
+   *  nearest one that still works. */
+  refocus(id) {
+    const again = document.getElementById(id);
+    if (again && !again.disabled) {
+      again.focus();
+      return;
+    }
+    const [kind, layer] = id.split(":");
+    const fallbacks = kind.startsWith("neuron") ? [`neuron-more:${layer}`, `neuron-fewer:${layer}`] : [];
+    const next = [...fallbacks, "add-layer", "remove-layer"].map(f => document.getElementById(f)).find(e => e && !e.disabled);
+    next?.focus();
   }
 
   position(column, row) {
@@ -84,8 +103,8 @@ export class NetworkView {
 
   drawLayers(hidden, model) {
     const fixed = model === "knn" || model === "line";
-    const add = element("button", {type: "button", "aria-label": "Add layer"}, "+ layer");
-    const remove = element("button", {type: "button", "aria-label": "Remove layer"}, "− layer");
+    const add = element("button", {type: "button", id: "add-layer", "aria-label": "Add layer"}, "+ layer");
+    const remove = element("button", {type: "button", id: "remove-layer", "aria-label": "Remove layer"}, "− layer");
     add.disabled = fixed || hidden.length >= LIMITS.layers;
     remove.disabled = fixed || hidden.length === 0;
     add.addEventListener("click", () => this.on.addLayer());
@@ -97,9 +116,9 @@ export class NetworkView {
     hidden.forEach((size, layer) => {
       const [x] = this.position(layer + 1, 0);
       const head = element("div", {class: "layer-head", style: {left: `${x - 14}px`, top: `22px`, width: `${NODE + 28}px`}});
-      const more = element("button", {type: "button", class: "small", "aria-label": `Add neuron to layer ${layer + 1}`},
-                           "+");
-      const fewer = element("button", {type: "button", class: "small",
+      const more = element("button", {type: "button", class: "small", id: `neuron-more:${layer}`,
+                                       "aria-label": `Add neuron to layer ${layer + 1}`}, "+");
+      const fewer = element("button", {type: "button", class: "small", id: `neuron-fewer:${layer}`,
                                         "aria-label": `Remove neuron from layer ${layer + 1}`}, "−");
       more.disabled = size >= LIMITS.neurons;
       fewer.disabled = size <= 1;

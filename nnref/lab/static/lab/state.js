@@ -26,7 +26,9 @@ const NUMBERS = new Set(["number", "integer"]);
 
 function encodeValue(key, value) {
   const kind = F[key].kind;
-  if (kind === "points") return value.map(p => `${+p[0].toFixed(2)}:${+p[1].toFixed(2)}:${p[2]}`).join(";");
+  if (kind === "points") {  // x1:x2:class, and :1 after a test point
+    return value.map(p => `${+p[0].toFixed(2)}:${+p[1].toFixed(2)}:${p[2]}${p[3] === 1 ? ":1" : ""}`).join(";");
+  }
   if (LISTS.has(kind)) return value.join(",");
   return String(value);
 }
@@ -35,7 +37,7 @@ function decodeValue(key, text) {
   const kind = F[key].kind;
   if (kind === "points") {
     return text === "" ? [] : text.split(";").map(p => p.split(":").map(Number))
-      .filter(p => p.length === 3 && p.every(Number.isFinite)).slice(0, LIMITS.points);
+      .filter(p => (p.length === 3 || p.length === 4) && p.every(Number.isFinite)).slice(0, LIMITS.points);
   }
   if (kind === "hidden") return text === "" ? [] : text.split(",").map(Number);
   if (LISTS.has(kind)) return text === "" ? [] : text.split(",");
@@ -81,7 +83,7 @@ export function sanitize(state) {
   s.hidden = s.hidden.filter(Number.isInteger).slice(0, LIMITS.layers)
     .map(n => Math.min(LIMITS.neurons, Math.max(1, n)));
   s.points = s.points.filter(p => p.every(v => Math.abs(v) <= DOMAIN[1]) && p[2] >= 0 && p[2] <= 3)
-    .map(p => [p[0], p[1], Math.round(p[2])]);
+    .map(p => [p[0], p[1], Math.round(p[2]), ...(p[3] === 1 ? [1] : [])]);
   return s;
 }
 
