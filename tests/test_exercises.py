@@ -1,0 +1,371 @@
+"""nnref.exercises: the starting kit, loading a student's file, and the checker that says which backward is wrong.
+
+A correct student file is tests/exercise_solutions.py (the kit with every backward written in plain torch); each
+typical mistake is planted, on its own, into a copy of it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import nnref.exercises as E
+from nnref.exercises import NAMES, StudentFileError, check_file, check_function, load_functions, write_kit
+
+SOLUTION = Path(__file__).with_name("exercise_solutions.py")
+KIT = Path(E.__file__).with_name("exercise_kit") / "my_functions.py"
+
+
+def _solution_with(tmp_path: Path, old: str = "", new: str = "", name: str = "my_functions.py") -> Path:
+    """A copy of the correct solution in tmp_path, with ``old`` (found exactly once) replaced by ``new``."""
+    text = SOLUTION.read_text()
+    if old:
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in the solution"
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _rows(reports) -> dict:
+    return {r.name: r for r in reports}
+
+
+def _classes(path: Path) -> dict[str, ast.ClassDef]:
+    return {node.name: node for node in ast.parse(path.read_text()).body if isinstance(node, ast.ClassDef)}
+
+
+def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef:
+    return next(node for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == name)
+
+
+# --------------------------------------------------------------------------------------------------
+# The kit
+# --------------------------------------------------------------------------------------------------
+def test_the_kit_as_written_is_nine_not_implemented(tmp_path):
+    written = write_kit(tmp_path / "hw")
+    assert [p.name for p in written] == ["my_functions.py", "README.md"]
+    assert written[0].read_text() == KIT.read_text()
+    reports = check_file(written[0])
+    assert [r.name for r in reports] == list(NAMES)
+    assert [r.status for r in reports] == ["not implemented"] * 9, [r.message for r in reports]
+    lines = written[0].read_text().splitlines()
+    for r in reports:  # each row points at the `raise NotImplementedError` of its own backward
+        where, _, rest = r.message.partition(": ")
+        line = int(where.rsplit(":", 1)[1])
+        assert lines[line - 1].strip() == "raise NotImplementedError"
+        assert "NotImplementedError" in rest
+    assert E.report_json(reports) == {"functions": [r.to_dict() for r in reports], "passed": 0, "total": 9}
+
+
+def test_the_kit_has_the_nine_functions_with_a_docstring_and_no_answer():
+    classes = _classes(KIT)
+    assert list(classes) == list(NAMES)  # the lecture's order
+    for name, cls in classes.items():
+        assert [ast.unparse(b) for b in cls.bases] == ["torch.autograd.Function"], name
+        backward = _method(cls, "backward")
+        doc, body = ast.get_docstring(backward), backward.body[1:]
+        assert [ast.unparse(b) for b in body] == ["raise NotImplementedError"], name
+        assert "Shapes:" in doc and "derive" in doc.lower() and "dL/d" in doc, name
+        assert _method(cls, "forward").args.args[0].arg == "ctx"  # the classic style
+    imports = [n for n in ast.walk(ast.parse(KIT.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(n) for n in imports] == ["import torch"]
+    readme = E.kit_text("README.md")
+    commands = ["nnref exercises", "nnref gradcheck --functions", "nnref train softmax --functions"]
+    assert all(c in readme for c in commands)
+    assert [readme.index(c) for c in commands] == sorted(readme.index(c) for c in commands)
+
+
+def test_write_kit_refuses_to_overwrite_and_writes_nothing(tmp_path):
+    (tmp_path / "README.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="README.md"):
+        write_kit(tmp_path)
+    assert not (tmp_path / "my_functions.py").exists()  # nothing written, not even the file that was free
+    assert (tmp_path / "README.md").read_text() == "my notes"
+    write_kit(tmp_path, force=True)
+    assert (tmp_path / "README.md").read_text() == E.kit_text("README.md")
+    (tmp_path / "my_functions.py").write_text("# my work")
+    with pytest.raises(FileExistsError, match="my_functions.py"):
+        write_kit(tmp_path)
+    assert (tmp_path / "my_functions.py").read_text() == "# my work"
+    write_kit(tmp_path, force=True)
+    assert (tmp_path / "my_functions.py").read_text() == KIT.read_text()
+
+
+# --------------------------------------------------------------------------------------------------
+# Correct files pass
+# --------------------------------------------------------------------------------------------------
+def test_nnrefs_own_functions_pass_nine_of_nine(tmp_path):
+    path = tmp_path / "theirs.py"
+    path.write_text(f"from nnref.functional import {', '.join(NAMES)}  # noqa: F401\n")
+    reports = check_file(path)
+    assert [r.status for r in reports] == ["pass"] * 9, [r.message for r in reports]
+    assert E.report_json(reports)["passed"] == 9
+
+
+def test_the_solution_passes_nine_of_nine_with_the_kits_forwards(tmp_path):
+    start = time.perf_counter()
+    reports = check_file(SOLUTION)
+    seconds = time.perf_counter() - start
+    assert [r.status for r in reports] == ["pass"] * 9, [r.message for r in reports]
+    assert seconds < 30, f"the checker took {seconds:.1f} s on nine Functions"
+    kit, solution = _classes(KIT), _classes(SOLUTION)
+    for name in NAMES:  # the solution keeps the kit's forward passes: the kit's forward is checked too
+        assert ast.dump(_method(solution[name], "forward")) == ast.dump(_method(kit[name], "forward")), name
+    imports = [n for n in ast.walk(ast.parse(SOLUTION.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(n) for n in imports] == ["import torch"]  # plain torch, nothing of nnref's
+
+
+def test_both_ways_of_writing_a_function_are_accepted(tmp_path):
+    path = tmp_path / "styles.py"
+    path.write_text('''import torch
+
+
+class LinearFunction(torch.autograd.Function):  # forward without ctx, and setup_context
+    @staticmethod
+    def forward(x, W, b):
+        return x @ W.T + b
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, W, b = inputs
+        ctx.save_for_backward(x, W)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        return g @ W, g.T @ x, g.sum(0)
+
+
+class SigmoidFunction(torch.autograd.Function):  # the classic forward(ctx, ...)
+    @staticmethod
+    def forward(ctx, z):
+        a = torch.sigmoid(z)
+        ctx.save_for_backward(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * a * (1 - a)
+''')
+    rows = _rows(check_file(path))
+    assert rows["LinearFunction"].status == rows["SigmoidFunction"].status == "pass"
+    assert {r.status for name, r in rows.items() if name not in ("LinearFunction", "SigmoidFunction")} == {"missing"}
+    assert "does not define SoftmaxFunction" in rows["SoftmaxFunction"].message
+
+
+# --------------------------------------------------------------------------------------------------
+# A student's typical mistakes, each on its own: exactly its row fails, naming the wrong gradient
+# --------------------------------------------------------------------------------------------------
+MISTAKES = {
+    "dL/dW transposed": ("LinearFunction", "grad_W = g.T @ x", "grad_W = x.T @ g", ["dL/dW", "shape", "gᵀx"]),
+    "bias gradient averaged": ("LinearFunction", "g.sum(dim=0) if", "g.mean(dim=0) if", ["dL/db", "1/4 ×"]),
+    "softmax Jacobian's diagonal only": ("SoftmaxFunction", "return a * (g - (g * a).sum(dim=-1, keepdim=True))",
+                                         "return g * a * (1 - a)", ["dL/dz", "δ_ij"]),
+    "ReLU passes negative inputs' gradient": ("ReLUFunction", "return g * (z > 0)", "return g",
+                                              ["dL/dz", "1[z > 0]"]),
+    "tanh's derivative as 1 − a": ("TanhFunction", "g * (1 - a**2)", "g * (1 - a)", ["dL/dz", "1 − a²"]),
+    "sign flip in the binary cross-entropy": ("BinaryCrossEntropyFunction", "grad_a = g * (a - y)",
+                                              "grad_a = g * (y - a)", ["dL/da", "sign flipped", "(a − y)"]),
+    "the 1/n of mean forgotten": ("SoftmaxCrossEntropyFunction",
+                                  'scale = g / len(y) if ctx.reduction == "mean" else g', "scale = g",
+                                  ["dL/dz", "'mean'", "4 × the right one"]),
+    "the one-hot not subtracted": ("SoftmaxCrossEntropyFunction",
+                                   "        grad_z[torch.arange(len(y), device=z.device), y] -= 1\n", "",
+                                   ["dL/dz", "onehot(y)"]),
+    "the logits used for σ(z)": ("SigmoidBinaryCrossEntropyFunction", "g * (sigma - y)", "g * (z - y)",
+                                 ["dL/dz", "σ(z) − y"]),
+    "the 1/n of mean forgotten, unfused": ("CrossEntropyFunction", "g = g / len(y)", "pass",
+                                           ["dL/da", "'mean'", "−1/a_y"]),
+    "dL/dy of the binary cross-entropy left out": ("BinaryCrossEntropyFunction", "return grad_a, grad_y, None",
+                                                   "return grad_a, None, None", ["None for dL/dy", "log(1 − a)"]),
+    "a gradient always in float64": ("TanhFunction", "g * (1 - a**2)",
+                                     "g * (torch.ones_like(a, dtype=torch.float64) - a**2)",
+                                     ["dL/dz has dtype torch.float64 but z has dtype torch.float32", "float32"]),
+    "a fudge that breaks near 0 and 1": ("BinaryCrossEntropyFunction", "/ (a * (1 - a))",
+                                         "/ (a * (1 - a)).clamp(min=1e-4)", ["dL/da", "near 0 and 1"]),
+    "logits clamped 'for stability'": ("SigmoidBinaryCrossEntropyFunction", "sigma = 1 / (1 + torch.exp(-z))",
+                                       "sigma = 1 / (1 + torch.exp(-z.clamp(-10, 10)))", ["dL/dz", "±50"]),
+    "a forward changed": ("SoftmaxFunction", "a = e / e.sum(dim=-1, keepdim=True)", "a = e / e.sum()",
+                          ["forward", "a is wrong"]),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_a_typical_mistake_fails_its_own_row_only(tmp_path, mistake):
+    name, old, new, words = MISTAKES[mistake]
+    rows = _rows(check_file(_solution_with(tmp_path, old, new)))
+    assert rows[name].status == "fail"
+    for word in words:
+        assert word in rows[name].message, (word, rows[name].message)
+    others = {other: r.status for other, r in rows.items() if other != name}
+    assert set(others.values()) == {"pass"}, others
+
+
+def test_the_messages_say_where_and_by_how_much(tmp_path):
+    rows = _rows(check_file(_solution_with(tmp_path, "g.sum(dim=0) if", "g.mean(dim=0) if")))
+    message = rows["LinearFunction"].message
+    assert message.startswith("dL/db is wrong: largest error ")
+    assert " at index (" in message and "(yours " in message and ", right " in message
+    assert "x (4, 3), W (5, 3), b (5,)" in message  # the shapes
+    assert message.endswith("dL/db should be Σ_rows g, the sum of g over the n instances (c,)")
+    rows = _rows(check_file(_solution_with(tmp_path, "grad_W = g.T @ x", "grad_W = x.T @ g")))
+    assert rows["LinearFunction"].message.startswith("dL/dW has shape (3, 5) (transposed) but W has shape (5, 3)")
+    assert rows["LinearFunction"].message.endswith("dL/dW should be gᵀx (c, p)")
+
+
+def test_the_wrong_number_of_gradients_is_named(tmp_path):
+    rows = _rows(check_file(_solution_with(tmp_path, "return g * a * (1 - a)", "return g * a * (1 - a), None")))
+    assert rows["SigmoidFunction"].status == "pass"  # a trailing None is what PyTorch accepts too
+    path = _solution_with(tmp_path, "return grad_x, grad_W, grad_b", "return grad_x, grad_W")
+    rows = _rows(check_file(path))
+    assert rows["LinearFunction"].status == "fail"
+    assert rows["LinearFunction"].message == ("backward returned 2 gradients, but forward takes 3 inputs (x, W, b): "
+                                              "return (dL/dx, dL/dW, dL/db), one per input in that order")
+    rows = _rows(check_file(_solution_with(tmp_path, "return g * (sigma - y), g * -z, None",
+                                           "return g * (sigma - y), g * -z, None, g")))
+    assert "returned 4 gradients" in rows["SigmoidBinaryCrossEntropyFunction"].message
+    assert "(dL/dz, dL/dy, None)" in rows["SigmoidBinaryCrossEntropyFunction"].message
+    assert sum(r.status == "pass" for r in rows.values()) == 8
+
+
+def test_what_a_backward_raises_is_reported_with_its_line_and_the_others_are_checked(tmp_path):
+    path = _solution_with(tmp_path, "        return g * (1 - a**2)\n",
+                          "        scale = 1 / 0\n        return g * (1 - a**2)\n")
+    line = path.read_text().splitlines().index("        scale = 1 / 0") + 1
+    rows = _rows(check_file(path))
+    assert rows["TanhFunction"].status == "fail"
+    assert rows["TanhFunction"].message.startswith(f"{path}:{line}: backward raised ZeroDivisionError: "
+                                                   "division by zero")
+    assert "Traceback" not in rows["TanhFunction"].message
+    assert [r.status for name, r in rows.items() if name != "TanhFunction"] == ["pass"] * 8
+
+
+def test_an_error_in_a_helper_module_points_at_the_students_line(tmp_path):
+    (tmp_path / "student_helpers_for_the_test.py").write_text("def local_gradient(a):\n    return a.nope\n")
+    path = _solution_with(tmp_path, "import torch\n",
+                          "import torch\nfrom student_helpers_for_the_test import local_gradient\n")
+    path.write_text(path.read_text().replace("return g * a * (1 - a)", "return g * local_gradient(a)"))
+    rows = _rows(check_file(path))
+    line = path.read_text().splitlines().index("        return g * local_gradient(a)") + 1
+    assert rows["SigmoidFunction"].message.startswith(f"{path}:{line}: backward raised AttributeError")
+
+
+def test_something_else_than_a_function(tmp_path):
+    path = _solution_with(tmp_path)
+    path.write_text(path.read_text() + "\n\nReLUFunction = 3\n\n\ndef TanhFunction(z):\n    return z.tanh()\n")
+    rows = _rows(check_file(path))
+    assert rows["ReLUFunction"].status == rows["TanhFunction"].status == "fail"
+    assert rows["ReLUFunction"].message == ("ReLUFunction is an object of type int, not a subclass of "
+                                            "torch.autograd.Function")
+    assert rows["TanhFunction"].message == ("TanhFunction is an object of type function, not a subclass of "
+                                            "torch.autograd.Function")
+
+
+def test_gradcheck_names_the_gradient_that_disagrees():
+    # a backward that matches nnref's on the first call only: the direct comparison passes, gradcheck does not
+    spec = E._SPECS["SigmoidFunction"]
+    calls = []
+
+    class SigmoidFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z):
+            ctx.save_for_backward(torch.sigmoid(z))
+            return torch.sigmoid(z)
+
+        @staticmethod
+        def backward(ctx, g):
+            calls.append(1)
+            (a,) = ctx.saved_tensors
+            return g * a * (1 - a) * (1 if len(calls) == 1 else 2)
+
+    case = next(c for c in E._cases(spec) if c.gradcheck)
+    E._check_backward(spec, SigmoidFunction, case, set())
+    with pytest.raises(E._Verdict, match=r"gradcheck: the numerical gradient disagrees with your dL/dz.*a\(1 − a\)"):
+        E._check_gradcheck(spec, SigmoidFunction, case, set())
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that cannot be loaded: one line, file and line, no traceback
+# --------------------------------------------------------------------------------------------------
+def test_a_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("import torch\n\n\nclass LinearFunction(torch.autograd.Function:\n    pass\n")
+    with pytest.raises(StudentFileError) as info:
+        load_functions(path)
+    assert (info.value.path, info.value.line) == (str(path), 4)
+    assert str(info.value).startswith(f"{path}:4: SyntaxError: ")
+    assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_an_exception_while_importing_names_the_students_line(tmp_path):
+    path = tmp_path / "raises.py"
+    path.write_text("import torch\n\nSCALE = {'a': 1}\nHALF = SCALE['b']\n")
+    with pytest.raises(StudentFileError) as info:
+        check_file(path)
+    assert info.value.line == 4
+    assert str(info.value) == f"{path}:4: KeyError: 'b' while importing it"
+    path.write_text("import torch\nimport no_such_module_for_the_test\n")
+    with pytest.raises(StudentFileError, match=r":2: ModuleNotFoundError: No module named"):
+        load_functions(path)
+    with pytest.raises(StudentFileError, match="no such file") as info:
+        load_functions(tmp_path / "nowhere.py")
+    assert info.value.line is None
+
+
+def test_helpers_next_to_the_file_import_and_sys_path_is_restored(tmp_path):
+    import sys
+
+    (tmp_path / "student_helpers_ok_for_the_test.py").write_text("def slope(a):\n    return a * (1 - a)\n")
+    path = tmp_path / "uses_helpers.py"
+    helper = "import torch\nfrom student_helpers_ok_for_the_test import slope\n"
+    text = SOLUTION.read_text().replace("import torch\n", helper)
+    path.write_text(text.replace("return g * a * (1 - a)", "return g * slope(a)"))
+    before = list(sys.path)
+    rows = _rows(check_file(path))
+    assert sys.path == before
+    assert [r.status for r in rows.values()] == ["pass"] * 9
+
+
+# --------------------------------------------------------------------------------------------------
+# only, JSON, the table
+# --------------------------------------------------------------------------------------------------
+def test_only_restricts_the_rows_in_the_lectures_order(tmp_path):
+    reports = check_file(SOLUTION, only=["TanhFunction", "linear"])
+    assert [r.name for r in reports] == ["LinearFunction", "TanhFunction"]
+    assert [r.name for r in check_file(SOLUTION, only="sigmoid,SoftmaxFunction")] == ["SigmoidFunction",
+                                                                                     "SoftmaxFunction"]
+    with pytest.raises(ValueError, match="no exercise named 'Tahn'"):
+        check_file(SOLUTION, only=["Tahn"])
+    assert E.report_json(reports)["total"] == 2
+
+
+def test_json_and_table(tmp_path):
+    rows = check_file(_solution_with(tmp_path, "g * (1 - a**2)", "g * (1 - a)"))
+    data = json.loads(json.dumps(E.report_json(rows)))
+    assert list(data) == ["functions", "passed", "total"]
+    assert (data["passed"], data["total"]) == (8, 9)
+    assert [set(f) for f in data["functions"]] == [{"name", "status", "message"}] * 9
+    assert data["functions"][4]["status"] == "fail" and data["functions"][4]["name"] == "TanhFunction"
+    table = E.format_reports(rows).splitlines()
+    assert table[0] == "| Function | status | message |"
+    assert table[6].startswith("| TanhFunction | fail | dL/dz is wrong: ")
+    assert table[-1] == "8 of 9 Functions pass"
+    odd = E.FunctionReport("SigmoidFunction", "fail", "x | y\nz")  # a student's exception text, in one cell
+    assert E.format_reports([odd]).splitlines()[2] == "| SigmoidFunction | fail | x \\| y z |"
+
+
+def test_check_function_checks_one_class():
+    from nnref.functional import SoftmaxCrossEntropyFunction
+
+    report = check_function("SoftmaxCrossEntropyFunction", SoftmaxCrossEntropyFunction)
+    assert report.passed and report.to_dict()["status"] == "pass"
+    with pytest.raises(ValueError, match="no exercise named"):
+        check_function("Softmax", SoftmaxCrossEntropyFunction)
