@@ -266,6 +266,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         help="on a GPU, run every step eagerly instead of replaying a CUDA graph of forward+backward",
     )
     g.add_argument(
+        "--functions",
+        metavar="FILE",
+        default=S,
+        help="train with the Functions a student wrote in FILE in place of nnref's (each is checked first; one "
+        "that fails is used all the same, with a warning)",
+    )
+    g.add_argument(
         "--resume",
         metavar="PATH|auto",
         default=S,
@@ -450,7 +457,28 @@ def build_parser() -> argparse.ArgumentParser:
         help='time one numerical gradient against one backward pass (the lecture\'s "slow"; about 30 s)',
     )
     p.add_argument("--png", metavar="PATH", help="with --sweep: also write the picture here")
-    p.add_argument("--json", metavar="PATH", help="with --sweep or --cost: also write the numbers here")
+    p.add_argument(
+        "--functions",
+        metavar="FILE",
+        help="check the Functions a student wrote in FILE (nnref exercises DIR makes one): a row per Function, "
+        "and for a failure which gradient is wrong, by how much and where",
+    )
+    p.add_argument(
+        "--only", metavar="NAME,…", help="with --functions: these Functions only (LinearFunction or linear, …)"
+    )
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="with --sweep or --cost: also write the numbers here; with --functions: the rows, for an autograder",
+    )
+    p = sub.add_parser(
+        "exercises",
+        help="write the starting kit of exercises: the nine Functions, each backward for you to write",
+        description="Write DIR/my_functions.py (the nine Functions, forward written out, each backward raising "
+        "NotImplementedError under what to derive) and DIR/README.md (the three commands to use next).",
+    )
+    p.add_argument("dir", metavar="DIR", help="the folder to write the kit into (made if needed)")
+    p.add_argument("--force", action="store_true", help="overwrite the kit's files if they exist")
     p = sub.add_parser(
         "runs",
         parents=[_shared("logdir")],
@@ -487,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CKPT",
         help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
         "images of --data-root)",
+    )
+    p.add_argument(
+        "--functions",
+        metavar="FILE",
+        help="train the playground with the Functions a student wrote in FILE (nnref's for the rest)",
     )
     p = sub.add_parser("bench", parents=[_shared("data-root")], help="benchmarks: nnref against PyTorch's built-ins")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
@@ -580,10 +613,17 @@ def cmd_export(args, parser) -> int:
 def cmd_gradcheck(args, parser) -> int:
     from .gradcheck import check_functions, format_table
 
+    usage = _subparser(parser, "gradcheck").error
     if args.png and not args.sweep:
-        _subparser(parser, "gradcheck").error("--png draws the Δ sweep: use it with --sweep")
-    if args.json and not (args.sweep or args.cost):
-        _subparser(parser, "gradcheck").error("--json writes the numbers of --sweep or --cost: use it with one")
+        usage("--png draws the Δ sweep: use it with --sweep")
+    if args.json and not (args.sweep or args.cost or args.functions):
+        usage("--json writes the numbers of --sweep, --cost or --functions: use it with one")
+    if args.only and not args.functions:
+        usage("--only chooses among the Functions of --functions FILE: use it with --functions")
+    if args.functions and (args.sweep or args.cost):
+        usage("--functions checks a student's file: not with --sweep or --cost")
+    if args.functions:
+        return _gradcheck_functions(args, usage)
     if args.sweep:
         return _gradcheck_sweep(args)
     if args.cost:
@@ -593,6 +633,38 @@ def cmd_gradcheck(args, parser) -> int:
     failed = [r.name for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _gradcheck_functions(args, usage) -> int:
+    """A student's Functions, each checked on its own: exit 0 when all pass, 1 otherwise, 2 when FILE cannot be
+    loaded (said as FILE:LINE: what, without a traceback)."""
+    import json
+    from pathlib import Path
+
+    from .exercises import check_file, format_reports, report_json
+
+    try:
+        reports = check_file(args.functions, only=args.only)
+    except ValueError as exc:  # an unknown name in --only
+        usage(str(exc))
+    print(format_reports(reports))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report_json(reports), indent=2, ensure_ascii=False) + "\n")
+    return 0 if all(r.passed for r in reports) else 1
+
+
+def cmd_exercises(args, parser) -> int:
+    from .exercises import write_kit
+
+    try:
+        written = write_kit(args.dir, force=args.force)
+    except (FileExistsError, NotADirectoryError) as exc:  # nothing was written
+        print(f"nnref exercises: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: nnref gradcheck --functions {written[0]}   (see {written[1]})")
+    return 0
 
 
 def _progress_bar(total: int, what: str, unit: str = ""):
@@ -792,10 +864,26 @@ def cmd_lab(args, parser) -> int:
         from .lab.digits import DigitsBackend
 
         digits = DigitsBackend.load(args.checkpoint, args.knn_checkpoint, args.data_root, args.download, say=_print)
+    student = None
+    if args.functions:
+        from .exercises import StudentFunctions
+
+        student = StudentFunctions.load(args.functions)
+        for line in student.describe():
+            _print(f"nnref lab: {line}")
     if not is_loopback(args.host) and args.token is None:
         _print("nnref lab: listening beyond this machine: pages and sockets need the token in the address below")
     try:
-        serve(args.host, args.port, args.token, args.open, digits, say=_print, max_sessions=args.max_pages)
+        serve(
+            args.host,
+            args.port,
+            args.token,
+            args.open,
+            digits,
+            say=_print,
+            max_sessions=args.max_pages,
+            functions=student,
+        )
     except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
         _print("nnref lab: stopped")
     return 0
@@ -811,6 +899,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "export": cmd_export,
     "gradcheck": cmd_gradcheck,
+    "exercises": cmd_exercises,
     "runs": cmd_runs,
     "playground": cmd_playground,
     "bench": cmd_bench,
@@ -866,16 +955,21 @@ def _run_command(args, argv: list[str], parser: argparse.ArgumentParser) -> int:
 
 
 def _report(exc: Exception, command: str) -> int:
-    """One message on stderr and the exit code: 75 for a run stopped by a signal (with how to resume), 1 else."""
+    """One message on stderr and the exit code: 75 for a run stopped by a signal (with how to resume), 2 for a
+    student's file that cannot be loaded, 1 else."""
     if os.environ.get("NNREF_DEBUG"):
         raise exc
     from .data import DataError
+    from .exercises import StudentFileError
     from .run.config import TrainingError
     from .run.interrupt import RunInterrupted
 
     if isinstance(exc, RunInterrupted):
         print(f"nnref {command}: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(exc, StudentFileError):  # a student's file that does not load: FILE:LINE: what, like a usage error
+        print(f"nnref {command}: {exc}", file=sys.stderr)
+        return 2
     known = isinstance(exc, (DataError, TrainingError, ValueError, TypeError, OSError))
     prefix = "" if known else f"unexpected {type(exc).__name__}: "
     print(f"nnref {command}: error: {prefix}{exc}", file=sys.stderr)

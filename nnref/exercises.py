@@ -43,13 +43,34 @@ import torch
 from . import functional as F
 from .catalogue import by_name
 
-__all__ = ["KIT_FILES", "NAMES", "STATUSES", "FunctionReport", "StudentFileError", "check_file", "check_function",
-           "format_reports", "kit_text", "load_functions", "report_json", "write_kit"]
+__all__ = [
+    "KIT_FILES",
+    "NAMES",
+    "STATUSES",
+    "FunctionReport",
+    "StudentFileError",
+    "StudentFunctions",
+    "check_file",
+    "check_function",
+    "format_reports",
+    "kit_text",
+    "load_functions",
+    "report_json",
+    "write_kit",
+]
 
 #: The nine Functions a student writes, in the lecture's order.
-NAMES = ("LinearFunction", "SigmoidFunction", "SoftmaxFunction", "ReLUFunction", "TanhFunction",
-         "CrossEntropyFunction", "BinaryCrossEntropyFunction", "SoftmaxCrossEntropyFunction",
-         "SigmoidBinaryCrossEntropyFunction")
+NAMES = (
+    "LinearFunction",
+    "SigmoidFunction",
+    "SoftmaxFunction",
+    "ReLUFunction",
+    "TanhFunction",
+    "CrossEntropyFunction",
+    "BinaryCrossEntropyFunction",
+    "SoftmaxCrossEntropyFunction",
+    "SigmoidBinaryCrossEntropyFunction",
+)
 #: The files of the starting kit (package data under ``nnref/exercise_kit/``).
 KIT_FILES = ("my_functions.py", "README.md")
 STATUSES = ("pass", "fail", "not implemented", "missing")
@@ -230,30 +251,70 @@ def _extreme_bce(dtype):
 
 _MEAN_N = "times g, ÷ n for 'mean'"
 _MEAN_ALL = "times g, ÷ N (all elements) for 'mean'"
-_SPECS = {spec.name: spec for spec in (
-    _Spec("LinearFunction", ("x", "W", "b"), "z = x Wᵀ + b (n, c)",
-          {"x": "g W (n, p)", "W": "gᵀx (c, p)", "b": "Σ_rows g, the sum of g over the n instances (c,)"}),
-    _Spec("SigmoidFunction", ("z",), "a = σ(z) = 1/(1 + e^(−z))",
-          {"z": "g · a(1 − a), element by element, shaped like z"}, _extreme_logits),
-    _Spec("SoftmaxFunction", ("z",), "a_i = e^(z_i) / Σ_j e^(z_j), row by row",
-          {"z": "dL/da × ∂a/∂z row by row, with ∂a_i/∂z_j = a_i(δ_ij − a_j): a ⊙ (g − Σ_j g_j a_j) (n, c)"},
-          _extreme_logits),
-    _Spec("ReLUFunction", ("z",), "a = max(z, 0)", {"z": "g · 1[z > 0], element by element, shaped like z"}),
-    _Spec("TanhFunction", ("z",), "a = tanh(z)", {"z": "g · (1 − a²), element by element, shaped like z"},
-          _extreme_logits),
-    _Spec("CrossEntropyFunction", ("a", "y", "reduction"), "L = −log a_y (log clamped at −100), reduced",
-          {"a": f"(0, …, −1/a_y, …, 0) in each row, {_MEAN_N} (n, c)"}, _extreme_ce),
-    _Spec("BinaryCrossEntropyFunction", ("a", "y", "reduction"),
-          "L = −y log a − (1 − y) log(1 − a) (logs clamped at −100), reduced",
-          {"a": f"(a − y)/(a(1 − a)) = −y/a + (1 − y)/(1 − a), {_MEAN_ALL}, shaped like a",
-           "y": f"log(1 − a) − log a, {_MEAN_ALL}, shaped like y"}, _extreme_bce),
-    _Spec("SoftmaxCrossEntropyFunction", ("z", "y", "reduction"), "L = log Σ_j e^(z_j) − z_y, reduced",
-          {"z": f"softmax(z) − onehot(y), {_MEAN_N} (n, c)"}, _extreme_softmax_ce),
-    _Spec("SigmoidBinaryCrossEntropyFunction", ("z", "y", "reduction"),
-          "L = max(z, 0) − z y + log(1 + e^(−|z|)), reduced",
-          {"z": f"σ(z) − y, {_MEAN_ALL}, shaped like z", "y": f"−z, {_MEAN_ALL}, shaped like y"},
-          _extreme_sigmoid_bce),
-)}
+_SPECS = {
+    spec.name: spec
+    for spec in (
+        _Spec(
+            "LinearFunction",
+            ("x", "W", "b"),
+            "z = x Wᵀ + b (n, c)",
+            {"x": "g W (n, p)", "W": "gᵀx (c, p)", "b": "Σ_rows g, the sum of g over the n instances (c,)"},
+        ),
+        _Spec(
+            "SigmoidFunction",
+            ("z",),
+            "a = σ(z) = 1/(1 + e^(−z))",
+            {"z": "g · a(1 − a), element by element, shaped like z"},
+            _extreme_logits,
+        ),
+        _Spec(
+            "SoftmaxFunction",
+            ("z",),
+            "a_i = e^(z_i) / Σ_j e^(z_j), row by row",
+            {"z": "dL/da × ∂a/∂z row by row, with ∂a_i/∂z_j = a_i(δ_ij − a_j): a ⊙ (g − Σ_j g_j a_j) (n, c)"},
+            _extreme_logits,
+        ),
+        _Spec("ReLUFunction", ("z",), "a = max(z, 0)", {"z": "g · 1[z > 0], element by element, shaped like z"}),
+        _Spec(
+            "TanhFunction",
+            ("z",),
+            "a = tanh(z)",
+            {"z": "g · (1 − a²), element by element, shaped like z"},
+            _extreme_logits,
+        ),
+        _Spec(
+            "CrossEntropyFunction",
+            ("a", "y", "reduction"),
+            "L = −log a_y (log clamped at −100), reduced",
+            {"a": f"(0, …, −1/a_y, …, 0) in each row, {_MEAN_N} (n, c)"},
+            _extreme_ce,
+        ),
+        _Spec(
+            "BinaryCrossEntropyFunction",
+            ("a", "y", "reduction"),
+            "L = −y log a − (1 − y) log(1 − a) (logs clamped at −100), reduced",
+            {
+                "a": f"(a − y)/(a(1 − a)) = −y/a + (1 − y)/(1 − a), {_MEAN_ALL}, shaped like a",
+                "y": f"log(1 − a) − log a, {_MEAN_ALL}, shaped like y",
+            },
+            _extreme_bce,
+        ),
+        _Spec(
+            "SoftmaxCrossEntropyFunction",
+            ("z", "y", "reduction"),
+            "L = log Σ_j e^(z_j) − z_y, reduced",
+            {"z": f"softmax(z) − onehot(y), {_MEAN_N} (n, c)"},
+            _extreme_softmax_ce,
+        ),
+        _Spec(
+            "SigmoidBinaryCrossEntropyFunction",
+            ("z", "y", "reduction"),
+            "L = max(z, 0) − z y + log(1 + e^(−|z|)), reduced",
+            {"z": f"σ(z) − y, {_MEAN_ALL}, shaped like z", "y": f"−z, {_MEAN_ALL}, shaped like y"},
+            _extreme_sigmoid_bce,
+        ),
+    )
+}
 _ELEMENTWISE_LOSSES = ("BinaryCrossEntropyFunction", "SigmoidBinaryCrossEntropyFunction")
 
 
@@ -291,12 +352,14 @@ class _Case:
 
     def fresh(self) -> tuple:
         """New copies of the inputs (a student's in-place change cannot leak into the next call)."""
-        return tuple(t.detach().clone().requires_grad_(need) if isinstance(t, torch.Tensor) else t
-                     for t, need in zip(self.inputs, self.needs_grad))
+        return tuple(
+            t.detach().clone().requires_grad_(need) if isinstance(t, torch.Tensor) else t
+            for t, need in zip(self.inputs, self.needs_grad)
+        )
 
 
 def _label(spec: _Spec, args: tuple, note: str = "") -> str:
-    """"z (4, 5), y (4,), reduction 'mean'" (+ what is special about the case)."""
+    """ "z (4, 5), y (4,), reduction 'mean'" (+ what is special about the case)."""
     parts = []
     for name, value in zip(spec.args, args):
         parts.append(f"{name} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"{name} {value!r}")
@@ -391,7 +454,7 @@ def _difference(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: float)
 
 
 def _multiple(got: torch.Tensor, want: torch.Tensor) -> str:
-    """" — yours is 4 × the right one" when ``got`` is a multiple k·want (k ≠ 1): a lost 1/n, a flipped sign."""
+    """ " — yours is 4 × the right one" when ``got`` is a multiple k·want (k ≠ 1): a lost 1/n, a flipped sign."""
     norm = float((want * want).sum())
     if norm == 0.0 or not bool(torch.isfinite(got).all()):
         return " — the right one is all zeros" if norm == 0.0 else ""
@@ -419,8 +482,10 @@ def _check_forward(spec: _Spec, cls: type, case: _Case, files: set[str]) -> None
     if not isinstance(got, torch.Tensor):
         _fail(f"forward returned a {type(got).__name__}, not a tensor, with {case.label}; it should return {out}")
     if got.shape != want.shape:
-        _fail(f"forward: {out} has shape {tuple(got.shape)}, nnref's has {tuple(want.shape)}, with {case.label}; "
-              f"{spec.forward}")
+        _fail(
+            f"forward: {out} has shape {tuple(got.shape)}, nnref's has {tuple(want.shape)}, with {case.label}; "
+            f"{spec.forward}"
+        )
     if got.dtype != want.dtype:
         _fail(f"forward: {out} has dtype {got.dtype}, nnref's has {want.dtype}, with {case.label}")
     difference = _difference(got, want, case.rtol, case.atol)
@@ -456,12 +521,15 @@ def _check_count(spec: _Spec, grads: tuple) -> None:
     count = len(spec.args)
     if len(grads) < count or any(x is not None for x in grads[count:]):
         noun = "gradient" if len(grads) == 1 else "gradients"
-        _fail(f"backward returned {len(grads)} {noun}, but forward takes {count} input{'s' * (count > 1)} "
-              f"({', '.join(spec.args)}): return {_expected_returns(spec)}, one per input in that order")
+        _fail(
+            f"backward returned {len(grads)} {noun}, but forward takes {count} input{'s' * (count > 1)} "
+            f"({', '.join(spec.args)}): return {_expected_returns(spec)}, one per input in that order"
+        )
 
 
-def _check_gradient(spec: _Spec, case: _Case, i: int, x: torch.Tensor, got, want: torch.Tensor,
-                    g: torch.Tensor) -> None:
+def _check_gradient(
+    spec: _Spec, case: _Case, i: int, x: torch.Tensor, got, want: torch.Tensor, g: torch.Tensor
+) -> None:
     """The gradient of input i: present, a tensor of x's shape and dtype, equal to nnref's."""
     arg = spec.args[i]
     name, should = f"dL/d{arg}", f"dL/d{arg} should be {spec.grads[arg]}"
@@ -471,8 +539,10 @@ def _check_gradient(spec: _Spec, case: _Case, i: int, x: torch.Tensor, got, want
         _fail(f"{name} is a {type(got).__name__}, not a tensor; {should}")
     if got.shape != x.shape:
         transposed = " (transposed)" if got.dim() == 2 and tuple(got.shape) == tuple(x.shape)[::-1] else ""
-        _fail(f"{name} has shape {tuple(got.shape)}{transposed} but {arg} has shape {tuple(x.shape)}, "
-              f"with {case.label}; {should}")
+        _fail(
+            f"{name} has shape {tuple(got.shape)}{transposed} but {arg} has shape {tuple(x.shape)}, "
+            f"with {case.label}; {should}"
+        )
     if got.dtype != x.dtype:
         _fail(f"{name} has dtype {got.dtype} but {arg} has dtype {x.dtype}, with {case.label}; {should}")
     difference = _difference(got, want, case.rtol, case.atol)
@@ -497,8 +567,10 @@ def _check_backward(spec: _Spec, cls: type, case: _Case, files: set[str]) -> Non
         if case.needs_grad[i]:
             _check_gradient(spec, case, i, x, grads[i], want[i], g)
         elif not isinstance(x, torch.Tensor) and grads[i] is not None:
-            _fail(f"backward returned a {type(grads[i]).__name__} for {spec.args[i]}, which is not a tensor: "
-                  f"return {_expected_returns(spec)}")
+            _fail(
+                f"backward returned a {type(grads[i]).__name__} for {spec.args[i]}, which is not a tensor: "
+                f"return {_expected_returns(spec)}"
+            )
 
 
 def _check_gradcheck(spec: _Spec, cls: type, case: _Case, files: set[str]) -> None:
@@ -526,8 +598,10 @@ def _check_gradcheck(spec: _Spec, cls: type, case: _Case, files: set[str]) -> No
         match = re.search(r"with respect to input (\d+)", error)
         if match:
             arg = spec.args[which[int(match.group(1))]]
-            _fail(f"torch.autograd.gradcheck: the numerical gradient disagrees with your dL/d{arg}, with "
-                  f"{case.label}; dL/d{arg} should be {spec.grads[arg]}")
+            _fail(
+                f"torch.autograd.gradcheck: the numerical gradient disagrees with your dL/d{arg}, with "
+                f"{case.label}; dL/d{arg} should be {spec.grads[arg]}"
+            )
         _fail(f"torch.autograd.gradcheck: {error.strip().splitlines()[0]}, with {case.label}")
 
 
@@ -590,8 +664,12 @@ def check_function(name: str, cls) -> FunctionReport:
     except _Verdict as verdict:
         return FunctionReport(name, verdict.status, verdict.message, len(cases))
     checked = sum(case.gradcheck for case in cases)
-    return FunctionReport(name, "pass", f"forward and backward equal nnref's in {len(cases)} cases; "
-                                        f"gradcheck passes in {checked}", len(cases))
+    return FunctionReport(
+        name,
+        "pass",
+        f"forward and backward equal nnref's in {len(cases)} cases; gradcheck passes in {checked}",
+        len(cases),
+    )
 
 
 def _selected(only: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -616,21 +694,28 @@ def check_file(path: str | os.PathLike, only: Iterable[str] | str | None = None)
     :class:`StudentFileError` when the file cannot be loaded and ValueError for an unknown name in ``only``."""
     names = _selected(only)
     functions = load_functions(path)
-    return [check_function(name, functions[name]) if name in functions
-            else FunctionReport(name, "missing", f"{_shown(str(path))} does not define {name}")
-            for name in names]
+    return [
+        check_function(name, functions[name])
+        if name in functions
+        else FunctionReport(name, "missing", f"{_shown(str(path))} does not define {name}")
+        for name in names
+    ]
 
 
 def report_json(reports: Sequence[FunctionReport]) -> dict:
     """What an autograder reads: ``{"functions": [{"name", "status", "message"}, …], "passed": N, "total": T}``
     (T = 9 unless the check was restricted with ``only``)."""
-    return {"functions": [r.to_dict() for r in reports], "passed": sum(r.passed for r in reports),
-            "total": len(reports)}
+    return {
+        "functions": [r.to_dict() for r in reports],
+        "passed": sum(r.passed for r in reports),
+        "total": len(reports),
+    }
 
 
 def format_reports(reports: Sequence[FunctionReport]) -> str:
     """The terminal's table: ``| Function | status | message |`` (markdown, like nnref's other tables), then a
     line "N of T Functions pass"."""
+
     def cell(text: str) -> str:
         return " ".join(text.split()).replace("|", "\\|")
 
@@ -639,3 +724,47 @@ def format_reports(reports: Sequence[FunctionReport]) -> str:
     passed = sum(r.passed for r in reports)
     lines += ["", f"{passed} of {len(reports)} Functions pass"]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# A student's Functions in nnref's training and lab
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class StudentFunctions:
+    """The Functions of a student's file that nnref trains with (``nnref train --functions``, ``nnref lab
+    --functions``): every one it defines and has written — a Function whose backward is not written yet (it
+    raises ``NotImplementedError``) is left to nnref — each with its check's report.  A Function that fails its
+    check is used all the same: what a wrong backward does to training is part of the lesson."""
+
+    path: Path
+    functions: dict[str, type]
+    reports: list[FunctionReport]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StudentFunctions:
+        """Load and check the file's Functions.  Raises :class:`StudentFileError`."""
+        path = Path(path)
+        defined = load_functions(path)
+        reports = [check_function(name, defined[name]) for name in NAMES if name in defined]
+        used = {r.name: defined[r.name] for r in reports if r.status != "not implemented"}
+        return cls(path, used, reports)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the student's Functions in use, in the lecture's order."""
+        return tuple(self.functions)
+
+    def describe(self) -> list[str]:
+        """What a command says at its start: whose Functions it uses, and which of the student's fail their check
+        or are not written yet."""
+        where = _shown(str(self.path))
+        if not self.functions:
+            lines = [f"{where} has no Function written yet: nnref's own are used"]
+        else:
+            lines = [f"using the student's {', '.join(self.names)} from {where} (nnref's for the rest)"]
+        for r in self.reports:
+            if r.status == "fail":
+                lines.append(f"warning: {r.name} fails its check, and is used all the same: {r.message}")
+            elif r.status == "not implemented":
+                lines.append(f"{r.name} is not written yet: nnref's own is used")
+        return lines

@@ -22,6 +22,8 @@ dL/d(output) that backward receives.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from . import _checks as check
@@ -49,6 +51,9 @@ __all__ = [
     "sigmoid_binary_cross_entropy",
     "value_checks",
     "REDUCTIONS",
+    "FUNCTIONS",
+    "use_functions",
+    "functions_in_use",
 ]
 
 
@@ -341,6 +346,50 @@ def _expand_grad(g: torch.Tensor, like: torch.Tensor, reduction: str) -> torch.T
 
 
 # --------------------------------------------------------------------------------------------------
+# Whose Functions the plain functions apply: nnref's own, or a student's
+# --------------------------------------------------------------------------------------------------
+#: nnref's nine Functions by name, in the lecture's order.
+FUNCTIONS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        LinearFunction,
+        SigmoidFunction,
+        SoftmaxFunction,
+        ReLUFunction,
+        TanhFunction,
+        CrossEntropyFunction,
+        BinaryCrossEntropyFunction,
+        SoftmaxCrossEntropyFunction,
+        SigmoidBinaryCrossEntropyFunction,
+    )
+}
+_in_use: dict[str, type] = dict(FUNCTIONS)
+
+
+@contextlib.contextmanager
+def use_functions(functions: dict[str, type]):
+    """Inside the ``with`` block, the plain functions below — and so every layer, model and loss of nnref, its
+    training and its lab — apply these Functions in place of nnref's of the same name: a student's backward passes
+    (``nnref train --functions``, ``nnref lab --functions``).  Each must take the same ``apply`` arguments as
+    nnref's; nnref's own serve the names not given.  ``use_functions(FUNCTIONS)``: nnref's own, whatever is in use."""
+    unknown = sorted(set(functions) - set(FUNCTIONS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not one of nnref's Functions ({', '.join(FUNCTIONS)})")
+    previous = dict(_in_use)
+    _in_use.update(functions)
+    try:
+        yield
+    finally:
+        _in_use.clear()
+        _in_use.update(previous)
+
+
+def functions_in_use() -> dict[str, type]:
+    """The Function each name applies now (nnref's own, or what :func:`use_functions` put in its place)."""
+    return dict(_in_use)
+
+
+# --------------------------------------------------------------------------------------------------
 # The plain functions: checked inputs, then Function.apply
 # --------------------------------------------------------------------------------------------------
 def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -362,13 +411,13 @@ def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> t
             + (f", b {b.dtype}" if b is not None else "")
         )
     check.same_device(x=x, W=W, b=b)
-    return call(LinearFunction, LOWER, x, W, b)
+    return call(_in_use["LinearFunction"], LOWER, x, W, b)
 
 
 def sigmoid(z: torch.Tensor) -> torch.Tensor:
     """a = 1/(1 + e^(−z)) element-wise; z (*) → a (*)."""
     check.floating(z, "z")
-    return call(SigmoidFunction, NONE, z)
+    return call(_in_use["SigmoidFunction"], NONE, z)
 
 
 def softmax(z: torch.Tensor) -> torch.Tensor:
@@ -376,19 +425,19 @@ def softmax(z: torch.Tensor) -> torch.Tensor:
     check.floating(z, "z")
     if z.dim() < 1:
         raise ValueError("z must have at least one dimension (the classes), got a 0-D tensor")
-    return call(SoftmaxFunction, FLOAT32_ON_CUDA, z)
+    return call(_in_use["SoftmaxFunction"], FLOAT32_ON_CUDA, z)
 
 
 def relu(z: torch.Tensor) -> torch.Tensor:
     """a = max(z, 0) element-wise; z (*) → a (*)."""
     check.floating(z, "z")
-    return call(ReLUFunction, NONE, z)
+    return call(_in_use["ReLUFunction"], NONE, z)
 
 
 def tanh(z: torch.Tensor) -> torch.Tensor:
     """a = tanh(z) element-wise; z (*) → a (*)."""
     check.floating(z, "z")
-    return call(TanhFunction, NONE, z)
+    return call(_in_use["TanhFunction"], NONE, z)
 
 
 def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -398,7 +447,7 @@ def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean")
     y = check.class_labels(y, probs.shape[0], probs.shape[1], "y")
     check.same_device(probs=probs, y=y)
     check.unit_interval(probs, "probs")
-    return check.apply_with_labels(CrossEntropyFunction, probs, y, reduction, "y")
+    return check.apply_with_labels(_in_use["CrossEntropyFunction"], probs, y, reduction, "y")
 
 
 def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -407,7 +456,7 @@ def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = 
     check.floating(probs, "probs")
     y = check.binary_targets(probs, y, "probs")
     check.unit_interval(probs, "probs")
-    return call(BinaryCrossEntropyFunction, FLOAT32, probs, y, reduction)
+    return call(_in_use["BinaryCrossEntropyFunction"], FLOAT32, probs, y, reduction)
 
 
 def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -416,7 +465,7 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str 
     check.matrix(logits, "logits", "(n, c)")
     y = check.class_labels(y, logits.shape[0], logits.shape[1], "y")
     check.same_device(logits=logits, y=y)
-    return check.apply_with_labels(SoftmaxCrossEntropyFunction, logits, y, reduction, "y")
+    return check.apply_with_labels(_in_use["SoftmaxCrossEntropyFunction"], logits, y, reduction, "y")
 
 
 def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -424,4 +473,4 @@ def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reductio
     check.reduction(reduction)
     check.floating(logits, "logits")
     y = check.binary_targets(logits, y, "logits")
-    return call(SigmoidBinaryCrossEntropyFunction, FLOAT32, logits, y, reduction)
+    return call(_in_use["SigmoidBinaryCrossEntropyFunction"], FLOAT32, logits, y, reduction)

@@ -36,6 +36,7 @@ LECTURE = (
     "settings",
     "records",
     "table",
+    "exercises",
 )
 #: Everything of nnref a lecture module may import: the lecture wing itself (and the package's face).
 ALLOWED = {f"nnref.{m}" for m in LECTURE} | {"nnref", "nnref._deprecated"}
@@ -70,7 +71,8 @@ def test_every_module_belongs_to_a_wing_or_the_apps_on_top():
     """A new module is placed on purpose: the lecture (LECTURE), the run wing (nnref/run/), or the apps."""
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__", "_deprecated", "cli"}
     assert top == set(LECTURE), f"place these in a wing (and in docs/architecture.md): {sorted(top ^ set(LECTURE))}"
-    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} == {"run", "lab", "bench"}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == {"run", "lab", "bench", "exercise_kit"}  # (the kit: the student's files, package data)
 
 
 def _fresh(code: str) -> str:

@@ -112,7 +112,18 @@ def test_every_entry_point_answers_help(entry, monkeypatch, capsys):
 
 def test_every_command_has_a_parser():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"train", "eval", "predict", "export", "gradcheck", "runs", "playground", "bench", "lab"}
+    assert set(sub.choices) == {
+        "train",
+        "eval",
+        "predict",
+        "export",
+        "gradcheck",
+        "exercises",
+        "runs",
+        "playground",
+        "bench",
+        "lab",
+    }
 
 
 def test_every_option_of_every_command_says_what_it_does():

@@ -123,7 +123,7 @@ def test_the_solution_passes_nine_of_nine_with_the_kits_forwards(tmp_path):
 
 def test_both_ways_of_writing_a_function_are_accepted(tmp_path):
     path = tmp_path / "styles.py"
-    path.write_text('''import torch
+    path.write_text("""import torch
 
 
 class LinearFunction(torch.autograd.Function):  # forward without ctx, and setup_context
@@ -153,7 +153,7 @@ class SigmoidFunction(torch.autograd.Function):  # the classic forward(ctx, ...)
     def backward(ctx, g):
         (a,) = ctx.saved_tensors
         return g * a * (1 - a)
-''')
+""")
     rows = _rows(check_file(path))
     assert rows["LinearFunction"].status == rows["SigmoidFunction"].status == "pass"
     assert {r.status for name, r in rows.items() if name not in ("LinearFunction", "SigmoidFunction")} == {"missing"}
@@ -166,34 +166,74 @@ class SigmoidFunction(torch.autograd.Function):  # the classic forward(ctx, ...)
 MISTAKES = {
     "dL/dW transposed": ("LinearFunction", "grad_W = g.T @ x", "grad_W = x.T @ g", ["dL/dW", "shape", "gᵀx"]),
     "bias gradient averaged": ("LinearFunction", "g.sum(dim=0) if", "g.mean(dim=0) if", ["dL/db", "1/4 ×"]),
-    "softmax Jacobian's diagonal only": ("SoftmaxFunction", "return a * (g - (g * a).sum(dim=-1, keepdim=True))",
-                                         "return g * a * (1 - a)", ["dL/dz", "δ_ij"]),
-    "ReLU passes negative inputs' gradient": ("ReLUFunction", "return g * (z > 0)", "return g",
-                                              ["dL/dz", "1[z > 0]"]),
+    "softmax Jacobian's diagonal only": (
+        "SoftmaxFunction",
+        "return a * (g - (g * a).sum(dim=-1, keepdim=True))",
+        "return g * a * (1 - a)",
+        ["dL/dz", "δ_ij"],
+    ),
+    "ReLU passes negative inputs' gradient": ("ReLUFunction", "return g * (z > 0)", "return g", ["dL/dz", "1[z > 0]"]),
     "tanh's derivative as 1 − a": ("TanhFunction", "g * (1 - a**2)", "g * (1 - a)", ["dL/dz", "1 − a²"]),
-    "sign flip in the binary cross-entropy": ("BinaryCrossEntropyFunction", "grad_a = g * (a - y)",
-                                              "grad_a = g * (y - a)", ["dL/da", "sign flipped", "(a − y)"]),
-    "the 1/n of mean forgotten": ("SoftmaxCrossEntropyFunction",
-                                  'scale = g / len(y) if ctx.reduction == "mean" else g', "scale = g",
-                                  ["dL/dz", "'mean'", "4 × the right one"]),
-    "the one-hot not subtracted": ("SoftmaxCrossEntropyFunction",
-                                   "        grad_z[torch.arange(len(y), device=z.device), y] -= 1\n", "",
-                                   ["dL/dz", "onehot(y)"]),
-    "the logits used for σ(z)": ("SigmoidBinaryCrossEntropyFunction", "g * (sigma - y)", "g * (z - y)",
-                                 ["dL/dz", "σ(z) − y"]),
-    "the 1/n of mean forgotten, unfused": ("CrossEntropyFunction", "g = g / len(y)", "pass",
-                                           ["dL/da", "'mean'", "−1/a_y"]),
-    "dL/dy of the binary cross-entropy left out": ("BinaryCrossEntropyFunction", "return grad_a, grad_y, None",
-                                                   "return grad_a, None, None", ["None for dL/dy", "log(1 − a)"]),
-    "a gradient always in float64": ("TanhFunction", "g * (1 - a**2)",
-                                     "g * (torch.ones_like(a, dtype=torch.float64) - a**2)",
-                                     ["dL/dz has dtype torch.float64 but z has dtype torch.float32", "float32"]),
-    "a fudge that breaks near 0 and 1": ("BinaryCrossEntropyFunction", "/ (a * (1 - a))",
-                                         "/ (a * (1 - a)).clamp(min=1e-4)", ["dL/da", "near 0 and 1"]),
-    "logits clamped 'for stability'": ("SigmoidBinaryCrossEntropyFunction", "sigma = 1 / (1 + torch.exp(-z))",
-                                       "sigma = 1 / (1 + torch.exp(-z.clamp(-10, 10)))", ["dL/dz", "±50"]),
-    "a forward changed": ("SoftmaxFunction", "a = e / e.sum(dim=-1, keepdim=True)", "a = e / e.sum()",
-                          ["forward", "a is wrong"]),
+    "sign flip in the binary cross-entropy": (
+        "BinaryCrossEntropyFunction",
+        "grad_a = g * (a - y)",
+        "grad_a = g * (y - a)",
+        ["dL/da", "sign flipped", "(a − y)"],
+    ),
+    "the 1/n of mean forgotten": (
+        "SoftmaxCrossEntropyFunction",
+        'scale = g / len(y) if ctx.reduction == "mean" else g',
+        "scale = g",
+        ["dL/dz", "'mean'", "4 × the right one"],
+    ),
+    "the one-hot not subtracted": (
+        "SoftmaxCrossEntropyFunction",
+        "        grad_z[torch.arange(len(y), device=z.device), y] -= 1\n",
+        "",
+        ["dL/dz", "onehot(y)"],
+    ),
+    "the logits used for σ(z)": (
+        "SigmoidBinaryCrossEntropyFunction",
+        "g * (sigma - y)",
+        "g * (z - y)",
+        ["dL/dz", "σ(z) − y"],
+    ),
+    "the 1/n of mean forgotten, unfused": (
+        "CrossEntropyFunction",
+        "g = g / len(y)",
+        "pass",
+        ["dL/da", "'mean'", "−1/a_y"],
+    ),
+    "dL/dy of the binary cross-entropy left out": (
+        "BinaryCrossEntropyFunction",
+        "return grad_a, grad_y, None",
+        "return grad_a, None, None",
+        ["None for dL/dy", "log(1 − a)"],
+    ),
+    "a gradient always in float64": (
+        "TanhFunction",
+        "g * (1 - a**2)",
+        "g * (torch.ones_like(a, dtype=torch.float64) - a**2)",
+        ["dL/dz has dtype torch.float64 but z has dtype torch.float32", "float32"],
+    ),
+    "a fudge that breaks near 0 and 1": (
+        "BinaryCrossEntropyFunction",
+        "/ (a * (1 - a))",
+        "/ (a * (1 - a)).clamp(min=1e-4)",
+        ["dL/da", "near 0 and 1"],
+    ),
+    "logits clamped 'for stability'": (
+        "SigmoidBinaryCrossEntropyFunction",
+        "sigma = 1 / (1 + torch.exp(-z))",
+        "sigma = 1 / (1 + torch.exp(-z.clamp(-10, 10)))",
+        ["dL/dz", "±50"],
+    ),
+    "a forward changed": (
+        "SoftmaxFunction",
+        "a = e / e.sum(dim=-1, keepdim=True)",
+        "a = e / e.sum()",
+        ["forward", "a is wrong"],
+    ),
 }
 
 
@@ -226,31 +266,39 @@ def test_the_wrong_number_of_gradients_is_named(tmp_path):
     path = _solution_with(tmp_path, "return grad_x, grad_W, grad_b", "return grad_x, grad_W")
     rows = _rows(check_file(path))
     assert rows["LinearFunction"].status == "fail"
-    assert rows["LinearFunction"].message == ("backward returned 2 gradients, but forward takes 3 inputs (x, W, b): "
-                                              "return (dL/dx, dL/dW, dL/db), one per input in that order")
-    rows = _rows(check_file(_solution_with(tmp_path, "return g * (sigma - y), g * -z, None",
-                                           "return g * (sigma - y), g * -z, None, g")))
+    assert rows["LinearFunction"].message == (
+        "backward returned 2 gradients, but forward takes 3 inputs (x, W, b): "
+        "return (dL/dx, dL/dW, dL/db), one per input in that order"
+    )
+    rows = _rows(
+        check_file(
+            _solution_with(tmp_path, "return g * (sigma - y), g * -z, None", "return g * (sigma - y), g * -z, None, g")
+        )
+    )
     assert "returned 4 gradients" in rows["SigmoidBinaryCrossEntropyFunction"].message
     assert "(dL/dz, dL/dy, None)" in rows["SigmoidBinaryCrossEntropyFunction"].message
     assert sum(r.status == "pass" for r in rows.values()) == 8
 
 
 def test_what_a_backward_raises_is_reported_with_its_line_and_the_others_are_checked(tmp_path):
-    path = _solution_with(tmp_path, "        return g * (1 - a**2)\n",
-                          "        scale = 1 / 0\n        return g * (1 - a**2)\n")
+    path = _solution_with(
+        tmp_path, "        return g * (1 - a**2)\n", "        scale = 1 / 0\n        return g * (1 - a**2)\n"
+    )
     line = path.read_text().splitlines().index("        scale = 1 / 0") + 1
     rows = _rows(check_file(path))
     assert rows["TanhFunction"].status == "fail"
-    assert rows["TanhFunction"].message.startswith(f"{path}:{line}: backward raised ZeroDivisionError: "
-                                                   "division by zero")
+    assert rows["TanhFunction"].message.startswith(
+        f"{path}:{line}: backward raised ZeroDivisionError: division by zero"
+    )
     assert "Traceback" not in rows["TanhFunction"].message
     assert [r.status for name, r in rows.items() if name != "TanhFunction"] == ["pass"] * 8
 
 
 def test_an_error_in_a_helper_module_points_at_the_students_line(tmp_path):
     (tmp_path / "student_helpers_for_the_test.py").write_text("def local_gradient(a):\n    return a.nope\n")
-    path = _solution_with(tmp_path, "import torch\n",
-                          "import torch\nfrom student_helpers_for_the_test import local_gradient\n")
+    path = _solution_with(
+        tmp_path, "import torch\n", "import torch\nfrom student_helpers_for_the_test import local_gradient\n"
+    )
     path.write_text(path.read_text().replace("return g * a * (1 - a)", "return g * local_gradient(a)"))
     rows = _rows(check_file(path))
     line = path.read_text().splitlines().index("        return g * local_gradient(a)") + 1
@@ -262,10 +310,12 @@ def test_something_else_than_a_function(tmp_path):
     path.write_text(path.read_text() + "\n\nReLUFunction = 3\n\n\ndef TanhFunction(z):\n    return z.tanh()\n")
     rows = _rows(check_file(path))
     assert rows["ReLUFunction"].status == rows["TanhFunction"].status == "fail"
-    assert rows["ReLUFunction"].message == ("ReLUFunction is an object of type int, not a subclass of "
-                                            "torch.autograd.Function")
-    assert rows["TanhFunction"].message == ("TanhFunction is an object of type function, not a subclass of "
-                                            "torch.autograd.Function")
+    assert rows["ReLUFunction"].message == (
+        "ReLUFunction is an object of type int, not a subclass of torch.autograd.Function"
+    )
+    assert rows["TanhFunction"].message == (
+        "TanhFunction is an object of type function, not a subclass of torch.autograd.Function"
+    )
 
 
 def test_gradcheck_names_the_gradient_that_disagrees():
@@ -340,8 +390,10 @@ def test_helpers_next_to_the_file_import_and_sys_path_is_restored(tmp_path):
 def test_only_restricts_the_rows_in_the_lectures_order(tmp_path):
     reports = check_file(SOLUTION, only=["TanhFunction", "linear"])
     assert [r.name for r in reports] == ["LinearFunction", "TanhFunction"]
-    assert [r.name for r in check_file(SOLUTION, only="sigmoid,SoftmaxFunction")] == ["SigmoidFunction",
-                                                                                     "SoftmaxFunction"]
+    assert [r.name for r in check_file(SOLUTION, only="sigmoid,SoftmaxFunction")] == [
+        "SigmoidFunction",
+        "SoftmaxFunction",
+    ]
     with pytest.raises(ValueError, match="no exercise named 'Tahn'"):
         check_file(SOLUTION, only=["Tahn"])
     assert E.report_json(reports)["total"] == 2

@@ -37,6 +37,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..functional import use_functions
 from .inbox import Inbox
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
@@ -89,9 +90,12 @@ class _Sessions:
         self.open -= 1
 
 
-def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> Starlette:
+def create_app(token: str | None = None, max_sessions: int = 8, digits=None, functions=None) -> Starlette:
     """The lab as an ASGI app.  ``token``: required on every page and socket when set.  ``digits``: the backend of
-    the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given."""
+    the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given.
+    ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) the playground trains with —
+    each page says so (the caller puts them in use: :func:`serve`, :class:`LabServer`)."""
+    notes = tuple(functions.describe()) if functions is not None else ()
     sessions = _Sessions(max_sessions)
 
     def authorised(params) -> bool:
@@ -124,7 +128,7 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None) -> 
     async def playground(websocket: WebSocket) -> None:
         if await admit(websocket):
             try:
-                await _PlaygroundSocket(websocket).run()
+                await _PlaygroundSocket(websocket, notes).run()
             finally:
                 sessions.give_back()
 
@@ -159,14 +163,14 @@ _REFUSED = (
 class _PlaygroundSocket:
     """One page's playground over its WebSocket: messages in, frames out, the session in a worker thread."""
 
-    def __init__(self, websocket: WebSocket) -> None:
-        self.ws = websocket
+    def __init__(self, websocket: WebSocket, notes: tuple[str, ...] = ()) -> None:
+        self.ws, self.notes = websocket, notes
         self.credits, self.dirty = IN_FLIGHT, True
 
     async def run(self) -> None:
         try:
             async with Inbox(self.ws) as inbox:
-                self.session = await asyncio.to_thread(PlaygroundSession)
+                self.session = await asyncio.to_thread(PlaygroundSession, notes=self.notes)
                 await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
                 while True:
                     waiting = not (self.session.playing or self.dirty) or self.credits == 0
@@ -293,6 +297,7 @@ class LabServer:
         self.socket.bind((host, port))
         self.port = self.socket.getsockname()[1]
         self.token = app_options.get("token")
+        self.functions = app_options.get("functions")
         self.app = create_app(**app_options)
         config = uvicorn.Config(self.app, log_level="warning", ws_max_size=16 * 2**20, lifespan="off")
         self.server = uvicorn.Server(config)
@@ -300,6 +305,8 @@ class LabServer:
         self.url = self.base + (f"/?token={self.token}" if self.token else "/")
 
     def __enter__(self) -> LabServer:
+        self.student = use_functions(self.functions.functions if self.functions is not None else {})
+        self.student.__enter__()
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.thread.start()
         while not self.server.started:
@@ -313,6 +320,7 @@ class LabServer:
         self.thread.join(timeout=10)
         with contextlib.suppress(OSError):
             self.socket.close()
+        self.student.__exit__(*exc)
 
 
 def machine_addresses(host: str = "0.0.0.0") -> list[str]:
@@ -351,9 +359,11 @@ def serve(
     digits=None,
     say=print,
     max_sessions: int = 8,
+    functions=None,
 ) -> None:
     """Run the lab until interrupted.  Beyond loopback a token is required (one is made when none is given).  The
-    socket is bound before the address is printed (port 0: the operating system's choice, printed as bound)."""
+    socket is bound before the address is printed (port 0: the operating system's choice, printed as bound).
+    ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) to train with."""
     import uvicorn
 
     if not is_loopback(host) and token is None:
@@ -380,6 +390,7 @@ def serve(
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    app = create_app(token=token, max_sessions=max_sessions, digits=digits)
+    app = create_app(token=token, max_sessions=max_sessions, digits=digits, functions=functions)
     config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 2**20, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    with use_functions(functions.functions if functions is not None else {}):
+        uvicorn.Server(config).run(sockets=[sock])

@@ -54,7 +54,8 @@ class PlaygroundSession:
     change new points, each from epoch 0, paused (Play trains them), as Reset and New weights do.  Every new network
     starts a new ``generation``: the page begins a new loss curve."""
 
-    def __init__(self, state: dict | None = None, version: int = 0) -> None:
+    def __init__(self, state: dict | None = None, version: int = 0, notes: tuple[str, ...] = ()) -> None:
+        self.notes = tuple(notes)  # what the lab says on every frame (whose Functions train: nnref lab --functions)
         self.state = {**DEFAULTS, **check_state(state or {})}
         _check_classes(self.state)
         self.init = 0  # "new weights" presses: the descent's seed is seed + 1000 · init, the playground's r-th start
@@ -212,7 +213,7 @@ class PlaygroundSession:
     def _notices(self, scores: list[dict]) -> list[str]:
         """What the page says about the set-up as it stands, each only while it is true: an empty plane of your
         own, a k larger than the points, a divergence, a loss that grew far above where it started."""
-        notices, n, k = [], self.Xtr.shape[0], self.state["k"]
+        notices, n, k = list(self.notes), self.Xtr.shape[0], self.state["k"]
         if self.state["dataset"] == "custom" and n == 0:
             notices.append("Your own points: click on the plane to add points of the chosen class, or import a CSV.")
         if "knn" in _KINDS[self.state["model"]] and 0 < n < k:

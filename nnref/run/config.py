@@ -127,6 +127,8 @@ class TrainConfig(RunOptions):
     compile: bool = _resumable(False)  # torch.compile of forward + loss (the same arithmetic)
     amp: str = "off"  # autocast dtype of the forward: off, bf16, fp16 (CUDA, with loss scaling)
     resume: str | None = _resumable()
+    functions: str | None = None  # a student's file of Functions, used in place of nnref's (nnref.exercises)
+    student_functions: tuple[str, ...] = ()  # which of them the run used (filled in when the run loads the file)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -138,6 +140,7 @@ class TrainConfig(RunOptions):
         if self.amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"amp must be off, bf16 or fp16, got {self.amp!r}")
         self.hidden = tuple(self.hidden)
+        self.student_functions = tuple(self.student_functions)
 
     # -- resolution -----------------------------------------------------------------------------------
     def resolve(self, checkpoint_config: dict | None = None) -> TrainConfig:
@@ -169,6 +172,8 @@ class TrainConfig(RunOptions):
             parts.append(f"hidden {','.join(map(str, self.hidden))} {self.activation}")
         if self.amp != "off":
             parts.append(f"amp {self.amp}")
+        if self.student_functions:
+            parts.append(f"the student's {', '.join(n.removesuffix('Function') for n in self.student_functions)}")
         return ", ".join(parts)
 
     def hparams(self) -> dict:
@@ -189,6 +194,8 @@ class TrainConfig(RunOptions):
         }
         if self.model == "mlp":
             values |= {"hidden": self.hidden, "activation": self.activation}
+        if self.functions:
+            values["functions"] = f"{self.functions}: {', '.join(self.student_functions) or 'none written yet'}"
         return values
 
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 
 from ..data import MNISTSplits, load_data, make_loader
-from ..functional import value_checks
+from ..exercises import StudentFunctions
+from ..functional import use_functions, value_checks
 from ..models import build_model as _build
 from .checkpoint import FORMAT, RunLock, TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, TrainingDiverged, TrainingError, resolve_device
@@ -65,7 +66,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict:
     world, device = init_world(resolve_device(cfg.device))
     try:
         console = console if world.is_main and not cfg.quiet else None
-        with StopRequest(console) as stop:
+        cfg, student = _student_functions(cfg, console)
+        with StopRequest(console) as stop, use_functions(student):
             result = _train(cfg, resumed, device, world, console, stop)
     except BaseException:
         world.close()
@@ -101,6 +103,17 @@ def _train(cfg: TrainConfig, resumed: dict | None, device, world: World, console
         return trainer.finish(time.perf_counter() - t_start)
     finally:
         folder.release()
+
+
+def _student_functions(cfg: TrainConfig, console: Console | None) -> tuple[TrainConfig, dict]:
+    """A student's Functions (``--functions FILE``), checked and said at the start: the configuration that records
+    which the run uses, and the Functions to use in place of nnref's ({} without a file)."""
+    if not cfg.functions:
+        return cfg, {}
+    student = StudentFunctions.load(cfg.functions)
+    for line in student.describe() if console else ():
+        console(line)
+    return dataclasses.replace(cfg, student_functions=student.names), student.functions
 
 
 def resume_path(cfg: TrainConfig) -> str | None:
