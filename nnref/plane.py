@@ -273,10 +273,26 @@ class Descent:
         with torch.no_grad():
             for mine, theirs in zip(folded.parameters(), self.net.parameters()):
                 mine.copy_(theirs)
-            layer = folded.linear if isinstance(folded, (LogisticRegression, SoftmaxRegression)) else folded.layers[0]
+            layer = _first_linear(folded)
             layer.weight /= self.std
             layer.bias -= layer.weight @ self.mean
         return into
+
+    def set_parameters(self, folded: torch.nn.Module) -> None:
+        """Take the parameters of a network of plane points (the standardisation folded in, as :meth:`model` gives
+        it) as this descent's own — the inverse of the folding: W = W_plane · std, b = b_plane + W_plane · mean.
+        What the lab does when a weight is typed by hand, or one step of per-instance SGD is applied."""
+        with torch.no_grad():
+            for mine, theirs in zip(self.net.parameters(), folded.parameters()):
+                mine.copy_(theirs)
+            layer, plane_layer = _first_linear(self.net), _first_linear(folded)
+            layer.weight.copy_(plane_layer.weight * self.std)
+            layer.bias.copy_(plane_layer.bias + plane_layer.weight @ self.mean)
+
+
+def _first_linear(net: torch.nn.Module) -> Linear:
+    """The layer that takes the inputs: where the standardisation is folded in."""
+    return net.linear if isinstance(net, (LogisticRegression, SoftmaxRegression)) else net.layers[0]
 
 
 class PlaneModel:

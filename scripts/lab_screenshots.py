@@ -42,7 +42,18 @@ def _playground(browser, lab, out: Path) -> list[Path]:
         page.wait_for_timeout(300)
         page.screenshot(path=str(out / name))
         shots.append(out / name)
-    return [*shots, _own_points(page, lab, out)]
+    return [*shots, _own_points(page, lab, out), _backward_pass(page, lab, out)]
+
+
+def _backward_pass(page, lab, out: Path) -> Path:
+    """The worked backward pass: the slide's instance and weights, the tables of the chain rule."""
+    page.goto(lab.url + "#preset=worked-backward-pass")
+    page.reload()
+    page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#backprop-params tbody tr') !== null", timeout=60_000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "lab-backward-pass.png"))
+    return out / "lab-backward-pass.png"
 
 
 def _own_points(page, lab, out: Path) -> Path:

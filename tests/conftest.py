@@ -53,6 +53,8 @@ LECTURE_TESTS = (
     "test_digits",
     "test_viz",
     "test_architecture",
+    "test_backprop",
+    "test_exercises",
 )
 
 

@@ -37,6 +37,7 @@ LECTURE = (
     "records",
     "table",
     "exercises",
+    "backprop",
 )
 #: Everything of nnref a lecture module may import: the lecture wing itself (and the package's face).
 ALLOWED = {f"nnref.{m}" for m in LECTURE} | {"nnref", "nnref._deprecated"}

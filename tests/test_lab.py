@@ -125,6 +125,9 @@ BAD = [
     ('{"type": "config", "state": {"points": [[0, 0]]}}', r"\[x1, x2, class\]"),
     ('{"type": "config", "state": {"showTest": true}}', "unknown field 'showTest'"),
     ('{"type": "config", "version": -3, "state": {}}', "version must be between"),
+    ('{"type": "config", "state": {"weights": [[0, 0, 0, 1e300]]}}', "a typed weight must be between"),
+    ('{"type": "config", "state": {"weights": [[0, 0, 0]]}}', r"\[layer, neuron, input, value\]"),
+    ('{"type": "config", "state": {"instance": [0.5, 9, 1]}}', "x2 must be between"),
 ]
 
 
@@ -137,7 +140,17 @@ def test_parse_message_refuses_with_a_reason(text, reason):
 def test_bad_messages_get_a_message_and_the_session_goes_on(server):
     with _ws(server) as ws:
         _next(ws, "frame")
-        for text, reason in BAD + [(b"\x00\x01binary", "JSON text, not binary"), ("x" * 300_000, "at most 256 KiB")]:
+        session_bad = [  # messages well formed, but not for this session's network
+            ('{"type": "config", "state": {"instance": [0.5, 0.5, 3]}}', "the instance's class 3 is not one of"),
+            ('{"type": "config", "state": {"weights": [[0, 9, 0, 1.0]]}}', "there is no weight 1 of neuron 10"),
+            ('{"type": "apply"}', "pick an instance first"),
+        ]
+        for text, reason in [
+            *BAD,
+            *session_bad,
+            (b"\x00\x01binary", "JSON text, not binary"),
+            ("x" * 300_000, "at most 256 KiB"),
+        ]:
             ws.send(text)
             error, _ = _next(ws, "error")
             assert reason.replace("\\", "") in error["message"], (text[:40], error)
@@ -374,8 +387,10 @@ def test_the_definition_is_consistent_and_served():
     for name, field in FIELDS.items():
         assert field.check(name, field.default) == field.default, name
     assert check_state(DEFAULTS) == DEFAULTS
-    for preset in PRESETS.values():
-        check_state(preset["state"])
+    for preset in PRESETS.values():  # the server's fields by the server's checks, the page's by their own
+        check_state({k: v for k, v in preset["state"].items() if FIELDS[k].group != "page"})
+        for name, value in preset["state"].items():
+            assert FIELDS[name].check(name, value) == value
     with LabServer() as lab, urllib.request.urlopen(lab.base + "/lab/definition.json", timeout=10) as response:
         assert json.loads(response.read()) == json.loads(json.dumps(definition()))
 

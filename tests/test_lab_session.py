@@ -11,6 +11,7 @@ Play, Pause, Step, Reset, New weights, time passing — and after each one, what
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -236,3 +237,77 @@ def test_a_loss_that_grows_far_above_its_start_is_said_and_the_notice_goes_with_
     assert any("learning rate of 10 each step overshoots" in n for n in notices), notices
     s.reset()
     assert decode(s.frame())[0]["notices"] == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The backward pass view and weights by hand
+# --------------------------------------------------------------------------------------------------
+WORKED = {
+    "dataset": "blobs",
+    "model": "line",
+    "inputs": ["x1", "x2"],
+    "lr": 1,
+    "momentum": 0,
+    "instance": [0.5, 0.6, 1],
+    "weights": [[0, 0, 0, 0.2], [0, 0, 1, -0.1], [0, 0, -1, 0.06536]],
+}
+
+
+def test_the_worked_example_in_the_lecture_s_own_coordinates():
+    """The lab standardises the inputs it trains on; the view shows the lecture's own x and w (the slide's numbers)."""
+    s = PlaygroundSession(WORKED)
+    assert s.descents["line"].std.sub(1).abs().max() > 0.5  # (the inputs are standardised for training)
+    view = decode(s.frame())[0]["backward"]
+    (layer,) = view["layers"]
+    assert layer["w"] == [[0.2, -0.1]] and layer["b"] == [0.06536] and layer["a_prev"] == [0.5, 0.6]
+    assert [round(v, 3) for v in (layer["dL_da"][0], layer["da_dz"][0], *layer["dL_dw"][0], layer["dL_db"][0])] == [
+        -1.9,
+        0.249,
+        -0.237,
+        -0.284,
+        -0.474,
+    ]
+
+
+def test_a_typed_weight_is_exactly_that_value_and_training_goes_on_from_it():
+    s = PlaygroundSession({"dataset": "xor", "hidden": [3, 2], "inputs": ["x1", "x2", "sin x1"]})
+    for _ in range(5):
+        s.advance(0.0)
+    epoch = s.epoch
+    s.configure({"weights": [[0, 1, 2, 0.123456789], [1, 0, -1, -3.3], [2, 0, 1, 7.25]]})
+    net = s.models["mlp"].net
+    assert net.layers[0].weight[1, 2].item() == torch.tensor(0.123456789).item()
+    assert net.layers[2].bias[0].item() == torch.tensor(-3.3).item() and net.layers[4].weight[0, 1].item() == 7.25
+    assert s.epoch == epoch  # nothing restarted
+    header = decode(s.frame())[0]
+    assert header["network"]["layers"][0]["w"][1][2] == round(0.123456789, 5)
+    s.advance(0.0)  # and gradient descent goes on from the typed values
+    assert s.models["mlp"].net.layers[4].weight[0, 1].item() != 7.25
+
+
+def test_apply_performs_exactly_one_sgd_step_of_the_instance():
+    s = PlaygroundSession({**WORKED, "lr": 0.5})
+    view = decode(s.frame())[0]["backward"]["layers"][0]
+    before = [p.detach().clone() for p in s.models["line"].net.parameters()]
+    s.apply_step()
+    after = list(s.models["line"].net.parameters())
+    grads = [torch.tensor(view["dL_dw"]), torch.tensor(view["dL_db"])]
+    for old, new, grad in zip(before, after, grads):
+        torch.testing.assert_close(new.detach(), old - 0.5 * grad, rtol=0, atol=2e-6)  # (the view's 6 decimals)
+    assert decode(s.frame())[0]["backward"]["layers"][0]["w"] == [[round(v, 6) for v in view["w_new"][0]]]
+
+
+def test_typed_weights_and_the_instance_are_checked_against_the_network():
+    from nnref.lab.state import BadMessage
+
+    s = PlaygroundSession({"dataset": "xor", "hidden": [2]})
+    for bad, said in (
+        ({"weights": [[0, 5, 0, 1.0]]}, "there is no weight 1 of neuron 6 in layer 1"),
+        ({"weights": [[3, 0, 0, 1.0]]}, "there is no weight"),
+        ({"instance": [0.5, 0.5, 3]}, "the instance's class 3 is not one of the 2 classes"),
+    ):
+        with pytest.raises(BadMessage, match=said):
+            s.configure(bad)
+    assert s.state["weights"] == [] and s.state["instance"] == []  # refused: nothing kept
+    s.configure({"hidden": [2, 2], "weights": [[1, 1, 1, 0.5]]})  # a new network and its typed weight together
+    assert s.models["mlp"].net.layers[2].weight[1, 1].item() == 0.5

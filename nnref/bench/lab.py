@@ -41,9 +41,10 @@ def _fps(pages, seconds: float) -> list[float]:
     return [(p.evaluate("window.nnrefLab.frames") - s) / elapsed for p, s in zip(pages, start)]
 
 
-def _latencies(page, changes: int) -> list[float]:
+def _latencies(page, changes: int, playing: bool = False) -> list[float]:
     """Milliseconds from a change to the first frame that shows it: the learning rate, and a neuron removed from
-    (then added back to) the first layer — a new network."""
+    (then added back to) the first layer — a new network, which starts paused: while ``playing``, Play is pressed
+    again after it."""
     rates = ["0.01", "0.03", "0.1"]
     for i in range(changes):
         if i % 2:
@@ -53,6 +54,9 @@ def _latencies(page, changes: int) -> list[float]:
                 "button", name="Remove neuron from layer 1" if i % 4 == 0 else "Add neuron to layer 1"
             ).click()
         page.wait_for_function("() => window.nnrefLab.version === window.nnrefLab.sent", timeout=10_000)
+        if playing and not page.evaluate("window.nnrefLab.playing"):
+            page.get_by_role("button", name="Play").click()
+            page.wait_for_function("() => window.nnrefLab.playing", timeout=10_000)
     return page.evaluate("window.nnrefLab.latencies")[-changes:]
 
 
@@ -68,7 +72,8 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         paused_latency = _latencies(page, 8)
         page.get_by_role("button", name="Play").click()
         one = _fps([page], seconds)[0]
-        playing_latency = _latencies(page, 8)
+        view = _backprop_fps(page, seconds)
+        playing_latency = _latencies(page, 8, playing=True)
         epoch_rate = page.evaluate("window.nnrefLab.epoch")
         page.get_by_role("button", name="Pause").click()
         page.wait_for_function("() => !window.nnrefLab.playing")
@@ -87,7 +92,34 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         "latency_playing_ms": playing_latency,
         "paused_cpu_share": paused_cpu,
         "epochs": epoch_rate,
+        **view,
     }
+
+
+def _backprop_fps(page, seconds: float, rounds: int = 3) -> dict:
+    """Frames per second with the backward pass view open (its worked example on every frame) and closed, the two
+    taking turns for ``rounds`` rounds of ``seconds`` / 2 each: medians."""
+    toggle = page.get_by_role("button", name="Backward pass")
+    if not page.evaluate("() => window.nnrefLab.state().instance.length"):
+        _pick(page)
+    rates: dict = {"true": [], "false": []}
+    for _ in range(rounds):
+        for wanted in ("true", "false"):
+            if toggle.get_attribute("aria-pressed") != wanted:
+                toggle.click()
+            page.wait_for_function("() => window.nnrefLab.version === window.nnrefLab.sent", timeout=10_000)
+            rates[wanted].append(_fps([page], seconds / 2)[0])
+    return {
+        "fps_backprop_open": statistics.median(rates["true"]),
+        "fps_backprop_closed": statistics.median(rates["false"]),
+    }
+
+
+def _pick(page) -> None:
+    """An instance for the backward pass view: the first training point."""
+    page.get_by_role("button", name="Backward pass").click()
+    page.get_by_role("button", name="Next point").click()
+    page.wait_for_function("() => window.nnrefLab.state().instance.length === 3", timeout=10_000)
 
 
 def _cpu_seconds() -> float:
@@ -158,6 +190,13 @@ def lab_section(ctx: Context) -> list[dict]:
             "slowest_ms": max(latency),
             "paused_median_ms": statistics.median(m["latency_paused_ms"]),
             "playing_median_ms": statistics.median(m["latency_playing_ms"]),
+        },
+        {
+            "name": "lab: frames per second with the backward pass view open, against closed (largest network)",
+            "nnref": m["fps_backprop_open"],
+            "reference": m["fps_backprop_closed"],
+            "unit": "fps",
+            "ratio": m["fps_backprop_open"] / m["fps_backprop_closed"],
         },
         {
             "name": "lab: CPU of the server while its one page is paused",

@@ -8,7 +8,8 @@ is checked (:mod:`nnref.lab.state`) and a bad one is answered with a message, ne
 app's own files are served.
 
 The protocol of ``/ws/playground``: the page sends JSON (``config`` with a partial state, ``play``, ``pause``,
-``step``, ``reset``, ``reinit``, ``gradcheck``, ``export``, and ``ready`` after drawing each frame); the server
+``step``, ``reset``, ``reinit``, ``apply`` (one step of per-instance SGD), ``gradcheck``, ``export``, and ``ready``
+after drawing each frame); the server
 sends ``data`` (the points) and ``error``/``gradcheck`` as JSON, frames and files as binary
 (:func:`nnref.lab.session.encode`).  At most two frames are in flight: a slow page slows its own frames, never
 the server's memory — the latest frame wins.
@@ -223,6 +224,8 @@ class _PlaygroundSocket:
                 await asyncio.to_thread(s.advance, 0.0)
             elif kind in ("reset", "reinit"):
                 await asyncio.to_thread(s.reset, kind == "reinit")
+            elif kind == "apply":  # one step of per-instance SGD on the backward view's instance
+                await asyncio.to_thread(s.apply_step)
             elif kind == "gradcheck":
                 await self.ws.send_json(await asyncio.to_thread(s.gradient_check))
             elif kind == "export":

@@ -20,8 +20,9 @@ import time
 
 import torch
 
-from .. import plane
+from .. import backprop, plane
 from ..gradcheck import norm_relative_error, numerical_gradient
+from ..layers import Linear
 from ..plane import Descent, PlaygroundConfig
 from .state import DEFAULTS, FIELDS, BadMessage, check_state
 
@@ -58,6 +59,7 @@ class PlaygroundSession:
         self.notes = tuple(notes)  # what the lab says on every frame (whose Functions train: nnref lab --functions)
         self.state = {**DEFAULTS, **check_state(state or {})}
         _check_classes(self.state)
+        self._check_typed(self.state)
         self.init = 0  # "new weights" presses: the descent's seed is seed + 1000 · init, the playground's r-th start
         self.playing, self.diverged, self.version, self.generation = False, None, version, 0
         self._make_data()
@@ -71,7 +73,12 @@ class PlaygroundSession:
         _check_classes(new)
         groups = {FIELDS[name].group for name in new if new[name] != self.state[name]}
         lower_rate = new["lr"] < self.state["lr"]
-        self.state = new
+        before, self.state = self.state, new
+        try:
+            self._check_typed(new)
+        except BadMessage:
+            self.state = before
+            raise
         if "data" in groups:
             self._make_data()
             self._build()
@@ -82,6 +89,8 @@ class PlaygroundSession:
                 self._set_recipe(lower_rate)
             if "knn" in groups:
                 self._build_knn()
+            if "weights" in groups:
+                self._type_weights([w for w in new["weights"] if w not in before["weights"]])
         self.version = self.version + 1 if version is None else version
         return "data" in groups
 
@@ -94,6 +103,84 @@ class PlaygroundSession:
             return
         for d in self.descents.values():
             d.set_recipe(**self._recipe_changes())
+
+    @property
+    def network(self) -> str | None:
+        """The network the page draws, whose weights are typed by hand and whose backward pass is shown: the MLP,
+        else the line (None for KNN alone)."""
+        return "mlp" if "mlp" in self.descents else "line" if "line" in self.descents else None
+
+    def _shape(self) -> list[tuple[int, int]]:
+        """(neurons, inputs) of each layer of the network drawn, input side first."""
+        kind = self.network
+        return [] if kind is None else [tuple(m.weight.shape) for m in self.models[kind].linears()]
+
+    def _check_typed(self, state: dict) -> None:
+        """Every typed weight names a weight or a bias of the network as it will be, and the instance of the backward
+        view is of one of its classes."""
+        if state["instance"] and state["instance"][2] >= self._classes_of(state):
+            raise BadMessage(
+                f"the instance's class {state['instance'][2]} is not one of the {self._classes_of(state)} classes"
+            )
+        if not state["weights"]:
+            return
+        hidden = state["hidden"] if state["model"] in ("mlp", "compare") else []
+        outputs = 1 if self._classes_of(state) == 2 else self._classes_of(state)
+        sizes = [len(state["inputs"]), *hidden, outputs]
+        for layer, neuron, source, _ in state["weights"]:
+            if state["model"] == "knn":
+                raise BadMessage("k-nearest neighbours have no weights to type")
+            if layer >= len(sizes) - 1 or neuron >= sizes[layer + 1] or source >= sizes[layer]:
+                raise BadMessage(
+                    f"there is no weight {source + 1} of neuron {neuron + 1} in layer {layer + 1}: the "
+                    f"layers have {', '.join(map(str, sizes[1:]))} neurons on {sizes[0]} inputs"
+                )
+
+    def _classes_of(self, state: dict) -> int:
+        if state["dataset"] != "custom":
+            return state["classes"]
+        labels = [p[2] for p in state["points"]]
+        return max(2, max(labels) + 1) if labels else 2
+
+    def _type_weights(self, typed: list, refresh: bool = True) -> None:
+        """Give the drawn network's weights the values typed (in the plane's own coordinates, as drawn): at once,
+        playing or paused."""
+        kind = self.network
+        if kind is None or not typed:
+            return
+        net = self._plane_net()
+        with torch.no_grad():
+            linears = [m for m in net.modules() if isinstance(m, Linear)]
+            for layer, neuron, source, value in typed:
+                if source < 0:
+                    linears[layer].bias[neuron] = value
+                else:
+                    linears[layer].weight[neuron, source] = value
+        self._take(net, refresh)
+
+    def apply_step(self) -> None:
+        """The lecture's per-instance SGD: one step w ← w − α dL/dw on the instance of the backward view, in the
+        plane's own coordinates (what the view shows)."""
+        kind, instance = self.network, self.state["instance"]
+        if kind is None or not instance:
+            raise BadMessage("pick an instance first (click on the plane with the backward pass open)")
+        net = self._plane_net()
+        inputs = plane.features(torch.tensor([instance[:2]]), self.models[kind].names)[0]
+        backprop.sgd_step(net, backprop.worked_pass(net, inputs, int(instance[2])), self.state["lr"])
+        self._take(net)
+
+    def _plane_net(self) -> torch.nn.Module:
+        """A copy of the drawn network in the plane's own coordinates, exactly as shown."""
+        return copy.deepcopy(self.models[self.network].net)
+
+    def _take(self, net: torch.nn.Module, refresh: bool = True) -> None:
+        """Make ``net`` (the plane's coordinates) the drawn network's weights: the descent trains on from them, and
+        the model shown holds them exactly — the values typed, not their round trip through the standardisation —
+        until the next step of training moves them."""
+        self.descents[self.network].set_parameters(net)
+        self.exact = [p.detach().clone() for p in net.parameters()]
+        if refresh:
+            self._refresh()
 
     def _make_data(self) -> None:
         """The points and their split, as the playground makes them (the same seed: the same points on each side).
@@ -136,6 +223,7 @@ class PlaygroundSession:
     def _build(self) -> None:
         """Fresh models with the initial weights of the seed and the "new weights" count, at epoch 0, paused."""
         self.models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
+        self.exact = None
         self.playing, self.generation = False, self.generation + 1
         trainable = self.Xtr.shape[0] > 0
         for kind in _KINDS[self.state["model"]]:
@@ -146,8 +234,9 @@ class PlaygroundSession:
                 self.descents[kind] = Descent(
                     name, self.Xtr, self.ytr, self.classes, self._config(), self.state["seed"] + 1000 * self.init
                 )
-        self.initial_loss = {kind: d.loss() for kind, d in self.descents.items()}
         self._refresh()
+        self._type_weights(self.state["weights"])  # typed by hand: part of the initial weights
+        self.initial_loss = {kind: d.loss() for kind, d in self.descents.items()}
 
     def _build_knn(self) -> None:
         k = self.state["k"]
@@ -162,6 +251,10 @@ class PlaygroundSession:
         the line, the network, KNN."""
         models = {**self.models, **{kind: d.model(into=self.models.get(kind)) for kind, d in self.descents.items()}}
         self.models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
+        if self.exact is not None and self.network is not None:  # typed by hand or stepped: exactly those values
+            with torch.no_grad():
+                for mine, exact in zip(self.models[self.network].net.parameters(), self.exact):
+                    mine.copy_(exact)
 
     def reset(self, new_weights: bool = False) -> None:
         """Back to epoch 0, paused: the same initial weights (or, with ``new_weights``, the next start's)."""
@@ -178,7 +271,7 @@ class PlaygroundSession:
         records why when a loss or a weight becomes NaN or infinite."""
         if not self.descents or self.diverged:
             return 0
-        end, steps = time.perf_counter() + seconds, 0
+        end, steps, self.exact = time.perf_counter() + seconds, 0, None  # training moves the weights typed
         while True:
             losses = [d.step() for d in self.descents.values()]
             steps += 1
@@ -277,7 +370,20 @@ class PlaygroundSession:
         if self.diverged:
             header["diverged"] = self.diverged
         header["notices"] = self._notices(header["models"])
+        if self.state["instance"] and self.network is not None:
+            header["backward"] = self._worked()
         return encode(header, maps + thumbnails)
+
+    def _worked(self) -> dict:
+        """The backward pass view: the worked example of the instance on the drawn network, in the plane's own
+        coordinates (the standardisation folded in: the lecture's x and w), by nnref's hand-written backward."""
+        x1, x2, y = self.state["instance"]
+        model = self.models[self.network]
+        inputs = model.inputs(torch.tensor([[x1, x2]]))[0]
+        if y >= model.num_classes:
+            return {"error": f"class {y} is not one of this network's {model.num_classes} classes"}
+        worked = backprop.as_dict(backprop.worked_pass(model.net, inputs, int(y)), self.state["lr"])
+        return {**worked, "x": [x1, x2], "inputs": list(model.names), "model": self.network}
 
     def _scores(self, kind: str, model) -> dict:
         if kind == "knn":

@@ -41,7 +41,16 @@ __all__ = [
 ]
 
 #: The caps on what a page can ask for.
-LIMITS = {"layers": 6, "neurons": 8, "points": 1000, "samples": 1000, "k": 50, "message_bytes": 256 * 1024}
+LIMITS = {
+    "layers": 6,
+    "neurons": 8,
+    "points": 1000,
+    "samples": 1000,
+    "k": 50,
+    "message_bytes": 256 * 1024,
+    "weight": 1000,
+    "typed": 600,
+}
 MODELS = ("line", "mlp", "knn", "compare")
 REGULARIZATIONS = ("none", "L1", "L2")
 
@@ -51,6 +60,8 @@ GROUPS = {
     "network": "a new network on the same points",
     "recipe": "the same weights, epoch and loss curve: the change applies from the next step",
     "knn": "KNN rebuilt with the new k or distance; the networks go on",
+    "weights": "the weights typed by hand take their values at once; the run goes on from them",
+    "inspect": "the worked example of one instance (the backward pass view): nothing is rebuilt",
     "page": "the page alone (what it draws): the server never sees it",
 }
 
@@ -149,7 +160,41 @@ def _points(field: Field, name: str, value):
     return points
 
 
+def _instance(field: Field, name: str, value):
+    """The instance of the worked example: [x1, x2, class], or [] for none."""
+    if value == []:
+        return []
+    if not isinstance(value, list) or len(value) != 3:
+        raise BadMessage(f"{name} must be [x1, x2, class] or [], got {_short(value)}")
+    return _points(field, name, [value])[0]
+
+
+def _typed_weights(field: Field, name: str, value):
+    """Weights typed by hand: [layer, neuron, input, value] entries, input −1 for the neuron's bias (layer 0 takes
+    the network's inputs; whether the indices exist is checked against the network: PlaygroundSession)."""
+    if not isinstance(value, list) or len(value) > LIMITS["typed"]:
+        raise BadMessage(
+            f"{name} must be a list of at most {LIMITS['typed']} [layer, neuron, input, value], got {_short(value)}"
+        )
+    index, w = (
+        Field("integer", 0, "", "", lo=-1, hi=64),
+        Field("number", 0, "", "", lo=-LIMITS["weight"], hi=LIMITS["weight"]),
+    )
+    typed = {}
+    for entry in value:
+        if not isinstance(entry, list) or len(entry) != 4:
+            raise BadMessage(f"each of {name} must be [layer, neuron, input, value], got {_short(entry)}")
+        key = tuple(
+            _number(index, f"a typed weight's {part}", v, integer=True)
+            for part, v in zip(("layer", "neuron", "input"), entry[:3])
+        )
+        typed[key] = _number(w, "a typed weight", entry[3])
+    return [[*key, v] for key, v in typed.items()]  # (the last value typed for a weight wins)
+
+
 _CHECKS = {
+    "instance": _instance,
+    "weights": _typed_weights,
     "number": _number,
     "integer": lambda f, n, v: _number(f, n, v, integer=True),
     "choice": _choice,
@@ -256,6 +301,11 @@ FIELDS: dict[str, Field] = {
         labels=("Training", "Test"),
     ),
     "hide": Field("list", [], "page", "groups of controls hidden (a classroom link)", options=HIDEABLE),
+    "backprop": Field(
+        "flag", False, "page", "the backward pass view is open (a click on the plane picks the instance)"
+    ),
+    "weights": Field("weights", [], "weights", "weights typed by hand: [layer, neuron, input, value] (input −1: bias)"),
+    "instance": Field("instance", [], "inspect", "the instance of the backward pass view: [x1, x2, class]"),
 }
 #: The fields the server uses (sent in "config" messages).
 SERVER_FIELDS = tuple(name for name, f in FIELDS.items() if f.group != "page")
@@ -296,11 +346,44 @@ PRESETS = {
             "batch": 10,
         },
     },
+    "worked-backward-pass": {
+        "title": "The worked backward pass",
+        "state": {
+            "dataset": "blobs",
+            "noise": 0.8,
+            "model": "line",
+            "inputs": ["x1", "x2"],
+            "lr": 1,
+            "momentum": 0,
+            "batch": 1,
+            "instance": [0.5, 0.6, 1],
+            "weights": [[0, 0, 0, 0.2], [0, 0, 1, -0.1], [0, 0, -1, 0.06536]],
+            "backprop": True,
+        },
+        "note": "The slide rounds a(1 − a) = 0.249 to 0.24, and so writes dL/dw₁ = −0.22, dL/dw₂ = −0.27 and "
+        "dL/db = −0.46.",
+    },
+    "fit-the-line-by-hand": {
+        "title": "Fit the line by hand",
+        "state": {
+            "dataset": "blobs",
+            "noise": 0.8,
+            "model": "line",
+            "inputs": ["x1", "x2"],
+            "lr": 0.03,
+            "momentum": 0.9,
+            "batch": 10,
+            "weights": [[0, 0, 0, -0.4], [0, 0, 1, 1.2], [0, 0, -1, -2.0]],
+        },
+        "note": "Move the line (drag it, or type w₁, w₂ and b): what makes it good? The cross-entropy says. Then "
+        "press Play and let gradient descent finish the job.",
+    },
 }
 
 #: Message types and the fields each carries (beyond "type").
 MESSAGES = {
     "config": {"state", "version"},
+    "apply": set(),
     "play": set(),
     "pause": set(),
     "step": set(),

@@ -133,3 +133,23 @@ export function inputBytes(feature, n) {
   }
   return Uint8Array.from(values, v => Math.round(128 + (127 * v) / max));
 }
+
+/** The instance of the backward pass view: a ring around it, in its class's colour, and a cross. */
+export function drawInstance(canvas, instance) {
+  const [x, y] = toPixel(canvas, instance[0], instance[1]);
+  const r = Math.max(7, canvas.width / 40), ctx = canvas.getContext("2d");
+  ctx.lineWidth = 3;
+  ctx.strokeStyle = "#111111";
+  ctx.beginPath();
+  ctx.arc(x, y, r, 0, 2 * Math.PI);
+  ctx.stroke();
+  ctx.lineWidth = 1.5;
+  ctx.strokeStyle = COLOURS[instance[2]];
+  ctx.beginPath();
+  ctx.arc(x, y, r - 2.5, 0, 2 * Math.PI);
+  ctx.moveTo(x - r - 4, y);
+  ctx.lineTo(x + r + 4, y);
+  ctx.moveTo(x, y - r - 4);
+  ctx.lineTo(x, y + r + 4);
+  ctx.stroke();
+}

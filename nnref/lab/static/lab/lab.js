@@ -5,11 +5,13 @@
 // on from the same weights, epoch and loss curve; a KNN change rebuilds KNN; a network or data change starts a new
 // network at epoch 0, paused — each new network is a new "generation" of frames, and a new loss curve.
 
-import {CLASSES, DOMAIN, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash} from "./state.js";
-import {drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
+import {CLASSES, DOMAIN, FEATURE_LABELS, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash}
+  from "./state.js";
+import {drawInstance, drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
 import {LossChart} from "./chart.js";
 import {importReport, parseCsv, toCsv} from "./csv.js";
+import {BackpropView} from "./backprop.js";
 
 const $ = (id) => document.getElementById(id);
 const NAMES = {line: "The line", mlp: "Neural network", knn: "k-nearest neighbours"};
@@ -39,7 +41,9 @@ const network = new NetworkView($("network"), $("layer-controls"), {
     hidden[layer] = Math.min(LIMITS.neurons, Math.max(1, hidden[layer] + delta));
     change({hidden});
   },
+  edit(layer, neuron, source) { openEditor(layer, neuron, source); },
 });
+const backprop = new BackpropView($("backprop"), {stage(layer) { network.highlight(layer); }});
 
 // ------------------------------------------------------------------------------------------------
 // The connection
@@ -149,6 +153,7 @@ function draw() {
 }
 
 let shown = null;
+window.nnrefLabFrame = () => shown?.header;  // (what a test reads: the last frame drawn)
 
 /** Draw a frame: every model's heat map with the points, the network's links and pictures, the scores. */
 function render(frame) {
@@ -169,6 +174,7 @@ function render(frame) {
     paint(canvases[i], fieldImage(bytes, n, c, state.discretize));
     drawPoints(canvases[i], data.train, data.test, state.showTest);
     if (m.line) drawLine(canvases[i], m.line);
+    if (state.backprop && state.instance.length) drawInstance(canvases[i], state.instance);
     canvases[i].nextElementSibling.textContent =
       `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`;
   });
@@ -184,6 +190,8 @@ function render(frame) {
   network.build(state, header.classes);
   network.update(header.network, thumbs);
   showScores(header);
+  backprop.show(state.backprop ? header.backward ?? null : null, header.playing);
+  showLineWeights(header);
   stats.notices = header.notices ?? [];
   showNotices();
   setPlaying(header.playing && stats.connected);  // (a frame drawn after the server went plays no more)
@@ -247,11 +255,12 @@ function plots(kinds) {
       canvas.setAttribute("aria-label", `${NAMES[kind] ?? "Your own points"}: the class probabilities over the ` +
                                         "plane, with the data. Click to add a point of the chosen class.");
       canvas.addEventListener("click", (event) => {
-        const box = canvas.getBoundingClientRect();
-        const [x1, x2] = toPlane(canvas, (event.clientX - box.left) * canvas.width / box.width,
-                                 (event.clientY - box.top) * canvas.height / box.height);
-        addPoint(x1, x2);
+        if (dragged) return;  // the end of a drag of the line, not a click
+        const [x1, x2] = planeAt(canvas, event);
+        if (state.backprop) pickInstance(x1, x2);
+        else addPoint(x1, x2);
       });
+      if (kind === "line") dragLine(canvas);
       const caption = document.createElement("figcaption");
       figure.append(canvas, caption);
       root.append(figure);
@@ -281,6 +290,8 @@ function sizePlots() {
 // Controls
 // ------------------------------------------------------------------------------------------------
 function change(changes) {
+  const rebuilds = Object.keys(changes).some(k => ["network", "data"].includes(FIELDS[k].group));
+  if (rebuilds && !("weights" in changes)) changes = {...changes, weights: []};  // typed for the old network
   Object.assign(state, changes);
   state = sanitize(state);
   history.replaceState(null, "", location.pathname + location.search + toHash(state));
@@ -323,6 +334,9 @@ function showState() {
   $("point-split").value = state.pointSplit;
   [...$("classes").options].forEach(o => { o.disabled = !CLASSES[state.dataset].includes(Number(o.value)); });
   document.body.dataset.model = state.model;
+  document.body.dataset.backprop = String(state.backprop);
+  $("backprop").hidden = !state.backprop;
+  $("backprop-toggle").setAttribute("aria-pressed", String(state.backprop));
   document.body.dataset.dataset = state.dataset;
   const trains = state.model !== "knn", own = state.dataset === "custom";
   document.querySelectorAll(".trains select, .trains input").forEach(e => { e.disabled = !trains; });
@@ -415,6 +429,7 @@ function buildControls() {
 function followHash() {
   const hide = state.hide;
   state = fromHash(location.hash);
+  showPresetNote();
   if (!new URLSearchParams(location.hash.slice(1)).has("hide")) state.hide = hide;
   history.replaceState(null, "", location.pathname + location.search + toHash(state));
   alert("");
@@ -433,7 +448,8 @@ function updateDigitsLink() {
 /** P plays or pauses, S steps, R resets — unless a text field, a menu or a slider has the keys. */
 function shortcut(event) {
   if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest?.("input, select, textarea")) return;
-  const button = {p: "play", s: "step", r: "reset"}[event.key.toLowerCase()];
+  const button = {p: "play", s: "step", r: "reset", b: "backprop-toggle", "[": "prev-point", "]": "next-point"}[
+    event.key.toLowerCase()];
   if (button) {
     event.preventDefault();
     $(button).click();
@@ -480,9 +496,173 @@ function bind() {
     $("gradcheck-result").textContent = "Checking the gradient …";
     send({type: "gradcheck"});
   });
+  $("backprop-toggle").addEventListener("click", () => {
+    change({backprop: !state.backprop});
+    if (state.backprop) $("backprop-title").focus();
+  });
+  $("prev-point").addEventListener("click", () => stepInstance(-1));
+  $("next-point").addEventListener("click", () => stepInstance(+1));
+  $("apply-step").addEventListener("click", () => send({type: "apply"}));
+  $("weight-editor").addEventListener("submit", (event) => { event.preventDefault(); submitEditor(); });
+  $("weight-editor-close").addEventListener("click", closeEditor);
+  $("weight-editor").addEventListener("keydown", (event) => { if (event.key === "Escape") closeEditor(); });
+  for (const [id, source] of [["line-w1", 0], ["line-w2", 1], ["line-b", -1]]) {
+    $(id).addEventListener("change", () => {
+      const value = Number($(id).value);
+      if (Number.isFinite(value)) typeWeights([[0, 0, source, value]]);
+    });
+  }
   window.addEventListener("hashchange", followHash);
   window.addEventListener("keydown", shortcut);
   window.addEventListener("resize", sizePlots);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The backward pass view and weights by hand
+// ------------------------------------------------------------------------------------------------
+let dragged = false;  // a drag of the line just ended: the click that follows it is not a click on the plane
+
+function planeAt(canvas, event) {
+  const box = canvas.getBoundingClientRect();
+  return toPlane(canvas, (event.clientX - box.left) * canvas.width / box.width,
+                 (event.clientY - box.top) * canvas.height / box.height);
+}
+
+/** The instance of the backward pass: the training point clicked (within a point's size), or the place clicked,
+ *  of the class chosen for new points. */
+function pickInstance(x1, x2) {
+  const near = data.train.map(p => [Math.hypot(p[0] - x1, p[1] - x2), p]).sort((a, b) => a[0] - b[0])[0];
+  const point = near && near[0] < 0.25 ? near[1] : [+x1.toFixed(2), +x2.toFixed(2), state.pointClass];
+  change({instance: [point[0], point[1], point[2]]});
+}
+
+/** The next (or previous) training point as the instance. */
+function stepInstance(delta) {
+  if (!data.train.length) return;
+  const [x1, x2] = state.instance;
+  const at = data.train.findIndex(p => state.instance.length && p[0] === x1 && p[1] === x2);
+  const next = data.train[((at < 0 ? (delta > 0 ? -1 : 0) : at) + delta + data.train.length) % data.train.length];
+  change({backprop: true, instance: [next[0], next[1], next[2]]});
+}
+
+/** Weights typed by hand ([layer, neuron, input, value]; input −1 the bias): the server sets them at once, the
+ *  address keeps them. */
+function typeWeights(entries) {
+  const key = e => e.slice(0, 3).join(":");
+  const kept = state.weights.filter(w => !entries.some(e => key(e) === key(w)));
+  change({weights: [...kept, ...entries]});
+}
+
+let editing = null;  // [layer, neuron] of the weight editor
+
+/** The editor of one neuron's weights and bias: a number for each link into it, and its bias. */
+function openEditor(layer, neuron, source) {
+  const weights = shown?.header.network?.layers?.[layer];
+  if (!weights) return;
+  editing = [layer, neuron];
+  const names = layer === 0 ? state.inputs.map(f => FEATURE_LABELS[f]) : weights.w[neuron].map((_, s) => `neuron ${s + 1}`);
+  const output = layer === state.hidden.length || state.model !== "mlp" && state.model !== "compare";
+  $("weight-editor-title").textContent = `${output ? "Output" : `Layer ${layer + 1}`}, neuron ${neuron + 1}: its weights`;
+  const fields = [...weights.w[neuron].map((w, s) => [`weight from ${names[s]}`, s, w]), ["bias", -1, weights.b[neuron]]];
+  $("weight-editor-fields").replaceChildren(...fields.map(([name, s, value]) => {
+    const label = document.createElement("label");
+    const input = Object.assign(document.createElement("input"), {type: "number", step: "any", value: String(value)});
+    input.dataset.source = s;
+    label.append(name, " ", input);
+    return label;
+  }));
+  $("weight-editor").hidden = false;
+  const inputs = [...$("weight-editor-fields").querySelectorAll("input")];
+  (source === undefined ? inputs[0] : inputs[source]).focus();
+}
+
+function submitEditor() {
+  const [layer, neuron] = editing;
+  const entries = [...$("weight-editor-fields").querySelectorAll("input")]
+    .map(input => [layer, neuron, Number(input.dataset.source), Number(input.value)])
+    .filter(e => Number.isFinite(e[3]));
+  typeWeights(entries);
+}
+
+function closeEditor() {
+  $("weight-editor").hidden = true;
+  if (editing) document.querySelector(`.unit[data-layer="${editing[0]}"][data-neuron="${editing[1]}"]`)?.focus();
+  editing = null;
+}
+
+/** The line's w₁, w₂ and b as numbers to type (the line model on X₁, X₂). */
+function showLineWeights(header) {
+  const line = header.models.find(m => m.line)?.line;
+  $("line-weights").hidden = !line;
+  if (!line) return;
+  for (const [id, value] of [["line-w1", line.w[0]], ["line-w2", line.w[1]], ["line-b", line.b]]) {
+    if (document.activeElement !== $(id)) $(id).value = (+value.toFixed(3)).toString();
+  }
+}
+
+/** Drag the line on the plane: from its middle it moves parallel to itself, from an end it turns about the other
+ *  end; ‖w‖ (how sharp the sigmoid is) stays. The new w and b go to the server as the drag goes. */
+function dragLine(canvas) {
+  let grab = null, last = 0;
+  canvas.addEventListener("pointerdown", (event) => {
+    const line = shown?.header.models.find(m => m.line)?.line;
+    if (!line || state.backprop) return;
+    grab = grabOf(canvas, line, planeAt(canvas, event));
+    dragged = false;
+    if (grab) canvas.setPointerCapture(event.pointerId);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!grab) return;
+    dragged = true;
+    const [w, b] = grab(planeAt(canvas, event));
+    if (performance.now() - last > 60) {
+      last = performance.now();
+      typeWeights([[0, 0, 0, w[0]], [0, 0, 1, w[1]], [0, 0, -1, b]].map(e => [e[0], e[1], e[2], +e[3].toFixed(4)]));
+    }
+  });
+  canvas.addEventListener("pointerup", (event) => {
+    if (grab && dragged) {
+      const [w, b] = grab(planeAt(canvas, event));
+      typeWeights([[0, 0, 0, w[0]], [0, 0, 1, w[1]], [0, 0, -1, b]].map(e => [e[0], e[1], e[2], +e[3].toFixed(4)]));
+    }
+    grab = null;
+    setTimeout(() => { dragged = false; });
+  });
+}
+
+/** How a press at ``at`` moves the line w·x + b = 0 (null: the press is not on it). */
+function grabOf(canvas, line, at) {
+  const [w1, w2] = line.w, norm = Math.hypot(w1, w2);
+  if (norm < 1e-9) return null;
+  const distance = Math.abs(w1 * at[0] + w2 * at[1] + line.b) / norm;  // in plane units
+  const pixel = (DOMAIN[1] - DOMAIN[0]) / canvas.width;
+  const ends = lineEnds(line);
+  const end = ends.findIndex(e => Math.hypot(e[0] - at[0], e[1] - at[1]) < 14 * pixel);
+  if (end >= 0) {  // turn about the other end
+    const pivot = ends[1 - end];
+    return (p) => {
+      const d = [p[0] - pivot[0], p[1] - pivot[1]], len = Math.hypot(...d) || 1;
+      const w = [-d[1] / len * norm, d[0] / len * norm];
+      if (w[0] * w1 + w[1] * w2 < 0) { w[0] = -w[0]; w[1] = -w[1]; }  // the same side stays class 1
+      return [w, -(w[0] * pivot[0] + w[1] * pivot[1])];
+    };
+  }
+  if (distance > 8 * pixel) return null;
+  return (p) => [[w1, w2], -(w1 * p[0] + w2 * p[1])];  // parallel, through the pointer
+}
+
+function lineEnds(line) {
+  const [w1, w2] = line.w, b = line.b, [lo, hi] = DOMAIN, ends = [];
+  if (Math.abs(w2) > 1e-12) for (const x of [lo, hi]) ends.push([x, -(w1 * x + b) / w2]);
+  if (Math.abs(w1) > 1e-12) for (const y of [lo, hi]) ends.push([-(w2 * y + b) / w1, y]);
+  return ends.filter(([x, y]) => x >= lo - 1e-9 && x <= hi + 1e-9 && y >= lo - 1e-9 && y <= hi + 1e-9).slice(0, 2);
+}
+
+/** A preset's note (the worked example's rounding, what to do by hand), under the backward pass and as a notice. */
+function showPresetNote() {
+  const preset = PRESETS[new URLSearchParams(location.hash.slice(1)).get("preset")];
+  $("backprop-note").textContent = preset?.note ?? "";
+  transient = preset?.note ?? "";
 }
 
 /** The page-only settings (show test data, discretize) redraw the last frame without asking the server. */
@@ -491,6 +671,7 @@ function requestRedraw() {
 }
 
 bind();
+showPresetNote();
 history.replaceState(null, "", location.pathname + location.search + toHash(state));
 showState();
 connect();

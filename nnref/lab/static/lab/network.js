@@ -29,6 +29,14 @@ export class NetworkView {
     this.on = on;
     this.tooltip = element("div", {class: "tooltip", role: "tooltip", id: "link-tooltip", hidden: ""});
     this.shape = "";
+    // the neurons: one stop of the Tab order (a roving focus), the arrow keys between them, Enter types weights
+    root.addEventListener("keydown", (event) => this.key(event));
+    root.addEventListener("focusin", (event) => this.explain(event.target));
+    root.addEventListener("focusout", () => { this.tooltip.hidden = true; });
+    root.addEventListener("click", (event) => {
+      const node = event.target.closest(".unit");
+      if (node) this.on.edit(Number(node.dataset.layer), Number(node.dataset.neuron));
+    });
   }
 
   /** Rebuild the drawing for a state's inputs, hidden layers and classes (when any of them changes). */
@@ -129,10 +137,8 @@ export class NetworkView {
       const canvases = [];
       for (let row = 0; row < size; row++) {
         const [nx, ny] = this.position(layer + 1, row);
-        const node = element("div", {class: "node neuron", style: {left: `${nx}px`, top: `${ny}px`},
-                                     title: `layer ${layer + 1}, neuron ${row + 1}`});
-        const canvas = element("canvas", {width: NODE, height: NODE, role: "img",
-                                          "aria-label": `Layer ${layer + 1}, neuron ${row + 1}: its output over the plane`});
+        const node = this.unit("node neuron", layer, row, nx, ny, `Layer ${layer + 1}, neuron ${row + 1}`);
+        const canvas = element("canvas", {width: NODE, height: NODE, "aria-hidden": "true"});
         node.append(canvas);
         this.root.append(node);
         canvases.push(canvas);
@@ -149,9 +155,10 @@ export class NetworkView {
     for (let row = 0; row < outputs; row++) {
       const [nx, ny] = this.position(column, row);
       const colour = outputs === 1 ? `linear-gradient(135deg, ${COLOURS[0]}, ${COLOURS[1]})` : COLOURS[row];
-      this.root.append(element("div", {class: "node output", style: {left: `${nx}px`, top: `${ny}px`, background: `${colour}`},
-                                       title: outputs === 1 ? "the output unit (class 1 vs class 0)" :
-                                         `output unit of class ${row}`}));
+      const node = this.unit("node output", column - 1, row, nx, ny,
+                             outputs === 1 ? "The output (class 1 against class 0)" : `The output of class ${row}`);
+      node.style.background = colour;
+      this.root.append(node);
     }
   }
 
@@ -173,6 +180,7 @@ export class NetworkView {
           path.dataset.name = `${c === 1 ? FEATURE_LABELS[FEATURES[from]] : `layer ${c - 1} neuron ${from + 1}`} → ` +
             `${c === this.columns.length - 1 ? "output" : `layer ${c} neuron ${to + 1}`}`;
           path.addEventListener("pointerenter", (event) => this.showWeight(path, event));
+          path.addEventListener("click", () => this.on.edit(c - 1, to, k));
           path.addEventListener("pointerleave", () => { this.tooltip.hidden = true; });
           this.svg.append(path);
           links.push(path);
@@ -180,6 +188,75 @@ export class NetworkView {
       }
       this.links.push(links);
     }
+  }
+
+  /** A neuron (or an output) that a person can reach: focusable (one at a time in the Tab order), named, with its
+   *  formula on hover and focus, its weights typed on a click or Enter. */
+  unit(cls, layer, neuron, x, y, name) {
+    const first = this.root.querySelector(".unit") === null;
+    const node = element("div", {class: `${cls} unit`, style: {left: `${x}px`, top: `${y}px`}, role: "button",
+                                 tabindex: first ? "0" : "-1", "aria-label": name, "data-layer": layer,
+                                 "data-neuron": neuron, "aria-describedby": "link-tooltip"});
+    node.addEventListener("pointerenter", () => this.explain(node));
+    node.addEventListener("pointerleave", () => { if (document.activeElement !== node) this.tooltip.hidden = true; });
+    return node;
+  }
+
+  key(event) {
+    const node = event.target.closest?.(".unit");
+    if (!node) return;
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      this.on.edit(Number(node.dataset.layer), Number(node.dataset.neuron));
+      return;
+    }
+    const moves = {ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0]};
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const [dl, dn] = moves[event.key];
+    const units = [...this.root.querySelectorAll(".unit")];
+    const layer = Number(node.dataset.layer) + dl;
+    const column = units.filter(u => Number(u.dataset.layer) === layer);
+    if (!column.length) return;
+    const next = column[Math.max(0, Math.min(column.length - 1, Number(node.dataset.neuron) + dn))];
+    node.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
+  }
+
+  /** The neuron's formula with its numbers, and what its colours mean, beside it. */
+  explain(node) {
+    if (!node?.classList?.contains("unit")) return;
+    const layer = Number(node.dataset.layer), neuron = Number(node.dataset.neuron);
+    this.tooltip.textContent = this.formula(layer, neuron);
+    const box = this.root.getBoundingClientRect(), at = node.getBoundingClientRect();
+    this.tooltip.style.left = `${at.right - box.left + 6}px`;
+    this.tooltip.style.top = `${at.top - box.top}px`;
+    this.tooltip.hidden = false;
+  }
+
+  formula(layer, neuron) {
+    const weights = this.weights?.[layer];
+    if (!weights) return "";
+    const output = layer === this.columns.length - 2;
+    const names = layer === 0 ? this.state.inputs.map(f => FEATURE_LABELS[f]) :
+      weights.w[neuron].map((_, s) => `a${["₁", "₂", "₃", "₄", "₅", "₆", "₇", "₈"][s]}`);
+    const terms = weights.w[neuron].map((w, s) => `${w < 0 ? "−" : "+"} ${Math.abs(w).toFixed(2)}·${names[s]}`);
+    const b = weights.b[neuron];
+    const sum = `${terms.join(" ").replace(/^\+ /, "").replace(/^− /, "−")} ${b < 0 ? "−" : "+"} ${Math.abs(b).toFixed(2)}`;
+    if (!output) {
+      return `a = ${this.state.activation}(${sum}) — its picture: orange where a < 0, blue where a > 0`;
+    }
+    return this.columns[this.columns.length - 1] === 1 ? `Pr(class 1) = σ(${sum}) — blue: class 1, orange: class 0` :
+      `z${neuron} = ${sum}; softmax over the classes gives Pr(class ${neuron})`;
+  }
+
+  /** The layer the backward pass view is at: its neurons and its links marked (null: none). */
+  highlight(layer) {
+    for (const node of this.root.querySelectorAll(".unit")) {
+      node.classList.toggle("current", layer !== null && Number(node.dataset.layer) === layer);
+    }
+    this.links.forEach((links, l) => links.forEach(path => path.classList.toggle("current", l === layer)));
   }
 
   showWeight(path, event) {

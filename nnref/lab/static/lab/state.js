@@ -26,6 +26,8 @@ const NUMBERS = new Set(["number", "integer"]);
 
 function encodeValue(key, value) {
   const kind = F[key].kind;
+  if (kind === "instance") return value.length ? `${+value[0].toFixed(2)}:${+value[1].toFixed(2)}:${value[2]}` : "";
+  if (kind === "weights") return value.map(w => w.join(":")).join(";");
   if (kind === "points") {  // x1:x2:class, and :1 after a test point
     return value.map(p => `${+p[0].toFixed(2)}:${+p[1].toFixed(2)}:${p[2]}${p[3] === 1 ? ":1" : ""}`).join(";");
   }
@@ -35,6 +37,14 @@ function encodeValue(key, value) {
 
 function decodeValue(key, text) {
   const kind = F[key].kind;
+  if (kind === "instance") {
+    const p = text.split(":").map(Number);
+    return p.length === 3 && p.every(Number.isFinite) ? p : [];
+  }
+  if (kind === "weights") {
+    return text === "" ? [] : text.split(";").map(w => w.split(":").map(Number))
+      .filter(w => w.length === 4 && w.every(Number.isFinite)).slice(0, LIMITS.typed);
+  }
   if (kind === "points") {
     return text === "" ? [] : text.split(";").map(p => p.split(":").map(Number))
       .filter(p => (p.length === 3 || p.length === 4) && p.every(Number.isFinite)).slice(0, LIMITS.points);
@@ -82,6 +92,10 @@ export function sanitize(state) {
   if (s.inputs.length === 0) s.inputs = [...F.inputs.default];
   s.hidden = s.hidden.filter(Number.isInteger).slice(0, LIMITS.layers)
     .map(n => Math.min(LIMITS.neurons, Math.max(1, n)));
+  if (s.instance.length && !(s.instance.slice(0, 2).every(v => Math.abs(v) <= DOMAIN[1]) && s.instance[2] >= 0)) {
+    s.instance = [];
+  }
+  s.weights = s.weights.filter(w => Math.abs(w[3]) <= LIMITS.weight);
   s.points = s.points.filter(p => p.every(v => Math.abs(v) <= DOMAIN[1]) && p[2] >= 0 && p[2] <= 3)
     .map(p => [p[0], p[1], Math.round(p[2]), ...(p[3] === 1 ? [1] : [])]);
   return s;
