@@ -1,21 +1,24 @@
-"""notebooks/lecture.ipynb: committed without outputs, and run top to bottom here (as CI does) with nbclient; each
-exercise's check says "right" for a correct answer and "not yet" for a wrong one — the checks can fail."""
+"""notebooks/lecture.ipynb: committed without outputs, and run top to bottom here (as CI does) with nbclient, once for
+the module; each exercise's check says "right" for correct answers and "not yet" for wrong ones — the checks can
+fail."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import real_mnist_root
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "lecture.ipynb"
 
-#: For each exercise: a correct answer, a wrong one, and the check that judges them.
+#: For each exercise: correct answers, wrong ones, and the check that judges them.
 EXERCISES = {
     "the vote": (
-        """
+        (
+            """
 def answer(labels):
     counts = {}
     for c in labels:
@@ -23,29 +26,36 @@ def answer(labels):
     best = max(counts.values())
     return min(c for c, n in counts.items() if n == best)
 """,
-        "answer = lambda labels: labels[0]",
+        ),
+        ("answer = lambda labels: labels[0]",),
         "check_vote(answer)",
     ),
     "twenty heads": (
-        "answer = (-20 * math.log(0.5), -20 * math.log(0.8))",
-        "answer = (20 * 0.5, 20 * 0.8)",
+        ("answer = (-20 * math.log(0.5), -20 * math.log(0.8))",),
+        ("answer = (20 * 0.5, 20 * 0.8)",),
         "check_twenty_heads(*answer)",
     ),
     "the neuron's gradient": (
-        """
+        (
+            """
 def answer(X, y, w, b):
     a = torch.sigmoid(X @ w + b)
     return X.T @ (a - y) / len(y), (a - y).mean()
 """,
-        """
+        ),
+        (
+            """
 def answer(X, y, w, b):
     a = torch.sigmoid(X @ w + b)
     return X.T @ (y - a) / len(y), (y - a).mean()
 """,
+        ),
         "check_neuron_gradient(answer)",
     ),
     "the central difference": (
-        """
+        (
+            # on copies of w
+            """
 def answer(f, w, delta=1e-6):
     out = torch.zeros_like(w)
     for i in range(len(w)):
@@ -55,7 +65,23 @@ def answer(f, w, delta=1e-6):
         out[i] = (f(up) - f(down)) / (2 * delta)
     return out
 """,
-        """
+            # the textbook's, in place: up by Δ, down by 2Δ, back up by Δ (w[1] ends 2.2e-16 off: rounding)
+            """
+def answer(f, w, delta=1e-6):
+    out = torch.zeros_like(w)
+    for i in range(len(w)):
+        w[i] += delta
+        up = f(w)
+        w[i] -= 2 * delta
+        down = f(w)
+        w[i] += delta
+        out[i] = (up - down) / (2 * delta)
+    return out
+""",
+        ),
+        (
+            # the forward difference, and w left nudged
+            """
 def answer(f, w, delta=1e-6):
     out = torch.zeros_like(w)
     for i in range(len(w)):
@@ -64,6 +90,21 @@ def answer(f, w, delta=1e-6):
         out[i] = (f(w) - base) / delta
     return out
 """,
+            # the right numbers, but w is left Δ below where it was in its last element
+            """
+def answer(f, w, delta=1e-6):
+    base = w.clone()
+    out = torch.zeros_like(w)
+    for i in range(len(w)):
+        w.copy_(base)
+        w[i] += delta
+        up = f(w)
+        w.copy_(base)
+        w[i] -= delta
+        out[i] = (up - f(w)) / (2 * delta)
+    return out
+""",
+        ),
         "check_central_difference(answer)",
     ),
 }
@@ -100,40 +141,50 @@ def test_the_notebook_is_committed_without_outputs_and_follows_the_lecture():
     assert len(exercises) == len(EXERCISES)
 
 
-@pytest.mark.mnist
-def test_the_notebook_runs_top_to_bottom_and_its_checks_judge_answers(monkeypatch):
+def _printed(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+
+
+@pytest.fixture(scope="module")
+def run():
+    """The notebook executed top to bottom once, with each exercise's answers appended (``run.answers[(name,
+    verdict)]``: the cells that judge them)."""
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("NNREF_DATA_ROOT", str(real_mnist_root()))
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    appended = {}
-    for name, (right, wrong, judge) in EXERCISES.items():
-        for verdict, answer in (("right", right), ("wrong", wrong)):
-            appended[(name, verdict)] = len(nb.cells)
-            nb.cells.append(nbformat.v4.new_code_cell(f"{answer.strip()}\n{judge}"))
-    NotebookClient(
-        nb,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-        allow_errors=False,
-    ).execute()
+    answers = {}
+    for name, (rights, wrongs, judge) in EXERCISES.items():
+        for verdict, given in (("right", rights), ("wrong", wrongs)):
+            for answer in given:
+                answers.setdefault((name, verdict), []).append(len(nb.cells))
+                nb.cells.append(nbformat.v4.new_code_cell(f"{answer.strip()}\n{judge}"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NNREF_DATA_ROOT", str(real_mnist_root()))
+        NotebookClient(
+            nb,
+            timeout=600,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+            allow_errors=False,
+        ).execute()
+    return SimpleNamespace(cells=nb.cells, answers=answers, text="\n".join(_printed(c) for c in nb.cells))
 
-    def printed(cell) -> str:
-        return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
-    text = "\n".join(printed(c) for c in nb.cells)
+@pytest.mark.mnist
+def test_the_notebook_runs_top_to_bottom_and_its_checks_judge_answers(run):
     for name in EXERCISES:  # as committed, each exercise waits for its answer …
-        assert f"✗ not yet: {name}" in text
-        assert f"✓ right: {name}" in printed(nb.cells[appended[(name, "right")]])  # … a right one passes …
-        assert f"✗ not yet: {name}" in printed(nb.cells[appended[(name, "wrong")]])  # … a wrong one does not
-    softmax = float(re.search(r"one epoch in [\d.]+ s: test accuracy ([\d.]+)%", text).group(1))
-    mlp = float(re.search(r"test accuracy after one epoch: ([\d.]+)%", text).group(1))
+        assert f"✗ not yet: {name}" in run.text
+        for i in run.answers[(name, "right")]:  # … right ones pass …
+            assert f"✓ right: {name}" in _printed(run.cells[i]), (name, run.cells[i].source, _printed(run.cells[i]))
+        for i in run.answers[(name, "wrong")]:  # … wrong ones do not
+            assert f"✗ not yet: {name}" in _printed(run.cells[i]), (name, run.cells[i].source, _printed(run.cells[i]))
+    softmax = float(re.search(r"one epoch in [\d.]+ s: test accuracy ([\d.]+)%", run.text).group(1))
+    mlp = float(re.search(r"test accuracy after one epoch: ([\d.]+)%", run.text).group(1))
     assert softmax >= 90 and mlp >= 94, (softmax, mlp)  # one epoch each (softmax: 91.0-91.4% over seeds 0-5)
     images = sum(
         o.output_type in ("display_data", "execute_result") and "image/png" in o.data
-        for c in nb.cells
+        for c in run.cells
         for o in c.get("outputs", [])
     )
     assert images >= 8  # the plots, inline
