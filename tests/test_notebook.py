@@ -1,6 +1,6 @@
 """notebooks/lecture.ipynb: committed without outputs, and run top to bottom here (as CI does) with nbclient, once for
 the module; each exercise's check says "right" for correct answers and "not yet" for wrong ones — the checks can
-fail."""
+fail — and a clean run shows no warning and no stray value."""
 
 from __future__ import annotations
 
@@ -188,3 +188,14 @@ def test_the_notebook_runs_top_to_bottom_and_its_checks_judge_answers(run):
         for o in c.get("outputs", [])
     )
     assert images >= 8  # the plots, inline
+
+
+@pytest.mark.mnist
+def test_a_clean_run_shows_no_warning_and_no_stray_value(run):
+    """What a student sees: no warning (nothing on stderr), no True/False left by a check, and every figure shown
+    as a picture (``display_data``), never returned as a cell's value (``<Figure …>`` text beside it)."""
+    outputs = [(i, o) for i, c in enumerate(run.cells) for o in c.get("outputs", [])]
+    stderr = [(i, o.text[:200]) for i, o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    values = [(i, o.data.get("text/plain", "")) for i, o in outputs if o.output_type == "execute_result"]
+    stray = [(i, v) for i, v in values if v in ("True", "False") or v.startswith("<Figure")]
+    assert stderr + stray == []
