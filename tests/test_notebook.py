@@ -1,6 +1,6 @@
 """notebooks/lecture.ipynb: committed without outputs, and run top to bottom here (as CI does) with nbclient, once for
 the module; each exercise's check says "right" for correct answers and "not yet" for wrong ones — the checks can
-fail — and a clean run shows no warning and no stray value."""
+fail — and a clean run shows no warning, no stray value and no title over another."""
 
 from __future__ import annotations
 
@@ -109,6 +109,17 @@ def answer(f, w, delta=1e-6):
     ),
 }
 
+#: Run after §8's figure: every text of it (titles, labels) drawn, and the pairs whose boxes overlap printed.
+OVERLAP_PROBE = """
+from itertools import combinations
+import matplotlib.text
+fig.canvas.draw()
+texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
+print("texts drawn:", len(boxes))
+print("overlapping texts:", [(a, b) for (a, box_a), (b, box_b) in combinations(boxes, 2) if box_a.overlaps(box_b)])
+"""
+
 
 def _notebook() -> dict:
     return json.loads(NOTEBOOK.read_text(encoding="utf-8"))
@@ -145,14 +156,19 @@ def _printed(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
+def _source_index(cells, snippet: str) -> int:
+    return next(i for i, c in enumerate(cells) if snippet in c.source)
+
+
 @pytest.fixture(scope="module")
 def run():
     """The notebook executed top to bottom once, with each exercise's answers appended (``run.answers[(name,
-    verdict)]``: the cells that judge them)."""
+    verdict)]``: the cells that judge them) and :data:`OVERLAP_PROBE` right after §8's figure."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.insert(_source_index(nb.cells, "hidden_outputs") + 1, nbformat.v4.new_code_cell(OVERLAP_PROBE.strip()))
     answers = {}
     for name, (rights, wrongs, judge) in EXERCISES.items():
         for verdict, given in (("right", rights), ("wrong", wrongs)):
@@ -199,3 +215,11 @@ def test_a_clean_run_shows_no_warning_and_no_stray_value(run):
     values = [(i, o.data.get("text/plain", "")) for i, o in outputs if o.output_type == "execute_result"]
     stray = [(i, v) for i, v in values if v in ("True", "False") or v.startswith("<Figure")]
     assert stderr + stray == []
+
+
+@pytest.mark.mnist
+def test_the_hidden_layer_figure_titles_do_not_overlap(run):
+    """§8: every text of the figure (titles, labels) clear of every other."""
+    printed = _printed(run.cells[_source_index(run.cells, "overlapping texts")])
+    assert int(re.search(r"texts drawn: (\d+)", printed).group(1)) >= 8, printed
+    assert "overlapping texts: []" in printed, printed
