@@ -1,6 +1,7 @@
 """notebooks/lecture.ipynb: committed without outputs, and run top to bottom here (as CI does) with nbclient, once for
 the module; each exercise's check says "right" for correct answers and "not yet" for wrong ones — the checks can
-fail — and a clean run shows no warning, no stray value and no title over another."""
+fail — and a clean run shows what its text says: §1's cost grows as the text claims, no warning, no stray value, no
+title over another."""
 
 from __future__ import annotations
 
@@ -109,6 +110,9 @@ def answer(f, w, delta=1e-6):
     ),
 }
 
+#: A row of §1's cost cell: n, the milliseconds of 100 predictions, the model's memory.
+ROW = r"n = +([\d,]+): +([\d.]+) ms, memory +([\d.]+) MiB"
+
 #: Run after §8's figure: every text of it (titles, labels) drawn, and the pairs whose boxes overlap printed.
 OVERLAP_PROBE = """
 from itertools import combinations
@@ -204,6 +208,29 @@ def test_the_notebook_runs_top_to_bottom_and_its_checks_judge_answers(run):
         for o in c.get("outputs", [])
     )
     assert images >= 8  # the plots, inline
+
+
+@pytest.mark.mnist
+def test_the_cost_cell_shows_the_growth_its_text_claims(run):
+    """§1: the text says what 1,000 points more cost in memory; that their time agrees from one size to the next
+    within a tolerance it states (a straight line in n: O(p·n)); and that multiplying n by some factor multiplies the
+    memory by as much, the time by less.  The numbers the cell prints must bear all of it out."""
+    heading = next(i for i, c in enumerate(run.cells) if c.cell_type == "markdown" and "KNN's cost" in c.source)
+    claim = " ".join(run.cells[heading].source.split())
+    memory = re.search(r"every 1,000 points more cost the same: ([\d.]+) MiB", claim)
+    tolerance = re.search(r"within (\d+)%", claim)
+    factor = re.search(r"multiply n by (\d+) and the memory grows \1×, the time less than \1×", claim)
+    assert memory and tolerance and factor, f"the text states no cost per point, tolerance or growth: {claim!r}"
+    printed = next((_printed(c) for c in run.cells[heading:] if "points more cost" in _printed(c)), "")
+    rows = [(int(n.replace(",", "")), float(ms), float(mib)) for n, ms, mib in re.findall(ROW, printed)]
+    steps = [tuple(map(float, m)) for m in re.findall(r"1,000 points more cost ([\d.]+) ms and ([\d.]+) MiB", printed)]
+    assert len(rows) >= 3 and len(steps) == len(rows) - 1, printed
+    for (n0, ms0, mib0), (n1, ms1, mib1) in zip(rows, rows[1:]):
+        assert n1 == int(factor.group(1)) * n0, printed
+        assert mib1 / mib0 == pytest.approx(n1 / n0, rel=0.01) and ms1 / ms0 < n1 / n0, printed
+    for ms, mib in steps:
+        assert mib == pytest.approx(float(memory.group(1)), rel=0.01), printed
+        assert ms == pytest.approx(steps[0][0], rel=int(tolerance.group(1)) / 100), printed
 
 
 @pytest.mark.mnist
