@@ -108,7 +108,48 @@ def answer(f, w, delta=1e-6):
         ),
         "check_central_difference(answer)",
     ),
+    "your sigmoid's backward": (
+        (
+            """
+class answer(torch.autograd.Function):
+    forward = MySigmoid.forward
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * a * (1 - a)
+""",
+        ),
+        (
+            # the derivative of tanh's, the classic slip: the checker names dL/dz and its formula
+            """
+class answer(torch.autograd.Function):
+    forward = MySigmoid.forward
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * (1 - a * a)
+""",
+        ),
+        "check_my_sigmoid(answer)",
+    ),
 }
+
+#: §7's training on a student's backward, run again after the notebook with a right and a sign-flipped one.
+TRAIN_WITH = {
+    "right": "return g * a * (1 - a)",
+    "sign flipped": "return -g * a * (1 - a)",
+}
+STUDENT_SIGMOID = """
+class MySigmoid(torch.autograd.Function):
+    forward = staticmethod(MySigmoid.forward)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        {body}
+"""
 
 #: A row of §1's cost cell: n, the milliseconds of 100 predictions, the model's memory.
 ROW = r"n = +([\d,]+): +([\d.]+) ms, memory +([\d.]+) MiB"
@@ -147,6 +188,7 @@ def test_the_notebook_is_committed_without_outputs_and_follows_the_lecture():
         "gradient descent",
         "chain rule",
         "gradient checking",
+        "backward yourself",
         "softmax regression",
         "fully connected",
         "next",
@@ -179,6 +221,10 @@ def run():
             for answer in given:
                 answers.setdefault((name, verdict), []).append(len(nb.cells))
                 nb.cells.append(nbformat.v4.new_code_cell(f"{answer.strip()}\n{judge}"))
+    training = nb.cells[_source_index(nb.cells, "with F.use_functions(")].source
+    for name, body in TRAIN_WITH.items():
+        answers[("train", name)] = len(nb.cells)
+        nb.cells.append(nbformat.v4.new_code_cell(STUDENT_SIGMOID.format(body=body).strip() + "\n\n" + training))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NNREF_DATA_ROOT", str(real_mnist_root()))
         NotebookClient(
@@ -250,3 +296,16 @@ def test_the_hidden_layer_figure_titles_do_not_overlap(run):
     printed = _printed(run.cells[_source_index(run.cells, "overlapping texts")])
     assert int(re.search(r"texts drawn: (\d+)", printed).group(1)) >= 8, printed
     assert "overlapping texts: []" in printed, printed
+
+
+@pytest.mark.mnist
+def test_the_neuron_trains_on_the_students_backward(run):
+    """§7: as committed (no backward written) the neuron trains on nnref's sigmoid and says so; on a right backward
+    it learns the blobs, on a sign-flipped one it climbs the loss instead — proof that the student's code ran."""
+    accuracy = r"the neuron trained on (.*?) sigmoid's backward: training accuracy ([\d.]+)%"
+    committed = re.search(accuracy, run.text)
+    assert committed and committed.group(1).startswith("nnref's"), run.text[-2000:]
+    right = re.search(accuracy, _printed(run.cells[run.answers[("train", "right")]]))
+    flipped = re.search(accuracy, _printed(run.cells[run.answers[("train", "sign flipped")]]))
+    assert right.group(1) == flipped.group(1) == "your"
+    assert float(right.group(2)) >= 95 and float(flipped.group(2)) <= 20, (right.group(0), flipped.group(0))
