@@ -59,6 +59,16 @@ def _message(header: dict, payload: bytes) -> bytes:
     return struct.pack("<I", len(head)) + head + payload
 
 
+def _blank_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(out, "PNG")
+    return out.getvalue()
+
+
 def _recv(ws, kind: str):
     while True:
         message = ws.recv(timeout=30)
@@ -87,20 +97,50 @@ def test_the_socket_answers_drawings_pictures_and_a_new_class(backend, digits):
         file = render(images[2], "transparent", torch.Generator().manual_seed(1))
         ws.send(_message({"type": "file", "name": "two.png", "target": 5}, file))
         assert _recv(ws, "digit")[0]["prediction"] == str(int(labels[2]))
-        for bad, reason in (
-            (_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 10), "width × height"),
-            (_message({"type": "paint"}, b""), "draw or file"),
-            (_message({"type": "file", "name": "x", "target": 12}, b"x"), "target must be a class"),
-            (b"\x01", "a header and its bytes"),
-            ("{nope", "JSON text"),
-            (json.dumps({"type": "target", "class": "seven"}), "class must be 0-9"),
-            (_message({"type": "file", "name": "notes.txt"}, b"not a picture"), "not a readable image"),
-            (_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 78400), "no digit found"),
+        for bad, reason, kind in (
+            (_message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 10), "width × height", None),
+            (_message({"type": "paint"}, b""), "draw or file", None),
+            (_message({"type": "file", "name": "x", "target": 12}, b"x"), "target must be a class", None),
+            (b"\x01", "a header and its bytes", None),
+            ("{nope", "JSON text", None),
+            (json.dumps({"type": "target", "class": "seven"}), "class must be 0-9", None),
         ):
             ws.send(bad)
-            assert reason in _recv(ws, "error")[0]["message"]
-        ws.send(json.dumps({"type": "target", "class": 1}))
-        assert _recv(ws, "digit")[0]["target"] == 1  # the session went on through every bad message
+            error, _ = _recv(ws, "error")
+            assert reason in error["message"] and error.get("kind") == kind
+        ws.send(json.dumps({"type": "target", "class": None}))  # the predicted class again
+        assert _recv(ws, "digit")[0]["target"] == int(labels[2])  # the session went on through every bad message
+        # a picture the model cannot be shown: said with its kind, and the last picture is forgotten
+        for bad, reason, kind in (
+            (
+                _message({"type": "file", "name": "/home/me/notes.txt"}, b"not a picture"),
+                "notes.txt is not a picture nnref can read: ",
+                "not-a-picture",
+            ),
+            (
+                _message({"type": "draw", "width": 280, "height": 280}, b"\x00" * 78400),
+                "No digit found in your drawing: the picture is blank",
+                "no-digit",
+            ),
+            (
+                _message({"type": "file", "name": "white.png"}, _blank_png()),
+                "No digit found in white.png: ",
+                "no-digit",
+            ),
+        ):
+            ws.send(bad)
+            error, _ = _recv(ws, "error")
+            assert error["message"].startswith(reason) and error["kind"] == kind
+            ws.send(json.dumps({"type": "target", "class": 1}))  # nothing to explain: no frame of the old picture
+            ws.send(
+                _message(
+                    {"type": "file", "name": "three.png", "target": 1},
+                    render(images[3], "paper", torch.Generator().manual_seed(3)),
+                )
+            )
+            digit, _ = _recv(ws, "digit")
+            assert digit["prediction"] == str(int(labels[3])) != str(int(labels[2])) and digit["target"] == 1
+            assert _recv(ws, "neighbours")[0]["labels"][0] == int(labels[3])
 
 
 def test_a_lab_without_a_checkpoint_says_how_to_get_the_digit_page():
