@@ -414,6 +414,48 @@ def test_the_class_for_the_gradient_follows_the_prediction_until_picked_and_agai
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("width,height", [(1280, 720), (1366, 768), (1920, 1080)])
+def test_the_results_fit_a_projector_screen(chromium, lab, width, height):
+    """Teacher report 4.1: at 1280 × 720 and 1366 × 768 the nearest images were below the fold, the right third
+    empty.  The prediction, the ten bars, the gradient and every nearest image: all on the first screen."""
+    page = _open(chromium, lab.base + "/digits", width, height)
+    _analysed(page, lambda: _draw_a_seven(page))
+    boxes = page.evaluate("""() => {
+        const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+        const all = s => [...document.querySelectorAll(s)].map(box);
+        return {prediction: all('#prediction'), bars: all('#bars li'), gradient: all('#gradient'),
+                neighbours: all('#neighbours canvas'), page: [document.documentElement.scrollWidth,
+                                                             document.documentElement.scrollHeight]};
+    }""")
+    assert len(boxes["bars"]) == 10 and len(boxes["neighbours"]) == 3
+    off = {
+        name: [b for b in found if not (b[0] >= 0 and b[1] >= 0 and b[2] <= width and b[3] <= height)]
+        for name, found in boxes.items()
+        if name != "page"
+    }
+    assert off == {"prediction": [], "bars": [], "gradient": [], "neighbours": []}, (width, height)
+    assert boxes["page"][0] <= width  # no sideways scrolling either
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_the_file_inputs_keyboard_focus_is_visible(page):
+    """Teacher report 4.2: Tab reached the (hidden) file input, and nothing on the screen showed it."""
+    outline = (
+        "(() => { const s = getComputedStyle(document.querySelector('label.file-button')); "
+        "return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()"
+    )
+    assert page.evaluate(outline)[0] == "none"  # not focused: no outline
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "picture":
+            break
+    assert page.evaluate("document.activeElement.id") == "picture"
+    style, width = page.evaluate(outline)
+    assert style != "none" and width >= 2
+
+
+@pytest.mark.browser
 def test_the_digit_page_passes_axe(page):
     from browser import serious_violations
 

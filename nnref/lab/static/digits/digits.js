@@ -139,8 +139,8 @@ function showHidden(sizes, bytes) {
     const canvas = document.createElement("canvas");
     canvas.width = cols;
     canvas.height = rows;
-    canvas.style.width = `${Math.min(300, cols * 8)}px`;
-    canvas.style.height = `${Math.min(300, cols * 8) * rows / cols}px`;
+    canvas.style.width = `${Math.min(260, cols * 8)}px`;
+    canvas.style.height = `${Math.min(260, cols * 8) * rows / cols}px`;
     canvas.setAttribute("role", "img");
     canvas.setAttribute("aria-label", `Hidden layer ${l + 1}: the activations of its ${size} neurons`);
     const image = new ImageData(cols, rows);
