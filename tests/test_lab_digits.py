@@ -456,6 +456,26 @@ def test_the_file_inputs_keyboard_focus_is_visible(page):
 
 
 @pytest.mark.browser
+def test_the_playground_link_keeps_the_playgrounds_set_up(chromium, backend):
+    """Teacher report 4.3: playground → Draw a digit → The playground lost the set-up (preset, hide=): the links
+    carried only the token.  The playground's hash goes along (#from=…) and comes back."""
+    with LabServer(digits=backend, token="s3cret") as secured:
+        page = _open(chromium, secured.base + "/digits?token=s3cret")  # come straight here: the plain playground
+        assert page.get_by_role("link", name="The playground").get_attribute("href") == "/?token=s3cret"
+        page.goto(secured.base + "/?token=s3cret#preset=one-layer-on-xor&hide=regularization,checks")
+        page.wait_for_function("() => window.nnrefLab && window.nnrefLab.connected")
+        hash_ = page.evaluate("location.hash")
+        assert "hide=regularization,checks" in hash_
+        page.get_by_role("link", name="Draw a digit").click()
+        page.wait_for_function("() => window.nnrefDigits && window.nnrefDigits.ready")
+        assert page.evaluate("location.pathname + location.search") == "/digits?token=s3cret"
+        page.get_by_role("link", name="The playground").click()
+        page.wait_for_function("() => window.nnrefLab && window.nnrefLab.connected")
+        assert page.evaluate("[location.pathname + location.search, location.hash]") == ["/?token=s3cret", hash_]
+        page.context.close()
+
+
+@pytest.mark.browser
 def test_the_digit_page_passes_axe(page):
     from browser import serious_violations
 

@@ -309,6 +309,15 @@ $("target").addEventListener("change", () => {
   if (!cleared && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "target", class: chosen}));
 });
 
-if (token) $("playground-link").href = `/?token=${encodeURIComponent(token)}`;
+/** The playground's address: its token, and the set-up the person came from (the playground's link here carries
+ *  its hash as ``#from=…``), so going back does not lose it. */
+function playgroundLink() {
+  const from = new URLSearchParams(location.hash.replace(/^#/, "")).get("from") || "";
+  const hash = from.replace(/^#/, "");
+  return `/${token ? `?token=${encodeURIComponent(token)}` : ""}${hash ? `#${hash}` : ""}`;
+}
+
+$("playground-link").href = playgroundLink();
+window.addEventListener("hashchange", () => { $("playground-link").href = playgroundLink(); });
 clear();
 connect();
