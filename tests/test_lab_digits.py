@@ -435,6 +435,9 @@ def test_the_results_fit_a_projector_screen(chromium, lab, width, height):
     }
     assert off == {"prediction": [], "bars": [], "gradient": [], "neighbours": []}, (width, height)
     assert boxes["page"][0] <= width  # no sideways scrolling either
+    _said(page, lambda: _upload(page, "notes.txt", b"not a picture", "text/plain"))
+    box = page.locator("#alert").bounding_box()  # a message is on the screen too, beside the pad
+    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
     page.context.close()
 
 
