@@ -81,8 +81,12 @@ def load_picture(source, name: str | None = None) -> torch.Tensor:
                 gray = _grayscale(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadPicture(f"{name} would decode to too many pixels ({exc}): refused") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise BadPicture(f"{name} is not a readable image ({type(exc).__name__}: {exc})") from None
+    except UnidentifiedImageError:  # its message is the repr of a BytesIO: a person needs the file's name instead
+        raise BadPicture(
+            f"{name} is not a picture nnref can read: it reads PNG, JPEG, BMP, GIF, TIFF and WebP files"
+        ) from None
+    except (OSError, ValueError, SyntaxError):
+        raise BadPicture(f"{name} is not a picture nnref can read: the file is damaged or incomplete") from None
     return _shrink(gray, WORKING)
 
 

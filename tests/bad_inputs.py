@@ -297,7 +297,7 @@ CLI_CASES = [
         "predict: not an image",
         lambda r, t, c: ["predict", str(c), str(t / "garbage.pt")],
         1,
-        r"garbage.pt is not a readable image",
+        r"garbage.pt is not a picture nnref can read",
         "garbage+checkpoint",
     ),
     (

@@ -145,8 +145,8 @@ def test_a_large_photo_is_read_small_fast_and_in_bounded_memory():
             "no digit found",
         ),
         (lambda: b"", BadPicture, "is empty"),
-        (lambda: b"this is a text file, not a picture\n" * 10, BadPicture, "not a readable image"),
-        (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, BadPicture, "not a readable image"),
+        (lambda: b"this is a text file, not a picture\n" * 10, BadPicture, "is not a picture nnref can read"),
+        (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, BadPicture, "is not a picture nnref can read"),
         (lambda: _bomb(), BadPicture, "pixels|decompression"),
         (lambda: b"x" * (33 * 2**20), BadPicture, "MiB"),
     ],
@@ -155,6 +155,25 @@ def test_a_large_photo_is_read_small_fast_and_in_bounded_memory():
 def test_awkward_pictures_get_a_clear_error(picture, error, message):
     with pytest.raises(error, match=message):
         prepare_digit(picture())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"this is a text file, not a picture\n",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 50,
+        b"GIF89a" + b"\x00" * 20,
+    ],
+    ids=["text", "pdf", "truncated png", "truncated gif"],
+)
+def test_a_file_that_is_not_a_picture_is_named_in_a_sentence(data):
+    """What the digit page and nnref predict show a person: the file's name, never a Python object's repr."""
+    with pytest.raises(BadPicture) as caught:
+        load_picture(data, name="notes.txt")
+    message = str(caught.value)
+    assert message.startswith("notes.txt is not a picture nnref can read: ")
+    assert not any(part in message for part in ("<", "0x", "BytesIO", "Error")), message
 
 
 def _bomb() -> bytes:

@@ -6,9 +6,14 @@ backward), and the lecture's non-parametric model beside it: the k nearest of th
 
 Messages from the page: binary — a 4-byte length, a JSON header ``{"type": "draw", "width", "height", "target"}``
 or ``{"type": "file", "name", "target"}``, then the canvas's gray pixels (light ink on black) or the picture file's
-bytes — and JSON ``{"type": "target", "class": c}``.  To each picture the server answers twice: a ``digit`` frame
-(header; the 28 × 28 input, the gradient picture and the hidden activations as bytes) as soon as the model has
-seen it, then a ``neighbours`` frame (their labels and distances; their 28 × 28 images).
+bytes — and JSON ``{"type": "target", "class": c}`` (``null``: the predicted class, again).  To each picture the
+server answers twice: a ``digit`` frame (header; the 28 × 28 input, the gradient picture and the hidden activations
+as bytes) as soon as the model has seen it, then a ``neighbours`` frame (their labels and distances; their 28 × 28
+images).  A picture the model cannot be shown is answered with JSON ``{"type": "error", "kind", "message"}`` — kind
+``no-digit`` (a blank picture or canvas) or ``not-a-picture`` (a file nnref cannot read, or one too large) — and
+the last picture is forgotten, so a new class does not bring back its results; any other bad message is an
+``error`` without a kind.  A lab without a model sends an ``error`` of kind ``no-model`` (how to start one) and
+closes the socket.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import DataError, resolve_root
-from ..digits import MAX_BYTES, prepare_digit, to_row
+from ..digits import MAX_BYTES, BadPicture, NoDigitFound, load_picture, prepare_digit, to_row
 from ..run.config import TrainingError
 from .inbox import Inbox
 from .session import decode, encode
@@ -33,6 +38,8 @@ __all__ = ["DigitsBackend", "serve_digits", "Analysis"]
 
 #: The largest drawing the page may send (pixels per side).
 MAX_SIDE = 1024
+#: The most of a file's name a message repeats.
+MAX_NAME = 80
 
 
 @dataclass
@@ -85,14 +92,17 @@ class DigitsBackend:
         return cls(model.eval(), names_of(cfg.positive_class, cfg.classes), knn, images, str(checkpoint))
 
     # -- the forward and the backward pass ------------------------------------------------------------
-    def analyse(self, picture, target: int | None = None, ink: str = "auto") -> Analysis:
-        """The model's view of a picture (anything :func:`prepare_digit` takes, or a prepared 28 × 28 image)."""
+    def analyse(self, picture, target: int | None = None, ink: str = "auto", name: str | None = None) -> Analysis:
+        """The model's view of a picture (anything :func:`prepare_digit` takes, or a prepared 28 × 28 image).
+        ``name``: the file's, for the message when a file's bytes are not a picture."""
         start = time.perf_counter()
-        image = (
-            picture
-            if isinstance(picture, torch.Tensor) and picture.shape == (28, 28)
-            else prepare_digit(picture, ink=ink)
-        )
+        if isinstance(picture, (bytes, bytearray, memoryview)):
+            picture = load_picture(picture, name)
+            image = prepare_digit(picture, ink=ink)
+        elif isinstance(picture, torch.Tensor) and picture.shape == (28, 28):
+            image = picture
+        else:
+            image = prepare_digit(picture, ink=ink)
         prepared = time.perf_counter()
         x = to_row(image).requires_grad_()
         hidden, logits = self._forward(x)
@@ -161,6 +171,16 @@ def _signed(t: torch.Tensor) -> bytes:
 # --------------------------------------------------------------------------------------------------
 # The page's socket
 # --------------------------------------------------------------------------------------------------
+def _name(name) -> str:
+    """A file's name as a message may repeat it: its last part, printable, at most :data:`MAX_NAME` characters."""
+    if not isinstance(name, str):
+        return "the picture"
+    name = "".join(c for c in name.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).strip()
+    if len(name) > MAX_NAME:
+        name = name[: MAX_NAME - 1] + "…"
+    return name or "the picture"
+
+
 def _picture(message: bytes) -> tuple[dict, object]:
     """The header of a page's binary message and the picture it carries (gray tensor, or file bytes)."""
     try:
@@ -173,8 +193,12 @@ def _picture(message: bytes) -> tuple[dict, object]:
     if target is not None and (not isinstance(target, int) or isinstance(target, bool) or not 0 <= target <= 9):
         raise DataError(f"target must be a class 0-9, got {target!r}")
     if header["type"] == "file":
+        header["name"] = _name(header.get("name"))
         if len(payload) > MAX_BYTES:
-            raise DataError(f"the picture is {len(payload) / 2**20:.0f} MiB: more than {MAX_BYTES / 2**20:.0f} MiB")
+            raise BadPicture(
+                f"{header['name']} is {len(payload) / 2**20:.0f} MiB: more than the {MAX_BYTES / 2**20:.0f} MiB "
+                "nnref reads"
+            )
         return header, bytes(payload)
     w, h = header.get("width"), header.get("height")
     if not all(isinstance(v, int) and 8 <= v <= MAX_SIDE for v in (w, h)) or len(payload) != w * h:
@@ -190,6 +214,7 @@ async def serve_digits(websocket, backend: DigitsBackend | None) -> None:
         await websocket.send_json(
             {
                 "type": "error",
+                "kind": "no-model",
                 "message": "This lab has no model for digits: start it with "
                 "nnref lab --checkpoint runs/<run>/checkpoint.pt",
             }
@@ -206,7 +231,7 @@ async def serve_digits(websocket, backend: DigitsBackend | None) -> None:
                 messages = await inbox.take()  # what the page sent meanwhile: only the latest picture is analysed
                 if messages is None:  # the page has gone
                     return
-                picture = None
+                picture, asked = None, target
                 for m in messages:
                     try:
                         if isinstance(m, bytes):
@@ -214,9 +239,13 @@ async def serve_digits(websocket, backend: DigitsBackend | None) -> None:
                             target = picture[0].get("target", target)
                         else:
                             target = _target(m, target)
+                    except BadPicture as exc:  # a file too large: the page asked about it, not the last one
+                        picture, image = None, None
+                        await _refuse(websocket, exc)
                     except DataError as exc:
                         await websocket.send_json({"type": "error", "message": str(exc)})
-                image = await _answer(websocket, backend, picture, image, target)
+                if picture is not None or target != asked:  # a bad message alone changes nothing on the page
+                    image = await _answer(websocket, backend, picture, image, target)
     except WebSocketDisconnect:
         return
 
@@ -229,9 +258,19 @@ def _target(text, current):
     if not isinstance(message, dict) or message.get("type") != "target":
         raise DataError('a text message is {"type": "target", "class": c}')
     c = message.get("class")
-    if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 9:
-        raise DataError(f"class must be 0-9, got {c!r}")
+    if c is not None and (not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 9):
+        raise DataError(f"class must be 0-9 (or null: the predicted one), got {c!r}")
     return c
+
+
+async def _refuse(websocket, exc: DataError, picture=None) -> None:
+    """A picture the model cannot be shown, said with its kind: the page clears what it showed of the last one."""
+    message = str(exc)
+    if isinstance(exc, NoDigitFound):
+        where = picture[0]["name"] if picture and picture[0]["type"] == "file" else "your drawing"
+        message = f"No digit found in {where}: {message.removeprefix('no digit found: ')}"
+    kind = "no-digit" if isinstance(exc, NoDigitFound) else "not-a-picture"
+    await websocket.send_json({"type": "error", "kind": kind, "message": message})
 
 
 async def _answer(websocket, backend: DigitsBackend, picture, image, target):
@@ -239,15 +278,19 @@ async def _answer(websocket, backend: DigitsBackend, picture, image, target):
     if picture is None and image is None:
         return None
     source, ink = (picture[1], "light" if picture[0]["type"] == "draw" else "auto") if picture else (image, "auto")
+    name = picture[0].get("name") if picture else None
     try:
-        analysis = await asyncio.to_thread(backend.analyse, source, target, ink)
+        analysis = await asyncio.to_thread(backend.analyse, source, target, ink, name)
+    except (NoDigitFound, BadPicture) as exc:  # the new picture has nothing to show: the last one is forgotten
+        await _refuse(websocket, exc, picture)
+        return None
     except DataError as exc:
         await websocket.send_json({"type": "error", "message": str(exc)})
-        return image
+        return image if picture is None else None
     except Exception as exc:  # a bug must not end the page's session: say so, and log it for its fix
         traceback.print_exc()
         await websocket.send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"})
-        return image
+        return image if picture is None else None
     await websocket.send_bytes(analysis.frame)
     if picture is not None:
         await websocket.send_bytes(await asyncio.to_thread(backend.neighbours, analysis.image))

@@ -9,37 +9,63 @@ const token = new URLSearchParams(location.search).get("token");
 const MAX_UPLOAD = 16 * 1024 * 1024;
 const pad = $("pad"), ctx = pad.getContext("2d");
 let socket = null, classes = [], drawing = false, last = null, strokeEnded = 0, inkOnPad = false;
+let pictureOnPad = false;  // a dropped picture is shown on the pad: the next stroke starts on a black pad
+let chosen = null;  // the class picked for the gradient; null: the prediction's (until the user picks one, and after Clear)
+let cleared = true;  // after Clear, until the next picture is sent: answers still on their way are about the old one
+// The two kinds of message: the connection's (the lab refused this page, or is gone: true until a reload) and the
+// last picture's (true until the next picture, or Clear).  The banner shows the connection's first.
+let connectionProblem = "", pictureProblem = "";
 // What a test or a benchmark reads: how long after a stroke's end the prediction and the neighbours showed.
 const stats = window.nnrefDigits = {ready: false, predictions: 0, neighbours: 0, predictionMs: [], neighboursMs: [],
-                                    errors: [], last: null};
+                                    errors: [], last: null, connected: false, closed: false};
+
+const CLOSED = "The connection to nnref lab closed. Is the server still running? Reload to reconnect.";
+const UNREACHABLE = "Could not connect to nnref lab. Is the server running? Reload to try again.";
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/digits${token ? `?token=${encodeURIComponent(token)}` : ""}`);
   socket.binaryType = "arraybuffer";
+  socket.addEventListener("open", () => { stats.connected = true; });
   socket.addEventListener("message", (event) => {
     if (typeof event.data === "string") receive(JSON.parse(event.data));
     else receiveBinary(event.data);
   });
-  socket.addEventListener("close", () => { if (!stats.ready) alert("No connection to nnref lab."); });
+  socket.addEventListener("close", () => {
+    // The server's own reason (no model, the lab is full) stays; otherwise: gone after it was ready, or never there.
+    const wasConnected = stats.connected;
+    stats.connected = false;
+    stats.closed = true;
+    if (!connectionProblem) say({connection: stats.ready || wasConnected ? CLOSED : UNREACHABLE});
+  });
 }
 
-function alert(message) {
-  $("alert").textContent = message;
-  $("alert").hidden = !message;
-  if (message) stats.errors.push(message);
+/** The banner: set either message ("" clears it); the connection's, while there is one, is the one shown. */
+function say({connection, picture}) {
+  if (connection !== undefined) connectionProblem = connection;
+  if (picture !== undefined) pictureProblem = picture;
+  for (const message of [connection, picture]) if (message) stats.errors.push(message);
+  const shown = connectionProblem || pictureProblem;
+  $("alert").textContent = shown;
+  $("alert").hidden = !shown;
 }
 
 function receive(message) {
   if (message.type === "ready") {
     classes = message.classes;
-    $("target").replaceChildren(...classes.map((name, i) => new Option(name, String(i))));
+    $("target").replaceChildren(new Option("the prediction", ""), ...classes.map((name, i) => new Option(name, String(i))));
+    $("target").value = chosen === null ? "" : String(chosen);
     $("neighbours-text").textContent = `KNN, the lecture's non-parametric model: the ${message.k} training images ` +
       "closest to your digit, of the 60,000.";
     stats.ready = true;
+  } else if (message.type === "full" || (message.type === "error" && !stats.ready)) {
+    say({connection: message.message});  // the lab refuses this page: full, or no model (how to start one)
+  } else if (message.type === "error" && (message.kind === "no-digit" || message.kind === "not-a-picture")) {
+    if (cleared) return;
+    clearResults(message.kind === "no-digit" ? "No digit found." : "Not a picture nnref can read.");
+    say({picture: message.message});
   } else if (message.type === "error") {
-    alert(message.message);
-    if (/no digit/i.test(message.message)) $("prediction").textContent = "No digit found.";
+    say({picture: message.message});
   }
 }
 
@@ -64,14 +90,15 @@ function flipRows(bytes, n) {
 function receiveBinary(buffer) {
   const [header, payload] = decode(buffer);
   const now = performance.now();
+  if (cleared) return;
   if (header.type === "digit") {
-    alert("");
+    say({picture: ""});
     stats.last = header;
     paint($("input"), gray(payload.subarray(0, 784), 28));
     paint($("gradient"), signedImage(flipRows(payload.subarray(784, 1568), 28), 28));
     showBars(header);
     showHidden(header.hidden, payload.subarray(1568));
-    $("target").value = String(header.target);
+    showTarget(header);
     const p = header.probabilities[header.best];
     $("prediction").textContent = `Prediction: ${header.prediction} (${Math.round(100 * p)}%)`;
     if (strokeEnded) stats.predictionMs.push(now - strokeEnded);
@@ -112,8 +139,8 @@ function showHidden(sizes, bytes) {
     const canvas = document.createElement("canvas");
     canvas.width = cols;
     canvas.height = rows;
-    canvas.style.width = `${Math.min(300, cols * 8)}px`;
-    canvas.style.height = `${Math.min(300, cols * 8) * rows / cols}px`;
+    canvas.style.width = `${Math.min(260, cols * 8)}px`;
+    canvas.style.height = `${Math.min(260, cols * 8) * rows / cols}px`;
     canvas.setAttribute("role", "img");
     canvas.setAttribute("aria-label", `Hidden layer ${l + 1}: the activations of its ${size} neurons`);
     const image = new ImageData(cols, rows);
@@ -150,19 +177,42 @@ function showNeighbours(header, payload) {
 // ------------------------------------------------------------------------------------------------
 // Drawing and sending
 // ------------------------------------------------------------------------------------------------
-function clear() {
-  ctx.fillStyle = "#000000";
-  ctx.fillRect(0, 0, pad.width, pad.height);
-  inkOnPad = false;
-  for (const id of ["bars", "neighbours", "hidden"]) $(id).replaceChildren();
-  for (const id of ["input", "gradient"]) $(id).getContext("2d").clearRect(0, 0, 28, 28);
-  $("prediction").textContent = "Draw a digit.";
-  $("timing").textContent = "";
-  alert("");
+/** The class for the gradient: the prediction's, shown as such, until the user picks one. */
+function showTarget(header) {
+  $("target").options[0].textContent = chosen === null ? `the prediction (${header.classes[header.best]})` : "the prediction";
+  $("target").value = chosen === null ? "" : String(chosen);
 }
 
+/** Nothing of the last picture's analysis left on the page: the prediction says why (``text``). */
+function clearResults(text) {
+  for (const id of ["bars", "neighbours", "hidden"]) $(id).replaceChildren();
+  for (const id of ["input", "gradient"]) $(id).getContext("2d").clearRect(0, 0, 28, 28);
+  $("prediction").textContent = text;
+  $("timing").textContent = "";
+  if ($("target").options.length) $("target").options[0].textContent = "the prediction";
+  strokeEnded = 0;
+}
+
+function blankPad() {
+  ctx.fillStyle = "#000000";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  inkOnPad = pictureOnPad = false;
+}
+
+/** Clear: a black pad, no results, no message of the last picture, and the gradient's class the prediction's. */
+function clear() {
+  blankPad();
+  chosen = null;
+  cleared = true;
+  if ($("target").options.length) $("target").value = "";
+  clearResults("Draw a digit.");
+  say({picture: ""});
+}
+
+/** A picture to the server: a header, then its bytes. */
 function sendMessage(header, bytes) {
   if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  cleared = false;
   const head = new TextEncoder().encode(JSON.stringify(header));
   const message = new Uint8Array(4 + head.length + bytes.length);
   new DataView(message.buffer).setUint32(0, head.length, true);
@@ -170,8 +220,6 @@ function sendMessage(header, bytes) {
   message.set(bytes, 4 + head.length);
   socket.send(message);
 }
-
-let chosen = null;  // the class picked for the gradient; until then, the prediction's
 
 function target() {
   return chosen;
@@ -191,6 +239,7 @@ function point(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (pictureOnPad) blankPad();  // a stroke over a dropped picture would be neither the picture nor a drawing
   drawing = true;
   pad.setPointerCapture(event.pointerId);
   last = point(event);
@@ -223,23 +272,25 @@ for (const type of ["pointerup", "pointercancel"]) {
 
 async function sendFile(file) {
   if (!file) return;
-  if (file.size > MAX_UPLOAD) {
-    alert(`${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MiB: pictures of at most 16 MiB, please.`);
+  if (file.size > MAX_UPLOAD) {  // not sent: what the page shows still describes the pad
+    say({picture: `${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MiB: pictures of at most 16 MiB, please.`});
     return;
   }
   strokeEnded = performance.now();
   sendMessage({type: "file", name: file.name, target: target()}, new Uint8Array(await file.arrayBuffer()));
   const url = URL.createObjectURL(file);
   const picture = new Image();
+  blankPad();  // the pad shows the picture sent (nothing, if the browser cannot show it either)
+  pictureOnPad = true;
   picture.onload = () => {  // the picture on the pad, for the person's eyes
-    ctx.fillStyle = "#000000";
-    ctx.fillRect(0, 0, pad.width, pad.height);
+    blankPad();
+    pictureOnPad = true;
     const s = Math.min(pad.width / picture.width, pad.height / picture.height);
     ctx.drawImage(picture, 0, 0, picture.width * s, picture.height * s);
     URL.revokeObjectURL(url);
   };
+  picture.onerror = () => URL.revokeObjectURL(url);
   picture.src = url;
-  inkOnPad = false;
 }
 
 pad.addEventListener("dragover", (event) => event.preventDefault());
@@ -247,12 +298,26 @@ pad.addEventListener("drop", (event) => {
   event.preventDefault();
   sendFile(event.dataTransfer.files[0]);
 });
-$("picture").addEventListener("change", () => sendFile($("picture").files[0]));
+$("picture").addEventListener("change", () => {
+  sendFile($("picture").files[0]);
+  $("picture").value = "";  // the same file again is a new choice (after Clear, or a fixed file)
+});
 $("clear").addEventListener("click", clear);
 $("target").addEventListener("change", () => {
-  chosen = Number($("target").value);
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "target", class: chosen}));
+  chosen = $("target").value === "" ? null : Number($("target").value);
+  // after Clear there is nothing to explain: the next picture carries the class
+  if (!cleared && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "target", class: chosen}));
 });
-if (token) $("playground-link").href = `/?token=${encodeURIComponent(token)}`;
+
+/** The playground's address: its token, and the set-up the person came from (the playground's link here carries
+ *  its hash as ``#from=…``), so going back does not lose it. */
+function playgroundLink() {
+  const from = new URLSearchParams(location.hash.replace(/^#/, "")).get("from") || "";
+  const hash = from.replace(/^#/, "");
+  return `/${token ? `?token=${encodeURIComponent(token)}` : ""}${hash ? `#${hash}` : ""}`;
+}
+
+$("playground-link").href = playgroundLink();
+window.addEventListener("hashchange", () => { $("playground-link").href = playgroundLink(); });
 clear();
 connect();
