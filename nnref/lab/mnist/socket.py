@@ -99,8 +99,8 @@ class _MnistSocket:
     async def _handle(self, message) -> None:
         try:
             if isinstance(message, bytes):
-                image = await asyncio.to_thread(drawn_digit, message)
-                self.session.draw(image)
+                self.session.draw(await asyncio.to_thread(drawn_digit, message))
+                self.dirty = True
             else:
                 await self._act(parse_message(message))
         except (BadMessage, DataError) as exc:
