@@ -245,3 +245,15 @@ def test_on_the_real_mnist_play_passes_85_percent_and_a_learning_rate_of_100_div
         page.get_by_role("combobox", name="Learning rate").select_option("0.1")
         page.wait_for_function("() => window.nnrefMnist.step === 0")
         assert "Training diverged" not in notices.inner_text()
+
+
+def test_the_playgrounds_link_opens_the_page_with_its_token(browser, tiny_root):
+    with LabServer(token="classroom", mnist=SharedMNIST(tiny_root, download=False)) as server:
+        page = new_page(browser)
+        page.goto(server.url)
+        page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0")
+        page.get_by_role("navigation", name="The lecture's demos").get_by_role("link", name="MNIST, live").click()
+        page.wait_for_url("**/mnist?token=classroom")
+        _shown(page)  # (its socket carried the token)
+        page.get_by_role("link", name="The playground").click()
+        page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0")
