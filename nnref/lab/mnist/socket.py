@@ -32,7 +32,7 @@ from .state import parse_message
 __all__ = ["serve_mnist", "TRAIN_PER_FRAME"]
 
 #: Seconds of training between two frames while a page plays.
-TRAIN_PER_FRAME = 0.05
+TRAIN_PER_FRAME = 0.04
 
 
 async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = ()) -> None:
