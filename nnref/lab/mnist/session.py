@@ -8,9 +8,10 @@ epoch, the training losses of the steps since the last frame, the validation los
 accuracy (measured whenever the model is paused), the inspected digit — then the templates (one 28 × 28 picture per
 row of W, or per first-layer filter) and the inspected digit's pictures as bytes.
 
-Training runs on :data:`THREADS` thread: measured on this project's 2-core machine shared with other work, two
-intra-op threads made a softmax step of 64 images 30 times slower (the threads wait for each other's core), and a
-page's models are small; each page trains in a worker thread of its own.
+Training runs on :data:`THREADS` thread: a page's models are small, and on a machine of two cores shared by two
+pages (or by other work) the intra-op threads of one page would wait for a core another holds — seen by hand on
+this project's machine as steps many times slower, not measured by the bench; each page trains in a worker thread
+of its own.
 """
 
 from __future__ import annotations
