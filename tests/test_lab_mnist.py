@@ -211,3 +211,46 @@ def test_two_pages_train_at_once_on_one_copy_of_mnist(tiny_mnist):
         steps = {id(ws): [_next(ws, "frame")[0]["step"] for _ in range(5)] for ws in (one, two)}
         assert all(s[-1] > s[0] for s in steps.values())
         assert lab.app.state.mnist is shared and shared.seconds is not None
+
+
+def test_the_page_trains_with_a_students_functions_and_says_so(tiny_mnist, tmp_path):
+    """A student's softmax loss whose backward returns zeros (``nnref lab --functions``): the page's model learns
+    nothing — proof that the student's code ran, not nnref's — and every frame says whose Functions train."""
+    from pathlib import Path
+
+    from nnref.exercises import StudentFunctions
+
+    solution = Path(__file__).with_name("exercise_solutions.py").read_text()
+    zero = ("        return grad_z * scale, None, None", "        return torch.zeros_like(grad_z), None, None")
+    assert solution.count(zero[0]) == 1
+    (tmp_path / "my_functions.py").write_text(solution.replace(*zero))
+    student = StudentFunctions.load(tmp_path / "my_functions.py")
+    with LabServer(functions=student, mnist=SharedMNIST(tiny_mnist, download=False)) as lab, _ws(lab) as ws:
+        first, _ = _next(ws, "frame")
+        ws.send(json.dumps({"type": "play"}))
+        header = first
+        while header["step"] < 100 or header["val"]["step"] < 100:
+            header, _ = _next(ws, "frame")
+    assert header["val"]["accuracy"] == first["val"]["accuracy"] < 0.3  # nnref's own pass 0.9 (the first test)
+    assert any("using the student's" in note for note in header["notices"])
+
+
+def test_the_export_is_read_by_nnref_predict_and_by_the_digit_page(views, tiny_mnist, tmp_path, capsys):
+    from PIL import Image
+
+    from nnref.cli import main
+    from nnref.lab.digits import DigitsBackend
+
+    s = MnistSession(views, {"model": "mlp", "hidden": [32, 16], "activation": "tanh"})
+    s.advance(0.3)
+    name, content = s.export()
+    path = tmp_path / name
+    path.write_bytes(content)
+    picture = tmp_path / "digit.png"
+    Image.fromarray(views.gallery[0].numpy()).save(picture)
+    assert main(["predict", str(path), str(picture), "--no-invert", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert predicted[0]["prediction"] in [str(k) for k in range(10)]  # (a bar re-centred by MNIST's preparation)
+    assert sum(predicted[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    backend = DigitsBackend.load(path, data_root=tiny_mnist)
+    assert backend.model.hidden == (32, 16) and backend.class_names == [str(k) for k in range(10)]
