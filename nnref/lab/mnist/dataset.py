@@ -1,9 +1,10 @@
 """MNIST for the ``/mnist`` page: decoded once per server, on the first page's socket, and shared read-only by every
 page — a second page costs its model and buffers, not another copy of the data.
 
-Decoding took 2.0 s on this project's machine, torchvision's import included (``nnref bench --only mnist``,
-docs/results/bench-mnist.log; the shared tensors are 200.6 MiB); doing it on the first ``/mnist`` socket rather
-than at start keeps ``nnref lab`` starting at once and costs the playground nothing.
+Decoding took 1.35 s on this project's machine, torchvision's import included (``nnref bench --only mnist``,
+docs/results/bench-mnist.log, at a light load; the shared tensors are 200.6 MiB). Doing it on
+the first ``/mnist`` socket rather than at start keeps ``nnref lab`` starting at once and costs the playground
+nothing.
 """
 
 from __future__ import annotations
