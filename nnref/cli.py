@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "lab",
         parents=[_shared("data-root", "no-download")],
-        help="the lecture's demos live in the browser: the playground, and drawing a digit",
+        help="the lecture's demos live in the browser: the playground, drawing a digit, MNIST trained live",
     )
     p.add_argument(
         "--host",
@@ -855,6 +855,7 @@ def cmd_bench(args, parser) -> int:
 
 
 def cmd_lab(args, parser) -> int:
+    from .lab.mnist.dataset import SharedMNIST
     from .lab.server import is_loopback, serve
 
     if args.knn_checkpoint and not args.checkpoint:
@@ -883,6 +884,7 @@ def cmd_lab(args, parser) -> int:
             say=_print,
             max_sessions=args.max_pages,
             functions=student,
+            mnist=SharedMNIST(args.data_root, args.download),
         )
     except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
         _print("nnref lab: stopped")

@@ -218,6 +218,13 @@ def part_lab(data_root: str, tmp: Path) -> None:
     )
 
 
+def part_mnist(data_root: str, tmp: Path) -> None:
+    """The lab's /mnist page: time to 90% / 96% from Play, frames per second, two pages (nnref bench's mnist)."""
+    run(nnref("bench", "--only", "mnist", "--data-root", data_root, "--out", str(tmp)), RESULTS / "bench-mnist.log")
+    (report,) = tmp.glob("bench-cpu-*.json")
+    shutil.copy(report, RESULTS / "bench-mnist.json")
+
+
 def part_stress(data_root: str, tmp: Path) -> None:
     """scripts/stress.py: the soak of interruptions, the killed-rank torchrun test 20 times, the lab's memory."""
     stress = [sys.executable, "scripts/stress.py"]
@@ -240,6 +247,7 @@ PARTS = {
     "runs": part_runs,
     "suite": part_suite,
     "lab": part_lab,
+    "mnist": part_mnist,
     "stress": part_stress,
     "mutation": part_mutation,
 }

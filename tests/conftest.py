@@ -32,6 +32,7 @@ SLOWEST_FIRST = (
     "test_digits",
     "test_notebook",
     "test_lab_browser",
+    "test_lab_mnist_browser",
     "test_browser",
 )
 

@@ -46,6 +46,9 @@ def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     assert len(renderings) == 3 and all(0 <= r["nnref"] <= 100 and 0 <= r["reference"] <= 100 for r in renderings)
     page = [r for r in report["rows"] if r["name"].startswith("digit page: ")]
     assert [r["strokes"] for r in page] == [3, 3] and all(0 < r["nnref"] <= r["slowest_ms"] for r in page)
+    mnist = [r for r in report["rows"] if r["name"].startswith("mnist page: ")]
+    assert len(mnist) == 6 and all(math.isfinite(r["nnref"]) for r in mnist)  # (the tiny digits reach each target)
+    assert all(steps > 0 for steps in mnist[4]["steps_each"])  # two pages, each training
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ docstring says what it compares and why):
 * ``distributed`` (:mod:`.scaling`) — one process against a ``torchrun`` job of two;
 * ``lab`` (:mod:`.lab`) — the lab's playground in headless Chromium: frames per second, latency, many pages;
 * ``digits`` (:mod:`.digits`) — pictures of digits as people make them, before and after MNIST's preparation,
-  and the draw-a-digit page's time from a stroke to the prediction and the neighbours.
+  and the draw-a-digit page's time from a stroke to the prediction and the neighbours;
+* ``mnist`` (:mod:`.mnist`) — the lab's /mnist page in headless Chromium: time to an accuracy from Play, frames
+  per second, a paused page, two pages at once.
 
 Sizes and repetitions come from one :class:`~nnref.bench.core.Profile` (``full``, or ``quick`` with
 ``--quick``).  Output: a markdown table per section, a JSON report (and the cost-claim plot, as PNG and in
@@ -37,6 +39,7 @@ CONTENTS = {
     "distributed": "one process against torchrun --nproc-per-node 2",
     "lab": "the lab's playground in headless Chromium: frames per second, latency, many pages",
     "digits": "pictures of digits as people make them, and the draw-a-digit page's latency",
+    "mnist": "the lab's /mnist page: time to 90% / 96% from Play, frames per second, two pages at once",
 }
 #: The sections' names, in order.
 ORDER = tuple(CONTENTS)
@@ -60,7 +63,7 @@ __all__ = ["CONTENTS", "ORDER", *_LAZY]
 
 def _registered() -> None:
     """Import every section's module (each registers its sections), then order the registry as :data:`ORDER`."""
-    from . import digits, functions, lab, neighbours, scaling, training  # noqa: F401
+    from . import digits, functions, lab, mnist, neighbours, scaling, training  # noqa: F401
     from .core import SECTIONS
 
     if tuple(SECTIONS) != ORDER:

@@ -1,5 +1,6 @@
 """``nnref lab``: a Starlette app served by uvicorn — the playground page at ``/``, the draw-a-digit page at
-``/digits``, their static files, and one WebSocket per open page.
+``/digits``, MNIST trained live at ``/mnist`` (:mod:`nnref.lab.mnist`), their static files, and one WebSocket per
+open page.
 
 Safety, as Jupyter has it: the server listens on 127.0.0.1 unless told otherwise, and beyond loopback every
 page and socket needs the token printed with the URL; a WebSocket whose ``Origin`` is another site's is refused
@@ -40,6 +41,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..functional import use_functions
 from .inbox import Inbox
+from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
 
@@ -91,12 +93,17 @@ class _Sessions:
         self.open -= 1
 
 
-def create_app(token: str | None = None, max_sessions: int = 8, digits=None, functions=None) -> Starlette:
+def create_app(token: str | None = None, max_sessions: int = 8, digits=None, functions=None, mnist=None) -> Starlette:
     """The lab as an ASGI app.  ``token``: required on every page and socket when set.  ``digits``: the backend of
     the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given.
     ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) the playground trains with —
-    each page says so (the caller puts them in use: :func:`serve`, :class:`LabServer`)."""
+    each page says so (the caller puts them in use: :func:`serve`, :class:`LabServer`).  ``mnist``: the MNIST of the
+    ``/mnist`` page (:class:`nnref.lab.mnist.dataset.SharedMNIST`; default ``$NNREF_DATA_ROOT``, else ``./data``,
+    never downloaded)."""
+    from .mnist.dataset import SharedMNIST
+
     notes = tuple(functions.describe()) if functions is not None else ()
+    mnist = mnist if mnist is not None else SharedMNIST(download=False)
     sessions = _Sessions(max_sessions)
 
     def authorised(params) -> bool:
@@ -140,17 +147,27 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
             finally:
                 sessions.give_back()
 
+    async def mnist_socket(websocket: WebSocket) -> None:
+        if await admit(websocket):
+            try:
+                await _mnist_loop(websocket, mnist, notes)
+            finally:
+                sessions.give_back()
+
     routes = [
         Route("/", page("lab/index.html")),
         Route("/digits", page("digits/index.html")),
+        Route("/mnist", page("mnist/index.html")),
         Route("/lab/definition.json", lambda request: JSONResponse(definition())),
+        Route("/mnist/definition.json", lambda request: JSONResponse(mnist_definition())),
         Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
         WebSocketRoute("/ws/playground", playground),
         WebSocketRoute("/ws/digits", digits_socket),
+        WebSocketRoute("/ws/mnist", mnist_socket),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
-    app.state.sessions = sessions
+    app.state.sessions, app.state.mnist = sessions, mnist
     return app
 
 
@@ -284,6 +301,12 @@ async def _digits_loop(websocket: WebSocket, digits) -> None:
     await serve_digits(websocket, digits)
 
 
+async def _mnist_loop(websocket: WebSocket, mnist, notes: tuple[str, ...]) -> None:
+    from .mnist.socket import serve_mnist
+
+    await serve_mnist(websocket, mnist, notes)
+
+
 # --------------------------------------------------------------------------------------------------
 # Running it
 # --------------------------------------------------------------------------------------------------
@@ -363,10 +386,12 @@ def serve(
     say=print,
     max_sessions: int = 8,
     functions=None,
+    mnist=None,
 ) -> None:
     """Run the lab until interrupted.  Beyond loopback a token is required (one is made when none is given).  The
     socket is bound before the address is printed (port 0: the operating system's choice, printed as bound).
-    ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) to train with."""
+    ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) to train with; ``mnist``: the
+    ``/mnist`` page's data (:class:`nnref.lab.mnist.dataset.SharedMNIST`)."""
     import uvicorn
 
     if not is_loopback(host) and token is None:
@@ -388,12 +413,15 @@ def serve(
     lines = [f"nnref lab: {url}", *(f"       or: {u}" for u in urls[1:])]
     if digits is not None:
         lines.append(f"  draw a digit: {url.replace(f':{port}/', f':{port}/digits', 1)}")
+    if mnist is not None:
+        where = "" if mnist.available() or mnist.download else f" (no MNIST under {mnist.root}: the page says how)"
+        lines.append(f"  MNIST, live: {url.replace(f':{port}/', f':{port}/mnist', 1)}{where}")
     say("\n".join([*lines, "  (Ctrl-C to stop)"]))
     if open_browser:
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    app = create_app(token=token, max_sessions=max_sessions, digits=digits, functions=functions)
+    app = create_app(token=token, max_sessions=max_sessions, digits=digits, functions=functions, mnist=mnist)
     config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 2**20, lifespan="off")
     with use_functions(functions.functions if functions is not None else {}):
         uvicorn.Server(config).run(sockets=[sock])

@@ -443,6 +443,7 @@ function updateDigitsLink() {
   const query = new URLSearchParams();
   if (token) query.set("token", token);
   $("digits-link").href = `/digits${query.size ? `?${query}` : ""}#from=${encodeURIComponent(toHash(state).slice(1))}`;
+  $("mnist-link").href = `/mnist${query.size ? `?${query}` : ""}`;
 }
 
 /** P plays or pauses, S steps, R resets — unless a text field, a menu or a slider has the keys. */

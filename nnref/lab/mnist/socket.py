@@ -1,0 +1,165 @@
+"""The ``/mnist`` page's WebSocket (``/ws/mnist``): the playground's protocol, for MNIST.
+
+The server sends JSON ``loading`` (MNIST is being decoded, once per server), ``unavailable`` (no MNIST: the message
+says where it was looked for and how to get it; the socket then closes), ``error``, ``notice``; and binary messages
+(:func:`nnref.lab.session.encode`): one ``gallery`` (the test digits' labels and 28 × 28 images, the sizes of the
+splits), then ``frame`` after ``frame`` (:class:`~nnref.lab.mnist.session.MnistSession`), and a ``file`` for Export.
+
+The page sends JSON — ``config`` (a partial state and its version), ``play``, ``pause``, ``step``, ``reset``,
+``reinit``, ``inspect`` (``index``: a gallery digit, or null), ``export``, and ``ready`` after drawing each frame
+— and a drawn digit as a binary message (:func:`~nnref.lab.mnist.digit.drawn_digit`).  At most ``IN_FLIGHT`` frames
+are unacknowledged: a slow page slows its own frames, never the server's memory; the latest frame wins.  The
+session trains in a worker thread (``asyncio.to_thread``) for :data:`TRAIN_PER_FRAME` seconds before each frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+
+from starlette.websockets import WebSocketDisconnect
+
+from ...data import DataError
+from ..inbox import Inbox
+from ..server import IN_FLIGHT, _closed, _during, _PageGone, log
+from ..session import encode
+from ..state import BadMessage
+from .dataset import SharedMNIST
+from .digit import drawn_digit
+from .session import MnistSession
+from .state import parse_message
+
+__all__ = ["serve_mnist", "TRAIN_PER_FRAME"]
+
+#: Seconds of training between two frames while a page plays.
+TRAIN_PER_FRAME = 0.04
+
+
+async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = ()) -> None:
+    """One page's ``/mnist`` session over its (accepted) WebSocket, until the page goes."""
+    try:
+        await _MnistSocket(websocket, shared, notes).run()
+    except (WebSocketDisconnect, _PageGone) as exc:  # closed while its message was handled: one line, no stack
+        log.warning("nnref lab: an /mnist page closed %s; its session ended", getattr(exc, "during", "mid-message"))
+
+
+class _MnistSocket:
+    def __init__(self, websocket, shared: SharedMNIST, notes: tuple[str, ...]) -> None:
+        self.ws, self.shared, self.notes = websocket, shared, notes
+        self.credits, self.dirty = IN_FLIGHT, True
+
+    async def run(self) -> None:
+        async with Inbox(self.ws) as inbox:
+            views = await self._views()
+            if views is None:
+                return
+            self.session = await asyncio.to_thread(MnistSession, views, notes=self.notes)
+            await self.ws.send_bytes(_gallery_message(views, self.shared))
+            while True:
+                waiting = not (self.session.playing or self.dirty) or self.credits == 0
+                messages = await inbox.take(wait=waiting)
+                if messages is None:  # the page has gone: its session ends now
+                    return
+                for message in messages:
+                    await self._handle(message)
+                if self.credits and (self.session.playing or self.dirty):
+                    await self._send_frame()
+
+    async def _views(self):
+        """MNIST's shared views — decoded now if no page has yet (the page is told) — or None, when it is not there
+        (the page is told why, and how to get it)."""
+        if not self.shared.loaded:
+            await self.ws.send_json({"type": "loading", "message": "Decoding MNIST (once for this server) …"})
+        try:
+            return await asyncio.to_thread(self.shared.get)
+        except DataError as exc:
+            await self.ws.send_json(
+                {
+                    "type": "unavailable",
+                    "message": str(exc),
+                    "root": str(self.shared.root),
+                    "download": self.shared.download,
+                }
+            )
+            await self.ws.close()
+            return None
+
+    async def _send_frame(self) -> None:
+        seconds = TRAIN_PER_FRAME if self.session.playing else None
+        frame = await asyncio.to_thread(self._advance_and_draw, seconds)
+        await self._send(frame, "while its frame was sent")
+        self.credits -= 1
+        self.dirty = False
+
+    def _advance_and_draw(self, seconds: float | None) -> bytes:
+        if seconds is not None:
+            self.session.advance(seconds)
+        return self.session.frame()
+
+    async def _handle(self, message) -> None:
+        try:
+            if isinstance(message, bytes):
+                self.session.draw(await asyncio.to_thread(drawn_digit, message))
+                self.dirty = True
+            else:
+                await self._act(parse_message(message))
+        except (BadMessage, DataError) as exc:
+            await self._send({"type": "error", "message": str(exc)}, _during(message))
+        except WebSocketDisconnect:
+            raise _PageGone(_during(message)) from None
+        except _PageGone:
+            raise
+        except Exception as exc:
+            if _closed(exc):
+                raise _PageGone(_during(message)) from None
+            traceback.print_exc()  # a bug must not end the page's session: say so, and log it for its fix
+            await self._send({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, "mid-message")
+
+    async def _act(self, message: dict) -> None:
+        kind, s = message["type"], self.session
+        if kind == "ready":
+            self.credits = min(self.credits + 1, IN_FLIGHT)
+            return
+        if kind == "config":
+            await asyncio.to_thread(s.configure, message["state"], message.get("version"))
+        elif kind in ("play", "step") and s.diverged:  # said, not silently ignored
+            await self._send({"type": "notice", "message": s.diverged}, "while its play message was handled")
+        elif kind in ("play", "pause"):
+            s.playing = kind == "play"
+        elif kind == "step":
+            s.playing = False
+            await asyncio.to_thread(s.advance, None)
+        elif kind in ("reset", "reinit"):
+            await asyncio.to_thread(s.reset, kind == "reinit")
+        elif kind == "inspect":
+            s.inspect(message.get("index"))
+        elif kind == "export":
+            name, content = await asyncio.to_thread(s.export)
+            await self._send(encode({"type": "file", "name": name}, [content]), "while its export was sent")
+        self.dirty = True
+
+    async def _send(self, message, during: str) -> None:
+        try:
+            if isinstance(message, bytes):
+                await self.ws.send_bytes(message)
+            else:
+                await self.ws.send_json(message)
+        except Exception as exc:
+            if _closed(exc):
+                raise _PageGone(during) from None
+            raise
+
+
+def _gallery_message(views, shared: SharedMNIST) -> bytes:
+    """The test digits of the gallery (labels; 28 × 28 images, row by row from the top) and the splits' sizes."""
+    header = {
+        "type": "gallery",
+        "labels": views.gallery_y.tolist(),
+        "train": views.train_x.shape[0],
+        "validation": views.val_x.shape[0],
+        "held_out": views.val_size,
+        "test": views.test_x.shape[0],
+        "root": views.root,
+        "decode_seconds": round(shared.seconds or 0.0, 2),
+    }
+    return encode(header, [views.gallery.contiguous().numpy().tobytes()])

@@ -1,0 +1,166 @@
+"""The ``/mnist`` page's state: one definition, here — every field with its kind, default, range, options, group
+and meaning — which the page fetches (``/mnist/definition.json``, :func:`definition`), keeps in its URL, and against
+which every message it sends is checked before anything uses it (:func:`parse_message`).
+
+A bad message — malformed JSON, a NaN learning rate, a batch of zero, a hidden layer of a million units, an
+unknown field or message — raises :class:`~nnref.lab.state.BadMessage` with a sentence the page shows; the session
+and the server go on.
+
+What a change does follows the field's group (:data:`GROUPS`, docs/playground.md): a ``recipe`` change (learning
+rate, momentum, batch size) keeps the weights and the curves and applies from the next step; a ``network`` change
+(model, hidden layers, activation, seed) gives a new model at step 0, paused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from ...settings import ACTIVATIONS
+from ..state import BadMessage, Field
+
+__all__ = ["FIELDS", "DEFAULTS", "GROUPS", "LIMITS", "MESSAGES", "definition", "check_state", "parse_message"]
+
+#: The caps on what a page can ask for.
+LIMITS = {"layers": 2, "units": 1024, "batch": 1024, "gallery": 48, "message_bytes": 64 * 1024, "draw_side": 512}
+
+#: What a change of a field of each group does.
+GROUPS = {
+    "network": "a new model at step 0, paused (Play trains it)",
+    "recipe": "the same weights and curves: the change applies from the next step",
+}
+
+_ACTIVATIONS = tuple(a for a in ("relu", "tanh", "sigmoid") if a in ACTIVATIONS)
+
+#: Every field of the page's state.
+FIELDS: dict[str, Field] = {
+    "model": Field(
+        "choice",
+        "softmax",
+        "network",
+        "softmax regression, or an MLP with one or two hidden layers",
+        options=("softmax", "mlp"),
+        labels=("Softmax regression", "MLP (hidden layers)"),
+    ),
+    "hidden": Field(
+        "sizes",
+        [100],
+        "network",
+        f"units in each hidden layer of the MLP (1 or {LIMITS['layers']} layers of 1 to {LIMITS['units']:,})",
+        lo=1,
+        hi=LIMITS["units"],
+        options=(16, 32, 64, 100, 128, 256, 512, 1024),
+    ),
+    "activation": Field(
+        "choice",
+        "relu",
+        "network",
+        "the hidden layers' activation",
+        options=_ACTIVATIONS,
+        labels=("ReLU", "Tanh", "Sigmoid"),
+    ),
+    "seed": Field(
+        "integer", 0, "network", "decides the initial weights and the order of the batches", lo=0, hi=2**31 - 1
+    ),
+    "lr": Field(
+        "number",
+        0.1,
+        "recipe",
+        "learning rate α",
+        lo=1e-6,
+        hi=100,
+        options=(0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100),
+    ),
+    "momentum": Field("number", 0.0, "recipe", "SGD momentum", lo=0, hi=0.99, options=(0, 0.5, 0.9, 0.99)),
+    "batch": Field(
+        "integer",
+        64,
+        "recipe",
+        "images in each step's batch",
+        lo=1,
+        hi=LIMITS["batch"],
+        options=(1, 8, 16, 32, 64, 128, 256, 512, 1024),
+    ),
+}
+DEFAULTS = {name: field.default for name, field in FIELDS.items()}
+
+#: Message types and the fields each carries (beyond "type"); a drawn digit comes as a binary message.
+MESSAGES = {
+    "config": {"state", "version"},
+    "play": set(),
+    "pause": set(),
+    "step": set(),
+    "reset": set(),
+    "reinit": set(),
+    "ready": set(),
+    "export": set(),
+    "inspect": {"index"},
+}
+
+
+def definition() -> dict:
+    """The state's definition as the page reads it (``/mnist/definition.json``)."""
+    return {
+        "fields": {name: {k: v for k, v in asdict(f).items() if v is not None} for name, f in FIELDS.items()},
+        "groups": GROUPS,
+        "limits": LIMITS,
+    }
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _sizes(field: Field, name: str, value) -> list[int]:
+    """Hidden layer sizes: a list of 1 to ``LIMITS['layers']`` whole numbers in [lo, hi]."""
+    if not isinstance(value, list) or not 1 <= len(value) <= LIMITS["layers"]:
+        raise BadMessage(f"{name} must be a list of 1 or {LIMITS['layers']} layer sizes, got {_short(value)}")
+    units = Field("integer", 1, field.group, "", lo=field.lo, hi=field.hi)
+    return [units.check(f"{name} (units in a hidden layer)", v) for v in value]
+
+
+def _check(name: str, value):
+    field = FIELDS[name]
+    return _sizes(field, name, value) if field.kind == "sizes" else field.check(name, value)
+
+
+def check_state(state) -> dict:
+    """A (partial) state, each field checked; unknown fields are refused."""
+    if not isinstance(state, dict):
+        raise BadMessage(f"state must be an object of fields, got {_short(state)}")
+    unknown = sorted(set(state) - set(FIELDS))
+    if unknown:
+        raise BadMessage(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(the state has {', '.join(FIELDS)})"
+        )
+    return {name: _check(name, value) for name, value in state.items()}
+
+
+def _no_constants(name: str):
+    raise BadMessage(f"numbers must be finite, got {name}")
+
+
+def parse_message(text: str) -> dict:
+    """The checked message of a page's text, or :class:`BadMessage`."""
+    if len(text) > LIMITS["message_bytes"]:
+        raise BadMessage(f"a message is at most {LIMITS['message_bytes'] // 1024} KiB, got {len(text) // 1024} KiB")
+    try:
+        message = json.loads(text, parse_constant=_no_constants)
+    except ValueError as exc:
+        if isinstance(exc, BadMessage):
+            raise
+        raise BadMessage(f"a message must be JSON: {str(exc).split(':')[0]}") from None
+    if not isinstance(message, dict) or message.get("type") not in MESSAGES:
+        raise BadMessage(f"a message is an object whose type is one of {', '.join(MESSAGES)}, got {_short(message)}")
+    extra = sorted(set(message) - {"type"} - MESSAGES[message["type"]])
+    if extra:
+        raise BadMessage(f"a {message['type']!r} message has no field {', '.join(map(repr, extra))}")
+    if message["type"] == "config":
+        message["state"] = check_state(message.get("state", {}))
+        if "version" in message:
+            Field("integer", 0, "", "", lo=0, hi=2**31 - 1).check("version", message["version"])
+    if message["type"] == "inspect" and message.get("index") is not None:
+        Field("integer", 0, "", "", lo=0, hi=LIMITS["gallery"] - 1).check("index (a test digit)", message["index"])
+    return message

@@ -1,0 +1,303 @@
+// The /mnist page: the controls change the one state object (kept in the URL) and tell the server; the server
+// trains nnref's model on MNIST and sends frames, drawn as they come (the latest wins; every frame's losses count).
+
+import {FIELDS, fromHash, sanitize, toHash} from "./state.js";
+import {RunChart} from "./chart.js";
+import {buildConfusion, buildGallery, buildTemplates, paintFilters, showConfusion, showGallery, showLayers,
+        signedImage} from "./pictures.js";
+import {bindPad, showDigit} from "./digit.js";
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get("token");
+const query = token ? `?token=${encodeURIComponent(token)}` : "";
+
+let state = fromHash(location.hash);
+let socket = null, latest = null, drawing = false, version = 0, unacknowledged = 0, generation = null;
+let labels = [], templates = [], transient = "";
+// What a test or a benchmark reads.
+const stats = window.nnrefMnist = {frames: 0, connected: false, playing: false, step: 0, images: 0, epoch: 0,
+                                   version: 0, sent: 0, valAccuracy: null, valStep: null, valHistory: [],
+                                   playedAt: null, test: null, gallery: null, labels: [], digit: null, errors: [],
+                                   notices: [], unavailable: null, loading: null, state: () => state, files: 0};
+const chart = new RunChart($("chart"));
+
+// ------------------------------------------------------------------------------------------------
+// The connection
+// ------------------------------------------------------------------------------------------------
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/mnist${query}`);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("open", () => { stats.connected = true; sendConfig(); });
+  socket.addEventListener("close", () => {
+    stats.connected = false;
+    setPlaying(false);
+    document.body.dataset.connected = "false";
+    if (!stats.unavailable && !stats.full) alert("The connection to nnref lab closed: the server stopped, or the " +
+                                                 "network went. Start nnref lab again and reload this page.");
+  });
+  socket.addEventListener("message", (event) => {
+    if (typeof event.data === "string") receive(JSON.parse(event.data));
+    else receiveBinary(event.data);
+  });
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function sendBinary(header, bytes) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const message = new Uint8Array(4 + head.length + bytes.length);
+  new DataView(message.buffer).setUint32(0, head.length, true);
+  message.set(head, 4);
+  message.set(bytes, 4 + head.length);
+  socket.send(message);
+}
+
+function sendConfig() {
+  version += 1;
+  stats.sent = version;
+  send({type: "config", version, state});
+}
+
+function receive(message) {
+  if (message.type === "error") {
+    stats.errors.push(message.message);
+    alert(message.message);
+  } else if (message.type === "notice") {
+    transient = message.message;
+    showNotices();
+  } else if (message.type === "full") {
+    stats.full = true;
+    alert(message.message);
+  } else if (message.type === "loading") {
+    stats.loading = message.message;
+    $("loading").textContent = message.message;
+    $("loading").hidden = false;
+  } else if (message.type === "unavailable") {
+    stats.unavailable = message.message;
+    $("unavailable-message").textContent = message.message;
+    $("unavailable").hidden = false;
+    $("columns").hidden = true;
+    $("loading").hidden = true;
+    document.querySelectorAll(".bar button, .bar select").forEach(e => { e.disabled = true; });
+  }
+}
+
+function decode(buffer) {
+  const n = new DataView(buffer).getUint32(0, true);
+  return [JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n))), new Uint8Array(buffer, 4 + n)];
+}
+
+function receiveBinary(buffer) {
+  const [header, payload] = decode(buffer);
+  if (header.type === "file") {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([payload]));
+    link.download = header.name;
+    link.click();
+    stats.files += 1;
+    return;
+  }
+  if (header.type === "gallery") {
+    $("loading").hidden = true;
+    labels = stats.labels = header.labels;
+    buildGallery($("gallery"), labels, payload, (i) => send({type: "inspect", index: i}));
+    return;
+  }
+  if (header.generation !== generation) {  // a new model: new curves
+    generation = header.generation;
+    chart.clear();
+    stats.valHistory = [];
+  }
+  chart.addLosses(header.losses);  // every frame's losses count, drawn or not
+  if (header.val) chart.addValidation(header.val.step, header.val.loss, header.val.accuracy);
+  if (header.version < stats.sent) {  // made before the latest change reached the server: acknowledged, not drawn
+    send({type: "ready"});
+    return;
+  }
+  latest = {header, payload};
+  unacknowledged += 1;
+  if (!drawing) {
+    drawing = true;
+    requestAnimationFrame(draw);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Drawing a frame
+// ------------------------------------------------------------------------------------------------
+function draw() {
+  drawing = false;
+  if (!latest) return;
+  const {header, payload} = latest;
+  latest = null;
+  render(header, payload);
+  stats.frames += 1;
+  for (; unacknowledged > 0; unacknowledged--) send({type: "ready"});
+}
+
+function render(header, payload) {
+  Object.assign(stats, {step: header.step, images: header.images, epoch: header.epoch, version: header.version,
+                        test: header.test, gallery: header.gallery, digit: header.digit ?? null,
+                        generation: header.generation});
+  $("step-count").textContent = header.step.toLocaleString("en");
+  $("images-count").textContent = header.images.toLocaleString("en");
+  $("epoch-count").textContent = header.epoch.toFixed(2);
+  showScores(header);
+  const t = header.templates, pictures = payload.subarray(0, t.count * 784);
+  document.body.dataset.templates = t.kind;
+  if (t.kind === "classes") {
+    templates.forEach((canvas, k) => {
+      canvas.getContext("2d").putImageData(signedImage(pictures.subarray(k * 784, (k + 1) * 784)), 0, 0);
+    });
+  } else {
+    paintFilters($("filters"), pictures, t.count);
+  }
+  $("templates-text").textContent = t.kind === "classes" ?
+    "The ten rows of W, one 28 × 28 template per class: red pixels vote for the class, blue ones against." :
+    `The first layer's filters (the first ${t.count} of its units): red weights positive, blue negative.`;
+  $("filters").hidden = t.kind === "classes";
+  $("templates").hidden = t.kind !== "classes";
+  showGallery($("gallery"), labels, header.gallery);
+  showLayers($("layers-body"), header.layers);
+  if (header.digit) showDigit(header.digit, payload.subarray(t.count * 784));
+  stats.notices = header.notices;
+  showNotices();
+  chart.draw();
+  setPlaying(header.playing && stats.connected);
+}
+
+function percent(v) {
+  return v === null || v === undefined ? "—" : `${(100 * v).toFixed(1)}%`;
+}
+
+function showScores(header) {
+  const val = header.val;
+  if (val) {
+    $("val-accuracy").textContent = percent(val.accuracy);
+    if (val.step !== stats.valStep) {
+      stats.valStep = val.step;
+      stats.valAccuracy = val.accuracy;
+      if (stats.playedAt !== null) stats.valHistory.push([performance.now() - stats.playedAt, val.accuracy]);
+      showConfusion($("confusion"), val.confusion);
+    }
+  }
+  const last = chart.train.at(-1);
+  $("losses").textContent = `Training loss ${last ? last[1].toFixed(3) : "—"} · validation loss ` +
+    `${val?.loss?.toFixed(3) ?? "—"} (${val?.images ?? "—"} validation digits)`;
+  const test = header.test;
+  $("test-accuracy").textContent = test && !header.playing ?
+    `${percent(test.accuracy)} (${test.images.toLocaleString("en")} digits, step ${test.step.toLocaleString("en")})` :
+    header.playing ? "on Pause" : "—";
+}
+
+function showNotices() {
+  const items = [...(transient ? [transient] : []), ...stats.notices.filter(n => n !== transient)];
+  const list = $("notices");
+  if (list.textContent !== items.join("")) {
+    list.replaceChildren(...items.map(t => Object.assign(document.createElement("li"), {textContent: t})));
+  }
+}
+
+function alert(message) {
+  $("alert").textContent = message;
+  $("alert").hidden = !message;
+}
+
+function setPlaying(playing) {
+  stats.playing = playing;
+  $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
+  $("play").textContent = playing ? "❚❚" : "▶";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Controls
+// ------------------------------------------------------------------------------------------------
+function change(changes) {
+  Object.assign(state, changes);
+  state = sanitize(state);
+  history.replaceState(null, "", location.pathname + location.search + toHash(state));
+  alert("");
+  transient = "";
+  showState();
+  sendConfig();
+}
+
+function fill(select, values, label = String) {
+  select.replaceChildren(...values.map(v => new Option(label(v), String(v))));
+}
+
+function choose(select, value) {
+  if (![...select.options].some(o => o.value === String(value))) select.add(new Option(String(value)));
+  select.value = String(value);  // (a value a link holds that the menu does not offer is added to it)
+}
+
+/** Every control shows the state; what cannot apply (the MLP's settings for softmax regression) is disabled. */
+function showState() {
+  for (const id of ["model", "activation", "lr", "momentum", "batch"]) choose($(id), state[id]);
+  $("layers").value = String(state.hidden.length);
+  choose($("units1"), state.hidden[0]);
+  choose($("units2"), state.hidden[1] ?? 50);
+  document.body.dataset.model = state.model;
+  document.body.dataset.layers = String(state.hidden.length);
+  document.querySelectorAll(".mlp-only select").forEach(e => { e.disabled = state.model !== "mlp"; });
+  $("units2").disabled = state.model !== "mlp" || state.hidden.length < 2;
+  const links = {"playground-link": "/", "digits-link": "/digits"};
+  for (const [id, path] of Object.entries(links)) $(id).href = `${path}${query}`;
+}
+
+function buildControls() {
+  for (const id of ["model", "activation", "lr", "momentum", "batch"]) {
+    const field = FIELDS[id];
+    fill($(id), field.options, v => field.labels ? field.labels[field.options.indexOf(v)] : String(v));
+  }
+  for (const id of ["units1", "units2"]) fill($(id), FIELDS.hidden.options);
+  templates = buildTemplates($("templates"));
+  buildConfusion($("confusion"));
+}
+
+function hidden() {
+  const first = Number($("units1").value);
+  return $("layers").value === "2" ? [first, Number($("units2").value)] : [first];
+}
+
+function shortcut(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest?.("input, select, textarea")) return;
+  const button = {p: "play", s: "step", r: "reset"}[event.key.toLowerCase()];
+  if (button) {
+    event.preventDefault();
+    $(button).click();
+  }
+}
+
+function bind() {
+  buildControls();
+  $("model").addEventListener("change", () => change({model: $("model").value}));
+  $("activation").addEventListener("change", () => change({activation: $("activation").value}));
+  for (const id of ["lr", "momentum", "batch"]) $(id).addEventListener("change", () => change({[id]: Number($(id).value)}));
+  for (const id of ["layers", "units1", "units2"]) $(id).addEventListener("change", () => change({hidden: hidden()}));
+  $("play").addEventListener("click", () => {
+    transient = "";
+    if (!stats.playing) stats.playedAt = performance.now();
+    send({type: stats.playing ? "pause" : "play"});
+  });
+  $("step").addEventListener("click", () => { transient = ""; send({type: "step"}); });
+  $("reset").addEventListener("click", () => { alert(""); send({type: "reset"}); });
+  $("reinit").addEventListener("click", () => { alert(""); send({type: "reinit"}); });
+  $("export").addEventListener("click", () => send({type: "export"}));
+  bindPad($("pad"), $("clear"), sendBinary);
+  window.addEventListener("keydown", shortcut);
+  window.addEventListener("hashchange", () => {
+    state = fromHash(location.hash);
+    showState();
+    sendConfig();
+  });
+}
+
+bind();
+history.replaceState(null, "", location.pathname + location.search + toHash(state));
+showState();
+connect();
