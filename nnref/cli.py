@@ -389,7 +389,7 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
         "--only",
         default=",".join(CONTENTS),
         help="comma-separated sections (default all, in this order): "
-        + "; ".join(f"{name}: {what}" for name, what in CONTENTS.items()),
+        + "; ".join(f"{name}: {what}" for name, what in CONTENTS.items()).replace("%", "%%"),
     )
     p.add_argument("--out", default="runs/bench", help="folder for JSON and PNG output (default runs/bench)")
     p.add_argument(

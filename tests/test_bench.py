@@ -40,7 +40,9 @@ def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     assert report["profile"] == "quick" and set(report["sections"]) == set(ORDER)
     assert list(tmp_path.glob("cost-cpu-*.png")) and list(tmp_path.glob("tb-cpu-*"))
     lab = [r for r in report["rows"] if r["name"].startswith("lab: ")]
-    assert len(lab) == 4 and all(math.isfinite(r["nnref"]) for r in lab)
+    assert len(lab) == 5 and all(math.isfinite(r["nnref"]) for r in lab)
+    (view,) = [r for r in lab if "backward pass view open" in r["name"]]  # the view's frame rate beside closed
+    assert view["nnref"] > 0 and view["reference"] > 0
     assert all(r["nnref"] > 0 for r in lab if r["unit"] in ("fps", "ms"))  # a paused page's CPU may measure 0
     renderings = [r for r in report["rows"] if r["name"].startswith("accuracy on 60 test digits rendered as")]
     assert len(renderings) == 3 and all(0 <= r["nnref"] <= 100 and 0 <= r["reference"] <= 100 for r in renderings)
