@@ -7,6 +7,8 @@ The shuffling generator is nnref's own, so a run (and a resumed run) sees exactl
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = [
     "MEAN",
+    "cache_dir",
     "STD",
     "IMAGE_FILES",
     "DataError",
@@ -107,12 +110,13 @@ def load_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> t
 
     The IDX files are checked first, so a truncated or corrupt file is named in a :class:`DataError`
     instead of failing deep inside the reader; a missing dataset (downloads off, or every mirror
-    failing) names the folder and the four files expected.
+    failing) names the folder and the four files expected.  What torchvision decodes is kept in
+    :func:`cache_dir` for the next run, which loads it without importing torchvision.
     """
-    from torchvision.datasets import MNIST
-
     root = Path(root)
     if not all(p.exists() for p in _all_files(root)):
+        from torchvision.datasets import MNIST
+
         if not download:
             raise DataError(_missing_message(root, "downloads are off (--no-download) and files are missing"))
         try:
@@ -128,16 +132,52 @@ def load_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> t
         raise DataError(
             f"MNIST files disagree: {image_file} holds {n_images} images but {label_file} holds {n_labels} labels"
         )
+    cached = _cache_file(image_file, label_file)
+    if cached is not None and cached.is_file():
+        with contextlib.suppress(Exception):  # (a cache that cannot be read is decoded again)
+            kept = torch.load(cached, weights_only=True, mmap=True)
+            return kept["images"], kept["labels"]
+    from torchvision.datasets import MNIST
+
     ds = MNIST(str(root), train=train, download=False)
     images, labels = ds.data, ds.targets.long()
     if labels.numel() and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"MNIST file {label_file} is corrupt: labels must be digits 0-9, found {int(labels.max())}")
+    _keep(cached, images, labels)
     return images, labels
+
+
+def cache_dir() -> Path:
+    """Where decoded MNIST is kept between runs: ``$NNREF_CACHE_DIR``, else ``~/.cache/nnref``."""
+    return Path(os.environ.get("NNREF_CACHE_DIR") or Path.home() / ".cache" / "nnref")
+
+
+def _cache_file(*files: Path) -> Path | None:
+    """The cache of one split's decoded tensors, named after the files' place, size and time (a changed file is
+    decoded again); None where there is no home to keep it in."""
+    try:
+        stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    except OSError:
+        return None
+    return cache_dir() / f"mnist-{hashlib.sha1(repr(stats).encode()).hexdigest()[:20]}.pt"
+
+
+def _keep(path: Path | None, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Keep what torchvision decoded, for the next run to load at once (``import torchvision`` alone takes more than
+    a second); quietly nothing where the cache cannot be written."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"images": images.contiguous(), "labels": labels.contiguous()}, tmp)
+        os.replace(tmp, path)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (N, 28, 28) → float32 rows (N, 784): x = (pixel/255 − 0.1307) / 0.3081."""
-    return ((images.flatten(1).float() / 255.0) - MEAN) / STD
+    rows = images.flatten(1).to(torch.float32, copy=True)  # a copy even of float input, which stays untouched
+    return rows.div_(255.0).sub_(MEAN).div_(STD)  # in place: the arithmetic of x/255 − μ / σ, one allocation
 
 
 def to_images(rows: torch.Tensor) -> torch.Tensor:

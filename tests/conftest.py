@@ -128,9 +128,11 @@ def hard_mnist(tmp_path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolate_env(monkeypatch):
-    """Unit tests never see the developer's NNREF_DATA_ROOT unless they ask for REAL_MNIST."""
+def _isolate_env(monkeypatch, tmp_path_factory):
+    """Unit tests never see the developer's NNREF_DATA_ROOT unless they ask for REAL_MNIST, and keep decoded MNIST in
+    the session's own cache (never the developer's ~/.cache/nnref)."""
     monkeypatch.delenv("NNREF_DATA_ROOT", raising=False)
+    monkeypatch.setenv("NNREF_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "nnref-cache"))
 
 
 def real_mnist_root() -> Path:

@@ -157,3 +157,26 @@ def test_sampler_state_resumes_mid_epoch_exactly():
     after_ref = [yb.tolist() for _, yb in ref]
     after_resumed = [yb.tolist() for _, yb in resumed]
     assert after_ref == after_resumed  # and the epoch after is identical too
+
+
+def test_decoded_mnist_is_kept_for_the_next_run_which_needs_no_torchvision(tiny_mnist, tmp_path, monkeypatch):
+    """The first load decodes through torchvision and keeps the tensors; the next loads them without importing it;
+    a changed file is decoded again."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NNREF_CACHE_DIR", str(cache))
+    first = load_mnist(tiny_mnist, train=True, download=False)
+    assert len(list(cache.glob("mnist-*.pt"))) == 1
+    code = (
+        f"import sys; from nnref.data import load_mnist; x, y = load_mnist({str(tiny_mnist)!r}, True, False); "
+        "print('torchvision' in sys.modules, int(x.sum()), int(y.sum()))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["False", str(int(first[0].sum())), str(int(first[1].sum()))]
+    labels = tiny_mnist / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[8] = (data[8] + 1) % 10  # the first label changes
+    labels.write_bytes(bytes(data))
+    assert int(load_mnist(tiny_mnist, train=True, download=False)[1][0]) == (int(first[1][0]) + 1) % 10
