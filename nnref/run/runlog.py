@@ -7,6 +7,7 @@ passes (the CLI passes ``print``; a library caller may pass nothing and read the
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,9 +67,39 @@ class RunLog:
         console: Callable[[str], None] | None = None,
         purge_step: int | None = None,
     ) -> None:
-        self.run_dir, self.cfg, self.console = Path(run_dir), cfg, console
-        self.writer = open_writer(self.run_dir, purge_step)
-        self.splits = {name: open_writer(self.run_dir / name, purge_step) for name in SPLITS}
+        self.run_dir, self.cfg, self.console, self.purge_step = Path(run_dir), cfg, console, purge_step
+        self._writers: dict | None = None
+        self._opening = threading.Lock()
+        self._background: list[threading.Thread] = []
+
+    # -- the writers, opened on first use (importing TensorBoard need not delay the first step) --------------
+    @property
+    def writer(self):
+        return self._open()["run"]
+
+    @property
+    def splits(self) -> dict:
+        return {name: w for name, w in self._open().items() if name != "run"}
+
+    def _open(self) -> dict:
+        with self._opening:
+            if self._writers is None:
+                self._writers = {"run": open_writer(self.run_dir, self.purge_step)}
+                self._writers |= {name: open_writer(self.run_dir / name, self.purge_step) for name in SPLITS}
+            return self._writers
+
+    def in_background(self, work: Callable[[], None]) -> None:
+        """Write ``work``'s records while training goes on (the start's description and projector views: TensorBoard's
+        import and a projector's 2,000 rows formatted in Python would delay the first step by seconds); they are
+        complete before the next flush, a checkpoint, or the end."""
+        thread = threading.Thread(target=work, name="nnref-runlog", daemon=True)
+        thread.start()
+        self._background.append(thread)
+
+    def _settle(self) -> None:
+        for thread in self._background:
+            thread.join()
+        self._background.clear()
 
     # -- console ----------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -210,11 +241,13 @@ class RunLog:
         write_status(self.run_dir, "mnist", status, step, message, config=self.cfg.to_dict())
 
     def flush(self) -> None:
-        for writer in (self.writer, *self.splits.values()):
+        self._settle()
+        for writer in (self._writers or {}).values():
             writer.flush()
 
     def close(self) -> None:
-        for writer in (self.writer, *self.splits.values()):
+        self._settle()
+        for writer in (self._writers or {}).values():
             writer.close()
 
 

@@ -341,12 +341,14 @@ class Trainer:
         if resumed is not None:
             log.say(f"resuming {run_dir} at epoch {self.state.epoch + 1}, step {self.state.global_step}")
         else:
-            log.describe()
+            log.in_background(log.describe)  # (TensorBoard's import need not delay the first step)
         return log
 
     def _announce(self, run_dir: Path) -> None:
-        """A fresh run's first record: the projector's view of the test images before training, and one line."""
-        self._embeddings(0, pixels=True)
+        """A fresh run's first record: the projector's view of the test images before training — taken now, written
+        while the first steps run — and one line."""
+        views = self._views(pixels=True)
+        self.log.in_background(lambda: self._write_views(views, 0))
         d, ranks = self.data, f" × {self.world.size} processes" if self.world.size > 1 else ""
         self.log.say(
             f"training {type(self.model).__name__} on {self.device}{ranks}: {d.train_x.shape[0]} train / "
@@ -529,14 +531,22 @@ class Trainer:
     def _embeddings(self, step: int, pixels: bool = False) -> None:
         """The projector's views of the first test images: the raw pixels (once) and, for an MLP, its last
         hidden layer — before training and after it, so the classes can be seen to separate."""
-        d, n = self.data, min(self.EMBEDDED, self.data.test_x.shape[0])
-        x, labels, images = d.test_x[:n], d.test_y[:n], d.test_images[:n]
-        if pixels:
-            self.log.embedding("test_images/pixels", x, labels, images, d.class_names, step)
+        self._write_views(self._views(pixels), step)
+
+    def _views(self, pixels: bool) -> list[tuple[str, torch.Tensor]]:
+        """(tag, rows) of the projector's views of the first test images, as the model stands now."""
+        x = self.data.test_x[: min(self.EMBEDDED, self.data.test_x.shape[0])]
+        views = [("test_images/pixels", x)] if pixels else []
         if getattr(self.model, "hidden", ()):
             with torch.no_grad():
-                hidden = self.model.hidden_outputs(x)[-1]
-            self.log.embedding("test_images/last_hidden_layer", hidden, labels, images, d.class_names, step)
+                views.append(("test_images/last_hidden_layer", self.model.hidden_outputs(x)[-1].clone()))
+        return views
+
+    def _write_views(self, views: list[tuple[str, torch.Tensor]], step: int) -> None:
+        d = self.data
+        for tag, rows in views:
+            n = rows.shape[0]
+            self.log.embedding(tag, rows, d.test_y[:n], d.test_images[:n], d.class_names, step)
 
     # -- finish -------------------------------------------------------------------------------------
     def finish(self, train_seconds: float) -> dict:
