@@ -48,6 +48,17 @@ def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     assert len(renderings) == 3 and all(0 <= r["nnref"] <= 100 and 0 <= r["reference"] <= 100 for r in renderings)
     page = [r for r in report["rows"] if r["name"].startswith("digit page: ")]
     assert [r["strokes"] for r in page] == [3, 3] and all(0 < r["nnref"] <= r["slowest_ms"] for r in page)
+    startup = {r["name"].split("(")[0].strip(): r for r in report["rows"] if r["name"].startswith("start-up: ")}
+    assert set(startup) == {
+        "start-up: nnref --help",
+        "start-up: nnref train softmax to its first step",
+        "start-up: nnref gradcheck",
+        "start-up: nnref train softmax to its first step vs import torch + one SGD step",
+    }
+    floor = startup.pop("start-up: nnref train softmax to its first step vs import torch + one SGD step")
+    assert all(0 < r["nnref"] < 120 and r["reference"] in (0.5, 2.0, 3.0) for r in startup.values())
+    assert floor["nnref"] == startup["start-up: nnref train softmax to its first step"]["nnref"]
+    assert floor["reference"] > 0
     mnist = [r for r in report["rows"] if r["name"].startswith("mnist page: ")]
     assert len(mnist) == 6 and all(math.isfinite(r["nnref"]) for r in mnist)  # (the tiny digits reach each target)
     assert all(steps > 0 for steps in mnist[4]["steps_each"])  # two pages, each training

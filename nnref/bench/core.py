@@ -135,6 +135,7 @@ class Profile:
     lab_pages: int = 4
     digits_strokes: int = 20
     digits_images: int = 2000  # test digits rendered in each style
+    startup_runs: int = 5  # new processes timed for each command of the startup section (median)
 
 
 PROFILES = {
@@ -160,6 +161,7 @@ PROFILES = {
         lab_pages=2,
         digits_strokes=3,
         digits_images=60,
+        startup_runs=1,
     ),
 }
 
