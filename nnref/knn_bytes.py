@@ -1,0 +1,342 @@
+"""Exact k-nearest neighbours in bytes: MNIST's own pixels, integer distances, no rounding anywhere.
+
+The Euclidean distance between two byte images is an integer.  This module finds the k nearest records of
+each query with integer matrix products and returns those integers — no float re-rank, no float ties: equal
+distances are ordered by record index, exactly.
+
+The arithmetic (all of it exact):
+
+* Bytes shifted by 128 into int8 (``x ^ 0x80`` read as int8 is ``x − 128``); a shift changes no distance.
+* A pixel that has one value v in every record adds (q − v)² to the query's distance to *every* record: it cannot
+  change a ranking, so it is left out of the products and added back per query (MNIST's training set has 67
+  such pixels, always 0).
+* ‖q − r‖² = ‖q‖² + ‖r‖² − 2 q·r.  Write ‖r‖² = 2h + b (b ∈ {0, 1}).  The record's −h (less a centre c) is
+  folded into the product itself: each record gets a few extra int8 columns whose sum, times the query's
+  constant 127 (and 1 for the last column), is c − h.  So one product gives G = q·r − h + c, an int32, and
+  ``D = (‖q‖² + 2c) + (b − 2G)``.  Since b is 0 or 1, a larger G is always a smaller distance (a step of
+  one in G is two in D); among equal G the smaller b, then the smaller index, is nearer.
+* Order key: ``(b − 2G) · 2^bits + index`` in int64 — one integer that sorts by (distance, index).
+* Per tile of queries × records the search needs the best k keys only.  The tile's records are cut into
+  groups; each group's largest G (one fast max-reduction) says which k groups can hold the k nearest; only
+  those k groups' members get exact keys.  A row where the k-th and (k + 1)-th group maxima are equal (a
+  tie at the boundary) is searched in full instead, so the shortcut never changes an answer.
+
+Two ways to compute the products, with identical results:
+
+* ``"int_mm"``: ``torch._int_mm`` (int8 × int8 → int32; oneDNN's VNNI/AMX kernels on x86).
+* ``"float"``: the same int8 values as float32 (float64 where the sums could pass 2²⁴) through an ordinary
+  matrix product.  Every partial sum is an integer of magnitude below Σ|terms| < 2²⁴, so float32 (and TF32,
+  and bf16 inputs: every value is at most 128 in magnitude) computes it exactly.  Used where ``_int_mm`` is
+  missing, fails its self-check, or is not faster (a CPU without VNNI, a GPU).
+
+:func:`select_path` says which runs (override: ``NNREF_KNN_PATH=int_mm|float``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "BLOCK",
+    "CHUNK",
+    "GROUP",
+    "PATHS",
+    "ByteRecords",
+    "brute_force",
+    "cpu_flags",
+    "kneighbors",
+    "path_info",
+    "prepare",
+    "select_path",
+]
+
+PATHS = ("int_mm", "float")
+#: Queries per tile, records per tile, records per group of the group-maximum pre-filter (measured on 2 cores).
+CHUNK, BLOCK, GROUP = 1024, 2048, 32
+
+_ROWS = 4096  # records converted at once in prepare()
+_QCONST = 127  # the query's value in the fold columns (the last fold column: 1)
+_F32_EXACT = 2 ** 24  # float32 holds every integer up to this magnitude
+
+
+@dataclass
+class ByteRecords:
+    """Records prepared for the byte search.
+
+    ``data`` (n, K) int8: the varying pixels − 128, then the fold columns (the fold of −h + c).
+    ``varying`` (v,) the pixel columns kept; ``constant``/``constant_values``: the pixels equal in every record.
+    ``key_base`` (n,) int64: (b << bits) + index, b the parity of ‖r‖².  ``centre``: c.
+    """
+
+    data: torch.Tensor
+    varying: torch.Tensor
+    constant: torch.Tensor
+    constant_values: torch.Tensor
+    key_base: torch.Tensor
+    centre: int
+    bits: int
+    p: int
+    bound: int  # Σ|terms| of one product: the largest magnitude any partial sum can reach
+
+    @property
+    def n(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def fold_columns(self) -> int:
+        return self.data.shape[1] - self.varying.numel()
+
+    def nbytes(self) -> int:
+        """What the search holds: the int8 matrix and the per-record int64 keys."""
+        return sum(t.numel() * t.element_size() for t in (self.data, self.key_base, self.varying, self.constant,
+                                                          self.constant_values))
+
+
+def _shift(x: torch.Tensor) -> torch.Tensor:
+    """uint8 → int8 minus 128, exactly (the top bit flipped, the bytes reinterpreted)."""
+    return torch.bitwise_xor(x, 0x80).view(torch.int8)
+
+
+def _check_bytes(x, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype != torch.uint8:
+        raise TypeError(f"{name} must hold bytes (torch.uint8), got {x.dtype}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape (rows, pixels), got shape {tuple(x.shape)}")
+    return x.contiguous()
+
+
+def prepare(records: torch.Tensor) -> ByteRecords:
+    """The search's form of uint8 records (n, p): shifted int8, constant pixels dropped, −h + c folded in."""
+    records = _check_bytes(records, "records")
+    n, p = records.shape
+    if n == 0:
+        raise ValueError("there are no records: KNN needs at least one")
+    if p == 0 or p > 40_000:  # keeps |G| and the int64 keys far from overflow (int32: 3 p 2^14 < 2^31)
+        raise ValueError(f"records must have 1 to 40,000 pixels, got {p}")
+    lo, hi = records.amin(0), records.amax(0)
+    same = lo == hi
+    if bool(same.all()):  # every record is the same image: keep one column anyway (all distances tie)
+        same[0] = False
+    varying, constant = (~same).nonzero().flatten(), same.nonzero().flatten()
+    v = varying.numel()
+    norms = torch.empty(n, dtype=torch.int64, device=records.device)  # ‖r‖² over the varying pixels
+    for i in range(0, n, _ROWS):  # a few thousand rows at a time: no n × p temporary of wider integers
+        r = _shift(records[i:i + _ROWS].index_select(1, varying))
+        norms[i:i + _ROWS] = r.to(torch.int32).square().sum(1, dtype=torch.int64)
+    h, b = norms >> 1, norms & 1
+    centre = int((int(h.max()) + int(h.min())) // 2)
+    t = centre - h  # folded into the product: |t| ≤ half the spread of h, plus one
+    e2 = torch.remainder(t, _QCONST)  # 0 … 126, the last column (query value 1)
+    e1 = torch.div(t - e2, _QCONST, rounding_mode="floor")  # spread over J columns (query value 127)
+    j = max(1, -(-int(e1.abs().max()) // 127))
+    base = torch.div(e1, j, rounding_mode="floor")
+    rem = e1 - base * j
+    cols = base.unsqueeze(1) + (torch.arange(j, device=records.device).unsqueeze(0) < rem.unsqueeze(1))
+    data = torch.empty(n, v + j + 1, dtype=torch.int8, device=records.device)
+    for i in range(0, n, _ROWS):
+        data[i:i + _ROWS, :v] = _shift(records[i:i + _ROWS].index_select(1, varying))
+    data[:, v:v + j] = cols
+    data[:, -1] = e2
+    bits = max(1, (n - 1).bit_length())
+    key_base = (b << bits) + torch.arange(n, device=records.device)
+    bound = varying.numel() * 128 * 128 + j * 127 * 128 + 126
+    return ByteRecords(data, varying, constant, lo.index_select(0, constant).to(torch.int64), key_base, centre,
+                       bits, p, bound)
+
+
+def _queries(index: ByteRecords, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The queries' int8 rows (m, K) (varying pixels − 128, then 127 … 127, 1) and each query's constant
+    ‖q‖² (varying pixels) + Σ over the constant pixels (q − v)² + 2c, int64 (m,)."""
+    q = _shift(queries.index_select(1, index.varying))
+    m, j = q.shape[0], index.fold_columns
+    const = torch.full((m, j), _QCONST, dtype=torch.int8, device=q.device)
+    const[:, -1] = 1
+    qc = q.to(torch.int64).square().sum(1) + 2 * index.centre
+    if index.constant.numel():
+        qc = qc + (queries.index_select(1, index.constant).to(torch.int64) - index.constant_values).square().sum(1)
+    return torch.cat([q, const], 1).contiguous(), qc
+
+
+# --------------------------------------------------------------------------------------------------
+# Which product: _int_mm or float, and why
+# --------------------------------------------------------------------------------------------------
+def cpu_flags() -> dict:
+    """The x86 flags that decide how fast int8 products can be (Linux's /proc/cpuinfo; {} elsewhere)."""
+    wanted = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+              "amx_bf16")
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return {}
+    return {name: name in flags for name in wanted}
+
+
+def _product(path: str, q: torch.Tensor, r: torch.Tensor, out: torch.Tensor | None = None,
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """G = q · rᵀ for int8 q (m, K), r (B, K): int32 through _int_mm, or ``dtype`` floats."""
+    if path == "int_mm":
+        return torch._int_mm(q, r.t(), out=out) if out is not None else torch._int_mm(q, r.t())
+    if out is not None:
+        return torch.mm(q.to(dtype), r.to(dtype).t(), out=out)
+    return torch.mm(q.to(dtype), r.to(dtype).t())
+
+
+def _self_check(path: str, device: torch.device) -> bool:
+    """The product on extreme and random int8 values, odd shapes, equal to an int64 reference."""
+    g = torch.Generator().manual_seed(0)
+    cases = [torch.randint(-128, 128, (37, 800), generator=g, dtype=torch.int8),
+             torch.full((17, 800), -128, dtype=torch.int8)]
+    recs = [torch.randint(-128, 128, (45, 800), generator=g, dtype=torch.int8),
+            torch.full((40, 800), -128, dtype=torch.int8)]
+    try:
+        for q in cases:
+            for r in recs:
+                got = _product(path, q.to(device), r.to(device)).cpu().to(torch.int64)
+                if not torch.equal(got, q.to(torch.int64) @ r.to(torch.int64).t()):
+                    return False
+        return True
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return False
+
+
+def _time_product(path: str, device: torch.device, m: int = 512, b: int = 1024, p: int = 816,
+                  rounds: int = 5) -> float:
+    q = torch.randint(-128, 128, (m, p), dtype=torch.int8, device=device)
+    r = torch.randint(-128, 128, (b, p), dtype=torch.int8, device=device)
+    out = torch.empty(m, b, dtype=torch.int32 if path == "int_mm" else torch.float32, device=device)
+    _product(path, q, r, out)
+    best = float("inf")
+    for _ in range(rounds):  # the best of a few: a one-off decision, on a machine others may share
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        _product(path, q, r, out)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+@functools.cache
+def _decide(device_type: str, threads: int) -> tuple[str, str]:
+    device = torch.device(device_type)
+    forced = os.environ.get("NNREF_KNN_PATH")
+    if forced:
+        if forced not in PATHS:
+            raise ValueError(f"NNREF_KNN_PATH must be one of {PATHS}, got {forced!r}")
+        return forced, "NNREF_KNN_PATH"
+    if not hasattr(torch, "_int_mm"):
+        return "float", "torch has no _int_mm"
+    if device.type != "cpu":
+        return "float", f"{device.type}: the float product (exact for these values) is the one every GPU has"
+    if not _self_check("int_mm", device):
+        return "float", "torch._int_mm failed its exactness check"
+    t_int, t_float = _time_product("int_mm", device), _time_product("float", device)
+    if t_int < 0.8 * t_float:
+        return "int_mm", f"_int_mm {t_float / t_int:.1f}x the float product's speed"
+    return "float", f"_int_mm only {t_float / t_int:.2f}x the float product's speed"
+
+
+def select_path(device: torch.device | str = "cpu") -> str:
+    """``"int_mm"`` or ``"float"``: the product this device's search uses (decided once per device type and
+    thread count: a self-check, then a micro-benchmark of the two products of a 512 × 1024 tile)."""
+    return _decide(torch.device(device).type, torch.get_num_threads())[0]
+
+
+def path_info(device: torch.device | str = "cpu") -> dict:
+    """Which product runs, why, and the CPU flags beside it (for the bench's records)."""
+    device = torch.device(device)
+    path, why = _decide(device.type, torch.get_num_threads())
+    return {"path": path, "why": why, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": device.type, "cpu_flags": cpu_flags()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The search
+# --------------------------------------------------------------------------------------------------
+def _full_keys(G: torch.Tensor, base: torch.Tensor, shift: int) -> torch.Tensor:
+    """Exact order keys (rows, B) int64 of a tile of products G: base − G · 2^shift."""
+    return torch.add(base, G.to(torch.int64), alpha=-(1 << shift))
+
+
+def _block_best(G: torch.Tensor, base: torch.Tensor, k: int, group: int, shift: int) -> torch.Tensor:
+    """The k smallest keys (m, k) (unsorted) of a tile: G (m, B), records' key bases (B,)."""
+    m, B = G.shape
+    width = B // group if group and B % group == 0 else 0
+    if width < k + 1 or k * group * 2 > B:  # too few groups for the pre-filter to save anything
+        return _full_keys(G, base, shift).topk(k, dim=1, largest=False, sorted=False).values
+    # group c = records c, c + width, c + 2 width, …: a max over rows of a (group, width) view, vectorised
+    top = G.view(m, group, width).amax(dim=1).topk(k + 1, dim=1, sorted=True)
+    members = torch.arange(0, B, width, device=G.device)
+    cand = (top.indices[:, :k].unsqueeze(2) + members).view(m, k * group)
+    keys = torch.add(base[cand], G.gather(1, cand).to(torch.int64), alpha=-(1 << shift))
+    best = keys.topk(k, dim=1, largest=False, sorted=False).values
+    dirty = (top.values[:, k - 1] == top.values[:, k]).nonzero().flatten()
+    if dirty.numel():  # a tie at the k-th group maximum: these rows, every record
+        best[dirty] = _full_keys(G[dirty], base, shift).topk(k, dim=1, largest=False, sorted=False).values
+    return best
+
+
+def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: int, path: str | None = None,
+               chunk_size: int = CHUNK, block_size: int = BLOCK, group: int = GROUP
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest records of each query, exactly: (squared distances (m, k) int64, indices (m, k) int64),
+    nearest first, equal distances by index.  ``records``: uint8 (n, p) or :func:`prepare`'s result;
+    ``queries``: uint8 (m, p).  Tiles of ``chunk_size`` queries × ``block_size`` records: the extra memory is
+    about chunk · (block · 4 + K) bytes plus the output, however large n and m."""
+    index = records if isinstance(records, ByteRecords) else prepare(records)
+    queries = _check_bytes(queries, "queries")
+    if queries.shape[1] != index.p:
+        raise ValueError(f"queries must have {index.p} pixels like the records, got shape {tuple(queries.shape)}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > index.n:
+        raise ValueError(f"k = {k} is larger than the number of records ({index.n})")
+    device = index.data.device
+    queries = queries.to(device)
+    path = path or select_path(device)
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    dtype = torch.float32 if index.bound < _F32_EXACT else torch.float64
+    shift = index.bits + 1  # key = (b − 2G) << bits | index = base − G << (bits + 1)
+    n, m = index.n, queries.shape[0]
+    out_d = torch.empty(m, k, dtype=torch.int64, device=device)
+    out_i = torch.empty(m, k, dtype=torch.int64, device=device)
+    mask = (1 << index.bits) - 1
+    for start in range(0, m, chunk_size):
+        q, qc = _queries(index, queries[start:start + chunk_size])
+        if path == "float":
+            q = q.to(dtype)
+        best = None
+        buf = torch.empty(q.shape[0] * min(block_size, n), device=device,
+                          dtype=torch.int32 if path == "int_mm" else dtype)
+        for lo in range(0, n, block_size):
+            r = index.data[lo:lo + block_size]
+            G = buf[:q.shape[0] * r.shape[0]].view(q.shape[0], r.shape[0])  # contiguous, reused
+            if path == "int_mm":
+                torch._int_mm(q, r.t(), out=G)
+            else:
+                torch.mm(q, r.to(dtype).t(), out=G)
+            kk = min(k, r.shape[0])
+            found = _block_best(G, index.key_base[lo:lo + r.shape[0]], kk, group, shift)
+            best = found if best is None else torch.cat([best, found], 1).topk(
+                min(k, best.shape[1] + found.shape[1]), dim=1, largest=False, sorted=False).values
+        best = best.sort(dim=1).values
+        out_i[start:start + q.shape[0]] = best & mask
+        out_d[start:start + q.shape[0]] = qc.unsqueeze(1) + (best >> index.bits)
+    return out_d, out_i
+
+
+def brute_force(records: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: every squared distance in int64, ordered by (distance, index) with a stable sort."""
+    d = (queries.to(torch.int64).unsqueeze(1) - records.to(torch.int64).unsqueeze(0)).square().sum(-1)
+    order = d.argsort(dim=1, stable=True)[:, :k]
+    return d.gather(1, order), order
