@@ -35,7 +35,9 @@ Two ways to compute the products, with identical results:
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -60,6 +62,7 @@ PATHS = ("int_mm", "float")
 CHUNK, BLOCK, GROUP = 1024, 2048, 32
 
 _ROWS = 4096  # records converted at once in prepare()
+_MIN_ROWS = 256  # queries per thread, at least
 _QCONST = 127  # the query's value in the fold columns (the last fold column: 1)
 _F32_EXACT = 2 ** 24  # float32 holds every integer up to this magnitude
 
@@ -68,20 +71,22 @@ _F32_EXACT = 2 ** 24  # float32 holds every integer up to this magnitude
 class ByteRecords:
     """Records prepared for the byte search.
 
-    ``data`` (n, K) int8: the varying pixels − 128, then the fold columns (the fold of −h + c).
-    ``varying`` (v,) the pixel columns kept; ``constant``/``constant_values``: the pixels equal in every record.
+    ``data`` (n, K) int8: the pixels − 128, with the columns of the pixels equal in every record
+    (``constant``, their byte values ``constant_values``) zeroed or reused as the fold's columns (``slots``:
+    query value 127 each, the last 1), and new columns appended only where there are too few of them.
     ``key_base`` (n,) int64: (b << bits) + index, b the parity of ‖r‖².  ``centre``: c.
+    ``bound``: Σ|terms| of one product, the largest magnitude any of its partial sums can reach.
     """
 
     data: torch.Tensor
-    varying: torch.Tensor
     constant: torch.Tensor
     constant_values: torch.Tensor
+    slots: torch.Tensor
     key_base: torch.Tensor
     centre: int
     bits: int
     p: int
-    bound: int  # Σ|terms| of one product: the largest magnitude any partial sum can reach
+    bound: int
 
     @property
     def n(self) -> int:
@@ -89,12 +94,12 @@ class ByteRecords:
 
     @property
     def fold_columns(self) -> int:
-        return self.data.shape[1] - self.varying.numel()
+        return self.slots.numel()
 
     def nbytes(self) -> int:
-        """What the search holds: the int8 matrix and the per-record int64 keys."""
-        return sum(t.numel() * t.element_size() for t in (self.data, self.key_base, self.varying, self.constant,
-                                                          self.constant_values))
+        """What the search holds: the int8 matrix, the per-record int64 keys, the column lists."""
+        return sum(t.numel() * t.element_size() for t in (self.data, self.key_base, self.constant,
+                                                          self.constant_values, self.slots))
 
 
 def _shift(x: torch.Tensor) -> torch.Tensor:
@@ -112,8 +117,18 @@ def _check_bytes(x, name: str) -> torch.Tensor:
     return x.contiguous()
 
 
+def _square_norms(x: torch.Tensor) -> torch.Tensor:
+    """Σ x² per row of int8 x, int64 — through float32, exact (every partial sum < 2^24 when a row has under
+    1024 columns; wider rows in float64), a few thousand rows at a time."""
+    dtype = torch.float32 if x.shape[1] <= 1024 else torch.float64
+    out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
+    for i in range(0, x.shape[0], _ROWS):
+        out[i:i + _ROWS] = x[i:i + _ROWS].to(dtype).square_().sum(1).to(torch.int64)
+    return out
+
+
 def prepare(records: torch.Tensor) -> ByteRecords:
-    """The search's form of uint8 records (n, p): shifted int8, constant pixels dropped, −h + c folded in."""
+    """The search's form of uint8 records (n, p): int8 (− 128), constant pixels zeroed, −h + c folded in."""
     records = _check_bytes(records, "records")
     n, p = records.shape
     if n == 0:
@@ -122,46 +137,47 @@ def prepare(records: torch.Tensor) -> ByteRecords:
         raise ValueError(f"records must have 1 to 40,000 pixels, got {p}")
     lo, hi = records.amin(0), records.amax(0)
     same = lo == hi
-    if bool(same.all()):  # every record is the same image: keep one column anyway (all distances tie)
-        same[0] = False
-    varying, constant = (~same).nonzero().flatten(), same.nonzero().flatten()
-    v = varying.numel()
-    norms = torch.empty(n, dtype=torch.int64, device=records.device)  # ‖r‖² over the varying pixels
-    for i in range(0, n, _ROWS):  # a few thousand rows at a time: no n × p temporary of wider integers
-        r = _shift(records[i:i + _ROWS].index_select(1, varying))
-        norms[i:i + _ROWS] = r.to(torch.int32).square().sum(1, dtype=torch.int64)
+    constant = same.nonzero().flatten()
+    data = _shift(records)
+    if constant.numel():
+        data.index_fill_(1, constant, 0)  # these pixels add the same (q − v)² to every distance: per query
+    norms = _square_norms(data)  # ‖r‖² over the varying pixels
     h, b = norms >> 1, norms & 1
     centre = int((int(h.max()) + int(h.min())) // 2)
     t = centre - h  # folded into the product: |t| ≤ half the spread of h, plus one
     e2 = torch.remainder(t, _QCONST)  # 0 … 126, the last column (query value 1)
     e1 = torch.div(t - e2, _QCONST, rounding_mode="floor")  # spread over J columns (query value 127)
     j = max(1, -(-int(e1.abs().max()) // 127))
+    extra = max(0, j + 1 - constant.numel())
+    if extra:  # too few constant pixels to hold the fold: new columns
+        data = torch.cat([data, torch.zeros(n, extra, dtype=torch.int8, device=data.device)], 1)
+    slots = torch.cat([constant, torch.arange(p, p + extra, device=data.device)])[: j + 1]
     base = torch.div(e1, j, rounding_mode="floor")
     rem = e1 - base * j
     cols = base.unsqueeze(1) + (torch.arange(j, device=records.device).unsqueeze(0) < rem.unsqueeze(1))
-    data = torch.empty(n, v + j + 1, dtype=torch.int8, device=records.device)
-    for i in range(0, n, _ROWS):
-        data[i:i + _ROWS, :v] = _shift(records[i:i + _ROWS].index_select(1, varying))
-    data[:, v:v + j] = cols
-    data[:, -1] = e2
+    data[:, slots] = torch.cat([cols, e2.unsqueeze(1)], 1).to(torch.int8)
     bits = max(1, (n - 1).bit_length())
     key_base = (b << bits) + torch.arange(n, device=records.device)
-    bound = varying.numel() * 128 * 128 + j * 127 * 128 + 126
-    return ByteRecords(data, varying, constant, lo.index_select(0, constant).to(torch.int64), key_base, centre,
+    bound = (p - constant.numel()) * 128 * 128 + j * 127 * 128 + 126
+    return ByteRecords(data, constant, lo.index_select(0, constant).to(torch.int64), slots, key_base, centre,
                        bits, p, bound)
 
 
 def _queries(index: ByteRecords, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The queries' int8 rows (m, K) (varying pixels − 128, then 127 … 127, 1) and each query's constant
-    ‖q‖² (varying pixels) + Σ over the constant pixels (q − v)² + 2c, int64 (m,)."""
-    q = _shift(queries.index_select(1, index.varying))
-    m, j = q.shape[0], index.fold_columns
-    const = torch.full((m, j), _QCONST, dtype=torch.int8, device=q.device)
-    const[:, -1] = 1
-    qc = q.to(torch.int64).square().sum(1) + 2 * index.centre
+    """The queries' int8 rows (m, K) (pixels − 128, constant pixels 0, the fold's columns 127 … 127, 1) and
+    each query's constant: ‖q‖² (varying pixels) + Σ over the constant pixels (q − v)² + 2c, int64 (m,)."""
+    q = _shift(queries)
+    m, extra = q.shape[0], index.data.shape[1] - index.p
+    qc = torch.full((m,), 2 * index.centre, dtype=torch.int64, device=q.device)
     if index.constant.numel():
-        qc = qc + (queries.index_select(1, index.constant).to(torch.int64) - index.constant_values).square().sum(1)
-    return torch.cat([q, const], 1).contiguous(), qc
+        qc += (queries.index_select(1, index.constant).to(torch.int64) - index.constant_values).square().sum(1)
+        q.index_fill_(1, index.constant, 0)
+    qc += _square_norms(q)
+    if extra:
+        q = torch.cat([q, torch.zeros(m, extra, dtype=torch.int8, device=q.device)], 1)
+    q[:, index.slots] = _QCONST
+    q[:, index.slots[-1]] = 1
+    return q, qc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,30 +284,40 @@ def _full_keys(G: torch.Tensor, base: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def _block_best(G: torch.Tensor, base: torch.Tensor, k: int, group: int, shift: int) -> torch.Tensor:
-    """The k smallest keys (m, k) (unsorted) of a tile: G (m, B), records' key bases (B,)."""
+    """The k smallest keys (m, k) (unsorted) of a tile: G (m, B), records' key bases (B,).
+
+    Group c holds records c, c + w, c + 2w, … (w = B / group): the groups' maxima are one vectorised max over
+    the rows of a (group, w) view.  The k groups with the largest maxima hold the k largest G, unless the k-th
+    and (k + 1)-th maxima are equal; among their members the k largest G are the k nearest, unless the k-th
+    and (k + 1)-th are equal (then b and the index decide).  Rows with either tie are searched in full."""
     m, B = G.shape
-    width = B // group if group and B % group == 0 else 0
+    width = B // group if group >= 2 and B % group == 0 else 0
     if width < k + 1 or k * group * 2 > B:  # too few groups for the pre-filter to save anything
         return _full_keys(G, base, shift).topk(k, dim=1, largest=False, sorted=False).values
-    # group c = records c, c + width, c + 2 width, …: a max over rows of a (group, width) view, vectorised
     top = G.view(m, group, width).amax(dim=1).topk(k + 1, dim=1, sorted=True)
-    members = torch.arange(0, B, width, device=G.device)
-    cand = (top.indices[:, :k].unsqueeze(2) + members).view(m, k * group)
-    keys = torch.add(base[cand], G.gather(1, cand).to(torch.int64), alpha=-(1 << shift))
-    best = keys.topk(k, dim=1, largest=False, sorted=False).values
-    dirty = (top.values[:, k - 1] == top.values[:, k]).nonzero().flatten()
-    if dirty.numel():  # a tie at the k-th group maximum: these rows, every record
-        best[dirty] = _full_keys(G[dirty], base, shift).topk(k, dim=1, largest=False, sorted=False).values
+    cand = (top.indices[:, :k].unsqueeze(2) + torch.arange(0, B, width, device=G.device)).view(m, k * group)
+    sel = G.gather(1, cand).topk(k + 1, dim=1, sorted=True)
+    nearest = cand.gather(1, sel.indices[:, :k])
+    best = base[nearest] - (sel.values[:, :k].to(torch.int64) << shift)
+    dirty = ((top.values[:, k - 1] == top.values[:, k]) | (sel.values[:, k - 1] == sel.values[:, k])).nonzero()
+    if dirty.numel():  # a tie at a boundary: these rows, every record of the tile
+        rows = dirty.flatten()
+        best[rows] = _full_keys(G[rows], base, shift).topk(k, dim=1, largest=False, sorted=False).values
     return best
 
 
 def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: int, path: str | None = None,
-               chunk_size: int = CHUNK, block_size: int = BLOCK, group: int = GROUP
+               chunk_size: int = CHUNK, block_size: int = BLOCK, group: int = GROUP, threads: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The k nearest records of each query, exactly: (squared distances (m, k) int64, indices (m, k) int64),
     nearest first, equal distances by index.  ``records``: uint8 (n, p) or :func:`prepare`'s result;
-    ``queries``: uint8 (m, p).  Tiles of ``chunk_size`` queries × ``block_size`` records: the extra memory is
-    about chunk · (block · 4 + K) bytes plus the output, however large n and m."""
+    ``queries``: uint8 (m, p).
+
+    Tiles of ``chunk_size`` queries × ``block_size`` records: the extra memory is about chunk · block · 4
+    bytes per thread plus the output, however large n and m.  On the CPU, ``threads`` (default: torch's
+    intra-op thread count) searches run side by side on slices of the queries, each with one intra-op thread
+    (torch's count is set to 1 for the call and restored after): a tile is a dozen small operations, and one
+    thread per slice never waits for another at their ends — which matters on a machine others share."""
     index = records if isinstance(records, ByteRecords) else prepare(records)
     queries = _check_bytes(queries, "queries")
     if queries.shape[1] != index.p:
@@ -305,17 +331,53 @@ def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: in
     path = path or select_path(device)
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-    dtype = torch.float32 if index.bound < _F32_EXACT else torch.float64
-    shift = index.bits + 1  # key = (b − 2G) << bits | index = base − G << (bits + 1)
-    n, m = index.n, queries.shape[0]
+    m = queries.shape[0]
     out_d = torch.empty(m, k, dtype=torch.int64, device=device)
     out_i = torch.empty(m, k, dtype=torch.int64, device=device)
-    mask = (1 << index.bits) - 1
-    for start in range(0, m, chunk_size):
+    search = functools.partial(_search, index, k=k, path=path, chunk_size=chunk_size, block_size=block_size,
+                               group=group)
+    workers = min(threads or torch.get_num_threads(), -(-m // _MIN_ROWS)) if device.type == "cpu" else 1
+    if workers <= 1:
+        search(queries, out_d, out_i)
+        return out_d, out_i
+    bounds = [m * w // workers for w in range(workers + 1)]
+    parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    errors: list[BaseException] = []
+
+    def work(part: slice) -> None:
+        try:
+            search(queries[part], out_d[part], out_i[part])
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+            errors.append(exc)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pool = [threading.Thread(target=work, args=(part,), daemon=True) for part in parts[1:]]
+        for t in pool:
+            t.start()
+        work(parts[0])  # this thread takes the first slice
+        for t in pool:
+            t.join()
+    finally:
+        torch.set_num_threads(before)
+    if errors:
+        raise errors[0]
+    return out_d, out_i
+
+
+def _search(index: ByteRecords, queries: torch.Tensor, out_d: torch.Tensor, out_i: torch.Tensor, *, k: int,
+            path: str, chunk_size: int, block_size: int, group: int) -> None:
+    """:func:`kneighbors` of some queries, in one thread: fills out_d, out_i (m, k)."""
+    device = index.data.device
+    dtype = torch.float32 if index.bound < _F32_EXACT else torch.float64
+    shift = index.bits + 1  # key = (b − 2G) << bits | index = base − G << (bits + 1)
+    n, mask = index.n, (1 << index.bits) - 1
+    for start in range(0, queries.shape[0], chunk_size):
         q, qc = _queries(index, queries[start:start + chunk_size])
         if path == "float":
             q = q.to(dtype)
-        best = None
+        found = []
         buf = torch.empty(q.shape[0] * min(block_size, n), device=device,
                           dtype=torch.int32 if path == "int_mm" else dtype)
         for lo in range(0, n, block_size):
@@ -325,14 +387,12 @@ def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: in
                 torch._int_mm(q, r.t(), out=G)
             else:
                 torch.mm(q, r.to(dtype).t(), out=G)
-            kk = min(k, r.shape[0])
-            found = _block_best(G, index.key_base[lo:lo + r.shape[0]], kk, group, shift)
-            best = found if best is None else torch.cat([best, found], 1).topk(
-                min(k, best.shape[1] + found.shape[1]), dim=1, largest=False, sorted=False).values
-        best = best.sort(dim=1).values
+            found.append(_block_best(G, index.key_base[lo:lo + r.shape[0]], min(k, r.shape[0]), group, shift))
+            if len(found) == 64:  # a bounded list, however many records
+                found = [torch.cat(found, 1).topk(k, dim=1, largest=False, sorted=False).values]
+        best = torch.cat(found, 1).topk(k, dim=1, largest=False, sorted=True).values  # every block's best k
         out_i[start:start + q.shape[0]] = best & mask
         out_d[start:start + q.shape[0]] = qc.unsqueeze(1) + (best >> index.bits)
-    return out_d, out_i
 
 
 def brute_force(records: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

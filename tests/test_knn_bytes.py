@@ -28,7 +28,7 @@ def test_equals_int64_brute_force_with_many_ties(path, seed):
         R[50:60] = R[0]  # duplicate records: equal distances, the earlier index first
     for k in (1, 3, 8):
         ref_d, ref_i = kb.brute_force(R, Q, k)
-        for block, group in ((64, 8), (100, 4), (2048, 32), (37, 4)):
+        for block, group in ((64, 8), (100, 4), (2048, 32), (37, 4), (4, 2)):
             d, i = kb.kneighbors(R, Q, k, path=path, chunk_size=16, block_size=block, group=group)
             assert torch.equal(i, ref_i), (k, block)
             assert torch.equal(d, ref_d), (k, block)
@@ -94,11 +94,15 @@ def test_one_record_one_pixel_and_identical_records():
 
 
 def test_records_take_a_byte_per_pixel():
+    """The fold lives in the columns of pixels constant over the records (MNIST's blank border) when there are
+    enough of them: the records are n × p bytes; otherwise a few columns are appended."""
     R = torch.zeros(1000, 784, dtype=torch.uint8)
     R[:, :700] = torch.randint(0, 256, (1000, 700), dtype=torch.uint8)
     index = kb.prepare(R)
-    assert index.data.dtype == torch.int8 and index.data.shape[1] == 700 + index.fold_columns
-    assert index.nbytes() < 1000 * 784 + 1000 * 8 + 784 * 8 * 2
+    assert index.data.dtype == torch.int8 and index.data.shape == (1000, 784)
+    assert index.nbytes() < 1000 * 784 + 1000 * 8 + 784 * 8 * 3
+    full = kb.prepare(torch.randint(0, 256, (1000, 100), dtype=torch.uint8))  # no constant pixel
+    assert full.data.shape == (1000, 100 + full.fold_columns)
 
 
 @pytest.mark.parametrize("bad,exc,pattern", [
@@ -160,3 +164,29 @@ def test_bytes_equal_scikit_learn_brute_force_on_real_mnist(real_mnist):
         assert torch.equal(d, (Q[:, None].long() - R[i].long()).square().sum(-1))  # the exact integer distances
         votes = torch.from_numpy(ref.predict(normalize(Q).double().numpy()))
         assert torch.equal(vote(y[i], 10), votes)
+
+
+@pytest.mark.parametrize("path", kb.PATHS)
+def test_threads_split_the_queries_and_change_nothing(path, monkeypatch):
+    monkeypatch.setattr(kb, "_MIN_ROWS", 8)  # threads for a small test
+    g = torch.Generator().manual_seed(11)
+    R, Q = _bytes((700, 30), 4, g), _bytes((101, 30), 4, g)
+    ref = kb.brute_force(R, Q, 5)
+    before = torch.get_num_threads()
+    for threads in (1, 2, 3):
+        d, i = kb.kneighbors(R, Q, 5, path=path, threads=threads, chunk_size=16, block_size=128, group=8)
+        assert torch.equal(i, ref[1]) and torch.equal(d, ref[0]), threads
+        assert torch.get_num_threads() == before  # restored
+
+
+def test_an_error_in_a_thread_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(kb, "_MIN_ROWS", 8)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(kb, "_search", fail)
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"):
+        kb.kneighbors(torch.zeros(50, 3, dtype=torch.uint8), torch.zeros(40, 3, dtype=torch.uint8), 1, threads=2)
+    assert torch.get_num_threads() == before
