@@ -205,74 +205,88 @@ def _product(path: str, q: torch.Tensor, r: torch.Tensor, out: torch.Tensor | No
     return torch.mm(q.to(dtype), r.to(dtype).t())
 
 
-def _self_check(path: str, device: torch.device) -> bool:
-    """The product on extreme and random int8 values, odd shapes, equal to an int64 reference."""
+def _self_check(path: str, device: torch.device, dtype: torch.dtype = torch.float32) -> bool:
+    """The product equal to an exact reference on random and extreme int8 values (−128 · −128 everywhere:
+    the largest sums; a kernel that saturates 16-bit pairs, as int8 code without VNNI can, fails), in small
+    odd shapes and in a tile large enough for blocked kernels."""
     g = torch.Generator().manual_seed(0)
-    cases = [torch.randint(-128, 128, (37, 800), generator=g, dtype=torch.int8),
-             torch.full((17, 800), -128, dtype=torch.int8)]
-    recs = [torch.randint(-128, 128, (45, 800), generator=g, dtype=torch.int8),
-            torch.full((40, 800), -128, dtype=torch.int8)]
+
+    def mixed(rows):
+        x = torch.randint(-128, 128, (rows, 800), generator=g, dtype=torch.int8)
+        x[:, ::3] = -128
+        x[:, 1::7] = 127
+        return x
+
+    shapes = [(mixed(37), mixed(45)), (torch.full((17, 800), -128, dtype=torch.int8), mixed(40)),
+              (torch.full((300, 800), -128, dtype=torch.int8), torch.full((260, 800), -128, dtype=torch.int8)),
+              (mixed(300), mixed(260))]
     try:
-        for q in cases:
-            for r in recs:
-                got = _product(path, q.to(device), r.to(device)).cpu().to(torch.int64)
-                if not torch.equal(got, q.to(torch.int64) @ r.to(torch.int64).t()):
-                    return False
+        for q, r in shapes:
+            got = _product(path, q.to(device), r.to(device), dtype=dtype).cpu().to(torch.float64)
+            if not torch.equal(got, q.to(torch.float64) @ r.to(torch.float64).t()):  # exact: sums < 2^53
+                return False
         return True
     except (RuntimeError, NotImplementedError, AttributeError):
         return False
 
 
-def _time_product(path: str, device: torch.device, m: int = 512, b: int = 1024, p: int = 816,
-                  rounds: int = 5) -> float:
+def _time_products(device: torch.device, m: int = 512, b: int = 1024, p: int = 784, rounds: int = 4
+                   ) -> tuple[float, float]:
+    """The best of a few alternating timings of a 512 × 1024 tile, int_mm and float32, one thread."""
     q = torch.randint(-128, 128, (m, p), dtype=torch.int8, device=device)
     r = torch.randint(-128, 128, (b, p), dtype=torch.int8, device=device)
-    out = torch.empty(m, b, dtype=torch.int32 if path == "int_mm" else torch.float32, device=device)
-    _product(path, q, r, out)
-    best = float("inf")
-    for _ in range(rounds):  # the best of a few: a one-off decision, on a machine others may share
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t = time.perf_counter()
-        _product(path, q, r, out)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - t)
-    return best
+    outs = {"int_mm": torch.empty(m, b, dtype=torch.int32, device=device),
+            "float": torch.empty(m, b, dtype=torch.float32, device=device)}
+    best = {path: float("inf") for path in outs}
+    for _ in range(rounds + 1):
+        for path, out in outs.items():
+            t = time.perf_counter()
+            _product(path, q, r, out)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            best[path] = min(best[path], time.perf_counter() - t)
+    return best["int_mm"], best["float"]
 
 
 @functools.cache
-def _decide(device_type: str, threads: int) -> tuple[str, str]:
+def _decide(device_type: str) -> tuple[str, str, torch.dtype]:
+    """(path, why, the float path's dtype) for a device type, once."""
     device = torch.device(device_type)
+    float_dtype = torch.float32 if _self_check("float", device) else torch.float64
     forced = os.environ.get("NNREF_KNN_PATH")
     if forced:
         if forced not in PATHS:
             raise ValueError(f"NNREF_KNN_PATH must be one of {PATHS}, got {forced!r}")
-        return forced, "NNREF_KNN_PATH"
+        return forced, "NNREF_KNN_PATH", float_dtype
     if not hasattr(torch, "_int_mm"):
-        return "float", "torch has no _int_mm"
+        return "float", "torch has no _int_mm", float_dtype
     if device.type != "cpu":
-        return "float", f"{device.type}: the float product (exact for these values) is the one every GPU has"
+        return "float", f"on {device.type} the float product (exact for these values) is used", float_dtype
     if not _self_check("int_mm", device):
-        return "float", "torch._int_mm failed its exactness check"
-    t_int, t_float = _time_product("int_mm", device), _time_product("float", device)
+        return "float", "torch._int_mm failed its exactness check", float_dtype
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the search runs it: one intra-op thread per slice of the queries
+    try:
+        t_int, t_float = _time_products(device)
+    finally:
+        torch.set_num_threads(before)
     if t_int < 0.8 * t_float:
-        return "int_mm", f"_int_mm {t_float / t_int:.1f}x the float product's speed"
-    return "float", f"_int_mm only {t_float / t_int:.2f}x the float product's speed"
+        return "int_mm", f"_int_mm {t_float / t_int:.1f}x as fast as the float product", float_dtype
+    return "float", f"_int_mm only {t_float / t_int:.2f}x as fast as the float product", float_dtype
 
 
 def select_path(device: torch.device | str = "cpu") -> str:
-    """``"int_mm"`` or ``"float"``: the product this device's search uses (decided once per device type and
-    thread count: a self-check, then a micro-benchmark of the two products of a 512 × 1024 tile)."""
-    return _decide(torch.device(device).type, torch.get_num_threads())[0]
+    """``"int_mm"`` or ``"float"``: the product this device's search uses (decided once per device type: a
+    self-check on extreme values, then the two products of a 512 × 1024 tile timed, one thread)."""
+    return _decide(torch.device(device).type)[0]
 
 
 def path_info(device: torch.device | str = "cpu") -> dict:
-    """Which product runs, why, and the CPU flags beside it (for the bench's records)."""
+    """Which product runs, why, the float path's dtype, and the CPU flags beside them (for the bench)."""
     device = torch.device(device)
-    path, why = _decide(device.type, torch.get_num_threads())
-    return {"path": path, "why": why, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": device.type, "cpu_flags": cpu_flags()}
+    path, why, float_dtype = _decide(device.type)
+    return {"path": path, "why": why, "float_dtype": str(float_dtype).replace("torch.", ""),
+            "torch": torch.__version__, "device": device.type, "cpu_flags": cpu_flags()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -370,7 +384,7 @@ def _search(index: ByteRecords, queries: torch.Tensor, out_d: torch.Tensor, out_
             path: str, chunk_size: int, block_size: int, group: int) -> None:
     """:func:`kneighbors` of some queries, in one thread: fills out_d, out_i (m, k)."""
     device = index.data.device
-    dtype = torch.float32 if index.bound < _F32_EXACT else torch.float64
+    dtype = _decide(device.type)[2] if index.bound < _F32_EXACT else torch.float64
     shift = index.bits + 1  # key = (b − 2G) << bits | index = base − G << (bits + 1)
     n, mask = index.n, (1 << index.bits) - 1
     for start in range(0, queries.shape[0], chunk_size):

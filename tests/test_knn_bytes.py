@@ -190,3 +190,18 @@ def test_an_error_in_a_thread_reaches_the_caller(monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         kb.kneighbors(torch.zeros(50, 3, dtype=torch.uint8), torch.zeros(40, 3, dtype=torch.uint8), 1, threads=2)
     assert torch.get_num_threads() == before
+
+
+def test_float64_where_float32_fails_its_check(monkeypatch):
+    kb._decide.cache_clear()
+    real = kb._self_check
+    monkeypatch.setattr(kb, "_self_check", lambda path, device, dtype=torch.float32:
+                        False if path == "float" and dtype == torch.float32 else real(path, device, dtype))
+    try:
+        assert kb.path_info()["float_dtype"] == "float64"
+        g = torch.Generator().manual_seed(5)
+        R, Q = _bytes((400, 50), 3, g), _bytes((30, 50), 3, g)
+        ref = kb.brute_force(R, Q, 4)
+        assert all(torch.equal(a, b) for a, b in zip(kb.kneighbors(R, Q, 4, path="float"), ref))
+    finally:
+        kb._decide.cache_clear()
