@@ -152,10 +152,12 @@ def prepare(records: torch.Tensor) -> ByteRecords:
     if extra:  # too few constant pixels to hold the fold: new columns
         data = torch.cat([data, torch.zeros(n, extra, dtype=torch.int8, device=data.device)], 1)
     slots = torch.cat([constant, torch.arange(p, p + extra, device=data.device)])[: j + 1]
-    base = torch.div(e1, j, rounding_mode="floor")
-    rem = e1 - base * j
-    cols = base.unsqueeze(1) + (torch.arange(j, device=records.device).unsqueeze(0) < rem.unsqueeze(1))
-    data[:, slots] = torch.cat([cols, e2.unsqueeze(1)], 1).to(torch.int8)
+    base = torch.div(e1, j, rounding_mode="floor")  # −127 … 127
+    rem = e1 - base * j  # the first rem columns get base + 1
+    fold = base.to(torch.int8).unsqueeze(1).repeat(1, j + 1)
+    fold[:, :j] += torch.arange(j, device=records.device).unsqueeze(0) < rem.unsqueeze(1)
+    fold[:, j] = e2
+    data[:, slots] = fold
     bits = max(1, (n - 1).bit_length())
     key_base = (b << bits) + torch.arange(n, device=records.device)
     bound = (p - constant.numel()) * 128 * 128 + j * 127 * 128 + 126
