@@ -59,7 +59,7 @@ __all__ = [
 
 PATHS = ("int_mm", "float")
 #: Queries per tile, records per tile, records per group of the group-maximum pre-filter (measured on 2 cores).
-CHUNK, BLOCK, GROUP = 1024, 2048, 32
+CHUNK, BLOCK, GROUP = 512, 2048, 32
 
 _ROWS = 4096  # records converted at once in prepare()
 _MIN_ROWS = 256  # queries per thread, at least
@@ -389,13 +389,13 @@ def _search(index: ByteRecords, queries: torch.Tensor, out_d: torch.Tensor, out_
     dtype = _decide(device.type)[2] if index.bound < _F32_EXACT else torch.float64
     shift = index.bits + 1  # key = (b − 2G) << bits | index = base − G << (bits + 1)
     n, mask = index.n, (1 << index.bits) - 1
+    buf = torch.empty(min(chunk_size, queries.shape[0]) * min(block_size, n), device=device,
+                      dtype=torch.int32 if path == "int_mm" else dtype)  # every tile's products, in turn
     for start in range(0, queries.shape[0], chunk_size):
         q, qc = _queries(index, queries[start:start + chunk_size])
         if path == "float":
             q = q.to(dtype)
         found = []
-        buf = torch.empty(q.shape[0] * min(block_size, n), device=device,
-                          dtype=torch.int32 if path == "int_mm" else dtype)
         for lo in range(0, n, block_size):
             r = index.data[lo:lo + block_size]
             G = buf[:q.shape[0] * r.shape[0]].view(q.shape[0], r.shape[0])  # contiguous, reused

@@ -180,6 +180,18 @@ def memory_of(side, root, n_test, threads, k):
     return answer.get(timeout=5) if p.exitcode == 0 else {"error": f"exit code {p.exitcode}"}
 
 
+def _memory_report(a, R, skip) -> dict:
+    memory = {}
+    print("\n## memory (fresh process per side, MiB)\n")
+    for side in [s for s in ("bytes", "bytes-float", "nnref-float", "faiss") if s not in skip]:
+        memory[side] = memory_of(side, a.data_root, a.n_test, a.threads, a.k)
+        print(f"- {side}: " + ", ".join(f"{key} {v:.1f}" if isinstance(v, float) else f"{key} {v}"
+                                         for key, v in memory[side].items()), flush=True)
+    print(f"- records as uint8 ({R.shape[0]:,} × {R.shape[1]}): {R.numel() / 2**20:.1f} MiB "
+          f"({R.numel() / 1e6:.1f} MB); as float32: {R.numel() * 4 / 2**20:.1f} MiB ({R.numel() * 4 / 1e6:.1f} MB)")
+    return memory
+
+
 # --------------------------------------------------------------------------------------------------
 def cpu_model():
     try:
@@ -197,6 +209,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true", help="only the memory figures")
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--skip", default="", help="comma-separated sides to leave out")
     ap.add_argument("--json", help="write the results here too")
@@ -212,6 +225,8 @@ def main(argv=None):
           + (" ".join(f for f, on in flags.items() if not on) or "none"))
     print(f"# byte path: {info['byte_path']['path']} ({info['byte_path']['why']})")
 
+    if a.memory_only:
+        return _memory_report(a, R, skip)
     sides = {name: (lambda fn=fn: fn(R, y, Q, k)) for name, fn in
              (("bytes", bytes_side("int_mm")), ("bytes-float", bytes_side("float")), ("nnref-float", nnref_float))
              if name not in skip}
@@ -276,15 +291,7 @@ def main(argv=None):
               f"{row['accuracy']:.2%} |")
     print(f"\nbyte search alone (records prepared once): median {statistics.median(search_only):.3f} s; "
           f"prepare() {prepare_s:.3f} s")
-    memory = {}
-    if not a.no_memory:
-        print("\n## memory (fresh process per side, MiB)\n")
-        for side in [s for s in ("bytes", "bytes-float", "nnref-float", "faiss") if s not in skip]:
-            memory[side] = memory_of(side, a.data_root, a.n_test, a.threads, k)
-            print(f"- {side}: " + ", ".join(f"{key} {v:.1f}" if isinstance(v, float) else f"{key} {v}"
-                                             for key, v in memory[side].items()))
-        print(f"- records as uint8 (60,000 × 784): {R.numel() / 2**20:.1f} MiB ({R.numel() / 1e6:.1f} MB); "
-              f"as float32: {R.numel() * 4 / 2**20:.1f} MiB ({R.numel() * 4 / 1e6:.1f} MB)")
+    memory = {} if a.no_memory else _memory_report(a, R, skip)
     if a.json:
         Path(a.json).write_text(json.dumps({"info": info, "rows": rows, "search_only_seconds": search_only,
                                             "prepare_seconds": prepare_s, "memory": memory,
