@@ -59,7 +59,7 @@ __all__ = [
 
 PATHS = ("int_mm", "float")
 #: Queries per tile, records per tile, records per group of the group-maximum pre-filter (measured on 2 cores).
-CHUNK, BLOCK, GROUP = 512, 2048, 32
+CHUNK, BLOCK, GROUP = 512, 4096, 32
 
 _ROWS = 4096  # records converted at once in prepare()
 _MIN_ROWS = 256  # queries per thread, at least
