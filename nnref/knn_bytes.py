@@ -45,6 +45,7 @@ import torch
 
 __all__ = [
     "BLOCK",
+    "BLOCK_FLOAT",
     "CHUNK",
     "GROUP",
     "PATHS",
@@ -60,6 +61,7 @@ __all__ = [
 PATHS = ("int_mm", "float")
 #: Queries per tile, records per tile, records per group of the group-maximum pre-filter (measured on 2 cores).
 CHUNK, BLOCK, GROUP = 512, 4096, 32
+BLOCK_FLOAT = 2048  # the float path also holds each block of records as floats: smaller blocks
 
 _ROWS = 4096  # records converted at once in prepare()
 _MIN_ROWS = 256  # queries per thread, at least
@@ -323,14 +325,16 @@ def _block_best(G: torch.Tensor, base: torch.Tensor, k: int, group: int, shift: 
 
 
 def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: int, path: str | None = None,
-               chunk_size: int = CHUNK, block_size: int = BLOCK, group: int = GROUP, threads: int | None = None
+               chunk_size: int = CHUNK, block_size: int | None = None, group: int = GROUP,
+               threads: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The k nearest records of each query, exactly: (squared distances (m, k) int64, indices (m, k) int64),
     nearest first, equal distances by index.  ``records``: uint8 (n, p) or :func:`prepare`'s result;
     ``queries``: uint8 (m, p).
 
-    Tiles of ``chunk_size`` queries × ``block_size`` records: the extra memory is about chunk · block · 4
-    bytes per thread plus the output, however large n and m.  On the CPU, ``threads`` (default: torch's
+    Tiles of ``chunk_size`` queries × ``block_size`` records (default :data:`BLOCK`, :data:`BLOCK_FLOAT` on
+    the float path): the extra memory is about chunk · block · 4 bytes per thread (plus block · K · 4 on the
+    float path) and the output, however large n and m.  On the CPU, ``threads`` (default: torch's
     intra-op thread count) searches run side by side on slices of the queries, each with one intra-op thread
     (torch's count is set to 1 for the call and restored after): a tile is a dozen small operations, and one
     thread per slice never waits for another at their ends — which matters on a machine others share."""
@@ -347,6 +351,7 @@ def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: in
     path = path or select_path(device)
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    block_size = block_size or (BLOCK if path == "int_mm" else BLOCK_FLOAT)
     m = queries.shape[0]
     out_d = torch.empty(m, k, dtype=torch.int64, device=device)
     out_i = torch.empty(m, k, dtype=torch.int64, device=device)
