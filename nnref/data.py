@@ -36,6 +36,8 @@ __all__ = [
     "IndexedRows",
     "make_loader",
     "to_images",
+    "to_bytes",
+    "PIXELS",
 ]
 
 #: The mean and standard deviation of MNIST's training pixels (scaled to [0, 1]): the one place they live.
@@ -147,6 +149,10 @@ def load_mnist(root: str | os.PathLike, train: bool, download: bool = True) -> t
     return images, labels
 
 
+#: How load_splits gives the pixels: normalised float32 rows, or MNIST's own bytes.
+PIXELS = ("normalized", "bytes")
+
+
 def cache_dir() -> Path:
     """Where decoded MNIST is kept between runs: ``$NNREF_CACHE_DIR``, else ``~/.cache/nnref``."""
     return Path(os.environ.get("NNREF_CACHE_DIR") or Path.home() / ".cache" / "nnref")
@@ -180,9 +186,17 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return rows.div_(255.0).sub_(MEAN).div_(STD)  # in place: the arithmetic of x/255 − μ / σ, one allocation
 
 
+def to_bytes(rows: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`normalize`: float rows (N, 784) → MNIST's uint8 rows (N, 784), on their device (exact
+    for normalised MNIST; other values are clamped to 0 … 255 and rounded).  uint8 rows are returned as they are."""
+    if rows.dtype == torch.uint8:
+        return rows
+    return ((rows.detach() * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def to_images(rows: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`normalize`: float rows (N, 784) → uint8 images (N, 28, 28) on the CPU."""
-    return ((rows.detach().cpu() * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8).reshape(-1, 28, 28)
+    """Rows (N, 784) — normalised floats or MNIST's bytes — → uint8 images (N, 28, 28) on the CPU."""
+    return to_bytes(rows.cpu()).reshape(-1, 28, 28)
 
 
 def class_names(positive_class: int | None = None, classes: tuple[int, int] | None = None) -> list[str]:
@@ -216,7 +230,8 @@ def binary_labels(
 
 @dataclass
 class MNISTSplits:
-    """Normalised rows x (N, 784) float32 and labels y (N,) int64 for train / val / test, on one device.
+    """Rows x (N, 784) and labels y (N,) int64 for train / val / test, on one device: normalised float32 rows, or
+    (``pixels="bytes"``, what KNN searches) MNIST's own uint8 pixels.
 
     ``test_images`` keeps the raw uint8 test images (N, 28, 28) on the CPU for pictures; ``class_names``
     names the classes (index = label).
@@ -241,9 +256,13 @@ def load_splits(
     positive_class: int | None = None,
     classes: tuple[int, int] | None = None,
     device: torch.device | str = "cpu",
+    pixels: str = "normalized",
 ) -> MNISTSplits:
     """Train / validation / test splits.  The last ``val_size`` training images are held out for
-    validation (model selection never looks at the test set); ``limit_train`` keeps the first N of the rest."""
+    validation (model selection never looks at the test set); ``limit_train`` keeps the first N of the rest.
+    ``pixels``: ``"normalized"`` float32 rows (:func:`normalize`) or ``"bytes"``, the uint8 pixels as stored."""
+    if pixels not in PIXELS:
+        raise ValueError(f"pixels must be one of {PIXELS}, got {pixels!r}")
     train_images, train_labels = load_mnist(root, train=True, download=download)
     test_images, test_labels = load_mnist(root, train=False, download=download)
     if not 0 <= val_size < train_images.shape[0]:
@@ -259,7 +278,8 @@ def load_splits(
         raise DataError("the training set is empty after --limit-train / --classes; nothing to train on")
     out = {}
     for name, (images, labels) in parts.items():
-        out[f"{name}_x"] = normalize(images).to(device)
+        rows = normalize(images) if pixels == "normalized" else images.flatten(1).contiguous()
+        out[f"{name}_x"] = rows.to(device)
         out[f"{name}_y"] = labels.to(device)
     names = class_names(positive_class, classes)
     return MNISTSplits(**out, test_images=parts["test"][0], num_classes=len(names), class_names=names)
@@ -267,9 +287,10 @@ def load_splits(
 
 def load_data(cfg, device: torch.device | str = "cpu", data_root=None, download: bool | None = None) -> MNISTSplits:
     """The splits a run configuration asks for (its ``data_root``, ``val_size``, ``limit_train`` and binary
-    task); ``data_root`` and ``download`` override the configuration's."""
+    task, in the pixels its model reads); ``data_root`` and ``download`` override the configuration's."""
     return load_splits(
         resolve_root(data_root or cfg.data_root),
+        pixels=getattr(cfg, "pixels", "normalized"),
         download=cfg.download if download is None else download,
         val_size=cfg.val_size,
         limit_train=cfg.limit_train,

@@ -33,6 +33,7 @@ __all__ = [
     "load_picture",
     "prepare_digit",
     "to_row",
+    "to_byte_row",
     "IMAGE_SUFFIXES",
     "MAX_BYTES",
     "MAX_PIXELS",
@@ -166,6 +167,11 @@ def prepare_digit(picture, ink: str = "auto") -> torch.Tensor:
 def to_row(image28: torch.Tensor) -> torch.Tensor:
     """A prepared 28 × 28 image as the normalised row (1, 784) nnref's models take (``nnref.data.normalize``)."""
     return ((image28.reshape(1, 784) - MEAN) / STD).float()
+
+
+def to_byte_row(image28: torch.Tensor) -> torch.Tensor:
+    """A prepared 28 × 28 image in [0, 1] as MNIST's own uint8 row (1, 784): what byte-KNN records are queried with."""
+    return (image28.reshape(1, 784).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _as_gray(picture) -> torch.Tensor:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from . import knn_bytes
 from ._deprecated import getattr_for
 from .settings import METRICS
 
@@ -70,7 +71,13 @@ class KNNClassifier:
     block_size), whatever n), keeps the k nearest and votes.  Cost per query: O(p n) — the lecture's point
     about non-parametric models.
 
-    Exactness: euclidean and cosine distances are first computed with one matrix product per tile
+    Bytes: euclidean records given as uint8 (MNIST's own pixels, ``torchvision``'s ``MNIST.data`` flattened)
+    are kept as bytes — a quarter of float32's memory — and searched by :mod:`nnref.knn_bytes`: int8 matrix
+    products, int32 sums, the exact integer squared distances (int64), no rounding anywhere.  They are queried
+    with uint8 rows too.  The ranking is the same as on normalised floats (normalisation is one affine map on
+    every pixel), so are the neighbours and the predictions.
+
+    Floats: euclidean and cosine distances are first computed with one matrix product per tile
     (‖x‖² − 2 x·r + ‖r‖²), then the ``k + rerank`` best candidates are re-ranked with distances computed
     directly in float64, so rounding in the fast pass cannot change which neighbours win.
 
@@ -100,12 +107,14 @@ class KNNClassifier:
         self.rerank = rerank
         self.offset = 0
         self.num_classes = 0
-        self.X: torch.Tensor | None = None
+        self.X: torch.Tensor | None = None  # float records (None for byte records: see self.byte_records)
         self.y: torch.Tensor | None = None
+        self.byte_records: knn_bytes.ByteRecords | None = None
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, X: torch.Tensor, y: torch.Tensor, offset: int = 0, num_classes: int | None = None) -> KNNClassifier:
         """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training.
+        uint8 X with the euclidean metric is kept as bytes (:mod:`nnref.knn_bytes`), any other X as floats.
 
         ``offset``: X holds rows offset … offset + n − 1 of a larger training set (one shard of it, in a
         multi-process job); neighbour indices are reported in that larger set's numbering.  ``num_classes``:
@@ -122,24 +131,53 @@ class KNNClassifier:
             raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
         if y.min() < 0:
             raise ValueError(f"y must hold non-negative class labels, found {int(y.min())}")
-        self.X = X if X.is_floating_point() else X.float()
         self.y = y.to(device=X.device, dtype=torch.long)
         self.offset = offset
         self.num_classes = max(int(self.y.max()) + 1, num_classes or 0)
-        self._sq_norms = torch.linalg.vector_norm(self.X, dim=1).square() if self.metric == "euclidean" else None
+        self._sq_norms = None
+        if X.dtype == torch.uint8 and self.metric == "euclidean":
+            self.X, self.byte_records = None, knn_bytes.prepare(X)
+            return self
+        self.X, self.byte_records = (X if X.is_floating_point() else X.float()), None
+        if self.metric == "euclidean":
+            self._sq_norms = torch.linalg.vector_norm(self.X, dim=1).square()
         return self
 
-    def _check_query(self, X: torch.Tensor) -> torch.Tensor:
+    @property
+    def stores_bytes(self) -> bool:
+        """Whether the records are kept (and must be queried) as uint8 bytes."""
+        return self.byte_records is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(records, features) stored."""
+        if self.byte_records is not None:
+            return self.byte_records.n, self.byte_records.p
         if self.X is None:
+            raise RuntimeError("KNNClassifier has no records before fit(X, y)")
+        return tuple(self.X.shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device if self.y is not None else torch.device("cpu")
+
+    def _check_query(self, X: torch.Tensor) -> torch.Tensor:
+        if self.y is None:
             raise RuntimeError("KNNClassifier.predict called before fit(X, y): there are no stored records")
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"X must be a torch.Tensor, got {type(X).__name__}")
-        if X.dim() != 2 or X.shape[1] != self.X.shape[1]:
-            raise ValueError(
-                f"X must have shape (m, {self.X.shape[1]}) (the feature count seen in fit), got shape {tuple(X.shape)}"
-            )
-        if self.k > self.X.shape[0]:
-            raise ValueError(f"k = {self.k} is larger than the training set ({self.X.shape[0]} records)")
+        n, p = self.shape
+        if X.dim() != 2 or X.shape[1] != p:
+            raise ValueError(f"X must have shape (m, {p}) (the feature count seen in fit), got shape {tuple(X.shape)}")
+        if self.k > n:
+            raise ValueError(f"k = {self.k} is larger than the training set ({n} records)")
+        if self.stores_bytes:
+            if X.dtype != torch.uint8:
+                raise TypeError(
+                    f"this KNNClassifier keeps its records as bytes (uint8): query it with uint8 rows too, got "
+                    f"{X.dtype} (nnref.data.to_bytes turns normalised MNIST rows back into their bytes)"
+                )
+            return X.to(self.device)
         return X.to(device=self.X.device, dtype=self.X.dtype)
 
     # -- distances ----------------------------------------------------------------------------------
@@ -190,8 +228,11 @@ class KNNClassifier:
         self, X: torch.Tensor, progress: Callable[[int], None] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The k nearest stored records of each query: (distances (m, k), indices (m, k)), nearest first.
-        (Squared distances for euclidean.)  ``progress(queries_done)`` is called after each chunk."""
+        (Squared distances for euclidean: exact int64 in byte units for byte records, float64 for floats.)
+        ``progress(queries_done)`` is called after each chunk."""
         X = self._check_query(X)
+        if self.stores_bytes:
+            return self._byte_neighbours(X, progress)
         n = self.X.shape[0]
         m_cand = min(n, self.k + self.rerank)
         dists, idxs = [], []
@@ -208,18 +249,34 @@ class KNNClassifier:
                 progress(q.shape[0])
         return torch.cat(dists), torch.cat(idxs) + self.offset
 
+    def _byte_neighbours(self, X: torch.Tensor, progress) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`kneighbors` of uint8 queries against byte records, ``chunk_size`` queries at a time."""
+        dists, idxs = [], []
+        for start in range(0, X.shape[0], self.chunk_size):
+            d, i = knn_bytes.kneighbors(self.byte_records, X[start : start + self.chunk_size], self.k)
+            dists.append(d)
+            idxs.append(i)
+            if progress is not None:
+                progress(d.shape[0])
+        if not dists:  # no queries
+            empty = torch.empty(0, self.k, dtype=torch.int64, device=self.device)
+            return empty, empty.clone()
+        return torch.cat(dists), torch.cat(idxs) + self.offset
+
     def candidates(self, X: torch.Tensor, progress=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(distances, indices, labels), each (m, k): :meth:`kneighbors` with the neighbours' labels."""
         dist, idx = self.kneighbors(X, progress)
         return dist, idx, self.y[idx - self.offset]
 
     def records(self, idx: torch.Tensor) -> torch.Tensor:
-        """The stored rows (len(idx), p) of the records ``idx`` (training-set numbering); zeros for the
-        indices another shard holds (so summing over the shards gives every row)."""
-        local = idx - self.offset
-        mine = (local >= 0) & (local < self.X.shape[0])
-        rows = torch.zeros(idx.shape[0], self.X.shape[1], dtype=self.X.dtype, device=self.X.device)
-        rows[mine] = self.X[local[mine]]
+        """The stored rows (len(idx), p) of the records ``idx`` (training-set numbering), uint8 for byte records;
+        zeros for the indices another shard holds (so summing over the shards gives every row)."""
+        n, p = self.shape
+        local = idx.to(self.device) - self.offset
+        mine = (local >= 0) & (local < n)
+        dtype = torch.uint8 if self.stores_bytes else self.X.dtype
+        rows = torch.zeros(idx.shape[0], p, dtype=dtype, device=self.device)
+        rows[mine] = self.byte_records.records(local[mine]) if self.stores_bytes else self.X[local[mine]]
         return rows
 
     # -- the shared classifier interface ------------------------------------------------------------
@@ -233,8 +290,9 @@ class KNNClassifier:
 
     def memory_bytes(self) -> int:
         """What the model holds: the whole training set (the lecture's 'large memory cost')."""
-        held = (self.X, self.y, self._sq_norms) if self.X is not None else ()
-        return sum(t.numel() * t.element_size() for t in held if t is not None)
+        held = (self.X, self.y, self._sq_norms)
+        records = self.byte_records.nbytes() if self.stores_bytes else 0
+        return records + sum(t.numel() * t.element_size() for t in held if t is not None)
 
 
 __getattr__ = getattr_for(__name__)  # old names, with a warning (nnref._deprecated)

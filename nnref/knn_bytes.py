@@ -72,7 +72,7 @@ BLOCK_FLOAT = 2048  # the float path also holds each block of records as floats:
 _ROWS = 4096  # records converted at once in prepare()
 _MIN_ROWS = 256  # queries per thread, at least
 _QCONST = 127  # the query's value in the fold columns (the last fold column: 1)
-_F32_EXACT = 2 ** 24  # float32 holds every integer up to this magnitude
+_F32_EXACT = 2**24  # float32 holds every integer up to this magnitude
 
 
 @dataclass
@@ -106,8 +106,19 @@ class ByteRecords:
 
     def nbytes(self) -> int:
         """What the search holds: the int8 matrix, the per-record int64 keys, the column lists."""
-        return sum(t.numel() * t.element_size() for t in (self.data, self.key_base, self.constant,
-                                                          self.constant_values, self.slots))
+        return sum(
+            t.numel() * t.element_size()
+            for t in (self.data, self.key_base, self.constant, self.constant_values, self.slots)
+        )
+
+    def records(self, idx: torch.Tensor) -> torch.Tensor:
+        """The original uint8 rows (len(idx), p) of the records ``idx``: the shift undone, the constant pixels
+        (zeroed, or holding the fold) given back their value — nothing else is kept of the records."""
+        shifted = self.data.index_select(0, idx.to(self.data.device))[:, : self.p]
+        rows = torch.bitwise_xor(shifted.view(torch.uint8), 0x80)
+        if self.constant.numel():
+            rows[:, self.constant] = self.constant_values.to(torch.uint8)
+        return rows
 
 
 def _shift(x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +142,7 @@ def _square_norms(x: torch.Tensor) -> torch.Tensor:
     dtype = torch.float32 if x.shape[1] <= 1024 else torch.float64
     out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
     for i in range(0, x.shape[0], _ROWS):
-        out[i:i + _ROWS] = x[i:i + _ROWS].to(dtype).square_().sum(1).to(torch.int64)
+        out[i : i + _ROWS] = x[i : i + _ROWS].to(dtype).square_().sum(1).to(torch.int64)
     return out
 
 
@@ -169,8 +180,9 @@ def prepare(records: torch.Tensor) -> ByteRecords:
     bits = max(1, (n - 1).bit_length())
     key_base = (b << bits) + torch.arange(n, device=records.device)
     bound = (p - constant.numel()) * 128 * 128 + j * 127 * 128 + 126
-    return ByteRecords(data, constant, lo.index_select(0, constant).to(torch.int64), slots, key_base, centre,
-                       bits, p, bound)
+    return ByteRecords(
+        data, constant, lo.index_select(0, constant).to(torch.int64), slots, key_base, centre, bits, p, bound
+    )
 
 
 def _queries(index: ByteRecords, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,8 +207,17 @@ def _queries(index: ByteRecords, queries: torch.Tensor) -> tuple[torch.Tensor, t
 # --------------------------------------------------------------------------------------------------
 def cpu_flags() -> dict:
     """The x86 flags that decide how fast int8 products can be (Linux's /proc/cpuinfo; {} elsewhere)."""
-    wanted = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
-              "amx_bf16")
+    wanted = (
+        "avx2",
+        "avx512f",
+        "avx512bw",
+        "avx512_vnni",
+        "avx_vnni",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_int8",
+        "amx_bf16",
+    )
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
@@ -205,8 +226,9 @@ def cpu_flags() -> dict:
     return {name: name in flags for name in wanted}
 
 
-def _product(path: str, q: torch.Tensor, r: torch.Tensor, out: torch.Tensor | None = None,
-             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def _product(
+    path: str, q: torch.Tensor, r: torch.Tensor, out: torch.Tensor | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """G = q · rᵀ for int8 q (m, K), r (B, K): int32 through _int_mm, or ``dtype`` floats."""
     if path == "int_mm":
         return torch._int_mm(q, r.t(), out=out) if out is not None else torch._int_mm(q, r.t())
@@ -227,9 +249,12 @@ def _self_check(path: str, device: torch.device, dtype: torch.dtype = torch.floa
         x[:, 1::7] = 127
         return x
 
-    shapes = [(mixed(37), mixed(45)), (torch.full((17, 800), -128, dtype=torch.int8), mixed(40)),
-              (torch.full((300, 800), -128, dtype=torch.int8), torch.full((260, 800), -128, dtype=torch.int8)),
-              (mixed(300), mixed(260))]
+    shapes = [
+        (mixed(37), mixed(45)),
+        (torch.full((17, 800), -128, dtype=torch.int8), mixed(40)),
+        (torch.full((300, 800), -128, dtype=torch.int8), torch.full((260, 800), -128, dtype=torch.int8)),
+        (mixed(300), mixed(260)),
+    ]
     try:
         for q, r in shapes:
             got = _product(path, q.to(device), r.to(device), dtype=dtype).cpu().to(torch.float64)
@@ -240,13 +265,16 @@ def _self_check(path: str, device: torch.device, dtype: torch.dtype = torch.floa
         return False
 
 
-def _time_products(device: torch.device, m: int = 512, b: int = 1024, p: int = 784, rounds: int = 4
-                   ) -> tuple[float, float]:
+def _time_products(
+    device: torch.device, m: int = 512, b: int = 1024, p: int = 784, rounds: int = 4
+) -> tuple[float, float]:
     """The best of a few alternating timings of a 512 × 1024 tile, int_mm and float32, one thread."""
     q = torch.randint(-128, 128, (m, p), dtype=torch.int8, device=device)
     r = torch.randint(-128, 128, (b, p), dtype=torch.int8, device=device)
-    outs = {"int_mm": torch.empty(m, b, dtype=torch.int32, device=device),
-            "float": torch.empty(m, b, dtype=torch.float32, device=device)}
+    outs = {
+        "int_mm": torch.empty(m, b, dtype=torch.int32, device=device),
+        "float": torch.empty(m, b, dtype=torch.float32, device=device),
+    }
     best = {path: float("inf") for path in outs}
     for _ in range(rounds + 1):
         for path, out in outs.items():
@@ -295,8 +323,14 @@ def path_info(device: torch.device | str = "cpu") -> dict:
     """Which product runs, why, the float path's dtype, and the CPU flags beside them (for the bench)."""
     device = torch.device(device)
     path, why, float_dtype = _decide(device.type)
-    return {"path": path, "why": why, "float_dtype": str(float_dtype).replace("torch.", ""),
-            "torch": torch.__version__, "device": device.type, "cpu_flags": cpu_flags()}
+    return {
+        "path": path,
+        "why": why,
+        "float_dtype": str(float_dtype).replace("torch.", ""),
+        "torch": torch.__version__,
+        "device": device.type,
+        "cpu_flags": cpu_flags(),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,10 +364,16 @@ def _block_best(G: torch.Tensor, base: torch.Tensor, k: int, group: int, shift: 
     return best
 
 
-def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: int, path: str | None = None,
-               chunk_size: int = CHUNK, block_size: int | None = None, group: int = GROUP,
-               threads: int | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def kneighbors(
+    records: torch.Tensor | ByteRecords,
+    queries: torch.Tensor,
+    k: int,
+    path: str | None = None,
+    chunk_size: int = CHUNK,
+    block_size: int | None = None,
+    group: int = GROUP,
+    threads: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The k nearest records of each query, exactly: (squared distances (m, k) int64, indices (m, k) int64),
     nearest first, equal distances by index.  ``records``: uint8 (n, p) or :func:`prepare`'s result;
     ``queries``: uint8 (m, p).
@@ -361,8 +401,9 @@ def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: in
     m = queries.shape[0]
     out_d = torch.empty(m, k, dtype=torch.int64, device=device)
     out_i = torch.empty(m, k, dtype=torch.int64, device=device)
-    search = functools.partial(_search, index, k=k, path=path, chunk_size=chunk_size, block_size=block_size,
-                               group=group)
+    search = functools.partial(
+        _search, index, k=k, path=path, chunk_size=chunk_size, block_size=block_size, group=group
+    )
     workers = min(threads or torch.get_num_threads(), -(-m // _MIN_ROWS)) if device.type == "cpu" else 1
     if workers <= 1:
         search(queries, out_d, out_i)
@@ -393,33 +434,46 @@ def kneighbors(records: torch.Tensor | ByteRecords, queries: torch.Tensor, k: in
     return out_d, out_i
 
 
-def _search(index: ByteRecords, queries: torch.Tensor, out_d: torch.Tensor, out_i: torch.Tensor, *, k: int,
-            path: str, chunk_size: int, block_size: int, group: int) -> None:
+def _search(
+    index: ByteRecords,
+    queries: torch.Tensor,
+    out_d: torch.Tensor,
+    out_i: torch.Tensor,
+    *,
+    k: int,
+    path: str,
+    chunk_size: int,
+    block_size: int,
+    group: int,
+) -> None:
     """:func:`kneighbors` of some queries, in one thread: fills out_d, out_i (m, k)."""
     device = index.data.device
     dtype = _decide(device.type)[2] if index.bound < _F32_EXACT else torch.float64
     shift = index.bits + 1  # key = (b − 2G) << bits | index = base − G << (bits + 1)
     n, mask = index.n, (1 << index.bits) - 1
-    buf = torch.empty(min(chunk_size, queries.shape[0]) * min(block_size, n), device=device,
-                      dtype=torch.int32 if path == "int_mm" else dtype)  # every tile's products, in turn
+    buf = torch.empty(
+        min(chunk_size, queries.shape[0]) * min(block_size, n),
+        device=device,
+        dtype=torch.int32 if path == "int_mm" else dtype,
+    )  # every tile's products, in turn
     for start in range(0, queries.shape[0], chunk_size):
-        q, qc = _queries(index, queries[start:start + chunk_size])
+        q, qc = _queries(index, queries[start : start + chunk_size])
         if path == "float":
             q = q.to(dtype)
         found = []
         for lo in range(0, n, block_size):
-            r = index.data[lo:lo + block_size]
-            G = buf[:q.shape[0] * r.shape[0]].view(q.shape[0], r.shape[0])  # contiguous, reused
+            r = index.data[lo : lo + block_size]
+            G = buf[: q.shape[0] * r.shape[0]].view(q.shape[0], r.shape[0])  # contiguous, reused
             if path == "int_mm":
                 torch._int_mm(q, r.t(), out=G)
             else:
                 torch.mm(q, r.to(dtype).t(), out=G)
-            found.append(_block_best(G, index.key_base[lo:lo + r.shape[0]], min(k, r.shape[0]), group, shift))
+            found.append(_block_best(G, index.key_base[lo : lo + r.shape[0]], min(k, r.shape[0]), group, shift))
             if len(found) == 64:  # a bounded list, however many records
                 found = [torch.cat(found, 1).topk(k, dim=1, largest=False, sorted=False).values]
         best = torch.cat(found, 1).topk(k, dim=1, largest=False, sorted=True).values  # every block's best k
-        out_i[start:start + q.shape[0]] = best & mask
-        out_d[start:start + q.shape[0]] = qc.unsqueeze(1) + (best >> index.bits)
+        out_i[start : start + q.shape[0]] = best & mask
+        out_d[start : start + q.shape[0]] = qc.unsqueeze(1) + (best >> index.bits)
 
 
 def brute_force(records: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

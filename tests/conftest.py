@@ -48,6 +48,7 @@ LECTURE_TESTS = (
     "test_models",
     "test_properties",
     "test_knn",
+    "test_knn_bytes",
     "test_plane",
     "test_playground",
     "test_data",

@@ -25,6 +25,7 @@ LECTURE = (
     "layers",
     "models",
     "knn",
+    "knn_bytes",
     "plane",
     "playground",
     "gradcheck",

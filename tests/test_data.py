@@ -180,3 +180,24 @@ def test_decoded_mnist_is_kept_for_the_next_run_which_needs_no_torchvision(tiny_
     data[8] = (data[8] + 1) % 10  # the first label changes
     labels.write_bytes(bytes(data))
     assert int(load_mnist(tiny_mnist, train=True, download=False)[1][0]) == (int(first[1][0]) + 1) % 10
+
+
+def test_to_bytes_undoes_normalize_exactly_and_load_splits_gives_either():
+    from nnref.data import normalize, to_bytes
+
+    every = torch.arange(256, dtype=torch.uint8).reshape(1, 256).repeat(3, 1)
+    assert torch.equal(to_bytes(normalize(every)), every)
+    assert to_bytes(every) is every  # bytes stay as they are
+
+
+def test_load_splits_gives_normalised_rows_or_mnists_own_bytes(tiny_mnist):
+    from nnref.data import normalize
+
+    floats = load_splits(tiny_mnist, download=False, val_size=100)
+    raw = load_splits(tiny_mnist, download=False, val_size=100, pixels="bytes")
+    assert raw.train_x.dtype == torch.uint8 and raw.train_x.shape == floats.train_x.shape
+    for split in ("train", "val", "test"):
+        assert torch.equal(normalize(getattr(raw, f"{split}_x")), getattr(floats, f"{split}_x"))
+        assert torch.equal(getattr(raw, f"{split}_y"), getattr(floats, f"{split}_y"))
+    with pytest.raises(ValueError, match="pixels must be one of"):
+        load_splits(tiny_mnist, download=False, pixels="floats")

@@ -139,3 +139,118 @@ def test_merge_breaks_many_distance_ties_by_training_index():
         expected = sorted(zip(dist[row].tolist(), idx[row].tolist()))[:k]
         assert list(zip(d[row].tolist(), i[row].tolist())) == expected
         assert torch.equal(lab[row], i[row] % 10)
+
+
+# --------------------------------------------------------------------------------------------------
+# Byte records: MNIST's own pixels, searched in integers (nnref.knn_bytes)
+# --------------------------------------------------------------------------------------------------
+def _digits_as_bytes(n: int, seed: int, duplicates: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-like uint8 rows (n, 784) — a blank border, strokes, noise — and labels; the last ``duplicates`` rows
+    copy the first ones (equal distances: the earlier record must win)."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    images[:, 4:24, 4:24] = torch.randint(0, 256, (n, 20, 20), generator=g, dtype=torch.uint8)
+    images[:, 4:24, 4:24] *= torch.rand(n, 20, 20, generator=g) < 0.3  # mostly dark, as digits are
+    rows = images.flatten(1)
+    if duplicates:
+        rows[-duplicates:] = rows[:duplicates]
+    return rows, torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_byte_records_find_the_neighbours_of_their_normalised_floats(seed):
+    import sklearn.neighbors as sk
+
+    from nnref import knn_bytes as knn_bytes_module
+    from nnref.data import normalize
+
+    X, y = _digits_as_bytes(900, seed, duplicates=60)
+    Q = torch.cat([_digits_as_bytes(150, seed + 100)[0], X[:20]])  # and queries at distance 0 from two records
+    knn_bytes = KNNClassifier(5, chunk_size=64).fit(X, y)
+    knn_floats = KNNClassifier(5, chunk_size=64).fit(normalize(X), y)
+    assert knn_bytes.stores_bytes and not knn_floats.stores_bytes
+    d, i = knn_bytes.kneighbors(Q)
+    d_f, i_f = knn_floats.kneighbors(normalize(Q))
+    assert torch.equal(i, i_f) and d.dtype == torch.int64
+    assert torch.equal(d, (Q[:, None].long() - X[i].long()).square().sum(-1))  # exact integers
+    torch.testing.assert_close(d.double() / (255 * 0.3081) ** 2, d_f, rtol=1e-5, atol=1e-4)
+    assert torch.equal(i[-20:, 0], torch.arange(20))  # the copy (index 840 + j) is as near: the earlier wins
+    # scikit-learn orders equal distances as its partial sort leaves them: compared where the 5th and 6th differ
+    exact, _ = knn_bytes_module.brute_force(X, Q, 6)
+    clear = exact[:, 4] != exact[:, 5]
+    assert clear.sum() >= 150  # (the copies make a few ties at the boundary)
+    ref = sk.KNeighborsClassifier(5, algorithm="brute").fit(normalize(X).double().numpy(), y.numpy())
+    expected = torch.from_numpy(ref.predict(normalize(Q[clear]).double().numpy()))
+    assert torch.equal(knn_bytes.predict(Q)[clear], expected)
+
+
+def test_byte_records_hold_a_byte_per_pixel_and_give_back_their_rows():
+    from nnref.data import normalize
+
+    X, y = _digits_as_bytes(2000, 3)
+    knn = KNNClassifier(3).fit(X, y)
+    floats = KNNClassifier(3).fit(normalize(X), y)
+    assert knn.X is None and knn.shape == (2000, 784)
+    assert X.numel() <= knn.memory_bytes() <= X.numel() + 20 * 2000  # the pixels, the keys and labels (int64 each)
+    assert floats.memory_bytes() >= 4 * X.numel()
+    idx = torch.tensor([0, 1999, 7, 7])
+    assert torch.equal(knn.records(idx), X[idx])  # the shift, the zeroed border and the fold all undone
+    shard = KNNClassifier(3).fit(X[1000:], y[1000:], offset=1000)
+    assert torch.equal(shard.records(idx), torch.where((idx >= 1000)[:, None], X[idx], 0))
+
+
+def test_byte_records_are_queried_with_bytes_and_other_metrics_keep_floats():
+    X, y = _digits_as_bytes(100, 4)
+    with pytest.raises(TypeError, match=r"keeps its records as bytes \(uint8\): query it with uint8 rows"):
+        KNNClassifier(3).fit(X, y).predict(X.float())
+    for metric in ("manhattan", "cosine"):
+        knn = KNNClassifier(3, metric).fit(X, y)
+        assert not knn.stores_bytes and knn.X.dtype == torch.float32
+        assert torch.equal(knn.predict(X[:10]), knn.predict(X[:10].float()))
+
+
+def test_byte_shards_merge_into_the_one_process_search():
+    X, y = _digits_as_bytes(600, 5, duplicates=200)  # copies across the shard boundary
+    Q = torch.cat([_digits_as_bytes(50, 6)[0], X[:30]])
+    one = KNNClassifier(4).fit(X, y).candidates(Q)
+    shards = [KNNClassifier(4).fit(X[s:e], y[s:e], offset=s).candidates(Q) for s, e in ((0, 300), (300, 600))]
+    merged = merge_neighbours(*(torch.cat([a, b], 1) for a, b in zip(*shards)), k=4)
+    for a, b in zip(one, merged):
+        assert torch.equal(a, b)
+
+
+def test_the_float_product_fallback_finds_the_same_neighbours(monkeypatch):
+    from nnref import knn_bytes
+
+    X, y = _digits_as_bytes(700, 7, duplicates=50)
+    Q = _digits_as_bytes(120, 8)[0]
+    found = {}
+    for path in knn_bytes.PATHS:
+        knn_bytes._decide.cache_clear()
+        monkeypatch.setenv("NNREF_KNN_PATH", path)
+        try:
+            assert knn_bytes.select_path() == path
+            found[path] = KNNClassifier(3).fit(X, y).kneighbors(Q)
+        finally:
+            knn_bytes._decide.cache_clear()
+    (d0, i0), (d1, i1) = found.values()
+    assert torch.equal(i0, i1) and torch.equal(d0, d1)
+
+
+@pytest.mark.mnist
+def test_bytes_floats_and_scikit_learn_agree_on_mnist(real_mnist):
+    """Every test image against all 60,000 training images: the byte search and the float search find the same
+    neighbours (k = 3), and the predictions equal scikit-learn's brute force in float64 (on 1,000 of them)."""
+    import sklearn.neighbors as sk
+
+    from nnref.data import load_splits
+
+    bytes_, floats = (load_splits(real_mnist, download=False, val_size=0, pixels=p) for p in ("bytes", "normalized"))
+    knn = KNNClassifier(3).fit(bytes_.train_x, bytes_.train_y)
+    _, i = knn.kneighbors(bytes_.test_x)
+    _, i_f = KNNClassifier(3).fit(floats.train_x, floats.train_y).kneighbors(floats.test_x)
+    assert i.shape == (10_000, 3) and torch.equal(i, i_f)
+    ref = sk.KNeighborsClassifier(3, algorithm="brute").fit(floats.train_x.double().numpy(), floats.train_y.numpy())
+    expected = ref.predict(floats.test_x[:1000].double().numpy())
+    assert vote(bytes_.train_y[i[:1000]], 10).tolist() == expected.tolist()
+    assert knn.memory_bytes() < 60_000 * 784 * 1.03  # the records in bytes: 47 MB, not float32's 188 MB

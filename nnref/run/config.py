@@ -218,6 +218,13 @@ class KNNConfig(RunOptions):
     def resolve(self, checkpoint_config: dict | None = None) -> KNNConfig:
         return dataclasses.replace(self, device=self.device or "auto")
 
+    @property
+    def pixels(self) -> str:
+        """What the records are kept as: MNIST's bytes for the euclidean search (:mod:`nnref.knn_bytes`; the same
+        neighbours as normalised floats, a quarter of the memory), normalised floats for the other metrics (cosine
+        is not blind to normalisation's shift)."""
+        return "bytes" if self.metric == "euclidean" else "normalized"
+
     def recipe(self) -> str:
         return f"k {','.join(map(str, self.k))} {self.metric}"
 
