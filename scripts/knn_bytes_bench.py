@@ -46,6 +46,7 @@ def bytes_side(path):
     def run(R, y, Q, k):
         _, idx = kb.kneighbors(kb.prepare(R), Q, k, path=path)
         return vote(y[idx], 10)
+
     return run
 
 
@@ -79,8 +80,12 @@ def _faiss_worker(conn, root, n_test, threads, k):
     Rf, Qf = normalize(R).numpy(), normalize(Q).numpy()  # float32, normalised: what the nnref bench gives FAISS
     try:
         from threadpoolctl import threadpool_info
-        arch = [d.get("architecture") for d in threadpool_info()
-                if d.get("internal_api") == "openblas" and "faiss" in d.get("filepath", "")]
+
+        arch = [
+            d.get("architecture")
+            for d in threadpool_info()
+            if d.get("internal_api") == "openblas" and "faiss" in d.get("filepath", "")
+        ]
     except ImportError:
         arch = []
     conn.send({"openblas_architecture": arch[0] if arch else None, "faiss": faiss.__version__})
@@ -153,8 +158,13 @@ def _memory_child(side, root, n_test, threads, k, answer):
         kb.kneighbors(kb.prepare(R[:100]), Q[:10], k, path=path)  # libraries loaded, thread pools started
         held, index = _peak_during(lambda: kb.prepare(R))
         search, _ = _peak_during(lambda: kb.kneighbors(index, Q, k, path=path))
-        answer.put({"records_mib": index.nbytes() / 2**20, "records_resident_mib": held / 2**20,
-                    "search_peak_extra_mib": search / 2**20})
+        answer.put(
+            {
+                "records_mib": index.nbytes() / 2**20,
+                "records_resident_mib": held / 2**20,
+                "search_peak_extra_mib": search / 2**20,
+            }
+        )
     elif side == "nnref-float":
         Rn, Qn = normalize(R), normalize(Q)
         KNNClassifier(k).fit(Rn[:100], y[:100]).predict(Qn[:10])
@@ -185,10 +195,15 @@ def _memory_report(a, R, skip) -> dict:
     print("\n## memory (fresh process per side, MiB)\n")
     for side in [s for s in ("bytes", "bytes-float", "nnref-float", "faiss") if s not in skip]:
         memory[side] = memory_of(side, a.data_root, a.n_test, a.threads, a.k)
-        print(f"- {side}: " + ", ".join(f"{key} {v:.1f}" if isinstance(v, float) else f"{key} {v}"
-                                         for key, v in memory[side].items()), flush=True)
-    print(f"- records as uint8 ({R.shape[0]:,} × {R.shape[1]}): {R.numel() / 2**20:.1f} MiB "
-          f"({R.numel() / 1e6:.1f} MB); as float32: {R.numel() * 4 / 2**20:.1f} MiB ({R.numel() * 4 / 1e6:.1f} MB)")
+        print(
+            f"- {side}: "
+            + ", ".join(f"{key} {v:.1f}" if isinstance(v, float) else f"{key} {v}" for key, v in memory[side].items()),
+            flush=True,
+        )
+    print(
+        f"- records as uint8 ({R.shape[0]:,} × {R.shape[1]}): {R.numel() / 2**20:.1f} MiB "
+        f"({R.numel() / 1e6:.1f} MB); as float32: {R.numel() * 4 / 2**20:.1f} MiB ({R.numel() * 4 / 1e6:.1f} MB)"
+    )
     return memory
 
 
@@ -218,25 +233,50 @@ def main(argv=None):
     k, skip = a.k, set(filter(None, a.skip.split(",")))
     R, y, Q, yq = load(a.data_root, a.n_test)
     flags = kb.cpu_flags()
-    info = {"cpu": cpu_model(), "cpu_flags": flags, "threads": a.threads, "torch": torch.__version__,
-            "byte_path": kb.path_info(), "test_images": Q.shape[0], "train_images": R.shape[0], "k": k}
+    info = {
+        "cpu": cpu_model(),
+        "cpu_flags": flags,
+        "threads": a.threads,
+        "torch": torch.__version__,
+        "byte_path": kb.path_info(),
+        "test_images": Q.shape[0],
+        "train_images": R.shape[0],
+        "k": k,
+    }
     print(f"# {info['cpu']}, {a.threads} threads, torch {torch.__version__}")
-    print("# flags: " + " ".join(f for f, on in flags.items() if on) + "; absent: "
-          + (" ".join(f for f, on in flags.items() if not on) or "none"))
+    print(
+        "# flags: "
+        + " ".join(f for f, on in flags.items() if on)
+        + "; absent: "
+        + (" ".join(f for f, on in flags.items() if not on) or "none")
+    )
     print(f"# byte path: {info['byte_path']['path']} ({info['byte_path']['why']})")
 
     if a.memory_only:
         return _memory_report(a, R, skip)
-    sides = {name: (lambda fn=fn: fn(R, y, Q, k)) for name, fn in
-             (("bytes", bytes_side("int_mm")), ("bytes-float", bytes_side("float")), ("nnref-float", nnref_float))
-             if name not in skip}
+    sides = {
+        name: (lambda fn=fn: fn(R, y, Q, k))
+        for name, fn in (
+            ("bytes", bytes_side("int_mm")),
+            ("bytes-float", bytes_side("float")),
+            ("nnref-float", nnref_float),
+        )
+        if name not in skip
+    }
     workers = {}
     if "faiss" not in skip:
         workers["faiss"] = FaissProcess(a.data_root, a.n_test, a.threads, k)
-        print(f"# faiss {workers['faiss'].info['faiss']}, OpenBLAS kernels as installed: "
-              f"{workers['faiss'].info['openblas_architecture']}")
+        print(
+            f"# faiss {workers['faiss'].info['faiss']}, OpenBLAS kernels as installed: "
+            f"{workers['faiss'].info['openblas_architecture']}"
+        )
     ct = _coretype(flags)
-    if "faiss-tuned" not in skip and ct and workers.get("faiss") and workers["faiss"].info["openblas_architecture"] != ct:
+    if (
+        "faiss-tuned" not in skip
+        and ct
+        and workers.get("faiss")
+        and workers["faiss"].info["openblas_architecture"] != ct
+    ):
         workers["faiss-tuned"] = FaissProcess(a.data_root, a.n_test, a.threads, k, coretype=ct)
         print(f"# faiss-tuned: OPENBLAS_CORETYPE={ct} → {workers['faiss-tuned'].info['openblas_architecture']}")
 
@@ -274,28 +314,51 @@ def main(argv=None):
     ref = preds.get("sklearn")
     med = {n: statistics.median(v) for n, v in times.items()}
     rows = []
-    print(f"\n## KNN k={k}, {Q.shape[0]} test × {R.shape[0]} train, {a.threads} threads "
-          f"(medians of {a.rounds} alternating rounds; fit + predict)\n")
+    print(
+        f"\n## KNN k={k}, {Q.shape[0]} test × {R.shape[0]} train, {a.threads} threads "
+        f"(medians of {a.rounds} alternating rounds; fit + predict)\n"
+    )
     print("| side | seconds | / faiss | / faiss-tuned | identical to scikit-learn | accuracy |")
     print("|---|---|---|---|---|---|")
     for n, s in med.items():
-        row = {"side": n, "seconds": s, "all_seconds": times[n],
-               "vs_faiss": s / med["faiss"] if "faiss" in med else None,
-               "vs_faiss_tuned": s / med["faiss-tuned"] if "faiss-tuned" in med else None,
-               "identical_to_sklearn": float((preds[n] == ref).float().mean()) if ref is not None else None,
-               "accuracy": float((preds[n] == yq).float().mean())}
+        row = {
+            "side": n,
+            "seconds": s,
+            "all_seconds": times[n],
+            "vs_faiss": s / med["faiss"] if "faiss" in med else None,
+            "vs_faiss_tuned": s / med["faiss-tuned"] if "faiss-tuned" in med else None,
+            "identical_to_sklearn": float((preds[n] == ref).float().mean()) if ref is not None else None,
+            "accuracy": float((preds[n] == yq).float().mean()),
+        }
         rows.append(row)
-        fmt = (lambda v: f"{v:.3f}" if v is not None else "–")
+
+        def fmt(v):
+            return f"{v:.3f}" if v is not None else "–"
+
         ident = f"{row['identical_to_sklearn']:.2%}" if ref is not None else "–"
-        print(f"| {n} | {s:.3f} | {fmt(row['vs_faiss'])} | {fmt(row['vs_faiss_tuned'])} | {ident} | "
-              f"{row['accuracy']:.2%} |")
-    print(f"\nbyte search alone (records prepared once): median {statistics.median(search_only):.3f} s; "
-          f"prepare() {prepare_s:.3f} s")
+        print(
+            f"| {n} | {s:.3f} | {fmt(row['vs_faiss'])} | {fmt(row['vs_faiss_tuned'])} | {ident} | "
+            f"{row['accuracy']:.2%} |"
+        )
+    print(
+        f"\nbyte search alone (records prepared once): median {statistics.median(search_only):.3f} s; "
+        f"prepare() {prepare_s:.3f} s"
+    )
     memory = {} if a.no_memory else _memory_report(a, R, skip)
     if a.json:
-        Path(a.json).write_text(json.dumps({"info": info, "rows": rows, "search_only_seconds": search_only,
-                                            "prepare_seconds": prepare_s, "memory": memory,
-                                            "faiss": {n: w.info for n, w in workers.items()}}, indent=1))
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "info": info,
+                    "rows": rows,
+                    "search_only_seconds": search_only,
+                    "prepare_seconds": prepare_s,
+                    "memory": memory,
+                    "faiss": {n: w.info for n, w in workers.items()},
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

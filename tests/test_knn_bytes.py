@@ -65,8 +65,12 @@ def test_the_fold_is_exact_for_a_wide_spread_of_norms():
     R = torch.randint(0, 256, (500, 784), generator=g, dtype=torch.uint8)
     R[0], R[1], R[2] = 0, 255, 128
     R[3:100] = torch.randint(100, 156, (97, 784), generator=g, dtype=torch.uint8)
-    Q = torch.cat([torch.randint(0, 256, (20, 784), generator=g, dtype=torch.uint8),
-                   torch.tensor([0, 255, 128], dtype=torch.uint8).repeat_interleave(784).view(3, 784)])
+    Q = torch.cat(
+        [
+            torch.randint(0, 256, (20, 784), generator=g, dtype=torch.uint8),
+            torch.tensor([0, 255, 128], dtype=torch.uint8).repeat_interleave(784).view(3, 784),
+        ]
+    )
     index = kb.prepare(R)
     assert index.fold_columns > 100
     ref = kb.brute_force(R, Q, 5)
@@ -86,11 +90,12 @@ def test_float_path_equals_int_mm_path():
 def test_one_record_one_pixel_and_identical_records():
     one = torch.tensor([[7]], dtype=torch.uint8)
     for path in kb.PATHS:
-        assert [t.tolist() for t in kb.kneighbors(one, torch.tensor([[3], [250]], dtype=torch.uint8), 1,
-                                                   path=path)] == [[[16], [243 ** 2]], [[0], [0]]]
+        assert [
+            t.tolist() for t in kb.kneighbors(one, torch.tensor([[3], [250]], dtype=torch.uint8), 1, path=path)
+        ] == [[[16], [243**2]], [[0], [0]]]
         same = torch.full((10, 4), 200, dtype=torch.uint8)  # no pixel varies: every distance ties
         d, i = kb.kneighbors(same, torch.zeros(2, 4, dtype=torch.uint8), 3, path=path)
-        assert i.tolist() == [[0, 1, 2]] * 2 and d.tolist() == [[4 * 200 ** 2] * 3] * 2
+        assert i.tolist() == [[0, 1, 2]] * 2 and d.tolist() == [[4 * 200**2] * 3] * 2
 
 
 def test_records_take_a_byte_per_pixel():
@@ -105,18 +110,35 @@ def test_records_take_a_byte_per_pixel():
     assert full.data.shape == (1000, 100 + full.fold_columns)
 
 
-@pytest.mark.parametrize("bad,exc,pattern", [
-    (lambda: kb.kneighbors(torch.zeros(5, 3), torch.zeros(2, 3, dtype=torch.uint8), 1), TypeError, "bytes"),
-    (lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 4, dtype=torch.uint8), 1),
-     ValueError, "3 pixels"),
-    (lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 3, dtype=torch.uint8), 6),
-     ValueError, "larger than"),
-    (lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 3, dtype=torch.uint8), 0),
-     ValueError, "positive"),
-    (lambda: kb.prepare(torch.zeros(0, 3, dtype=torch.uint8)), ValueError, "no records"),
-    (lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 3, dtype=torch.uint8), 1,
-                           path="gpu"), ValueError, "path"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,pattern",
+    [
+        (lambda: kb.kneighbors(torch.zeros(5, 3), torch.zeros(2, 3, dtype=torch.uint8), 1), TypeError, "bytes"),
+        (
+            lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 4, dtype=torch.uint8), 1),
+            ValueError,
+            "3 pixels",
+        ),
+        (
+            lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 3, dtype=torch.uint8), 6),
+            ValueError,
+            "larger than",
+        ),
+        (
+            lambda: kb.kneighbors(torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 3, dtype=torch.uint8), 0),
+            ValueError,
+            "positive",
+        ),
+        (lambda: kb.prepare(torch.zeros(0, 3, dtype=torch.uint8)), ValueError, "no records"),
+        (
+            lambda: kb.kneighbors(
+                torch.zeros(5, 3, dtype=torch.uint8), torch.zeros(2, 3, dtype=torch.uint8), 1, path="gpu"
+            ),
+            ValueError,
+            "path",
+        ),
+    ],
+)
 def test_bad_input(bad, exc, pattern):
     with pytest.raises(exc, match=pattern):
         bad()
@@ -195,8 +217,13 @@ def test_an_error_in_a_thread_reaches_the_caller(monkeypatch):
 def test_float64_where_float32_fails_its_check(monkeypatch):
     kb._decide.cache_clear()
     real = kb._self_check
-    monkeypatch.setattr(kb, "_self_check", lambda path, device, dtype=torch.float32:
-                        False if path == "float" and dtype == torch.float32 else real(path, device, dtype))
+    monkeypatch.setattr(
+        kb,
+        "_self_check",
+        lambda path, device, dtype=torch.float32: (
+            False if path == "float" and dtype == torch.float32 else real(path, device, dtype)
+        ),
+    )
     try:
         assert kb.path_info()["float_dtype"] == "float64"
         g = torch.Generator().manual_seed(5)
