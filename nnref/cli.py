@@ -181,7 +181,7 @@ def _defaults_text() -> str:
     ]
     lines.append(
         f"  {'knn':8s} --k {_sizes(k.k)} --metric {k.metric} --chunk-size {k.chunk_size} (KNN stores "
-        "records: no gradient-descent options)"
+        "records — as MNIST's bytes for euclidean: no gradient-descent options)"
     )
     return "\n".join(
         [
@@ -286,7 +286,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         default=S,
         help=f"neighbours, one or a list such as 1,3,5 (the best on validation is kept; default {_sizes(k.k)})",
     )
-    n.add_argument("--metric", choices=METRICS, default=S, help=f"distance (default {k.metric})")
+    n.add_argument(
+        "--metric",
+        choices=METRICS,
+        default=S,
+        help=f"distance (default {k.metric}: searched in MNIST's own bytes, exactly; the others on floats)",
+    )
     n.add_argument(
         "--chunk-size",
         type=positive_int,

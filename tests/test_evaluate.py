@@ -63,6 +63,29 @@ def test_eval_of_knn_votes_with_the_k_chosen_on_validation(hard_mnist, tmp_path,
     assert _printed_matrix(out, 10) == expected.tolist()
 
 
+def test_a_knn_checkpoint_of_nnref_0_1_loads_and_votes_as_it_did(hard_mnist, tmp_path, capsys):
+    """tests/data/knn-checkpoint-0.1.pt was written by nnref 0.1.0 (float records) with
+    ``nnref train knn --k 1,3,5 --val-size 100`` on ``hard_mnist``; today's byte records predict what it stored."""
+    from pathlib import Path
+
+    old = Path(__file__).parent / "data" / "knn-checkpoint-0.1.pt"
+    state = torch.load(old, weights_only=True)
+    assert state["best_k"] == 5 and state["model"] is None  # a KNN checkpoint keeps no records: MNIST is re-read
+    model, cfg = load_model(old, data_root=hard_mnist)
+    assert model.stores_bytes and model.k == 5
+    data = load_splits(hard_mnist, download=False, val_size=cfg.val_size, pixels=cfg.pixels)
+    assert torch.equal(model.predict(data.test_x), state["test_predictions"])
+    assert main(["eval", str(old), "--data-root", str(hard_mnist), "--no-download"]) == 0
+    assert _printed_accuracy(capsys.readouterr().out) == pytest.approx(state["final"]["test_acc"], abs=1e-7)
+    # today's run of the same command: the same choice, the same accuracies, a quarter of the records' memory
+    assert main(train_args(hard_mnist, tmp_path, "knn", "--k", "1,3,5")) == 0
+    new = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert new["best_k"] == state["best_k"] and new["results"] == state["results"]
+    assert torch.equal(new["test_predictions"], state["test_predictions"])
+    (old_bytes,), (new_bytes,) = state["final"]["records_bytes_per_rank"], new["final"]["records_bytes_per_rank"]
+    assert new_bytes < 0.3 * old_bytes
+
+
 def test_knn_chosen_k_for_checkpoints_without_best_k():
     results = {1: {"val_acc": 0.5}, 3: {"val_acc": 0.7}, 5: {"val_acc": 0.7}}
     assert chosen_k({"config": {"k": [1, 3, 5]}, "results": results}) == 3  # ties: the smaller k

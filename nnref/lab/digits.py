@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import DataError, resolve_root
-from ..digits import MAX_BYTES, BadPicture, NoDigitFound, load_picture, prepare_digit, to_row
+from ..data import STD, DataError, resolve_root
+from ..digits import MAX_BYTES, BadPicture, NoDigitFound, load_picture, prepare_digit, to_byte_row, to_row
 from ..run.config import TrainingError
 from .inbox import Inbox
 from .session import decode, encode
@@ -83,7 +83,8 @@ class DigitsBackend:
                 raise TrainingError(f"--knn-checkpoint {knn_checkpoint} is a {knn_cfg.model!r} run, not a KNN run")
             k, metric = chosen_k(state), knn_cfg.metric
         images, labels = load_mnist(resolve_root(data_root or cfg.data_root), train=True, download=download)
-        knn = KNNClassifier(k, metric, chunk_size=64).fit(normalize(images), labels, num_classes=10)
+        records = images.flatten(1) if metric == "euclidean" else normalize(images)  # euclidean: MNIST's bytes
+        knn = KNNClassifier(k, metric, chunk_size=64).fit(records, labels, num_classes=10)
         if say:
             say(
                 f"digit page: {type(model).__name__} from {checkpoint}; KNN k = {k} ({metric}) over "
@@ -145,8 +146,12 @@ class DigitsBackend:
         """The k nearest training images of the prepared input, nearest first."""
         start = time.perf_counter()
         with torch.no_grad():
-            dist, idx, labels = self.knn.candidates(to_row(image))
-        dist = dist[0].sqrt() if self.knn.metric == "euclidean" else dist[0]
+            query = to_byte_row(image) if self.knn.stores_bytes else to_row(image)  # (0 … 255, as MNIST's digits)
+            dist, idx, labels = self.knn.candidates(query)
+        if self.knn.metric == "euclidean":  # in the units of normalised pixels, whichever the records
+            dist = dist[0].double().sqrt() / (255 * STD if self.knn.stores_bytes else 1)
+        else:
+            dist = dist[0]
         header = {
             "type": "neighbours",
             "k": self.k,

@@ -13,7 +13,7 @@ import torch
 
 from .. import viz
 from ..data import DataError, class_names, load_data
-from ..digits import IMAGE_SUFFIXES, prepare_digit, to_row
+from ..digits import IMAGE_SUFFIXES, prepare_digit, to_byte_row, to_row
 from ..models import build_model
 from . import knn
 from .checkpoint import load_checkpoint
@@ -168,7 +168,8 @@ def predict_pictures(
         except DataError as exc:
             results.append(Prediction([], names, str(path), str(exc)))
             continue
-        probs = model.predict_proba(to_row(image))[0]
+        row = to_byte_row(image) if getattr(model, "stores_bytes", False) else to_row(image)  # (KNN on bytes)
+        probs = model.predict_proba(row)[0]
         results.append(Prediction(probs.tolist(), names[: probs.shape[0]], str(path), image=image))
     return results
 

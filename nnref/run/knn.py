@@ -64,7 +64,12 @@ class NeighbourSearch:
 
     def images(self, idx: torch.Tensor) -> torch.Tensor:
         """The training images (m, k, 28, 28) of the neighbours idx (m, k), whichever rank holds them."""
-        return to_images(self.world.sum(self.knn.records(idx.flatten()))).reshape(*idx.shape, 28, 28)
+        rows = self.knn.records(idx.flatten())
+        if self.knn.stores_bytes:  # (summed across ranks in int32: one rank's row plus zeros)
+            rows = self.world.sum(rows.to(torch.int32)).to(torch.uint8)
+        else:
+            rows = self.world.sum(rows)
+        return to_images(rows).reshape(*idx.shape, 28, 28)
 
 
 def run(cfg: KNNConfig, console: Callable[[str], None] | None = None) -> dict:
@@ -89,7 +94,8 @@ def _run(cfg: KNNConfig, device: torch.device, world: World, console) -> dict:
         pred = vote(search.neighbours(data.test_x[:10])[2], data.num_classes)
         if console:
             console(
-                f"dry run: KNN (k={search.k}, {cfg.metric}) on {device}, {search.knn.X.shape[0]} records; "
+                f"dry run: KNN (k={search.k}, {cfg.metric}) on {device}, {search.knn.shape[0]} records "
+                f"({'bytes' if search.knn.stores_bytes else 'floats'}); "
                 f"first test predictions {pred.tolist()}"
             )
         return {"dry_run": True}
