@@ -124,7 +124,7 @@ class Profile:
     loader_repeats: int = 3
     knn_repeats: int = 2
     knn_test: int | None = None  # test images KNN classifies (None: all 10,000)
-    knn_memory_of: tuple[str, ...] = ("nnref", "faiss", "sklearn")
+    knn_memory_of: tuple[str, ...] = ("nnref", "nnref floats", "faiss", "sklearn")
     accuracy_epochs: int = 10
     accuracy_repeats: int = 3
     cost_sizes: tuple[int, ...] = (1000, 5000, 10000, 30000, 60000)
