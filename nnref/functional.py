@@ -154,7 +154,10 @@ class ReLUFunction(_SavesOutput):
         (one fast kernel; comparing and casting a boolean mask costs five times more on CPU).
         """
         (a,) = ctx.saved_tensors
-        return g * a.sign()
+        indicator = a.sign()
+        if torch.is_grad_enabled():  # this backward is itself being differentiated: no in-place product
+            return g * indicator
+        return indicator.mul_(g)  # in place on the fresh indicator: one pass over memory less
 
 
 class TanhFunction(_SavesOutput):
@@ -314,8 +317,17 @@ def _log_softmax(z: torch.Tensor) -> torch.Tensor:
 
 
 def _softmax(z: torch.Tensor) -> torch.Tensor:
-    """a_i = e^(z_i − max z) / Σ_j e^(z_j − max z), one fused kernel."""
-    return torch.softmax(z, dim=-1)
+    """a_i = e^(z_i − max z) / Σ_j e^(z_j − max z): max-subtracted, so no e^(·) exceeds 1.
+
+    One fused kernel, except for a few classes (MNIST's 10) in float32/64 on a CPU, where the four small kernels
+    written out here take half its time (the fused kernel's vector loop runs along the classes)."""
+    if z.shape[-1] > _FEW_CLASSES or z.device.type != "cpu" or z.dtype not in (torch.float32, torch.float64):
+        return torch.softmax(z, dim=-1)
+    e = (z - z.amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+_FEW_CLASSES = 16
 
 
 def _clamped_log(a: torch.Tensor) -> torch.Tensor:
