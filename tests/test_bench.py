@@ -26,7 +26,8 @@ def test_bench_quick_writes_every_section(tiny_mnist, tmp_path, capsys):
     names = [r["name"] for r in report["rows"]]
     assert sum(n.startswith("fwd+bwd") for n in names) == 9
     assert sum(n.startswith("floor: ") for n in names) == 10
-    assert sum(n.startswith("train step") for n in names) == 6 + 2  # eager steps; compiled vs eager and compiled
+    assert sum(n.startswith("train step") for n in names) == 6 + 4 + 2  # eager steps, as plain loops too; compiled
+    assert sum(n.endswith(": a plain loop") for n in names) == 4  # batch 128 and 512, both models
     assert sum(n.startswith("time to accuracy") for n in names) == 3
     scaling = ("MLP 784-800-10, one training epoch: torchrun", "KNN k=3, the test set")
     assert sum(n.startswith(scaling) for n in names) == 1  # --quick runs the KNN job alone

@@ -21,6 +21,7 @@ from .core import Context, row, seconds_per_call, section, side_by_side, sync
 
 __all__ = [
     "Stepper",
+    "PlainLoop",
     "bench_train_steps",
     "bench_compile",
     "bench_loader",
@@ -62,6 +63,24 @@ class Stepper:
         return loss
 
 
+class PlainLoop:
+    """The loop a user writes: ``zero_grad``, forward, loss, ``backward()``, ``optimizer.step()`` — no step
+    object, no autocast context — on the next batch of a fixed list."""
+
+    def __init__(self, model, loss_fn, batches, lr=0.05, momentum=0.9):
+        self.model, self.loss_fn, self.batches, self.i = model, loss_fn, batches, 0
+        self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+
+    def __call__(self):
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
 def _model_twin_batches(make, data, bs: int, device):
     """An nnref model (seed 0), its torch.nn twin with the same weights, and 32 random batches of ``bs``
     training rows: what every step comparison runs on."""
@@ -76,7 +95,9 @@ def _model_twin_batches(make, data, bs: int, device):
 @section("steps")
 def steps_section(ctx: Context) -> list[dict]:
     """A whole SGD step (momentum 0.9) of softmax regression and the 784-800-10 MLP at batch 1, 128 and 512
-    against the same networks of torch.nn layers; on CUDA also replayed from a CUDA graph, and under autocast."""
+    against the same networks of torch.nn layers — through nnref's step object (value checks on, as ``nnref train``
+    runs on a CPU) and, on a CPU, as the plain loop a user writes; on CUDA also replayed from a CUDA graph, and
+    under autocast."""
     return bench_train_steps(ctx.data, ctx.device, ctx.profile.step_batches, ctx.profile.repeats)
 
 
@@ -98,6 +119,13 @@ def bench_train_steps(data, device, batch_sizes=(1, 128, 512), repeats: int = 7)
                 ref = Stepper(twin, TF.cross_entropy, batches)
                 t_ours, t_ref = side_by_side(ours, ref, device, number=number, repeats=repeats)
                 rows.append(row(f"train step {name}, batch {bs}", t_ours, t_ref))
+                if device.type == "cpu" and bs > 1:  # the same step as a plain loop: the two must agree
+                    ours, ref = (
+                        PlainLoop(model, F.softmax_cross_entropy, batches),
+                        PlainLoop(twin, TF.cross_entropy, batches),
+                    )
+                    t_ours, t_ref = side_by_side(ours, ref, device, number=number, repeats=repeats)
+                    rows.append(row(f"train step {name}, batch {bs}: a plain loop", t_ours, t_ref))
                 if device.type == "cuda":
                     rows += _cuda_step_rows(model, twin, batches, ref, name, bs, number, repeats)
     return rows
