@@ -432,24 +432,31 @@ def _no_constants(name: str):
     raise BadMessage(f"numbers must be finite, got {name}")
 
 
-def parse_message(text: str | bytes) -> dict:
-    """The checked message of a page's text, or :class:`BadMessage`."""
-    if len(text) > LIMITS["message_bytes"]:
-        raise BadMessage(f"a message is at most {LIMITS['message_bytes'] // 1024} KiB, got {len(text) // 1024} KiB")
+def read_message(text: str | bytes, messages: dict, max_bytes: int, check) -> dict:
+    """A page's text as a checked message, or :class:`BadMessage`: JSON of at most ``max_bytes``, finite numbers, an
+    object whose type is a key of ``messages`` with only that type's fields; a ``config`` message's state checked
+    by ``check`` and its version (the page's count of its changes: frames say which one they show) a whole number.
+    The lab's and the MNIST page's messages alike."""
+    if len(text) > max_bytes:
+        raise BadMessage(f"a message is at most {max_bytes // 1024} KiB, got {len(text) // 1024} KiB")
     try:
         message = json.loads(text, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, BadMessage):
             raise
         raise BadMessage(f"a message must be JSON: {str(exc).split(':')[0]}") from None
-    if not isinstance(message, dict) or message.get("type") not in MESSAGES:
-        raise BadMessage(f"a message is an object whose type is one of {', '.join(MESSAGES)}, got {_short(message)}")
-    extra = sorted(set(message) - {"type"} - MESSAGES[message["type"]])
+    if not isinstance(message, dict) or message.get("type") not in messages:
+        raise BadMessage(f"a message is an object whose type is one of {', '.join(messages)}, got {_short(message)}")
+    extra = sorted(set(message) - {"type"} - messages[message["type"]])
     if extra:
         raise BadMessage(f"a {message['type']!r} message has no field {', '.join(map(repr, extra))}")
     if message["type"] == "config":
-        message["state"] = check_state(message.get("state", {}))
-        if "version" in message:  # the page's count of its changes: frames say which one they show
-            version = Field("integer", 0, "", "", lo=0, hi=2**31 - 1)
-            _number(version, "version", message["version"], integer=True)
+        message["state"] = check(message.get("state", {}))
+        if "version" in message:
+            _number(Field("integer", 0, "", "", lo=0, hi=2**31 - 1), "version", message["version"], integer=True)
     return message
+
+
+def parse_message(text: str | bytes) -> dict:
+    """The checked message of a page's text, or :class:`BadMessage`."""
+    return read_message(text, MESSAGES, LIMITS["message_bytes"], check_state)

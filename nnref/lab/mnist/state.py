@@ -13,11 +13,10 @@ rate, momentum, batch size) keeps the weights and the curves and applies from th
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 from ...settings import ACTIVATIONS
-from ..state import BadMessage, Field
+from ..state import BadMessage, Field, _short, read_message
 
 __all__ = ["FIELDS", "DEFAULTS", "GROUPS", "LIMITS", "MESSAGES", "definition", "check_state", "parse_message"]
 
@@ -107,11 +106,6 @@ def definition() -> dict:
     }
 
 
-def _short(value) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "…"
-
-
 def _sizes(field: Field, name: str, value) -> list[int]:
     """Hidden layer sizes: a list of 1 to ``LIMITS['layers']`` whole numbers in [lo, hi]."""
     if not isinstance(value, list) or not 1 <= len(value) <= LIMITS["layers"]:
@@ -138,29 +132,10 @@ def check_state(state) -> dict:
     return {name: _check(name, value) for name, value in state.items()}
 
 
-def _no_constants(name: str):
-    raise BadMessage(f"numbers must be finite, got {name}")
-
-
 def parse_message(text: str) -> dict:
-    """The checked message of a page's text, or :class:`BadMessage`."""
-    if len(text) > LIMITS["message_bytes"]:
-        raise BadMessage(f"a message is at most {LIMITS['message_bytes'] // 1024} KiB, got {len(text) // 1024} KiB")
-    try:
-        message = json.loads(text, parse_constant=_no_constants)
-    except ValueError as exc:
-        if isinstance(exc, BadMessage):
-            raise
-        raise BadMessage(f"a message must be JSON: {str(exc).split(':')[0]}") from None
-    if not isinstance(message, dict) or message.get("type") not in MESSAGES:
-        raise BadMessage(f"a message is an object whose type is one of {', '.join(MESSAGES)}, got {_short(message)}")
-    extra = sorted(set(message) - {"type"} - MESSAGES[message["type"]])
-    if extra:
-        raise BadMessage(f"a {message['type']!r} message has no field {', '.join(map(repr, extra))}")
-    if message["type"] == "config":
-        message["state"] = check_state(message.get("state", {}))
-        if "version" in message:
-            Field("integer", 0, "", "", lo=0, hi=2**31 - 1).check("version", message["version"])
+    """The checked message of a page's text, or :class:`BadMessage` (:func:`nnref.lab.state.read_message`, and an
+    ``inspect`` message's index a test digit of the gallery)."""
+    message = read_message(text, MESSAGES, LIMITS["message_bytes"], check_state)
     if message["type"] == "inspect" and message.get("index") is not None:
         Field("integer", 0, "", "", lo=0, hi=LIMITS["gallery"] - 1).check("index (a test digit)", message["index"])
     return message
