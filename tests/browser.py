@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -43,3 +44,30 @@ def serious_violations(page) -> list[str]:
         for v in results.response["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+@contextlib.contextmanager
+def lab_in_browser(**server_options):
+    """A lab server (``LabServer(**server_options)``) and Chromium for a module's tests: yields (server, browser)."""
+    from playwright.sync_api import sync_playwright
+
+    from nnref.lab.server import LabServer
+
+    with LabServer(**server_options) as server, sync_playwright() as playwright:
+        browser = tbview.open_browser(playwright)
+        try:
+            yield server, browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def lab_page(lab, width: int = 1400, height: int = 1000):
+    """A fresh page of ``lab`` (server, browser), its server at ``page.lab``; closed after."""
+    server, browser = lab
+    page = new_page(browser, width, height)
+    page.lab = server
+    try:
+        yield page
+    finally:
+        page.context.close()

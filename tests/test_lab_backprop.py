@@ -5,9 +5,7 @@ axe-core."""
 from __future__ import annotations
 
 import pytest
-from browser import new_page, require_browser, serious_violations
-
-from nnref.lab.server import LabServer
+from browser import lab_in_browser, lab_page, require_browser, serious_violations
 
 pytestmark = pytest.mark.browser
 require_browser()
@@ -15,23 +13,14 @@ require_browser()
 
 @pytest.fixture(scope="module")
 def lab():
-    from playwright.sync_api import sync_playwright
-
-    from nnref.run import tbview
-
-    with LabServer() as server, sync_playwright() as playwright:
-        browser = tbview.open_browser(playwright)
-        yield server, browser
-        browser.close()
+    with lab_in_browser() as lab:
+        yield lab
 
 
 @pytest.fixture
 def page(lab):
-    server, browser = lab
-    page = new_page(browser, 1280, 720)  # a projector's screen
-    page.lab = server
-    yield page
-    page.context.close()
+    with lab_page(lab, 1280, 720) as page:  # a projector's screen
+        yield page
 
 
 def _shown(page) -> None:

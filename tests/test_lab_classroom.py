@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from browser import new_page, require_browser
+from browser import lab_in_browser, lab_page, new_page, require_browser
 
 from nnref.lab.server import LabServer
 from nnref.lab.state import PRESETS
@@ -17,23 +17,14 @@ require_browser()
 
 @pytest.fixture(scope="module")
 def lab():
-    from playwright.sync_api import sync_playwright
-
-    from nnref.run import tbview
-
-    with LabServer() as server, sync_playwright() as playwright:
-        browser = tbview.open_browser(playwright)
-        yield server, browser
-        browser.close()
+    with lab_in_browser() as lab:
+        yield lab
 
 
 @pytest.fixture
 def page(lab):
-    server, browser = lab
-    page = new_page(browser)
-    page.lab = server
-    yield page
-    page.context.close()
+    with lab_page(lab) as page:
+        yield page
 
 
 def _open(page, hash_=""):
