@@ -405,9 +405,17 @@ def kneighbors(
         _search, index, k=k, path=path, chunk_size=chunk_size, block_size=block_size, group=group
     )
     workers = min(threads or torch.get_num_threads(), -(-m // _MIN_ROWS)) if device.type == "cpu" else 1
+    _in_slices(search, queries, out_d, out_i, workers)
+    return out_d, out_i
+
+
+def _in_slices(search, queries: torch.Tensor, out_d: torch.Tensor, out_i: torch.Tensor, workers: int) -> None:
+    """``search(queries, out_d, out_i)`` over ``workers`` slices of the queries side by side, one thread each and
+    torch's intra-op thread count 1 meanwhile (restored after); an error in any thread is raised here."""
     if workers <= 1:
         search(queries, out_d, out_i)
-        return out_d, out_i
+        return
+    m = queries.shape[0]
     bounds = [m * w // workers for w in range(workers + 1)]
     parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
     errors: list[BaseException] = []
@@ -431,7 +439,6 @@ def kneighbors(
         torch.set_num_threads(before)
     if errors:
         raise errors[0]
-    return out_d, out_i
 
 
 def _search(
