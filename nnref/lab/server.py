@@ -133,26 +133,17 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
             return False
         return True
 
-    async def playground(websocket: WebSocket) -> None:
-        if await admit(websocket):
-            try:
-                await _PlaygroundSocket(websocket, notes).run()
-            finally:
-                sessions.give_back()
+    def socket(serve):
+        """A page's socket: admitted, served by ``serve(websocket)``, its session given back however it ends."""
 
-    async def digits_socket(websocket: WebSocket) -> None:
-        if await admit(websocket):
-            try:
-                await _digits_loop(websocket, digits)
-            finally:
-                sessions.give_back()
+        async def endpoint(websocket: WebSocket) -> None:
+            if await admit(websocket):
+                try:
+                    await serve(websocket)
+                finally:
+                    sessions.give_back()
 
-    async def mnist_socket(websocket: WebSocket) -> None:
-        if await admit(websocket):
-            try:
-                await _mnist_loop(websocket, mnist, notes)
-            finally:
-                sessions.give_back()
+        return endpoint
 
     routes = [
         Route("/", page("lab/index.html")),
@@ -161,9 +152,9 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
         Route("/lab/definition.json", lambda request: JSONResponse(definition())),
         Route("/mnist/definition.json", lambda request: JSONResponse(mnist_definition())),
         Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
-        WebSocketRoute("/ws/playground", playground),
-        WebSocketRoute("/ws/digits", digits_socket),
-        WebSocketRoute("/ws/mnist", mnist_socket),
+        WebSocketRoute("/ws/playground", socket(lambda websocket: _PlaygroundSocket(websocket, notes).run())),
+        WebSocketRoute("/ws/digits", socket(lambda websocket: _digits_loop(websocket, digits))),
+        WebSocketRoute("/ws/mnist", socket(lambda websocket: _mnist_loop(websocket, mnist, notes))),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
