@@ -198,12 +198,20 @@ def _sizes(values) -> str:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """``nnref train``'s options, in three groups.  An option not given is absent (``argparse.SUPPRESS``): the
+    model's configuration supplies its default."""
     from .run.config import KNNConfig, TrainConfig
-    from .settings import ACTIVATIONS, METRICS
 
-    t, k = TrainConfig(model="mlp"), KNNConfig()
-    S = argparse.SUPPRESS  # an option not given is absent: the model's configuration supplies its default
-    g = p.add_argument_group("gradient descent (logreg, softmax, mlp)")
+    t = TrainConfig(model="mlp")
+    _add_descent_options(p.add_argument_group("gradient descent (logreg, softmax, mlp)"), t)
+    _add_knn_options(p.add_argument_group("k-nearest neighbours (knn)"), KNNConfig())
+    _add_run_options(p.add_argument_group("data and run (every model)"), t)
+
+
+def _add_descent_options(g, t) -> None:
+    from .settings import ACTIVATIONS
+
+    S = argparse.SUPPRESS
     g.add_argument("--epochs", type=positive_int, default=S, help="passes over the training set")
     g.add_argument("--lr", type=positive_float, default=S, help="step size α of w ← w − α ∂L/∂w")
     g.add_argument("--batch-size", type=positive_int, default=S, help="1 is the lecture's per-instance SGD")
@@ -279,7 +287,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         help="continue the run of this checkpoint.pt; auto: <logdir>/<run-name>/checkpoint.pt when it "
         "exists, else start fresh (for torchrun --max-restarts and requeued jobs)",
     )
-    n = p.add_argument_group("k-nearest neighbours (knn)")
+
+
+def _add_knn_options(n, k) -> None:
+    from .settings import METRICS
+
+    S = argparse.SUPPRESS
     n.add_argument(
         "--k",
         type=int_list,
@@ -299,7 +312,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"test images compared with the records at once (memory ∝ N; default {k.chunk_size})",
     )
-    d = p.add_argument_group("data and run (every model)")
+
+
+def _add_run_options(d, t) -> None:
+    S = argparse.SUPPRESS
     task = d.add_mutually_exclusive_group()
     task.add_argument(
         "--positive-class",
@@ -406,30 +422,7 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=positive_int, help="rounds of each side-by-side comparison (default 7, quick 3)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nnref", description="The lecture's neural networks, verified.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    run = _shared("seed", "device", "data-root", "no-download", "logdir")
-    p = sub.add_parser(
-        "train", parents=[run], help="train a model on MNIST (logreg, softmax, mlp, knn)", epilog=_defaults_text()
-    )
-    p.add_argument(
-        "model",
-        choices=("logreg", "softmax", "mlp", "knn"),
-        help="logreg: the sigmoid neuron (binary); softmax: softmax regression; mlp: a fully connected "
-        "network; knn: k-nearest neighbours",
-    )
-    _add_train_options(p)
-    p = sub.add_parser(
-        "eval", parents=[_shared("data-root", "no-download")], help="test accuracy and confusion matrix of a checkpoint"
-    )
-    p.add_argument("checkpoint", help="a run's checkpoint.pt (any model)")
-    p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p = sub.add_parser(
-        "predict",
-        parents=[_shared("data-root", "no-download")],
-        help="classify pictures of digits (drawn, photographed, scanned) with a checkpoint",
-    )
+def _add_predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a run's checkpoint.pt (any model; KNN votes with the k its run chose)")
     p.add_argument(
         "image",
@@ -446,11 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="the pictures are light ink on a dark background already (default: decided per picture)",
     )
-    p = sub.add_parser(
-        "gradcheck",
-        parents=[_shared("seed", "logdir")],
-        help="gradcheck, gradgradcheck and the numerical gradient for every Function",
-    )
+
+
+def _add_gradcheck_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sweep",
         action="store_true",
@@ -476,6 +467,65 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="with --sweep or --cost: also write the numbers here; with --functions: the rows, for an autograder",
     )
+
+
+def _add_lab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for a classroom, with a token)",
+    )
+    p.add_argument("--port", type=port_number, default=8765, help="default 8765")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
+    p.add_argument("--max-pages", type=positive_int, default=8, help="pages open at once (default 8)")
+    p.add_argument(
+        "--checkpoint", metavar="CKPT", help="a parametric run's checkpoint.pt: enables the draw-a-digit page"
+    )
+    p.add_argument(
+        "--knn-checkpoint",
+        metavar="CKPT",
+        help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
+        "images of --data-root)",
+    )
+    p.add_argument(
+        "--functions",
+        metavar="FILE",
+        help="train the playground with the Functions a student wrote in FILE (nnref's for the rest)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nnref", description="The lecture's neural networks, verified.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    run = _shared("seed", "device", "data-root", "no-download", "logdir")
+    p = sub.add_parser(
+        "train", parents=[run], help="train a model on MNIST (logreg, softmax, mlp, knn)", epilog=_defaults_text()
+    )
+    p.add_argument(
+        "model",
+        choices=("logreg", "softmax", "mlp", "knn"),
+        help="logreg: the sigmoid neuron (binary); softmax: softmax regression; mlp: a fully connected "
+        "network; knn: k-nearest neighbours",
+    )
+    _add_train_options(p)
+    p = sub.add_parser(
+        "eval", parents=[_shared("data-root", "no-download")], help="test accuracy and confusion matrix of a checkpoint"
+    )
+    p.add_argument("checkpoint", help="a run's checkpoint.pt (any model)")
+    p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p = sub.add_parser(
+        "predict",
+        parents=[_shared("data-root", "no-download")],
+        help="classify pictures of digits (drawn, photographed, scanned) with a checkpoint",
+    )
+    _add_predict_options(p)
+    p = sub.add_parser(
+        "gradcheck",
+        parents=[_shared("seed", "logdir")],
+        help="gradcheck, gradgradcheck and the numerical gradient for every Function",
+    )
+    _add_gradcheck_options(p)
     p = sub.add_parser(
         "exercises",
         help="write the starting kit of exercises: the nine Functions, each backward for you to write",
@@ -503,29 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_shared("data-root", "no-download")],
         help="the lecture's demos live in the browser: the playground, drawing a digit, MNIST trained live",
     )
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for a classroom, with a token)",
-    )
-    p.add_argument("--port", type=port_number, default=8765, help="default 8765")
-    p.add_argument("--open", action="store_true", help="open the page in a web browser")
-    p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
-    p.add_argument("--max-pages", type=positive_int, default=8, help="pages open at once (default 8)")
-    p.add_argument(
-        "--checkpoint", metavar="CKPT", help="a parametric run's checkpoint.pt: enables the draw-a-digit page"
-    )
-    p.add_argument(
-        "--knn-checkpoint",
-        metavar="CKPT",
-        help="a KNN run's checkpoint.pt for the digit page's neighbours (default: KNN k=3 over the training "
-        "images of --data-root)",
-    )
-    p.add_argument(
-        "--functions",
-        metavar="FILE",
-        help="train the playground with the Functions a student wrote in FILE (nnref's for the rest)",
-    )
+    _add_lab_options(p)
     p = sub.add_parser("bench", parents=[_shared("data-root")], help="benchmarks: nnref against PyTorch's built-ins")
     p.add_argument("--device", type=device_name, default="cpu", help="cpu (default) or cuda")
     _add_bench_options(p)
