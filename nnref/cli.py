@@ -203,7 +203,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     from .run.config import KNNConfig, TrainConfig
 
     t = TrainConfig(model="mlp")
-    _add_descent_options(p.add_argument_group("gradient descent (logreg, softmax, mlp)"), t)
+    descent = p.add_argument_group("gradient descent (logreg, softmax, mlp)")
+    _add_descent_options(descent, t)
+    _add_descent_run_options(descent, t)
     _add_knn_options(p.add_argument_group("k-nearest neighbours (knn)"), KNNConfig())
     _add_run_options(p.add_argument_group("data and run (every model)"), t)
 
@@ -252,6 +254,11 @@ def _add_descent_options(g, t) -> None:
     g.add_argument(
         "--activation", choices=ACTIVATIONS, default=S, help=f"MLP hidden activation (default {t.activation})"
     )
+
+
+def _add_descent_run_options(g, t) -> None:
+    """The gradient-descent run's own options: checkpoints, logging, CUDA graphs, a student's Functions, resume."""
+    S = argparse.SUPPRESS
     g.add_argument(
         "--checkpoint-every",
         type=non_negative_int,
