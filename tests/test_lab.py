@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from nnref import plane
-from nnref.lab.server import IN_FLIGHT, LabServer
+from nnref.lab.inbox import IN_FLIGHT
+from nnref.lab.server import LabServer
 from nnref.lab.session import RESOLUTION, THUMBNAIL, PlaygroundSession, decode
 from nnref.lab.state import BadMessage, parse_message
 

@@ -22,8 +22,6 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
-import json
-import logging
 import secrets
 import socket
 import threading
@@ -40,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..functional import use_functions
-from .inbox import Inbox
+from .inbox import IN_FLIGHT, Inbox, PageGone, closed, during, log
 from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
@@ -48,9 +46,6 @@ from .state import BadMessage, definition, parse_message
 __all__ = ["create_app", "LabServer", "serve", "is_loopback", "machine_addresses", "STATIC"]
 
 STATIC = Path(__file__).resolve().parent / "static"
-log = logging.getLogger("nnref.lab")
-#: Frames a page may hold without having drawn them.
-IN_FLIGHT = 2
 #: Seconds of training between two frames while a page plays.
 TRAIN_PER_FRAME = 0.008
 _HEADERS = {
@@ -190,7 +185,7 @@ class _PlaygroundSocket:
                         await self._handle(text)
                     if self.credits and (self.session.playing or self.dirty):
                         await self._send_frame()
-        except (WebSocketDisconnect, _PageGone) as exc:  # closed while its message was handled: one line, no stack
+        except (WebSocketDisconnect, PageGone) as exc:  # closed while its message was handled: one line, no stack
             log.warning("nnref lab: a page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
     async def _send_frame(self) -> None:
@@ -199,8 +194,8 @@ class _PlaygroundSocket:
         try:
             await self.ws.send_bytes(frame)
         except Exception as exc:
-            if _closed(exc):
-                raise _PageGone("while its frame was sent") from None
+            if closed(exc):
+                raise PageGone("while its frame was sent") from None
             raise
         self.credits -= 1
         self.dirty = False
@@ -243,12 +238,12 @@ class _PlaygroundSocket:
         except BadMessage as exc:
             await self._send_json({"type": "error", "message": str(exc)}, text)
         except WebSocketDisconnect:
-            raise _PageGone(_during(text)) from None
-        except _PageGone:
+            raise PageGone(during(text)) from None
+        except PageGone:
             raise
         except Exception as exc:
-            if _closed(exc):  # the page went while its message was handled (a gradient check, a change)
-                raise _PageGone(_during(text)) from None
+            if closed(exc):  # the page went while its message was handled (a gradient check, a change)
+                raise PageGone(during(text)) from None
             traceback.print_exc()  # a bug must not end the page's session: say so, and log it for its fix
             await self._send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, text)
 
@@ -256,34 +251,9 @@ class _PlaygroundSocket:
         try:
             await self.ws.send_json(message)
         except Exception as exc:
-            if _closed(exc):
-                raise _PageGone(_during(text)) from None
+            if closed(exc):
+                raise PageGone(during(text)) from None
             raise
-
-
-class _PageGone(Exception):
-    """The page closed its socket while the server was answering it."""
-
-    def __init__(self, during: str) -> None:
-        super().__init__(during)
-        self.during = during
-
-
-def _closed(exc: Exception) -> bool:
-    """Whether ``exc`` is a send on a socket the page has closed (Starlette and uvicorn say so in these ways)."""
-    if isinstance(exc, WebSocketDisconnect) or type(exc).__name__ in ("ClientDisconnected", "ConnectionClosed"):
-        return True
-    return isinstance(exc, RuntimeError) and any(
-        words in str(exc) for words in ("close message has been sent", "not connected", "after sending")
-    )
-
-
-def _during(text) -> str:
-    """What the server was doing for a page's message, for the log's one line."""
-    try:
-        return f"while its {json.loads(text)['type']} message was handled"
-    except Exception:
-        return "mid-message"
 
 
 async def _digits_loop(websocket: WebSocket, digits) -> None:

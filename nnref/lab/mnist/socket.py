@@ -20,8 +20,7 @@ import traceback
 from starlette.websockets import WebSocketDisconnect
 
 from ...data import DataError
-from ..inbox import Inbox
-from ..server import IN_FLIGHT, _closed, _during, _PageGone, log
+from ..inbox import IN_FLIGHT, Inbox, PageGone, closed, during, log
 from ..session import encode
 from ..state import BadMessage
 from .dataset import SharedMNIST
@@ -39,7 +38,7 @@ async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = (
     """One page's ``/mnist`` session over its (accepted) WebSocket, until the page goes."""
     try:
         await _MnistSocket(websocket, shared, notes).run()
-    except (WebSocketDisconnect, _PageGone) as exc:  # closed while its message was handled: one line, no stack
+    except (WebSocketDisconnect, PageGone) as exc:  # closed while its message was handled: one line, no stack
         log.warning("nnref lab: an /mnist page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
 
@@ -104,14 +103,14 @@ class _MnistSocket:
             else:
                 await self._act(parse_message(message))
         except (BadMessage, DataError) as exc:
-            await self._send({"type": "error", "message": str(exc)}, _during(message))
+            await self._send({"type": "error", "message": str(exc)}, during(message))
         except WebSocketDisconnect:
-            raise _PageGone(_during(message)) from None
-        except _PageGone:
+            raise PageGone(during(message)) from None
+        except PageGone:
             raise
         except Exception as exc:
-            if _closed(exc):
-                raise _PageGone(_during(message)) from None
+            if closed(exc):
+                raise PageGone(during(message)) from None
             traceback.print_exc()  # a bug must not end the page's session: say so, and log it for its fix
             await self._send({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, "mid-message")
 
@@ -145,8 +144,8 @@ class _MnistSocket:
             else:
                 await self.ws.send_json(message)
         except Exception as exc:
-            if _closed(exc):
-                raise _PageGone(during) from None
+            if closed(exc):
+                raise PageGone(during) from None
             raise
 
 
