@@ -69,7 +69,16 @@ _LAST = (
 )
 FUNCTIONAL = "nnref/functional.py"
 _MINUS = "unary − dropped"
+_SOFTMAX_PATH = (
+    "which of its two ways computes the softmax — the fused kernel, or max-subtract, exp and normalise written out "
+    "for a few classes on a CPU — is a matter of speed: both are the max-subtracted softmax, equal to rounding, and "
+    "both are tested against torch.softmax (test_softmax_is_taken_along_the_last_dimension_of_any_rank)"
+)
 EQUIVALENT: dict[tuple[str, str, str, int], str] = {
+    (FUNCTIONAL, "_softmax", "or → and", 1): _SOFTMAX_PATH,
+    (FUNCTIONAL, "_softmax", "> → >=", 1): _SOFTMAX_PATH,
+    (FUNCTIONAL, "_softmax", "!= → ==", 1): _SOFTMAX_PATH,
+    (FUNCTIONAL, "_softmax", "1 → 0", 1): _SOFTMAX_PATH + " (shape[-0] is the batch size: the way is chosen by it)",
     (FUNCTIONAL, "_log_softmax", _MINUS, 1): (
         "log-softmax over dim 1 instead of −1: its one caller, SoftmaxCrossEntropyFunction, takes (n, c) logits only"
     ),

@@ -290,10 +290,11 @@ def test_probability_losses_finite_at_0_and_1(dtype):
     assert gp.tolist() == [[-1 / tiny, 0.0], [-1.0, 0.0]]
 
 
-@pytest.mark.parametrize("shape", [(7,), (2, 3, 4)])
+@pytest.mark.parametrize("shape", [(7,), (2, 3, 4), (2, 3, 40)])
 def test_softmax_is_taken_along_the_last_dimension_of_any_rank(shape):
     """softmax's documented shape is (*, c): one vector of classes, or a batch of batches, normalised over the last
-    dimension — values and gradients as torch.softmax(z, -1) (a softmax over another dimension fails here)."""
+    dimension — values and gradients as torch.softmax(z, -1) (a softmax over another dimension fails here).  A few
+    classes and many take its two ways on a CPU: written out, and the fused kernel."""
     g = _gen()
     z = torch.randn(*shape, generator=g, dtype=D, requires_grad=True)
     ours, ref = F.softmax(z), torch.softmax(z, -1)
