@@ -39,11 +39,23 @@ TRAINING = [
 ]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     import torch
 
+    from nnref.knn_bytes import cpu_flags
+
     return {
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_model(),
+        "cpu_flags": " ".join(flag for flag, on in cpu_flags().items() if on),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
