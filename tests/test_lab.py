@@ -422,3 +422,27 @@ def test_the_first_frame_of_a_page_never_passes_for_its_first_change():
         while header["version"] != 1:
             header, _ = _next(ws, "frame")
         assert [m["kind"] for m in header["models"]] == ["knn"]
+
+
+
+def test_the_idle_server_wakes_once_a_second_and_still_stops_at_once():
+    """uvicorn's loop wakes ten times a second to see whether to stop; the lab's waits to be told (a paused class
+    costs no CPU to speak of), and still refreshes the Date header."""
+    import email.utils
+
+    with LabServer() as lab:
+        ticks, on_tick = [], lab.server.on_tick
+
+        async def counted(counter):
+            ticks.append(counter)
+            return await on_tick(counter)
+
+        lab.server.on_tick = counted  # the main loop looks it up on each wake-up
+        time.sleep(2.5)
+        with urllib.request.urlopen(lab.base + "/", timeout=10) as response:
+            date = email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()
+        started = time.perf_counter()
+    assert time.perf_counter() - started < 0.5  # told to stop, it stops without waiting for its next wake-up
+    assert not lab.thread.is_alive()
+    assert 1 <= len(ticks) <= 4, ticks  # uvicorn's own loop: 25 in 2.5 s
+    assert abs(date - time.time()) < 3  # the Date header is still refreshed
