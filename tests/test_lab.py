@@ -424,7 +424,6 @@ def test_the_first_frame_of_a_page_never_passes_for_its_first_change():
         assert [m["kind"] for m in header["models"]] == ["knn"]
 
 
-
 def test_the_idle_server_wakes_once_a_second_and_still_stops_at_once():
     """uvicorn's loop wakes ten times a second to see whether to stop; the lab's waits to be told (a paused class
     costs no CPU to speak of), and still refreshes the Date header."""
