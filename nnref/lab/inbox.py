@@ -1,6 +1,7 @@
 """What a page sends over its WebSocket, read in the background: the one receive loop of every page of the lab —
-and what every page's socket shares: the frames it may hold (``IN_FLIGHT``), the log, and how a page that has gone
-is told from a failure (:class:`PageGone`, :func:`closed`, :func:`during`).
+and what every page's socket shares: the frames it may hold (``IN_FLIGHT``), the loop that answers messages and
+sends frames (:class:`FrameSocket`), the log, and how a page that has gone is told from a failure
+(:class:`PageGone`, :func:`closed`, :func:`during`).
 
 A page's messages are read as they come, into a queue, while its session works; the session takes every message
 waiting at once (:meth:`Inbox.take`), so it acts on the latest state and never falls behind a page that sends
@@ -15,7 +16,7 @@ import logging
 
 from starlette.websockets import WebSocketDisconnect
 
-__all__ = ["Inbox", "IN_FLIGHT", "PageGone", "closed", "during", "log"]
+__all__ = ["Inbox", "FrameSocket", "IN_FLIGHT", "PageGone", "closed", "during", "log"]
 
 log = logging.getLogger("nnref.lab")
 #: Frames a page may hold without having drawn them.
@@ -78,3 +79,62 @@ def during(text) -> str:
         return f"while its {json.loads(text)['type']} message was handled"
     except Exception:
         return "mid-message"
+
+
+class FrameSocket:
+    """A page's socket that streams its session's frames: the lab's playground and the MNIST page.
+
+    Messages are answered as they come (:meth:`handle`, the page's own); then, while the session plays or something
+    changed, the session trains for ``train_per_frame`` seconds in a worker thread and one frame goes out — at most
+    :data:`IN_FLIGHT` unacknowledged (a ``ready`` from the page gives one back: :meth:`ready`).  Subclasses set
+    ``self.session`` (with ``playing``, ``advance(seconds)``, ``frame()``) before :meth:`serve_frames`.
+    """
+
+    train_per_frame = 0.04
+
+    def __init__(self, websocket) -> None:
+        self.ws, self.session = websocket, None
+        self.credits, self.dirty = IN_FLIGHT, True
+
+    async def serve_frames(self, inbox: Inbox) -> None:
+        """Answer messages and send frames until the page goes."""
+        while True:
+            waiting = not (self.session.playing or self.dirty) or self.credits == 0
+            messages = await inbox.take(wait=waiting)
+            if messages is None:  # the page has gone: its session ends now
+                return
+            for message in messages:
+                await self.handle(message)
+            if self.credits and (self.session.playing or self.dirty):
+                await self._send_frame()
+
+    async def handle(self, message) -> None:
+        raise NotImplementedError
+
+    def ready(self) -> None:
+        """The page drew a frame: it may be sent one more."""
+        self.credits = min(self.credits + 1, IN_FLIGHT)
+
+    async def send(self, message, during: str) -> None:
+        """Send JSON (a dict) or bytes; a page that has gone raises :class:`PageGone` saying ``during`` what."""
+        try:
+            if isinstance(message, bytes):
+                await self.ws.send_bytes(message)
+            else:
+                await self.ws.send_json(message)
+        except Exception as exc:
+            if closed(exc):
+                raise PageGone(during) from None
+            raise
+
+    async def _send_frame(self) -> None:
+        seconds = self.train_per_frame if self.session.playing else None
+        frame = await asyncio.to_thread(self._advance_and_draw, seconds)
+        await self.send(frame, "while its frame was sent")
+        self.credits -= 1
+        self.dirty = False
+
+    def _advance_and_draw(self, seconds: float | None) -> bytes:
+        if seconds is not None:
+            self.session.advance(seconds)
+        return self.session.frame()

@@ -38,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..functional import use_functions
-from .inbox import IN_FLIGHT, Inbox, PageGone, closed, during, log
+from .inbox import FrameSocket, Inbox, PageGone, closed, during, log
 from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
@@ -164,55 +164,32 @@ _REFUSED = (
 )
 
 
-class _PlaygroundSocket:
+class _PlaygroundSocket(FrameSocket):
     """One page's playground over its WebSocket: messages in, frames out, the session in a worker thread."""
 
+    train_per_frame = TRAIN_PER_FRAME
+
     def __init__(self, websocket: WebSocket, notes: tuple[str, ...] = ()) -> None:
-        self.ws, self.notes = websocket, notes
-        self.credits, self.dirty = IN_FLIGHT, True
+        super().__init__(websocket)
+        self.notes = notes
 
     async def run(self) -> None:
         try:
             async with Inbox(self.ws) as inbox:
                 self.session = await asyncio.to_thread(PlaygroundSession, notes=self.notes)
                 await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
-                while True:
-                    waiting = not (self.session.playing or self.dirty) or self.credits == 0
-                    texts = await inbox.take(wait=waiting)
-                    if texts is None:  # the page has gone: its session ends now
-                        return
-                    for text in texts:
-                        await self._handle(text)
-                    if self.credits and (self.session.playing or self.dirty):
-                        await self._send_frame()
+                await self.serve_frames(inbox)
         except (WebSocketDisconnect, PageGone) as exc:  # closed while its message was handled: one line, no stack
             log.warning("nnref lab: a page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
-    async def _send_frame(self) -> None:
-        seconds = TRAIN_PER_FRAME if self.session.playing else None
-        frame = await asyncio.to_thread(self._advance_and_draw, seconds)
-        try:
-            await self.ws.send_bytes(frame)
-        except Exception as exc:
-            if closed(exc):
-                raise PageGone("while its frame was sent") from None
-            raise
-        self.credits -= 1
-        self.dirty = False
-
-    def _advance_and_draw(self, seconds: float | None) -> bytes:
-        if seconds is not None:
-            self.session.advance(seconds)
-        return self.session.frame()
-
-    async def _handle(self, text) -> None:
+    async def handle(self, text) -> None:
         try:
             if not isinstance(text, str):
                 raise BadMessage("messages are JSON text, not binary")
             message = parse_message(text)
             kind, s = message["type"], self.session
             if kind == "ready":
-                self.credits = min(self.credits + 1, IN_FLIGHT)
+                self.ready()
                 return
             if kind == "config":
                 if await asyncio.to_thread(s.configure, message["state"], message.get("version")):
@@ -236,7 +213,7 @@ class _PlaygroundSocket:
                 await self.ws.send_bytes(encode({"type": "file", "name": "nnref-lab-model.pt"}, [content]))
             self.dirty = True
         except BadMessage as exc:
-            await self._send_json({"type": "error", "message": str(exc)}, text)
+            await self.send({"type": "error", "message": str(exc)}, during(text))
         except WebSocketDisconnect:
             raise PageGone(during(text)) from None
         except PageGone:
@@ -245,15 +222,7 @@ class _PlaygroundSocket:
             if closed(exc):  # the page went while its message was handled (a gradient check, a change)
                 raise PageGone(during(text)) from None
             traceback.print_exc()  # a bug must not end the page's session: say so, and log it for its fix
-            await self._send_json({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, text)
-
-    async def _send_json(self, message: dict, text) -> None:
-        try:
-            await self.ws.send_json(message)
-        except Exception as exc:
-            if closed(exc):
-                raise PageGone(during(text)) from None
-            raise
+            await self.send({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, during(text))
 
 
 async def _digits_loop(websocket: WebSocket, digits) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "HIDEABLE",
     "parse_message",
     "check_state",
+    "check_fields",
     "definition",
 ]
 
@@ -411,17 +412,23 @@ def definition() -> dict:
     }
 
 
-def check_state(state) -> dict:
-    """A (partial) state of server fields, each checked; unknown fields are refused."""
+def check_fields(state, names, check) -> dict:
+    """A (partial) state whose fields are among ``names``, each value ``check(name, value)``-ed; an unknown field
+    or a state that is not an object is refused.  The lab's and the MNIST page's states alike."""
     if not isinstance(state, dict):
         raise BadMessage(f"state must be an object of fields, got {_short(state)}")
-    unknown = sorted(set(state) - set(SERVER_FIELDS))
+    unknown = sorted(set(state) - set(names))
     if unknown:
         raise BadMessage(
             f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"(the state has {', '.join(SERVER_FIELDS)})"
+            f"(the state has {', '.join(names)})"
         )
-    checked = {name: FIELDS[name].check(name, value) for name, value in state.items()}
+    return {name: check(name, value) for name, value in state.items()}
+
+
+def check_state(state) -> dict:
+    """A (partial) state of server fields, each checked; unknown fields are refused."""
+    checked = check_fields(state, SERVER_FIELDS, lambda name, value: FIELDS[name].check(name, value))
     dataset, classes = checked.get("dataset"), checked.get("classes")
     if dataset in CLASSES and classes is not None and classes not in CLASSES[dataset]:
         raise BadMessage(f"{dataset} has {' or '.join(map(str, CLASSES[dataset]))} classes, not {classes}")

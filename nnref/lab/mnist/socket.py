@@ -20,7 +20,7 @@ import traceback
 from starlette.websockets import WebSocketDisconnect
 
 from ...data import DataError
-from ..inbox import IN_FLIGHT, Inbox, PageGone, closed, during, log
+from ..inbox import FrameSocket, Inbox, PageGone, closed, during, log
 from ..session import encode
 from ..state import BadMessage
 from .dataset import SharedMNIST
@@ -42,10 +42,12 @@ async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = (
         log.warning("nnref lab: an /mnist page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
 
-class _MnistSocket:
+class _MnistSocket(FrameSocket):
+    train_per_frame = TRAIN_PER_FRAME
+
     def __init__(self, websocket, shared: SharedMNIST, notes: tuple[str, ...]) -> None:
-        self.ws, self.shared, self.notes = websocket, shared, notes
-        self.credits, self.dirty = IN_FLIGHT, True
+        super().__init__(websocket)
+        self.shared, self.notes = shared, notes
 
     async def run(self) -> None:
         async with Inbox(self.ws) as inbox:
@@ -54,15 +56,7 @@ class _MnistSocket:
                 return
             self.session = await asyncio.to_thread(MnistSession, views, notes=self.notes)
             await self.ws.send_bytes(_gallery_message(views, self.shared))
-            while True:
-                waiting = not (self.session.playing or self.dirty) or self.credits == 0
-                messages = await inbox.take(wait=waiting)
-                if messages is None:  # the page has gone: its session ends now
-                    return
-                for message in messages:
-                    await self._handle(message)
-                if self.credits and (self.session.playing or self.dirty):
-                    await self._send_frame()
+            await self.serve_frames(inbox)
 
     async def _views(self):
         """MNIST's shared views — decoded now if no page has yet (the page is told) — or None, when it is not there
@@ -83,19 +77,7 @@ class _MnistSocket:
             await self.ws.close()
             return None
 
-    async def _send_frame(self) -> None:
-        seconds = TRAIN_PER_FRAME if self.session.playing else None
-        frame = await asyncio.to_thread(self._advance_and_draw, seconds)
-        await self._send(frame, "while its frame was sent")
-        self.credits -= 1
-        self.dirty = False
-
-    def _advance_and_draw(self, seconds: float | None) -> bytes:
-        if seconds is not None:
-            self.session.advance(seconds)
-        return self.session.frame()
-
-    async def _handle(self, message) -> None:
+    async def handle(self, message) -> None:
         try:
             if isinstance(message, bytes):
                 self.session.draw(await asyncio.to_thread(drawn_digit, message))
@@ -103,7 +85,7 @@ class _MnistSocket:
             else:
                 await self._act(parse_message(message))
         except (BadMessage, DataError) as exc:
-            await self._send({"type": "error", "message": str(exc)}, during(message))
+            await self.send({"type": "error", "message": str(exc)}, during(message))
         except WebSocketDisconnect:
             raise PageGone(during(message)) from None
         except PageGone:
@@ -112,17 +94,17 @@ class _MnistSocket:
             if closed(exc):
                 raise PageGone(during(message)) from None
             traceback.print_exc()  # a bug must not end the page's session: say so, and log it for its fix
-            await self._send({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, "mid-message")
+            await self.send({"type": "error", "message": f"unexpected {type(exc).__name__}: {exc}"}, "mid-message")
 
     async def _act(self, message: dict) -> None:
         kind, s = message["type"], self.session
         if kind == "ready":
-            self.credits = min(self.credits + 1, IN_FLIGHT)
+            self.ready()
             return
         if kind == "config":
             await asyncio.to_thread(s.configure, message["state"], message.get("version"))
         elif kind in ("play", "step") and s.diverged:  # said, not silently ignored
-            await self._send({"type": "notice", "message": s.diverged}, "while its play message was handled")
+            await self.send({"type": "notice", "message": s.diverged}, "while its play message was handled")
         elif kind in ("play", "pause"):
             s.playing = kind == "play"
         elif kind == "step":
@@ -134,19 +116,8 @@ class _MnistSocket:
             s.inspect(message.get("index"))
         elif kind == "export":
             name, content = await asyncio.to_thread(s.export)
-            await self._send(encode({"type": "file", "name": name}, [content]), "while its export was sent")
+            await self.send(encode({"type": "file", "name": name}, [content]), "while its export was sent")
         self.dirty = True
-
-    async def _send(self, message, during: str) -> None:
-        try:
-            if isinstance(message, bytes):
-                await self.ws.send_bytes(message)
-            else:
-                await self.ws.send_json(message)
-        except Exception as exc:
-            if closed(exc):
-                raise PageGone(during) from None
-            raise
 
 
 def _gallery_message(views, shared: SharedMNIST) -> bytes:

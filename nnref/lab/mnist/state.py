@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ...settings import ACTIVATIONS
-from ..state import BadMessage, Field, _short, read_message
+from ..state import BadMessage, Field, _short, check_fields, read_message
 
 __all__ = ["FIELDS", "DEFAULTS", "GROUPS", "LIMITS", "MESSAGES", "definition", "check_state", "parse_message"]
 
@@ -121,15 +121,7 @@ def _check(name: str, value):
 
 def check_state(state) -> dict:
     """A (partial) state, each field checked; unknown fields are refused."""
-    if not isinstance(state, dict):
-        raise BadMessage(f"state must be an object of fields, got {_short(state)}")
-    unknown = sorted(set(state) - set(FIELDS))
-    if unknown:
-        raise BadMessage(
-            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"(the state has {', '.join(FIELDS)})"
-        )
-    return {name: _check(name, value) for name, value in state.items()}
+    return check_fields(state, FIELDS, _check)
 
 
 def parse_message(text: str) -> dict:
