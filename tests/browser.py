@@ -71,3 +71,17 @@ def lab_page(lab, width: int = 1400, height: int = 1000):
         yield page
     finally:
         page.context.close()
+
+
+def shown(page) -> None:
+    """Wait until a lab page has drawn a frame of its latest set-up (the server answers each change with one)."""
+    page.wait_for_function(
+        "() => window.nnrefLab && window.nnrefLab.frames > 0 && window.nnrefLab.version === window.nnrefLab.sent"
+    )
+
+
+def open_lab(page, hash_: str = ""):
+    """Open the lab of ``page.lab`` at ``hash_`` (a preset, a state) and wait until its set-up is drawn."""
+    page.goto(page.lab.url + hash_)
+    shown(page)
+    return page

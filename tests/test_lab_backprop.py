@@ -5,7 +5,7 @@ axe-core."""
 from __future__ import annotations
 
 import pytest
-from browser import lab_in_browser, lab_page, require_browser, serious_violations
+from browser import lab_in_browser, lab_page, open_lab, require_browser, serious_violations, shown
 
 pytestmark = pytest.mark.browser
 require_browser()
@@ -23,18 +23,6 @@ def page(lab):
         yield page
 
 
-def _shown(page) -> None:
-    page.wait_for_function(
-        "() => window.nnrefLab && window.nnrefLab.frames > 0 && window.nnrefLab.version === window.nnrefLab.sent"
-    )
-
-
-def _open(page, hash_=""):
-    page.goto(page.lab.url + hash_)
-    _shown(page)
-    return page
-
-
 def _table(page, name: str) -> list[list[str]]:
     rows = page.locator(f"#{name} tbody tr").evaluate_all(
         "rows => rows.map(r => [...r.children].map(c => c.textContent))"
@@ -47,7 +35,7 @@ def _frame_weights(page):
 
 
 def test_the_worked_backward_pass_preset_shows_the_slides_numbers(page):
-    _open(page, "#preset=worked-backward-pass")
+    open_lab(page, "#preset=worked-backward-pass")
     assert page.get_by_role("button", name="Backward pass").get_attribute("aria-pressed") == "true"
     (neuron,) = _table(page, "backprop-neurons")  # Layer, Neuron, z, a, dL/da, da/dz, dL/dz
     assert neuron[4] == "-1.900" and neuron[5] == "0.249"
@@ -60,7 +48,7 @@ def test_the_worked_backward_pass_preset_shows_the_slides_numbers(page):
 
 
 def test_apply_makes_the_update_the_models_weights(page):
-    _open(page, "#preset=worked-backward-pass")
+    open_lab(page, "#preset=worked-backward-pass")
     new = {row[1]: row[6] for row in _table(page, "backprop-params")}
     page.get_by_role("button", name="Apply: w ← w − α dL/dw").click()
     page.wait_for_function("() => !document.querySelector('#backprop-params tbody').textContent.includes('0.200')")
@@ -69,13 +57,13 @@ def test_apply_makes_the_update_the_models_weights(page):
 
 
 def test_an_instance_is_picked_with_the_mouse_and_with_the_keyboard(page):
-    _open(page, "#preset=one-layer-on-xor&backprop=true")
+    open_lab(page, "#preset=one-layer-on-xor&backprop=true")
     data = page.evaluate("() => JSON.parse(JSON.stringify(window.nnrefLab.state()))")
     assert data["backprop"] is True and data["instance"] == []
     box = page.locator("canvas.plane").first.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.25)  # (3, 3)
     page.wait_for_function("() => window.nnrefLab.state().instance.length === 3")
-    _shown(page)
+    shown(page)
     picked = page.evaluate("() => window.nnrefLab.state().instance")
     assert abs(picked[0] - 3) < 0.4 and abs(picked[1] - 3) < 0.4 and "instance=" in page.url
     assert page.locator("#backprop-neurons tbody tr").count() == 4 + 1  # four hidden neurons and the output
@@ -88,7 +76,7 @@ def test_an_instance_is_picked_with_the_mouse_and_with_the_keyboard(page):
 
 
 def test_a_neurons_weights_are_typed_from_the_keyboard_and_kept_in_the_url(page):
-    _open(page, "#preset=one-layer-on-xor")
+    open_lab(page, "#preset=one-layer-on-xor")
     neuron = page.get_by_role("button", name="Layer 1, neuron 2")
     neuron.focus()
     assert "a = tanh(" in page.locator("#link-tooltip").inner_text()  # its formula, with its numbers
@@ -98,16 +86,16 @@ def test_a_neurons_weights_are_typed_from_the_keyboard_and_kept_in_the_url(page)
     field.fill("0.5")
     page.keyboard.press("Enter")
     page.wait_for_function("() => window.nnrefLab.state().weights.length > 0")
-    _shown(page)
+    shown(page)
     assert [0, 1, 0, 0.5] in _frame_weights(page) and "weights=" in page.url
     assert page.evaluate("() => window.nnrefLabFrame().network.layers[0].w[1][0]") == 0.5
     page.reload()
-    _shown(page)
+    shown(page)
     assert page.evaluate("() => window.nnrefLabFrame().network.layers[0].w[1][0]") == 0.5
 
 
 def test_the_line_by_hand_typed_and_dragged(page):
-    _open(page, "#preset=fit-the-line-by-hand")
+    open_lab(page, "#preset=fit-the-line-by-hand")
     before, points = page.locator("#losses").inner_text(), page.evaluate("() => window.nnrefLab.points()")
     page.get_by_label("w₂").fill("2")
     page.get_by_label("w₂").dispatch_event("change")

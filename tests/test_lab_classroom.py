@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from browser import lab_in_browser, lab_page, new_page, require_browser
+from browser import lab_in_browser, lab_page, new_page, open_lab, require_browser, shown
 
 from nnref.lab.server import LabServer
 from nnref.lab.state import PRESETS
@@ -27,19 +27,6 @@ def page(lab):
         yield page
 
 
-def _open(page, hash_=""):
-    page.goto(page.lab.url + hash_)
-    _shown(page)
-    return page
-
-
-def _shown(page) -> None:
-    """Wait until the page has drawn a frame of its latest set-up."""
-    page.wait_for_function(
-        "() => window.nnrefLab && window.nnrefLab.frames > 0 && window.nnrefLab.version === window.nnrefLab.sent"
-    )
-
-
 def _lab(page, expression: str):
     return page.evaluate(f"() => window.nnrefLab.{expression}")
 
@@ -55,29 +42,29 @@ RECIPE = [("lr", "0.1"), ("momentum", "0.5"), ("regularization", "L2"), ("regRat
 
 
 def test_play_then_every_recipe_control_the_epoch_keeps_rising(page):
-    _open(page, "#preset=one-layer-on-xor")
+    open_lab(page, "#preset=one-layer-on-xor")
     page.get_by_role("button", name="Play").click()
     _epoch_after(page, 2)
     for control, value in RECIPE:
         before = _lab(page, "epoch")
         page.locator(f"#{control}").select_option(value)
-        _shown(page)  # the first frame that shows the change
+        shown(page)  # the first frame that shows the change
         assert _lab(page, "epoch") >= before, control
         assert _lab(page, "playing"), control
         _epoch_after(page, _lab(page, "epoch") + 0.5)
     before = _lab(page, "epoch")
     page.locator("#batch").fill("20")  # a slider, as the keyboard or the mouse sets it
     page.locator("#batch").dispatch_event("change")
-    _shown(page)
+    shown(page)
     assert _lab(page, "epoch") >= before and _lab(page, "playing")
 
 
 def test_a_network_change_starts_a_new_network_paused_and_a_new_loss_curve(page):
-    _open(page, "#preset=one-layer-on-xor")
+    open_lab(page, "#preset=one-layer-on-xor")
     page.get_by_role("button", name="Play").click()
     _epoch_after(page, 3)
     page.get_by_role("button", name="Add neuron to layer 1").click()
-    _shown(page)
+    shown(page)
     assert _lab(page, "epoch") == 0 and not _lab(page, "playing")
     assert page.get_by_role("button", name="Play").is_visible()
 
@@ -91,11 +78,11 @@ def _click_plane(page, x1: float, x2: float) -> None:
 
 
 def test_your_own_points_start_on_an_empty_plane_and_every_point_stays_where_you_put_it(page):
-    _open(page, "#preset=one-layer-on-xor")
+    open_lab(page, "#preset=one-layer-on-xor")
     page.get_by_role("button", name="Play").click()
     _epoch_after(page, 1)
     page.get_by_label("Dataset").select_option("custom")
-    _shown(page)
+    shown(page)
     assert _lab(page, "points()") == 0 and page.locator("canvas.plane").count() == 1  # a plane to click on
     assert not _lab(page, "playing") and "Test loss" not in page.locator("#losses").inner_text()
     page.get_by_role("button", name="Play").click()
@@ -105,7 +92,7 @@ def test_your_own_points_start_on_an_empty_plane_and_every_point_stays_where_you
         page.get_by_label("Class of new points").select_option(str(i % 2))
         _click_plane(page, x1, x2)
         page.wait_for_function("(n) => window.nnrefLab.points() === n", arg=i + 1)
-        _shown(page)  # (the frame that shows the point: the plot may take another size once the notice goes)
+        shown(page)  # (the frame that shows the point: the plot may take another size once the notice goes)
         train = _lab(page, "state().points")
         assert len(train) == i + 1 and all(len(p) == 3 for p in train)  # every one a training point: shown
         for (a, b), p in zip(placed[: i + 1], train):
@@ -117,7 +104,7 @@ def test_your_own_points_start_on_an_empty_plane_and_every_point_stays_where_you
 
 
 def test_csv_export_then_import_gives_back_the_same_points_and_split(page, tmp_path):
-    _open(page, "#dataset=xor&samples=60&ratio=70")
+    open_lab(page, "#dataset=xor&samples=60&ratio=70")
     with page.expect_download() as download:
         page.get_by_role("button", name="Export data (CSV)").click()
     exported = tmp_path / "points.csv"
@@ -127,7 +114,7 @@ def test_csv_export_then_import_gives_back_the_same_points_and_split(page, tmp_p
     assert train_before["dataset"] == "xor"
     page.get_by_label("Import points (CSV)").set_input_files(str(exported))
     page.wait_for_function("() => window.nnrefLab.state().dataset === 'custom'")
-    _shown(page)
+    shown(page)
     points = _lab(page, "state().points")
     rows = exported.read_text().splitlines()[1:]
     assert len(points) == len(rows) == before["train"] == 60
@@ -147,7 +134,7 @@ CSV_CASES = [
 
 @pytest.mark.parametrize("text,count,said,classes", CSV_CASES, ids=["-1/1", "quoted", "semicolons", "bad rows"])
 def test_csv_import_reads_what_people_bring_and_says_what_it_dropped(page, tmp_path, text, count, said, classes):
-    _open(page)
+    open_lab(page)
     path = tmp_path / "mine.csv"
     path.write_text(text)
     page.get_by_label("Import points (CSV)").set_input_files(str(path))
@@ -161,7 +148,7 @@ def test_csv_import_reads_what_people_bring_and_says_what_it_dropped(page, tmp_p
 
 
 def test_csv_beyond_a_thousand_points_says_how_many_it_dropped(page, tmp_path):
-    _open(page)
+    open_lab(page)
     path = tmp_path / "many.csv"
     path.write_text("x1,x2,class\n" + "".join(f"{(i % 100) / 20},{(i // 100) / 300},{i % 2}\n" for i in range(1500)))
     page.get_by_label("Import points (CSV)").set_input_files(str(path))
@@ -174,7 +161,7 @@ def test_csv_beyond_a_thousand_points_says_how_many_it_dropped(page, tmp_path):
 # Messages that stay true
 # --------------------------------------------------------------------------------------------------
 def test_the_divergence_message_goes_with_reset_and_with_a_lower_learning_rate(page):
-    _open(page, "#preset=one-layer-on-xor&lr=10&activation=linear&momentum=0.99")
+    open_lab(page, "#preset=one-layer-on-xor&lr=10&activation=linear&momentum=0.99")
     for undo in ("reset", "lower rate"):
         page.get_by_role("button", name="Play").click()
         page.wait_for_function("() => document.querySelector('#notices').textContent.includes('diverged')")
@@ -187,7 +174,7 @@ def test_the_divergence_message_goes_with_reset_and_with_a_lower_learning_rate(p
 
 
 def test_a_range_alert_goes_once_the_input_is_fixed(page):
-    _open(page, "#dataset=custom&points=")
+    open_lab(page, "#dataset=custom&points=")
     page.get_by_label("New point x₁").fill("9")
     page.get_by_role("button", name="Add point").click()
     assert page.get_by_role("alert").inner_text().startswith("A point's x₁ and x₂ lie between")
@@ -198,17 +185,17 @@ def test_a_range_alert_goes_once_the_input_is_fixed(page):
 
 
 def test_knn_says_it_has_nothing_to_train_and_when_k_is_larger_than_the_points(page):
-    _open(page, "#dataset=xor&model=knn&k=7")
+    open_lab(page, "#dataset=xor&model=knn&k=7")
     assert page.locator("#lr").is_disabled() and page.locator("#activation").is_disabled()
     page.get_by_role("button", name="Play").click()
     page.wait_for_function("() => document.querySelector('#notices').textContent.includes('nothing to train')")
     assert not _lab(page, "playing")
-    _open(page, "#dataset=custom&points=1:1:0;-1:-1:1;2:-2:0&model=knn&k=7")
+    open_lab(page, "#dataset=custom&points=1:1:0;-1:-1:1;2:-2:0&model=knn&k=7")
     assert "k = 7 is larger than the 3 training points" in page.locator("#notices").inner_text()
 
 
 def test_the_lines_activation_menu_is_disabled(page):
-    _open(page, "#preset=the-line")
+    open_lab(page, "#preset=the-line")
     assert page.locator("#activation").is_disabled() and page.locator("#lr").is_enabled()
 
 
@@ -218,7 +205,7 @@ def test_a_stopped_server_is_said_and_the_button_stops_claiming_it_plays(lab):
     try:
         with LabServer() as server:
             page.goto(server.url + "#preset=one-layer-on-xor")
-            _shown(page)
+            shown(page)
             page.get_by_role("button", name="Play").click()
             page.wait_for_function("() => window.nnrefLab.playing")
         page.wait_for_function("() => !window.nnrefLab.connected")
@@ -241,7 +228,7 @@ SET_UPS = [f"#preset={name}" for name in PRESETS] + [
 def test_on_a_projector_every_set_up_shows_its_whole_output(page, width, height):
     page.set_viewport_size({"width": width, "height": height})
     for set_up in SET_UPS:
-        _open(page, set_up)
+        open_lab(page, set_up)
         boxes = page.locator("#plots figure").evaluate_all(
             "fs => fs.map(f => { const b = f.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })"
         )
@@ -257,7 +244,7 @@ def test_on_a_projector_every_set_up_shows_its_whole_output(page, width, height)
 def test_on_a_1920_screen_everything_is_visible(page):
     page.set_viewport_size({"width": 1920, "height": 1080})
     for set_up in SET_UPS:
-        _open(page, set_up)
+        open_lab(page, set_up)
         bottoms = page.locator(".columns > section, .bar").evaluate_all(
             "ss => ss.map(s => s.getBoundingClientRect().bottom)"
         )
@@ -266,19 +253,19 @@ def test_on_a_1920_screen_everything_is_visible(page):
 
 
 def test_focus_stays_on_the_control_just_used(page):
-    _open(page, "#preset=one-layer-on-xor")
+    open_lab(page, "#preset=one-layer-on-xor")
     for name in ("Add neuron to layer 1", "Add layer", "Remove layer", "Input X₁²"):
         control = page.get_by_label(name) if name.startswith("Input") else page.get_by_role("button", name=name)
         control.focus()
         page.keyboard.press("Space" if name.startswith("Input") else "Enter")
-        _shown(page)
+        shown(page)
         focused = page.evaluate("() => document.activeElement.getAttribute('aria-label')")
         assert focused == name, (name, focused)
 
 
 def test_a_layers_neuron_buttons_are_a_few_keys_away(page):
     """The skip link to the network, then "+ layer", "− layer", and the first layer's "+": not 39 Tabs."""
-    _open(page, "#preset=one-layer-on-xor")
+    open_lab(page, "#preset=one-layer-on-xor")
     page.locator("body").focus()
     presses = 0
     while page.evaluate("() => document.activeElement.getAttribute('aria-label')") != "Add neuron to layer 1":
@@ -290,7 +277,7 @@ def test_a_layers_neuron_buttons_are_a_few_keys_away(page):
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_each_demo_runs_from_the_keyboard_alone(page, preset):
-    _open(page)
+    open_lab(page)
     page.locator("body").focus()
     for _ in range(20):
         page.keyboard.press("Tab")
@@ -298,13 +285,13 @@ def test_each_demo_runs_from_the_keyboard_alone(page, preset):
             break
     page.keyboard.press("Enter")
     page.wait_for_function("(p) => location.hash.includes('dataset=' + p)", arg=PRESETS[preset]["state"]["dataset"])
-    _shown(page)
+    shown(page)
     page.keyboard.press("p")  # (the key help under the output)
     _epoch_after(page, 1)
 
 
 def test_a_classrooms_hidden_controls_survive_a_preset_link(page):
-    _open(page, "#preset=one-layer-on-xor&hide=regularization,checks")
+    open_lab(page, "#preset=one-layer-on-xor&hide=regularization,checks")
     assert page.locator("#regularization").is_hidden()
     page.get_by_role("link", name=PRESETS["deeper-net-on-spirals"]["title"]).click()
     page.wait_for_function("() => window.nnrefLab.state().dataset === 'spirals'")
