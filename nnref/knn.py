@@ -114,7 +114,9 @@ class KNNClassifier:
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, X: torch.Tensor, y: torch.Tensor, offset: int = 0, num_classes: int | None = None) -> KNNClassifier:
         """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training.
-        uint8 X with the euclidean metric is kept as bytes (:mod:`nnref.knn_bytes`), any other X as floats.
+        uint8 X with the euclidean metric is kept as bytes (:mod:`nnref.knn_bytes`), any other X as floats; for
+        bytes the integer product the search will use is chosen here (a timing, once per process and device type),
+        so that the first query — a student's first stroke on the digit page — does not wait for it.
 
         ``offset``: X holds rows offset … offset + n − 1 of a larger training set (one shard of it, in a
         multi-process job); neighbour indices are reported in that larger set's numbering.  ``num_classes``:
@@ -137,6 +139,7 @@ class KNNClassifier:
         self._sq_norms = None
         if X.dtype == torch.uint8 and self.metric == "euclidean":
             self.X, self.byte_records = None, knn_bytes.prepare(X)
+            knn_bytes.select_path(X.device)  # the product is chosen (timed, once per device type) now, not on a query
             return self
         self.X, self.byte_records = (X if X.is_floating_point() else X.float()), None
         if self.metric == "euclidean":

@@ -254,3 +254,26 @@ def test_bytes_floats_and_scikit_learn_agree_on_mnist(real_mnist):
     expected = ref.predict(floats.test_x[:1000].double().numpy())
     assert vote(bytes_.train_y[i[:1000]], 10).tolist() == expected.tolist()
     assert knn.memory_bytes() < 60_000 * 784 * 1.03  # the records in bytes: 47 MB, not float32's 188 MB
+
+
+def test_fitting_bytes_chooses_the_product_so_the_first_query_does_not_wait(monkeypatch):
+    """The digit page fits KNN when the server starts: a student's first stroke must not pay for the timing."""
+    from nnref import knn_bytes
+
+    X, y = _digits_as_bytes(200, 3)
+    timings, time_products = [], knn_bytes._time_products
+
+    def counted(*args, **kwargs):
+        timings.append(args)
+        return time_products(*args, **kwargs)
+
+    monkeypatch.delenv("NNREF_KNN_PATH", raising=False)
+    monkeypatch.setattr(knn_bytes, "_time_products", counted)
+    knn_bytes._decide.cache_clear()
+    try:
+        knn = KNNClassifier(3).fit(X, y)
+        chosen, timed = knn_bytes._decide.cache_info().currsize, len(timings)
+        assert knn.predict(X[:5]).shape == (5,)
+    finally:
+        knn_bytes._decide.cache_clear()
+    assert chosen == 1 and timed == len(timings)  # chosen at fit, and not timed again by the query
