@@ -45,6 +45,9 @@ def test_the_worked_backward_pass_preset_shows_the_slides_numbers(page):
     note = page.locator("#backprop-note").inner_text()
     assert "rounds a(1 − a) = 0.249 to 0.24" in note and "−0.22" in note
     assert serious_violations(page) == []
+    # on the projector's 1280 × 720, every column of both tables shows without scrolling sideways (the new value too)
+    widths = page.locator(".backprop .table-scroll").evaluate_all("els => els.map(e => e.scrollWidth - e.clientWidth)")
+    assert len(widths) == 2 and all(w <= 1 for w in widths), widths
 
 
 def test_apply_makes_the_update_the_models_weights(page):
