@@ -396,13 +396,23 @@ def test_the_definition_is_consistent_and_served():
         assert json.loads(response.read()) == json.loads(json.dumps(definition()))
 
 
-def test_a_page_closed_while_its_gradient_check_runs_leaves_one_line_in_the_log(server, caplog, capfd):
+def test_a_page_closed_while_its_gradient_check_runs_leaves_one_line_in_the_log(server, caplog, capfd, monkeypatch):
+    import threading
+
+    started, check = threading.Event(), PlaygroundSession.gradient_check
+
+    def gradient_check(session):
+        started.set()
+        return check(session)
+
+    monkeypatch.setattr(PlaygroundSession, "gradient_check", gradient_check)
     big = {"dataset": "spirals", "hidden": [8] * 6, "inputs": list(plane.FEATURES)}
     with _ws(server) as ws:
         _next(ws, "frame")
         ws.send(json.dumps({"type": "config", "version": 1, "state": big}))
         _next(ws, "data")
-        ws.send(json.dumps({"type": "gradcheck"}))  # (about a second of work) — and the page closes at once
+        ws.send(json.dumps({"type": "gradcheck"}))  # (about a second of work) — and the page closes while it runs
+        assert started.wait(30)
     deadline = time.time() + 30
     while server.app.state.sessions.open and time.time() < deadline:
         time.sleep(0.05)

@@ -28,6 +28,7 @@ class Inbox:
 
     def __init__(self, websocket) -> None:
         self.websocket, self.queue, self.task = websocket, asyncio.Queue(), None
+        self.gone = False  # the page has closed its socket (its last messages may still be in the queue)
 
     async def __aenter__(self) -> Inbox:
         self.task = asyncio.create_task(self._receive())
@@ -45,6 +46,7 @@ class Inbox:
                 text = message.get("text")
                 await self.queue.put(text if text is not None else message.get("bytes"))
         finally:
+            self.gone = True
             await self.queue.put(None)
 
     async def take(self, wait: bool = True) -> list | None:
@@ -105,6 +107,8 @@ class FrameSocket:
                 return
             for message in messages:
                 await self.handle(message)
+                if inbox.gone:  # it closed while this message was handled (a send to it need not have failed)
+                    raise PageGone(during(message))
             if self.credits and (self.session.playing or self.dirty):
                 await self._send_frame()
 
