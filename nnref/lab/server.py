@@ -99,28 +99,52 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
 
     notes = tuple(functions.describe()) if functions is not None else ()
     mnist = mnist if mnist is not None else SharedMNIST(download=False)
-    sessions = _Sessions(max_sessions)
+    gate = _Gate(token, _Sessions(max_sessions))
+    routes = [
+        Route("/", gate.page("lab/index.html")),
+        Route("/digits", gate.page("digits/index.html")),
+        Route("/mnist", gate.page("mnist/index.html")),
+        Route("/lab/definition.json", lambda request: JSONResponse(definition())),
+        Route("/mnist/definition.json", lambda request: JSONResponse(mnist_definition())),
+        Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
+        WebSocketRoute("/ws/playground", gate.socket(lambda websocket: _PlaygroundSocket(websocket, notes).run())),
+        WebSocketRoute("/ws/digits", gate.socket(lambda websocket: _digits_loop(websocket, digits))),
+        WebSocketRoute("/ws/mnist", gate.socket(lambda websocket: _mnist_loop(websocket, mnist, notes))),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    app.state.sessions, app.state.mnist = gate.sessions, mnist
+    return app
 
-    def authorised(params) -> bool:
-        return token is None or hmac.compare_digest(params.get("token", ""), token)
 
-    def page(name: str):
+class _Gate:
+    """Who may open a page or a socket — the token, the Origin, the session limit — checked before any work."""
+
+    def __init__(self, token: str | None, sessions: _Sessions) -> None:
+        self.token, self.sessions = token, sessions
+
+    def authorised(self, params) -> bool:
+        return self.token is None or hmac.compare_digest(params.get("token", ""), self.token)
+
+    def page(self, name: str):
+        """An endpoint serving the static page ``name`` to those with the token."""
+
         async def endpoint(request):
-            if not authorised(request.query_params):
+            if not self.authorised(request.query_params):
                 return HTMLResponse(_REFUSED, status_code=403)
             return FileResponse(STATIC / name, media_type="text/html")
 
         return endpoint
 
-    async def admit(websocket: WebSocket) -> bool:
+    async def admit(self, websocket: WebSocket) -> bool:
         """The token, the Origin and the session limit — before any work is done for a socket."""
         origin, host = websocket.headers.get("origin"), websocket.headers.get("host", "")
-        if not authorised(websocket.query_params) or (origin is not None and urlparse(origin).netloc != host):
+        if not self.authorised(websocket.query_params) or (origin is not None and urlparse(origin).netloc != host):
             await websocket.close(code=1008)  # policy violation: the handshake is refused (HTTP 403)
             return False
         await websocket.accept()
-        if not sessions.take():
-            pages = "1 page is" if sessions.limit == 1 else f"{sessions.limit} pages are"
+        if not self.sessions.take():
+            pages = "1 page is" if self.sessions.limit == 1 else f"{self.sessions.limit} pages are"
             await websocket.send_json(
                 {"type": "full", "message": f"The lab is full: {pages} open. Close one and reload this page."}
             )
@@ -128,33 +152,17 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
             return False
         return True
 
-    def socket(serve):
+    def socket(self, serve):
         """A page's socket: admitted, served by ``serve(websocket)``, its session given back however it ends."""
 
         async def endpoint(websocket: WebSocket) -> None:
-            if await admit(websocket):
+            if await self.admit(websocket):
                 try:
                     await serve(websocket)
                 finally:
-                    sessions.give_back()
+                    self.sessions.give_back()
 
         return endpoint
-
-    routes = [
-        Route("/", page("lab/index.html")),
-        Route("/digits", page("digits/index.html")),
-        Route("/mnist", page("mnist/index.html")),
-        Route("/lab/definition.json", lambda request: JSONResponse(definition())),
-        Route("/mnist/definition.json", lambda request: JSONResponse(mnist_definition())),
-        Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
-        WebSocketRoute("/ws/playground", socket(lambda websocket: _PlaygroundSocket(websocket, notes).run())),
-        WebSocketRoute("/ws/digits", socket(lambda websocket: _digits_loop(websocket, digits))),
-        WebSocketRoute("/ws/mnist", socket(lambda websocket: _mnist_loop(websocket, mnist, notes))),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
-    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
-    app.state.sessions, app.state.mnist = sessions, mnist
-    return app
 
 
 _REFUSED = (
