@@ -502,6 +502,17 @@ def _add_lab_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_exercises_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", metavar="DIR", help="the folder to write the kit into (made if needed)")
+    p.add_argument("--force", action="store_true", help="overwrite the kit's files if they exist")
+
+
+def _add_export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a parametric run's checkpoint.pt")
+    p.add_argument("out", help="output file, e.g. model.onnx or model.pt2")
+    p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the file name (.pt2 → pt2, else onnx)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnref", description="The lecture's neural networks, verified.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -539,17 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write DIR/my_functions.py (the nine Functions, forward written out, each backward raising "
         "NotImplementedError under what to derive) and DIR/README.md (the three commands to use next).",
     )
-    p.add_argument("dir", metavar="DIR", help="the folder to write the kit into (made if needed)")
-    p.add_argument("--force", action="store_true", help="overwrite the kit's files if they exist")
+    _add_exercises_options(p)
     p = sub.add_parser(
         "runs",
         parents=[_shared("logdir")],
         help="a table of the runs in a log folder: kind, model, recipe, steps, accuracy, status",
     )
-    p = sub.add_parser("export", help="write a trained model as ONNX (or a torch.export program)")
-    p.add_argument("checkpoint", help="a parametric run's checkpoint.pt")
-    p.add_argument("out", help="output file, e.g. model.onnx or model.pt2")
-    p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the file name (.pt2 → pt2, else onnx)")
+    _add_export_options(sub.add_parser("export", help="write a trained model as ONNX (or a torch.export program)"))
     _add_playground_options(
         sub.add_parser(
             "playground", parents=[_shared("seed", "logdir")], help="the lecture's 2-D playground in TensorBoard"
