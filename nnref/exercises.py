@@ -59,18 +59,8 @@ __all__ = [
     "write_kit",
 ]
 
-#: The nine Functions a student writes, in the lecture's order.
-NAMES = (
-    "LinearFunction",
-    "SigmoidFunction",
-    "SoftmaxFunction",
-    "ReLUFunction",
-    "TanhFunction",
-    "CrossEntropyFunction",
-    "BinaryCrossEntropyFunction",
-    "SoftmaxCrossEntropyFunction",
-    "SigmoidBinaryCrossEntropyFunction",
-)
+#: The nine Functions a student writes, in the lecture's order: nnref's own (:data:`nnref.functional.FUNCTIONS`).
+NAMES = tuple(F.FUNCTIONS)
 #: The files of the starting kit (package data under ``nnref/exercise_kit/``).
 KIT_FILES = ("my_functions.py", "README.md")
 STATUSES = ("pass", "fail", "not implemented", "missing")
