@@ -1,16 +1,16 @@
 """nnref: an introductory lecture on neural networks, as software on PyTorch.
 
-Two wings (docs/architecture.md):
+``ls nnref/`` is the lecture's table of contents (docs/architecture.md):
 
-* **the lecture** — :mod:`nnref.functional` (the nine Functions, each forward beside its hand-written backward),
-  :mod:`nnref.layers`, :mod:`nnref.models`, :mod:`nnref.knn`, :mod:`nnref.plane`, :mod:`nnref.gradcheck`,
-  :mod:`nnref.data`, :mod:`nnref.digits`, :mod:`nnref.viz` … — what a student reads;
-* **the machinery that runs it** — :mod:`nnref.run`: the training loop, checkpoints, run logs, ``torchrun``,
-  signals, evaluation and export.
+* the Functions, each forward beside its hand-written backward — :mod:`nnref.functional`, each described once in
+  :mod:`nnref.formulas`;
+* the layers and models built from them — :mod:`nnref.layers`, :mod:`nnref.models`;
+* the training step — :mod:`nnref.training`; k-nearest neighbours — :mod:`nnref.knn`;
+* the plane of the playground — :mod:`nnref.plane` (its choices by name: :mod:`nnref.choices`);
+* gradient checking — :mod:`nnref.gradcheck`; the worked example of backpropagation — :mod:`nnref.backprop`;
+* the data — :mod:`nnref.data`, :mod:`nnref.digits`; the pictures — :mod:`nnref.viz`.
 
-The lecture wing imports nothing from the run wing.  ``nnref`` on the command line is :mod:`nnref.cli`.
+Everything else lives in named folders above the lecture: the command line (:mod:`nnref.cli`), the lab
+(:mod:`nnref.lab`), the bench (:mod:`nnref.bench`), the machinery that runs training (:mod:`nnref.run`), the
+exercises (:mod:`nnref.exercises`) and the fast paths (:mod:`nnref.fast`).  The lecture imports none of them.
 """
-
-from . import _deprecated
-
-_deprecated.install()

@@ -19,9 +19,8 @@ from collections.abc import Callable
 
 import torch
 
-from . import knn_bytes
-from ._deprecated import getattr_for
-from .settings import METRICS
+from .choices import METRICS
+from .fast import knn_bytes
 
 __all__ = ["METRICS", "KNNClassifier", "vote", "vote_shares", "merge_neighbours", "choose_k"]
 
@@ -72,7 +71,7 @@ class KNNClassifier:
     about non-parametric models.
 
     Bytes: euclidean records given as uint8 (MNIST's own pixels, ``torchvision``'s ``MNIST.data`` flattened)
-    are kept as bytes — a quarter of float32's memory — and searched by :mod:`nnref.knn_bytes`: int8 matrix
+    are kept as bytes — a quarter of float32's memory — and searched by :mod:`nnref.fast.knn_bytes`: int8 matrix
     products, int32 sums, the exact integer squared distances (int64), no rounding anywhere.  They are queried
     with uint8 rows too.  The ranking is the same as on normalised floats (normalisation is one affine map on
     every pixel), so are the neighbours and the predictions.
@@ -114,7 +113,7 @@ class KNNClassifier:
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, X: torch.Tensor, y: torch.Tensor, offset: int = 0, num_classes: int | None = None) -> KNNClassifier:
         """Store the training records X (n, p) and labels y (n,).  Nothing is learned: O(1) training.
-        uint8 X with the euclidean metric is kept as bytes (:mod:`nnref.knn_bytes`), any other X as floats; for
+        uint8 X with the euclidean metric is kept as bytes (:mod:`nnref.fast.knn_bytes`), any other X as floats; for
         bytes the integer product the search will use is chosen here (a timing, once per process and device type),
         so that the first query — a student's first stroke on the digit page — does not wait for it.
 
@@ -296,6 +295,3 @@ class KNNClassifier:
         held = (self.X, self.y, self._sq_norms)
         records = self.byte_records.nbytes() if self.stores_bytes else 0
         return records + sum(t.numel() * t.element_size() for t in held if t is not None)
-
-
-__getattr__ = getattr_for(__name__)  # old names, with a warning (nnref._deprecated)

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from . import functional as F
-from ._deprecated import getattr_for
 from .layers import ACTIVATIONS, Linear, Sigmoid, Softmax
 
 __all__ = ["Classifier", "LogisticRegression", "SoftmaxRegression", "MLP", "build_model"]
@@ -182,6 +181,3 @@ def build_model(
     if name == "mlp":
         return MLP(in_features, tuple(hidden), 1 if num_classes == 2 else num_classes, activation)
     raise ValueError(f"{name!r} is not a parametric model")
-
-
-__getattr__ = getattr_for(__name__)  # old names, with a warning (nnref._deprecated)
