@@ -15,8 +15,6 @@ import threading
 
 import torch
 
-from ._dispatch import FLOAT32, call
-
 __all__ = [
     "REDUCTIONS",
     "value_checks",
@@ -28,7 +26,7 @@ __all__ = [
     "class_labels",
     "unit_interval",
     "binary_targets",
-    "apply_with_labels",
+    "labels_reported",
     "autocast_on",
 ]
 
@@ -139,15 +137,15 @@ def _read_labels(labels: torch.Tensor, c: int, name: str) -> None:
 
 def _kernel_checks_labels(labels: torch.Tensor) -> bool:
     """On the CPU, eagerly, the class-index losses need no separate pass over the labels: their ``gather``
-    refuses an index outside [0, c) by itself, and :func:`_apply_with_labels` turns that into our error."""
+    refuses an index outside [0, c) by itself, and :func:`labels_reported` turns that into our error."""
     return labels.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def apply_with_labels(fn, prediction: torch.Tensor, labels: torch.Tensor, reduction: str, name: str):
-    """``fn.apply(prediction, labels, reduction)``; an out-of-range label reported by the CPU kernel becomes
-    the ValueError the other devices get from the check before the call."""
+def labels_reported(run, labels: torch.Tensor, prediction: torch.Tensor, name: str):
+    """``run()`` (a loss's apply); an out-of-range label reported by the CPU kernel becomes the ValueError the other
+    devices get from the check before the call."""
     try:
-        return call(fn, FLOAT32, prediction, labels, reduction)
+        return run()
     except (RuntimeError, IndexError):
         if _kernel_checks_labels(labels):
             _read_labels(labels, prediction.shape[-1], name)

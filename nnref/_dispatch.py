@@ -13,9 +13,10 @@ This is plumbing, not the lecture: the Functions themselves — each forward bes
   ``forward``'s signature with ``inspect`` (``torch.autograd.function._bind_default_args``), which costs more than
   the rest of a small layer's forward and backward together; every nnref call gives all arguments positionally, so
   :class:`_PositionalSignature` passes such a call straight through.
-* :func:`call` casts for autocast in code that ``torch.compile`` traces: Dynamo handles ``Function.apply`` itself
-  and does not run the ``apply`` override, so without it a compiled Linear under autocast would save its float32
-  weight beside a bfloat16 output and its backward would multiply the two.
+* :func:`autocast_args` is the cast itself, which :mod:`nnref.functional`'s plain functions also do in code that
+  ``torch.compile`` traces: Dynamo handles ``Function.apply`` itself and does not run the ``apply`` override, so
+  without it a compiled Linear under autocast would save its float32 weight beside a bfloat16 output and its
+  backward would multiply the two.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import inspect
 
 import torch
 
-__all__ = ["Function", "call", "autocast_args", "LOWER", "FLOAT32", "FLOAT32_ON_CUDA", "NONE"]
+__all__ = ["Function", "autocast_args", "LOWER", "FLOAT32", "FLOAT32_ON_CUDA", "NONE"]
 
 #: Autocast policies, as PyTorch's built-ins have them (per device type; other devices follow CUDA's).
 LOWER = {"cpu": "lower", "cuda": "lower"}  # matrix products: the autocast dtype everywhere
@@ -117,13 +118,3 @@ def autocast_args(policy: dict, args: tuple) -> tuple:
         a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() and a.dtype != torch.float64 else a
         for a in args
     )
-
-
-def call(fn: type[Function], policy: dict, *args):
-    """``fn.apply(*args)`` with the autocast cast done *before* ``apply``, in code that ``torch.compile`` traces:
-    Dynamo handles ``Function.apply`` itself and does not run the ``apply`` override above, so without this a
-    compiled Linear under autocast would save its float32 weight beside a bfloat16 output and its backward
-    would multiply the two (``expected m1 and m2 to have the same dtype``).  Eagerly the second cast is a no-op.
-    ``policy`` is ``fn.autocast``, passed as the module constant it is (Dynamo cannot read a dict attribute of
-    a Function class handed to it as an argument)."""
-    return fn.apply(*autocast_args(policy, args))

@@ -22,13 +22,13 @@ dL/d(output) that backward receives.
 
 from __future__ import annotations
 
-import contextlib
+import sys
 
 import torch
 
 from . import _checks as check
 from ._checks import REDUCTIONS, value_checks
-from ._dispatch import FLOAT32, FLOAT32_ON_CUDA, LOWER, NONE, Function, call
+from ._dispatch import FLOAT32, FLOAT32_ON_CUDA, LOWER, Function, autocast_args
 
 __all__ = [
     "LinearFunction",
@@ -52,8 +52,6 @@ __all__ = [
     "value_checks",
     "REDUCTIONS",
     "FUNCTIONS",
-    "use_functions",
-    "functions_in_use",
 ]
 
 
@@ -133,7 +131,7 @@ class SoftmaxFunction(_SavesOutput):
     def backward(ctx, g):
         """Jacobian da_i/dz_j = a_i(δ_ij − a_j), applied as a vector product without building the c×c matrix:
 
-        dL/dz_j = Σ_i g_i a_i(δ_ij − a_j) = a_j (g_j − Σ_i g_i a_i).
+        dL/dz_j = Σ_i g_i a_i(δ_ij − a_j) = a_j (g_j − Σ_i g_i a_i),  that is  dL/dz = a ⊙ (g − Σ_i g_i a_i).
         """
         (a,) = ctx.saved_tensors
         return a * (g - (g * a).sum(dim=-1, keepdim=True))
@@ -171,7 +169,7 @@ class TanhFunction(_SavesOutput):
     def backward(ctx, g):
         """da/dz = 1 − a², from the saved output:  dL/dz = g · (1 − a²)."""
         (a,) = ctx.saved_tensors
-        return g * (1 - a * a)
+        return g * ((1 - a) * (1 + a))  # 1 − a², without rounding a² first (accurate where a is near ±1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,12 +257,9 @@ class SoftmaxCrossEntropyFunction(_LossFunction):
         logits, labels = ctx.saved_tensors
         grad_z = None
         if ctx.needs_input_grad[0]:
-            a = _softmax(logits)  # recomputed from the saved logits with a differentiable op (double backward)
-            # dL/dL_i, the same for every row i (a scalar) unless reduction is "none"
-            g_rows = g / labels.shape[0] if ctx.reduction == "mean" else g
-            g_rows = g_rows.unsqueeze(-1) if ctx.reduction == "none" else g_rows
-            grad_z = a * g_rows  # a fresh tensor: the −1 of onehot(y) is added in place
-            grad_z.scatter_add_(-1, labels.unsqueeze(-1), -g_rows.expand(labels.shape[0], 1))
+            onehot = torch.zeros_like(logits).scatter_(-1, labels.unsqueeze(-1), 1.0)
+            softmax = _log_softmax(logits).exp()  # e^(log-softmax), rounded as PyTorch's own cross-entropy
+            grad_z = (softmax - onehot) * _row_grad(g, labels.shape[0], ctx.reduction)
         return grad_z, None, None
 
 
@@ -348,6 +343,16 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss
 
 
+def _row_grad(g: torch.Tensor, n: int, reduction: str) -> torch.Tensor:
+    """dL/dL_i for each row i of a row-wise loss, shaped to multiply an (n, c) gradient: g/n for "mean", g for
+    "sum" (a scalar, the same for every row), g as a column (n, 1) for "none"."""
+    if reduction == "mean":
+        return g / n
+    if reduction == "sum":
+        return g
+    return g.unsqueeze(-1)
+
+
 def _expand_grad(g: torch.Tensor, like: torch.Tensor, reduction: str) -> torch.Tensor:
     """dL/d(per-element loss) for each reduction: g/N for "mean", g for "sum", g itself for "none"."""
     if reduction == "mean":
@@ -358,7 +363,7 @@ def _expand_grad(g: torch.Tensor, like: torch.Tensor, reduction: str) -> torch.T
 
 
 # --------------------------------------------------------------------------------------------------
-# Whose Functions the plain functions apply: nnref's own, or a student's
+# The nine, by name
 # --------------------------------------------------------------------------------------------------
 #: nnref's nine Functions by name, in the lecture's order.
 FUNCTIONS: dict[str, type] = {
@@ -375,34 +380,26 @@ FUNCTIONS: dict[str, type] = {
         SigmoidBinaryCrossEntropyFunction,
     )
 }
-_in_use: dict[str, type] = dict(FUNCTIONS)
 
 
-@contextlib.contextmanager
-def use_functions(functions: dict[str, type]):
-    """Inside the ``with`` block, the plain functions below — and so every layer, model and loss of nnref, its
-    training and its lab — apply these Functions in place of nnref's of the same name: a student's backward passes
-    (``nnref train --functions``, ``nnref lab --functions``).  Each must take the same ``apply`` arguments as
-    nnref's; nnref's own serve the names not given.  ``use_functions(FUNCTIONS)``: nnref's own, whatever is in use."""
-    unknown = sorted(set(functions) - set(FUNCTIONS))
-    if unknown:
-        raise ValueError(f"{', '.join(unknown)}: not one of nnref's Functions ({', '.join(FUNCTIONS)})")
-    previous = dict(_in_use)
-    _in_use.update(functions)
-    try:
-        yield
-    finally:
-        _in_use.clear()
-        _in_use.update(previous)
+#: Each Function's ``torch.autocast`` policy, as its class declares it, read once here: ``torch.compile`` cannot read
+#: a class attribute of an autograd Function, so the plain functions below look it up by name.
+_AUTOCAST = {name: cls.autocast for name, cls in FUNCTIONS.items()}
+_this_module = sys.modules[__name__]
 
 
-def functions_in_use() -> dict[str, type]:
-    """The Function each name applies now (nnref's own, or what :func:`use_functions` put in its place)."""
-    return dict(_in_use)
+def _apply(name: str, *args):
+    """``apply`` of the Function this module names ``name`` now — nnref's, or a student's that
+    :func:`nnref.exercises.use_functions` put in its place — with the autocast cast of nnref's policy done before
+    ``apply``, in code that ``torch.compile`` traces: Dynamo handles ``Function.apply`` itself and does not run
+    nnref's ``apply`` (which casts too), so without this a compiled Linear under autocast would save its float32
+    weight beside a bfloat16 output (``expected m1 and m2 to have the same dtype``).  Eagerly the second cast is a
+    no-op."""
+    return getattr(_this_module, name).apply(*autocast_args(_AUTOCAST[name], args))
 
 
 # --------------------------------------------------------------------------------------------------
-# The plain functions: checked inputs, then Function.apply
+# The plain functions: checked inputs, then the Function's apply
 # --------------------------------------------------------------------------------------------------
 def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """z = x Wᵀ + b.  x (n, p), W (c, p), b (c,) or None → z (n, c)."""
@@ -423,13 +420,13 @@ def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> t
             + (f", b {b.dtype}" if b is not None else "")
         )
     check.same_device(x=x, W=W, b=b)
-    return call(_in_use["LinearFunction"], LOWER, x, W, b)
+    return _apply("LinearFunction", x, W, b)
 
 
 def sigmoid(z: torch.Tensor) -> torch.Tensor:
     """a = 1/(1 + e^(−z)) element-wise; z (*) → a (*)."""
     check.floating(z, "z")
-    return call(_in_use["SigmoidFunction"], NONE, z)
+    return _apply("SigmoidFunction", z)
 
 
 def softmax(z: torch.Tensor) -> torch.Tensor:
@@ -437,19 +434,19 @@ def softmax(z: torch.Tensor) -> torch.Tensor:
     check.floating(z, "z")
     if z.dim() < 1:
         raise ValueError("z must have at least one dimension (the classes), got a 0-D tensor")
-    return call(_in_use["SoftmaxFunction"], FLOAT32_ON_CUDA, z)
+    return _apply("SoftmaxFunction", z)
 
 
 def relu(z: torch.Tensor) -> torch.Tensor:
     """a = max(z, 0) element-wise; z (*) → a (*)."""
     check.floating(z, "z")
-    return call(_in_use["ReLUFunction"], NONE, z)
+    return _apply("ReLUFunction", z)
 
 
 def tanh(z: torch.Tensor) -> torch.Tensor:
     """a = tanh(z) element-wise; z (*) → a (*)."""
     check.floating(z, "z")
-    return call(_in_use["TanhFunction"], NONE, z)
+    return _apply("TanhFunction", z)
 
 
 def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -459,7 +456,7 @@ def cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean")
     y = check.class_labels(y, probs.shape[0], probs.shape[1], "y")
     check.same_device(probs=probs, y=y)
     check.unit_interval(probs, "probs")
-    return check.apply_with_labels(_in_use["CrossEntropyFunction"], probs, y, reduction, "y")
+    return check.labels_reported(lambda: _apply("CrossEntropyFunction", probs, y, reduction), y, probs, "y")
 
 
 def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -468,7 +465,7 @@ def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor, reduction: str = 
     check.floating(probs, "probs")
     y = check.binary_targets(probs, y, "probs")
     check.unit_interval(probs, "probs")
-    return call(_in_use["BinaryCrossEntropyFunction"], FLOAT32, probs, y, reduction)
+    return _apply("BinaryCrossEntropyFunction", probs, y, reduction)
 
 
 def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -477,7 +474,7 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str 
     check.matrix(logits, "logits", "(n, c)")
     y = check.class_labels(y, logits.shape[0], logits.shape[1], "y")
     check.same_device(logits=logits, y=y)
-    return check.apply_with_labels(_in_use["SoftmaxCrossEntropyFunction"], logits, y, reduction, "y")
+    return check.labels_reported(lambda: _apply("SoftmaxCrossEntropyFunction", logits, y, reduction), y, logits, "y")
 
 
 def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -485,4 +482,4 @@ def sigmoid_binary_cross_entropy(logits: torch.Tensor, y: torch.Tensor, reductio
     check.reduction(reduction)
     check.floating(logits, "logits")
     y = check.binary_targets(logits, y, "logits")
-    return call(_in_use["SigmoidBinaryCrossEntropyFunction"], FLOAT32, logits, y, reduction)
+    return _apply("SigmoidBinaryCrossEntropyFunction", logits, y, reduction)

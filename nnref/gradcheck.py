@@ -5,7 +5,7 @@
 
 "only used for checking the correctness": it costs one evaluation of L per parameter.
 :func:`check_functions` runs it, ``torch.autograd.gradcheck`` and ``gradgradcheck`` on every Function;
-``nnref gradcheck`` prints the table.
+``nnref gradcheck`` prints the table (:mod:`nnref.run.gradcheck_report`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from . import functional as F
-from .catalogue import FUNCTIONS
-from .table import markdown_table
+from .formulas import FORMULAS
 
 __all__ = [
     "numerical_gradient",
@@ -25,18 +24,14 @@ __all__ = [
     "norm_relative_error",
     "CheckResult",
     "check_functions",
-    "format_table",
     "CASES",
     "SweepPoint",
     "DELTAS",
     "sweep_size",
     "delta_sweep",
     "best_deltas",
-    "sweep_table",
-    "write_sweep",
     "CostRow",
     "numerical_cost",
-    "cost_table",
 ]
 
 
@@ -104,9 +99,9 @@ def norm_relative_error(analytic: torch.Tensor, numeric: torch.Tensor) -> float:
     return float((analytic - numeric).norm()) / scale
 
 
-#: The Functions checked, by name: :data:`nnref.catalogue.FUNCTIONS` (inputs kept away from kinks, such as ReLU
+#: The Functions checked, by name: :data:`nnref.formulas.FORMULAS` (inputs kept away from kinks, such as ReLU
 #: at 0, and from the clamped ends of the probability losses, where a derivative is not defined).
-CASES = {entry.function.__name__: entry for entry in FUNCTIONS}
+CASES = {entry.function.__name__: entry for entry in FORMULAS}
 
 
 @dataclass
@@ -154,18 +149,6 @@ def check_functions(seed: int = 0, tolerance: float = 1e-6, delta: float = 1e-6,
             row.error = f"{type(exc).__name__}: {exc}"
         results.append(row)
     return results
-
-
-def format_table(results: Sequence[CheckResult]) -> str:
-    """A markdown table: Function | gradcheck | gradgradcheck | max relative error vs numerical gradient."""
-    mark = {True: "pass", False: "FAIL"}
-    rows = []
-    for r in results:
-        err = f"{r.max_rel_error:.2e}" + ("" if r.max_rel_error <= r.tolerance else " FAIL")
-        rows.append((r.name, mark[r.gradcheck], mark[r.gradgradcheck], err))
-        if r.error:
-            rows.append((f"  error: {r.error}", "", "", ""))
-    return markdown_table(("Function", "gradcheck", "gradgradcheck", "max relative error vs numerical gradient"), rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,29 +207,6 @@ def delta_sweep(deltas: Sequence[float] | None = None, seed: int = 0, progress=N
     return points
 
 
-def sweep_table(points: Sequence[SweepPoint]) -> str:
-    """The bottom of each V as a markdown table: the best Δ per difference and dtype, and its error."""
-    return markdown_table(
-        ("difference", "dtype", "best Δ", "max relative error there"),
-        [(p.method, p.dtype, f"{p.delta:.1e}", f"{p.error:.1e}") for p in best_deltas(points)],
-    )
-
-
-def write_sweep(points: Sequence[SweepPoint], run_dir, png=None) -> None:
-    """The sweep as a run ``nnref runs`` lists and TensorBoard shows: the Δ curves (Images) and the best-Δ table
-    (Text) under ``run_dir``; with ``png``, the picture as a PNG file too."""
-    from . import viz
-    from .records import open_writer, write_status
-
-    fig = viz.delta_sweep_figure(points)
-    with open_writer(run_dir) as writer:
-        writer.add_figure("gradcheck/delta_sweep", fig, 0, close=False)
-        writer.add_text("gradcheck/best_delta", sweep_table(points), 0)
-    write_status(run_dir, "gradcheck-sweep", "finished", message="best Δ per difference and dtype")
-    if png:
-        viz.save_figure(fig, png, dpi=110)
-
-
 def best_deltas(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     """The bottom of each V: the Δ with the smallest error, per (method, dtype)."""
     best: dict = {}
@@ -268,29 +228,6 @@ class CostRow:
     @property
     def ratio(self) -> float:
         return self.numerical_seconds / self.backward_seconds
-
-
-def cost_table(rows: Sequence[CostRow]) -> str:
-    """One numerical gradient against one backward pass, per model, as a markdown table."""
-    cells = []
-    for r in rows:
-        how = (
-            ""
-            if r.measured_parameters == r.parameters
-            else f" (timed on {r.measured_parameters:,} parameters, extrapolated)"
-        )
-        cells.append(
-            (
-                r.model,
-                f"{r.parameters:,}",
-                f"{r.backward_seconds * 1e3:.2f} ms",
-                f"{r.numerical_seconds:,.2f} s{how}",
-                f"{r.ratio:,.0f}×",
-            )
-        )
-    return markdown_table(
-        ("model", "parameters", "one backward pass", "one numerical gradient (forward differences)", "ratio"), cells
-    )
 
 
 def numerical_cost(batch: int = 100, mlp_sample: int = 1000, seed: int = 0, progress=None) -> list[CostRow]:

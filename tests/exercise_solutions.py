@@ -1,4 +1,4 @@
-"""A complete solution of the exercise kit (nnref/exercise_kit/my_functions.py), written as a student would:
+"""A complete solution of the exercise kit (nnref/exercises/template/my_functions.py), written as a student would:
 the kit's forward passes unchanged, every backward in plain torch operations (nothing of nnref's).
 
 tests/test_exercises.py checks it (nine of nine pass) and plants one typical mistake at a time into a copy of it.

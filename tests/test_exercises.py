@@ -18,7 +18,7 @@ import nnref.exercises as E
 from nnref.exercises import NAMES, StudentFileError, check_file, check_function, load_functions, write_kit
 
 SOLUTION = Path(__file__).with_name("exercise_solutions.py")
-KIT = Path(E.__file__).with_name("exercise_kit") / "my_functions.py"
+KIT = Path(E.__file__).with_name("template") / "my_functions.py"
 
 
 def _solution_with(tmp_path: Path, old: str = "", new: str = "", name: str = "my_functions.py") -> Path:
@@ -164,13 +164,13 @@ class SigmoidFunction(torch.autograd.Function):  # the classic forward(ctx, ...)
 # A student's typical mistakes, each on its own: exactly its row fails, naming the wrong gradient
 # --------------------------------------------------------------------------------------------------
 MISTAKES = {
-    "dL/dW transposed": ("LinearFunction", "grad_W = g.T @ x", "grad_W = x.T @ g", ["dL/dW", "shape", "gᵀx"]),
+    "dL/dW transposed": ("LinearFunction", "grad_W = g.T @ x", "grad_W = x.T @ g", ["dL/dW", "shape", "gᵀ x"]),
     "bias gradient averaged": ("LinearFunction", "g.sum(dim=0) if", "g.mean(dim=0) if", ["dL/db", "1/4 ×"]),
     "softmax Jacobian's diagonal only": (
         "SoftmaxFunction",
         "return a * (g - (g * a).sum(dim=-1, keepdim=True))",
         "return g * a * (1 - a)",
-        ["dL/dz", "δ_ij"],
+        ["dL/dz", "a ⊙ (g − Σ_i g_i a_i)"],
     ),
     "ReLU passes negative inputs' gradient": ("ReLUFunction", "return g * (z > 0)", "return g", ["dL/dz", "1[z > 0]"]),
     "tanh's derivative as 1 − a": ("TanhFunction", "g * (1 - a**2)", "g * (1 - a)", ["dL/dz", "1 − a²"]),
@@ -254,10 +254,10 @@ def test_the_messages_say_where_and_by_how_much(tmp_path):
     assert message.startswith("dL/db is wrong: largest error ")
     assert " at index (" in message and "(yours " in message and ", right " in message
     assert "x (4, 3), W (5, 3), b (5,)" in message  # the shapes
-    assert message.endswith("dL/db should be Σ_rows g, the sum of g over the n instances (c,)")
+    assert message.endswith("dL/db should be Σ_rows g (c,)")
     rows = _rows(check_file(_solution_with(tmp_path, "grad_W = g.T @ x", "grad_W = x.T @ g")))
     assert rows["LinearFunction"].message.startswith("dL/dW has shape (3, 5) (transposed) but W has shape (5, 3)")
-    assert rows["LinearFunction"].message.endswith("dL/dW should be gᵀx (c, p)")
+    assert rows["LinearFunction"].message.endswith("dL/dW should be gᵀ x (c, p)")
 
 
 def test_the_wrong_number_of_gradients_is_named(tmp_path):
@@ -320,7 +320,10 @@ def test_something_else_than_a_function(tmp_path):
 
 def test_gradcheck_names_the_gradient_that_disagrees():
     # a backward that matches nnref's on the first call only: the direct comparison passes, gradcheck does not
-    spec = E._SPECS["SigmoidFunction"]
+    from nnref.exercises import checking as C
+    from nnref.formulas import by_name
+
+    spec = by_name("SigmoidFunction")
     calls = []
 
     class SigmoidFunction(torch.autograd.Function):
@@ -335,10 +338,10 @@ def test_gradcheck_names_the_gradient_that_disagrees():
             (a,) = ctx.saved_tensors
             return g * a * (1 - a) * (1 if len(calls) == 1 else 2)
 
-    case = next(c for c in E._cases(spec) if c.gradcheck)
-    E._check_backward(spec, SigmoidFunction, case, set())
-    with pytest.raises(E._Verdict, match=r"gradcheck: the numerical gradient disagrees with your dL/dz.*a\(1 − a\)"):
-        E._check_gradcheck(spec, SigmoidFunction, case, set())
+    case = next(c for c in C._cases(spec) if c.gradcheck)
+    C._check_backward(spec, SigmoidFunction, case, set())
+    with pytest.raises(C._Verdict, match=r"gradcheck: the numerical gradient disagrees with your dL/dz.*a\(1 − a\)"):
+        C._check_gradcheck(spec, SigmoidFunction, case, set())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.func import grad, vmap
 
 import nnref.functional as F
-from nnref.catalogue import FUNCTIONS
+from nnref.formulas import FORMULAS
 
 D = torch.float64
 SHAPES = [(1, 1, 2), (1, 3, 10), (5, 1, 2), (4, 3, 10), (7, 5, 2)]  # (n, p, c): batch 1 and >1, p = 1, c = 2 and 10
@@ -197,7 +197,7 @@ def _compare(entry, inputs, dtype, **kw):
     wants = entry.compared_grads()
     a = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
     b = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
-    out_a, out_b = entry.nnref(*a, **kw), entry.builtin(*b, **kw)
+    out_a, out_b = entry.plain(*a, **kw), entry.builtin(*b, **kw)
     torch.testing.assert_close(out_a, out_b, **tol)
     w = torch.randn(out_a.shape, dtype=dtype, generator=_gen(9))
     ga = torch.autograd.grad((out_a * w).sum(), [t for t in a if t.requires_grad])
@@ -207,7 +207,7 @@ def _compare(entry, inputs, dtype, **kw):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("entry", FUNCTIONS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", FORMULAS, ids=lambda e: e.name)
 def test_equal_to_builtins(entry, dtype):
     inputs = list(entry.inputs(n=8, c=10, p=5, dtype=dtype, seed=6))
     if entry.name in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "sigmoid", "softmax", "tanh"):
@@ -217,9 +217,9 @@ def test_equal_to_builtins(entry, dtype):
 
 
 def test_the_catalogue_holds_every_function():
-    assert {e.function for e in FUNCTIONS} == {getattr(F, name) for name in F.__all__ if name.endswith("Function")}
+    assert {e.function for e in FORMULAS} == {getattr(F, name) for name in F.__all__ if name.endswith("Function")}
     plain = {name for name in F.__all__ if not name[0].isupper()}
-    assert {e.name for e in FUNCTIONS} == plain - {"value_checks", "use_functions", "functions_in_use"}
+    assert {e.name for e in FORMULAS} == plain - {"value_checks"}
 
 
 def test_linear_without_bias_equals_the_builtin():
@@ -436,7 +436,7 @@ def _autocast_inputs(entry, device, low):
 
 
 @pytest.mark.parametrize("device,low", AUTOCAST)
-@pytest.mark.parametrize("entry", FUNCTIONS, ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", FORMULAS, ids=lambda e: e.name)
 def test_every_function_under_autocast_matches_its_builtin_twin(entry, device, low):
     """Same output dtype, values and gradients (in the inputs' dtypes) within the low-precision tolerance: values
     to 2% of their size, gradients to 2% of the largest gradient (an absolute floor of 2e-2 would let a wrong
@@ -447,7 +447,7 @@ def test_every_function_under_autocast_matches_its_builtin_twin(entry, device, l
         a = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
         b = [t.detach().clone().requires_grad_(w) for t, w in zip(inputs, wants)]
         with torch.autocast(device, dtype=low):
-            out_a, out_b = entry.nnref(*a), builtin(*b)
+            out_a, out_b = entry.plain(*a), builtin(*b)
         assert out_a.dtype == out_b.dtype, (entry.name, out_a.dtype, out_b.dtype)
         scale = float(out_b.detach().float().abs().max())
         torch.testing.assert_close(out_a.float(), out_b.float(), rtol=2e-2, atol=2e-2 * scale, msg=entry.name)
@@ -524,3 +524,14 @@ def test_compiled_value_checks_raise_without_a_graph_break(dynamo_counters):
             torch.randn(2, 3), torch.tensor([0, 7])
         )
     assert not dynamo_counters["graph_break"]
+
+
+@pytest.mark.lecture
+@pytest.mark.parametrize("entry", FORMULAS, ids=lambda e: e.name)
+def test_each_functions_docstrings_state_its_one_formula(entry):
+    """nnref.formulas describes each Function once; the Function's own docstrings say the same forward and the same
+    gradients (so that neither can change without the other)."""
+    assert entry.forward in entry.function.__doc__
+    for arg, (formula, _) in entry.gradients.items():
+        assert f"dL/d{arg} = {formula}" in entry.function.backward.__doc__, arg
+    assert set(entry.gradients) == {a for a, g in zip(entry.args, entry.grads) if g}

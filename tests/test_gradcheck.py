@@ -11,7 +11,8 @@ import torch
 
 import nnref.gradcheck as G
 from nnref.cli import main
-from nnref.gradcheck import check_functions, format_table, numerical_gradient, relative_error
+from nnref.gradcheck import check_functions, numerical_gradient, relative_error
+from nnref.run.gradcheck_report import format_table
 
 D = torch.float64
 
@@ -73,7 +74,7 @@ def test_a_wrong_backward_is_caught(monkeypatch):
             return g * a  # wrong: da/dz = a(1 − a)
 
     monkeypatch.setitem(
-        G.CASES, "SigmoidFunction", dataclasses.replace(G.CASES["SigmoidFunction"], nnref=BrokenSigmoid.apply)
+        G.CASES, "SigmoidFunction", dataclasses.replace(G.CASES["SigmoidFunction"], plain=BrokenSigmoid.apply)
     )
     row = next(r for r in check_functions() if r.name == "SigmoidFunction")
     assert not row.gradcheck and not row.passed and row.max_rel_error > 1e-2

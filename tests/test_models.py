@@ -105,7 +105,7 @@ def test_each_model_under_cpu_autocast_matches_its_builtin_twin(make):
     network of torch.nn layers under the same autocast, within bfloat16's tolerance."""
     import torch.nn.functional as TF
 
-    from nnref.catalogue import builtin_twin
+    from nnref.bench.twins import builtin_twin
 
     torch.manual_seed(0)
     model = make()

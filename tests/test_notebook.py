@@ -221,7 +221,7 @@ def run():
             for answer in given:
                 answers.setdefault((name, verdict), []).append(len(nb.cells))
                 nb.cells.append(nbformat.v4.new_code_cell(f"{answer.strip()}\n{judge}"))
-    training = nb.cells[_source_index(nb.cells, "with F.use_functions(")].source
+    training = nb.cells[_source_index(nb.cells, "with use_functions(")].source
     for name, body in TRAIN_WITH.items():
         answers[("train", name)] = len(nb.cells)
         nb.cells.append(nbformat.v4.new_code_cell(STUDENT_SIGMOID.format(body=body).strip() + "\n\n" + training))

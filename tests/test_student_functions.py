@@ -16,8 +16,8 @@ from helpers import train_args
 
 from nnref import functional as F
 from nnref.cli import main
-from nnref.exercises import NAMES, StudentFunctions
-from nnref.records import read_status
+from nnref.exercises import NAMES, StudentFunctions, functions_in_use
+from nnref.run.records import read_status
 
 SOLUTION = Path(__file__).with_name("exercise_solutions.py")
 
@@ -161,7 +161,7 @@ def test_the_lab_trains_the_playground_with_the_students_functions(tmp_path):
     student = StudentFunctions.load(counting)
     with LabServer(functions=student) as lab:
         assert (
-            F.functions_in_use()["SigmoidBinaryCrossEntropyFunction"]
+            functions_in_use()["SigmoidBinaryCrossEntropyFunction"]
             is student.functions["SigmoidBinaryCrossEntropyFunction"]
         )
         with client.connect(lab.base.replace("http", "ws") + "/ws/playground", open_timeout=10) as ws:
@@ -175,4 +175,4 @@ def test_the_lab_trains_the_playground_with_the_students_functions(tmp_path):
                     ws.send(json.dumps({"type": "ready"}))
         assert student.functions["SigmoidBinaryCrossEntropyFunction"].calls >= 1
         assert any("using the student's" in n and "my_functions.py" in n for n in header["notices"])
-    assert F.functions_in_use() == F.FUNCTIONS  # nnref's own again once the lab stopped
+    assert functions_in_use() == F.FUNCTIONS  # nnref's own again once the lab stopped

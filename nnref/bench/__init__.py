@@ -57,7 +57,7 @@ _LAZY = {
     **dict.fromkeys(
         ("RECIPES", "bench_compile", "bench_loader", "bench_time_to_accuracy", "bench_train_steps"), ".training"
     ),
-    "builtin_twin": "..catalogue",
+    "builtin_twin": ".twins",
 }
 
 __all__ = ["CONTENTS", "ORDER", *_LAZY]

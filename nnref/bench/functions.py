@@ -1,4 +1,4 @@
-"""The Functions one by one: the floor of what any custom Function costs, and each Function of the catalogue
+"""The Functions one by one: the floor of what any custom Function costs, and each Function of the formulas
 against its built-in twin."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .._dispatch import Function
-from ..catalogue import FUNCTIONS, Entry
+from ..formulas import FORMULAS, Formula
 from .core import Context, interleaved, row, section, side_by_side
 
 __all__ = ["bench_functions", "bench_floor"]
@@ -22,11 +22,11 @@ def _fwd_bwd(call, inputs):
     return run
 
 
-def _leaves(entry: Entry, inputs):
+def _leaves(entry: Formula, inputs):
     return [t.detach().clone().requires_grad_(g) for t, g in zip(inputs, entry.grads)]
 
 
-def _shape(entry: Entry) -> str:
+def _shape(entry: Formula) -> str:
     n, c, p = entry.bench_size
     if entry.name == "linear":
         return f"{n}×{p} → {c}"
@@ -43,7 +43,7 @@ def floor_section(ctx: Context) -> list[dict]:
 
 @section("functions")
 def functions_section(ctx: Context) -> list[dict]:
-    """Forward + backward of each Function of the catalogue against its built-in twin, at the sizes of an MNIST
+    """Forward + backward of each Function of the formulas against its built-in twin, at the sizes of an MNIST
     MLP step (float32)."""
     return bench_functions(ctx.device, ctx.profile.repeats)
 
@@ -51,11 +51,11 @@ def functions_section(ctx: Context) -> list[dict]:
 def bench_functions(device, repeats: int = 7) -> list[dict]:
     """Forward + backward of each Function against its built-in twin (float32), at each entry's bench size."""
     rows = []
-    for entry in FUNCTIONS:
+    for entry in FORMULAS:
         n, c, p = entry.bench_size
         inputs = _leaves(entry, entry.inputs(n, max(c, 1), max(p, 1), torch.float32, seed=0, device=device))
         t_ours, t_ref = side_by_side(
-            _fwd_bwd(entry.nnref, inputs), _fwd_bwd(entry.builtin, inputs), device, number=20, repeats=repeats
+            _fwd_bwd(entry.plain, inputs), _fwd_bwd(entry.builtin, inputs), device, number=20, repeats=repeats
         )
         rows.append(row(f"fwd+bwd {entry.name} ({_shape(entry)})", t_ours, t_ref, unit="µs", scale=1e6))
     return rows
@@ -98,10 +98,10 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
         "identity, forward(ctx) form": _fwd_bwd(_IdentityOld.apply, [z]),
         "identity, nnref's form": _fwd_bwd(_IdentityNnref.apply, [z]),
     }
-    for entry in FUNCTIONS:
+    for entry in FORMULAS:
         binary = entry.bench_size[1] == 1
         inputs = _leaves(entry, entry.inputs(10 if binary else 1, 10, 10, torch.float32, seed=0, device=device))
-        cases[f"nnref {entry.name}"] = _fwd_bwd(entry.nnref, inputs)
+        cases[f"nnref {entry.name}"] = _fwd_bwd(entry.plain, inputs)
         cases[f"built-in {entry.name}"] = _fwd_bwd(entry.builtin, inputs)
     us = {k: v * 1e6 for k, v in interleaved(cases, device, number=number, repeats=repeats).items()}
     floor = us["identity, nnref's form"]
@@ -115,7 +115,7 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
             autograd_alone_us=us["autograd alone"],
         )
     ]
-    for entry in FUNCTIONS:
+    for entry in FORMULAS:
         ours = us[f"nnref {entry.name}"]
         rows.append(
             row(

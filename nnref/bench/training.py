@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as TF
 
 from .. import functional as F
-from ..catalogue import builtin_twin
 from ..data import MEAN, STD, make_loader
+from ..fast.steps import build_step
 from ..models import MLP, SoftmaxRegression
-from ..run.fast_steps import build_step
-from ..steps import forward_loss_of
+from ..training import forward_loss_of
 from .core import Context, row, seconds_per_call, section, side_by_side, sync
+from .twins import builtin_twin
 
 __all__ = [
     "Stepper",
@@ -32,7 +32,7 @@ __all__ = [
 
 
 class Stepper:
-    """One SGD step on the next batch of a fixed list, through nnref's training step (:mod:`nnref.steps`):
+    """One SGD step on the next batch of a fixed list, through nnref's training step (:mod:`nnref.training`):
     forward, loss, backward (eager, compiled or replayed from a CUDA graph, in float32 or under autocast),
     update."""
 

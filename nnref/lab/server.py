@@ -37,7 +37,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..functional import use_functions
+from ..exercises import use_functions
 from .inbox import FrameSocket, Inbox, PageGone, closed, during, log
 from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode

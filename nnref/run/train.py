@@ -7,16 +7,16 @@ The pieces it calls:
 * :class:`Trainer` — the model, optimiser, batches, step and run log of one run, whole when built, and the
   epoch loop over them;
 * :class:`DivergenceGuard` — stops at the first NaN/Inf loss or gradient, before it reaches the weights;
-* :class:`nnref.interrupt.StopRequest` — SIGTERM, SIGINT or SIGUSR1 stop the run after the step it is in, with
+* :class:`nnref.run.interrupt.StopRequest` — SIGTERM, SIGINT or SIGUSR1 stop the run after the step it is in, with
   a checkpoint at that step.
 
-Checkpoints (:mod:`nnref.checkpoint`) are written atomically after every epoch and every ``checkpoint_every``
+Checkpoints (:mod:`nnref.run.checkpoint`) are written atomically after every epoch and every ``checkpoint_every``
 steps, so a killed run resumes exactly with ``resume=PATH`` (or ``resume="auto"``).  The last epoch writes no
 checkpoint of its own: the test metrics and pictures are logged first and the one final checkpoint, marked
 finished, comes after them — so a run killed anywhere before it resumes from the previous checkpoint and logs
 every point once.  Under ``torchrun`` every rank trains on its part of each global batch
-(:mod:`nnref.distributed`); rank 0 alone writes the run log and the checkpoints, and every number it logs is
-summed over all ranks.  KNN stores records instead of training: :func:`nnref.knn.run`.
+(:mod:`nnref.run.distributed`); rank 0 alone writes the run log and the checkpoints, and every number it logs is
+summed over all ranks.  KNN stores records instead of training: :func:`nnref.run.knn.run`.
 """
 
 from __future__ import annotations
@@ -34,19 +34,19 @@ from pathlib import Path
 import torch
 
 from ..data import MNISTSplits, load_data, make_loader
-from ..exercises import StudentFunctions
-from ..functional import use_functions, value_checks
-from ..models import build_model as _build
+from ..exercises import StudentFunctions, use_functions
+from ..fast.steps import make_step
+from ..functional import value_checks
+from ..training import finite
 from .checkpoint import FORMAT, RunLock, TrainState, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, TrainingDiverged, TrainingError, resolve_device
 from .distributed import World, init_world, world_size_from_env
 from .evaluate import evaluate
-from .fast_steps import make_step
-from .faults import failpoint
+from .failpoints import failpoint
 from .interrupt import RunInterrupted, StopRequest
 from .runlog import RunLog, SilentLog, make_run_dir, read_status, write_status
 
-__all__ = ["train", "Trainer", "DivergenceGuard", "build_model", "lr_at", "seed_everything", "resume_path"]
+__all__ = ["train", "Trainer", "DivergenceGuard", "lr_at", "seed_everything", "resume_path"]
 
 Console = Callable[[str], None]
 
@@ -56,7 +56,7 @@ def train(cfg: TrainConfig, console: Console | None = None) -> dict:
 
     ``console`` receives the progress lines (the CLI passes ``print``); nothing is printed without it.
     Under ``torchrun`` this is one rank of the job: only rank 0 prints and writes.  Raises
-    :class:`~nnref.interrupt.RunInterrupted` when a signal stopped the run (its checkpoint written).
+    :class:`~nnref.run.interrupt.RunInterrupted` when a signal stopped the run (its checkpoint written).
     """
     # ---- set up: the configuration (resolved once), then the process group
     path = resume_path(cfg)
@@ -144,11 +144,6 @@ def _check_before_joining(cfg: TrainConfig) -> None:
         raise TrainingError("--amp fp16 needs a CUDA GPU (it relies on loss scaling); use --amp bf16 on a CPU")
 
 
-def build_model(cfg: TrainConfig, in_features: int = 784, num_classes: int = 10) -> torch.nn.Module:
-    """The parametric model a configuration describes (``num_classes`` 2: a binary task)."""
-    return _build(cfg.model, in_features, 2 if cfg.binary else num_classes, cfg.hidden, cfg.activation)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -234,11 +229,7 @@ class DivergenceGuard:
 
     def record(self, loss: torch.Tensor) -> None:
         """Flag this step: NaN/Inf anywhere in the loss or a gradient makes the sum non-finite."""
-        with torch.no_grad():
-            health = loss.detach().float()
-            if self.params:
-                health = health + torch.stack([p.grad.sum() for p in self.params]).sum()
-            self.flags[self.pending] = torch.isfinite(health)
+        self.flags[self.pending] = finite(loss, [p.grad for p in self.params])
         self.pending += 1
 
     def due(self) -> bool:
@@ -278,7 +269,7 @@ class Trainer:
     ) -> None:
         world = world or World()
         self.cfg, self.data, self.device, self.world = cfg, data, device, world
-        self.model = build_model(cfg, data.train_x.shape[1], data.num_classes).to(device)
+        self.model = cfg.build_model(data.train_x.shape[1], data.num_classes).to(device)
         self.net = self.model
         if world.group:  # gradients averaged over the ranks during backward
             from torch.nn.parallel import DistributedDataParallel
