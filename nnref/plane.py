@@ -8,7 +8,7 @@ browser), so the same seed and settings give the same boundary in both:
 * models — the line (logistic regression, or softmax regression for more classes), the MLP and KNN, each a
   :class:`~nnref.models.Classifier` of plane points (:class:`PlaneModel`, :class:`~nnref.knn.KNNClassifier`);
 * training — :class:`Descent`: gradient descent of one parametric model, one step at a time, through nnref's
-  training step (:mod:`nnref.steps`);
+  training step (:mod:`nnref.training`);
 * the picture — :func:`grid` and :func:`field`: the class probabilities over the plane, the heat map.
 """
 
@@ -20,12 +20,12 @@ from dataclasses import replace
 
 import torch
 
+from .choices import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE, PlaygroundConfig, check_classes
 from .functional import value_checks
 from .knn import KNNClassifier
 from .layers import Linear
 from .models import MLP, LogisticRegression, SoftmaxRegression, build_model
-from .settings import CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, NOISE, PlaygroundConfig
-from .steps import EagerStep, forward_loss_of
+from .training import EagerStep, forward_loss_of
 
 __all__ = [
     "DATASETS",
@@ -71,8 +71,7 @@ def make_points(
     """
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    if classes not in CLASSES[name]:
-        raise ValueError(f"{name} has {' or '.join(map(str, CLASSES[name]))} classes, not {classes}")
+    check_classes(name, classes)
     if n < 2 * classes:
         raise ValueError(f"samples must be at least {2 * classes} for {classes} classes, got {n}")
     g = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""KNN on MNIST in bytes (nnref.knn_bytes) against FAISS IndexFlatL2, nnref's float path and scikit-learn.
+"""KNN on MNIST in bytes (nnref.fast.knn_bytes) against FAISS IndexFlatL2, nnref's float path and scikit-learn.
 
 k = 3, the test images against all 60,000 training images, 2 threads.  Every side is timed fit + predict (the
 records stored, the neighbours searched, the vote), the sides taking turns for several rounds (medians).
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from nnref import knn_bytes as kb
 from nnref.data import load_mnist, normalize
+from nnref.fast import knn_bytes as kb
 from nnref.knn import KNNClassifier, vote
 
 

@@ -18,8 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nnref.bench import chromium
 from nnref.cli import main as nnref
-from nnref.run import tbview
 
 #: A projector's screen.
 SCREEN = {"width": 1280, "height": 720}
@@ -96,8 +96,8 @@ def main() -> int:
     parser.add_argument("--data-root")
     parser.add_argument("--out", default="docs")
     args = parser.parse_args()
-    if tbview.browser_missing():
-        sys.exit(tbview.browser_missing())
+    if chromium.browser_missing():
+        sys.exit(chromium.browser_missing())
     from playwright.sync_api import sync_playwright
 
     from nnref.lab.digits import DigitsBackend
@@ -128,7 +128,7 @@ def main() -> int:
             sys.exit(f"training failed: nnref {' '.join(train)}")
         backend = DigitsBackend.load(Path(tmp) / "digits" / "checkpoint.pt", data_root=args.data_root)
         with LabServer(digits=backend) as lab, sync_playwright() as playwright:
-            browser = tbview.open_browser(playwright)
+            browser = chromium.open_browser(playwright)
             shots = [*_playground(browser, lab, out), _digit_page(browser, lab, out)]
             browser.close()
     print("wrote " + ", ".join(str(p) for p in shots))

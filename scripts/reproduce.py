@@ -51,7 +51,7 @@ def cpu_model() -> str:
 def machine() -> dict:
     import torch
 
-    from nnref.knn_bytes import cpu_flags
+    from nnref.fast.knn_bytes import cpu_flags
 
     return {
         "machine": cpu_model(),

@@ -190,8 +190,8 @@ def killed_rank(times: int) -> int:
 def lab(minutes: float, seed: int) -> int:
     from playwright.sync_api import sync_playwright
 
+    from nnref.bench import chromium
     from nnref.lab.server import LabServer
-    from nnref.run import tbview
 
     rng = random.Random(seed)
     hashes = [
@@ -202,7 +202,7 @@ def lab(minutes: float, seed: int) -> int:
     ]
     samples, opened = [], 0
     with LabServer(max_sessions=8) as server, sync_playwright() as playwright:
-        browser = tbview.open_browser(playwright)
+        browser = chromium.open_browser(playwright)
         end, next_sample = time.monotonic() + minutes * 60, time.monotonic()
         while time.monotonic() < end:
             pages = []

@@ -15,8 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nnref.bench import chromium
 from nnref.cli import main as nnref
-from nnref.run import tbview
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' TensorBoard tooling
+import tensorboard_view as tbview  # noqa: E402
 
 
 def _train(data_root: str | None, logdir: Path) -> None:
@@ -35,8 +38,8 @@ def main() -> int:
     parser.add_argument("--data-root")
     parser.add_argument("--out", default="docs")
     args = parser.parse_args()
-    if tbview.browser_missing():
-        sys.exit(tbview.browser_missing())
+    if chromium.browser_missing():
+        sys.exit(chromium.browser_missing())
     from playwright.sync_api import sync_playwright
 
     out = Path(args.out)
@@ -46,7 +49,7 @@ def main() -> int:
         _train(args.data_root, logdir)
         with tbview.TensorBoardServer(logdir) as server, sync_playwright() as playwright:
             server.wait_for_runs(["softmax", "softmax/train", "softmax/val", "mlp", "mlp/train", "mlp/val"])
-            browser = tbview.open_browser(playwright)
+            browser = chromium.open_browser(playwright)
             page = browser.new_page(viewport={"width": 1400, "height": 720})
             tbview.time_series(page, server, "^(loss|accuracy)$")
             page.screenshot(path=str(out / "tensorboard-time-series.png"))

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from nnref.run import tbview
+from nnref.bench import chromium
 
 
 def require_browser() -> None:
     """Skip the calling test module without a browser — or fail it where NNREF_REQUIRE_BROWSER is set (CI)."""
-    missing = tbview.browser_missing()
+    missing = chromium.browser_missing()
     if missing:
         if os.environ.get("NNREF_REQUIRE_BROWSER"):
             raise RuntimeError(f"the browser tests must run here, but {missing}")
@@ -54,7 +54,7 @@ def lab_in_browser(**server_options):
     from nnref.lab.server import LabServer
 
     with LabServer(**server_options) as server, sync_playwright() as playwright:
-        browser = tbview.open_browser(playwright)
+        browser = chromium.open_browser(playwright)
         try:
             yield server, browser
         finally:

@@ -127,7 +127,7 @@ PRELOADED = [
     "nnref.knn",
     "nnref.run.knn",
     "nnref.bench",
-    "nnref.playground",
+    "nnref.run.playground",
     "tqdm.auto",
     "tensorboard.plugins.hparams.api",
 ]
@@ -158,7 +158,7 @@ def _cli_child(args: list[str], failpoint: str, log: str, file_size_limit: int |
     import torch
 
     from nnref.cli import main
-    from nnref.run.faults import armed
+    from nnref.run.failpoints import armed
 
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(out, 1)

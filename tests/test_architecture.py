@@ -1,14 +1,15 @@
-"""The two wings (docs/architecture.md): the lecture imports nothing from the run wing, loads no pictures or
-TensorBoard on import, and the command line parses without torch; one definition of every name."""
+"""The house (docs/architecture.md): ``nnref/`` lists the lecture and folders named for the rest; the lecture
+imports nothing from above it, loads no pictures or TensorBoard on import, and the command line parses without
+torch; every module path the docs name exists."""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import json
+import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -17,31 +18,29 @@ import nnref
 
 PACKAGE = Path(nnref.__file__).parent
 
-#: The lecture wing: what a student reads (docs/architecture.md).
+#: The lecture: every module at the top of nnref/ is one of its concepts (docs/architecture.md).
 LECTURE = (
     "functional",
     "_dispatch",
     "_checks",
+    "formulas",
     "layers",
     "models",
+    "training",
     "knn",
-    "knn_bytes",
     "plane",
-    "playground",
+    "choices",
     "gradcheck",
-    "catalogue",
-    "digits",
-    "data",
-    "viz",
-    "steps",
-    "settings",
-    "records",
-    "table",
-    "exercises",
     "backprop",
+    "data",
+    "digits",
+    "viz",
 )
-#: Everything of nnref a lecture module may import: the lecture wing itself (and the package's face).
-ALLOWED = {f"nnref.{m}" for m in LECTURE} | {"nnref", "nnref._deprecated"}
+#: Everything else, in folders named for what they hold, above the lecture.
+FOLDERS = {"cli", "lab", "bench", "run", "exercises", "fast"}
+#: Everything of nnref a lecture module may import: the lecture itself, the package's face, and the one fast path
+#: that KNN takes on bytes (nnref.fast.knn_bytes imports nothing of nnref).
+ALLOWED = {f"nnref.{m}" for m in LECTURE} | {"nnref", "nnref.fast", "nnref.fast.knn_bytes"}
 
 
 def _imports(path: Path, module: str) -> set[str]:
@@ -69,12 +68,18 @@ def test_the_lecture_wing_imports_nothing_from_the_run_wing(module):
 
 
 @pytest.mark.lecture
-def test_every_module_belongs_to_a_wing_or_the_apps_on_top():
-    """A new module is placed on purpose: the lecture (LECTURE), the run wing (nnref/run/), or the apps."""
-    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__", "_deprecated", "cli"}
-    assert top == set(LECTURE), f"place these in a wing (and in docs/architecture.md): {sorted(top ^ set(LECTURE))}"
+def test_the_listing_of_nnref_is_the_lecture_and_named_folders():
+    """``ls nnref/`` reads as the lecture's table of contents: a new module is placed on purpose, in the lecture
+    (LECTURE) or in a folder named for what it holds (FOLDERS)."""
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert top == set(LECTURE), f"place these (and in docs/architecture.md): {sorted(top ^ set(LECTURE))}"
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert folders == {"run", "lab", "bench", "exercise_kit"}  # (the kit: the student's files, package data)
+    assert folders == FOLDERS
+
+
+def test_the_knn_bytes_fast_path_imports_nothing_of_nnref():
+    imported = _imports(PACKAGE / "fast" / "knn_bytes.py", "nnref.fast.knn_bytes")
+    assert imported == set()
 
 
 def _fresh(code: str) -> str:
@@ -97,8 +102,8 @@ def test_importing_the_lecture_loads_no_pictures_tensorboard_or_torchvision():
             "data",
             "digits",
             "viz",
-            "playground",
-            "catalogue",
+            "formulas",
+            "training",
         )
     )
     loaded = json.loads(
@@ -131,8 +136,9 @@ print("torch" in sys.modules, len(commands))
 
 
 @pytest.mark.lecture
-def test_every_name_in_settings_has_its_implementation():
-    from nnref import layers, plane, settings
+def test_every_name_in_choices_has_its_implementation():
+    from nnref import choices as settings
+    from nnref import layers, plane
     from nnref.knn import KNNClassifier
 
     assert tuple(layers.ACTIVATIONS) == settings.ACTIVATIONS
@@ -150,36 +156,60 @@ def test_the_bench_contents_are_its_registered_sections():
     assert tuple(bench.SECTIONS) == bench.ORDER
 
 
-@pytest.mark.lecture
-@pytest.mark.parametrize(
-    "old,new",
-    [
-        ("nnref.train", "nnref.run.train"),
-        ("nnref.config", "nnref.run.config"),
-        ("nnref.checkpoint", "nnref.run.checkpoint"),
-        ("nnref.runlog", "nnref.run.runlog"),
-    ],
-)
-def test_an_old_module_path_gives_the_new_module_with_a_warning(old, new):
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: use {new}"):
-        module = importlib.import_module(old)
-    assert module is importlib.import_module(new)
+#: Where the docs name nnref's modules: prose and docstrings.
+DOC_FILES = [
+    *sorted((PACKAGE.parent / "docs").glob("*.md")),
+    PACKAGE.parent / "README.md",
+    PACKAGE.parent / "CONTRIBUTING.md",
+    *sorted((PACKAGE.parent / "scripts").glob("*.py")),
+    *sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")),
+    *sorted(PACKAGE.rglob("*.py")),
+    *sorted(PACKAGE.rglob("*.md")),
+]
+_DOTTED = re.compile(r"(?<![\w/.-])nnref(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_PATH = re.compile(r"(?<![\w/.-])nnref/[A-Za-z0-9_/]+(?:\.py|/)")
 
 
-@pytest.mark.lecture
-@pytest.mark.parametrize(
-    "old,name,new",
-    [
-        ("nnref.models", "KNNClassifier", "nnref.knn"),
-        ("nnref.knn", "run", "nnref.run.knn"),
-        ("nnref.steps", "make_step", "nnref.run.fast_steps"),
-    ],
-)
-def test_an_old_name_gives_the_new_object_with_a_warning(old, name, new):
-    with pytest.warns(DeprecationWarning, match=f"{old}.{name} is deprecated: use {new}.{name}"):
-        value = getattr(importlib.import_module(old), name)
-    assert value is getattr(importlib.import_module(new), name)
-    with warnings.catch_warnings(), pytest.raises(AttributeError):
-        warnings.simplefilter("error")
-        getattr(importlib.import_module(old), "no_" + "such_name")  # (an unknown name: no warning, an error)
+def _resolves(dotted: str) -> bool:
+    """``nnref.a.b.c`` names a module, or a name inside one (an attribute of the longest module prefix)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def _named_paths():
+    for path in DOC_FILES:
+        text = path.read_text(encoding="utf-8")
+        for match in _DOTTED.finditer(text):
+            yield path, match.group(0).rstrip("."), "module"
+        for match in _PATH.finditer(text):
+            yield path, match.group(0), "file"
+
+
+def test_every_module_path_the_docs_and_docstrings_name_exists():
+    """No doc, README or docstring names a module, a name or a file of nnref that is not there (no compatibility
+    layer hides a stale reference: an old path fails to import)."""
+    root = PACKAGE.parent
+    stale = sorted(
+        {
+            f"{path.relative_to(root)}: {name}"
+            for path, name, kind in _named_paths()
+            if (kind == "module" and not _resolves(name)) or (kind == "file" and not (root / name).exists())
+        }
+    )
+    assert not stale, "stale references:\n" + "\n".join(stale)
+
+
+def test_the_stale_reference_check_can_fail():
+    assert not _resolves("nnref.settings") and not _resolves("nnref.models.KNNClassifier")
+    assert _resolves("nnref.choices.ACTIVATIONS") and _resolves("nnref.run.train.train")

@@ -12,8 +12,8 @@ import torch.nn.functional as TF
 
 from nnref import plane
 from nnref.backprop import as_dict, sgd_step, worked_pass
+from nnref.choices import ACTIVATIONS
 from nnref.models import MLP, LogisticRegression, SoftmaxRegression
-from nnref.settings import ACTIVATIONS
 
 
 def test_the_slides_worked_example():

@@ -7,11 +7,12 @@ sets NNREF_REQUIRE_BROWSER=1, so there a missing browser fails them.
 from __future__ import annotations
 
 import pytest
+import tensorboard_view as tbview
 from browser import require_browser
 from helpers import train_args
 
+from nnref.bench import chromium
 from nnref.cli import main
-from nnref.run import tbview
 
 pytestmark = pytest.mark.browser
 
@@ -51,7 +52,7 @@ def page(tmp_path_factory):
     )
     with tbview.TensorBoardServer(logdir) as server, sync_playwright() as playwright:
         server.wait_for_runs(["softmax", "softmax/train", "softmax/val", "mlp", "playground/xor/logreg"])
-        browser = tbview.open_browser(playwright)
+        browser = chromium.open_browser(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         page.server, page.shots = server, tmp / "screenshots"
         page.shots.mkdir()

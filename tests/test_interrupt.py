@@ -24,7 +24,7 @@ from helpers import cli_process, forked_cli, train_args
 
 from nnref.cli import main
 from nnref.run.checkpoint import load_checkpoint
-from nnref.run.faults import armed
+from nnref.run.failpoints import armed
 from nnref.run.runlog import read_status
 
 RECIPE = [

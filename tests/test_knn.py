@@ -142,7 +142,7 @@ def test_merge_breaks_many_distance_ties_by_training_index():
 
 
 # --------------------------------------------------------------------------------------------------
-# Byte records: MNIST's own pixels, searched in integers (nnref.knn_bytes)
+# Byte records: MNIST's own pixels, searched in integers (nnref.fast.knn_bytes)
 # --------------------------------------------------------------------------------------------------
 def _digits_as_bytes(n: int, seed: int, duplicates: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST-like uint8 rows (n, 784) — a blank border, strokes, noise — and labels; the last ``duplicates`` rows
@@ -161,8 +161,8 @@ def _digits_as_bytes(n: int, seed: int, duplicates: int = 0) -> tuple[torch.Tens
 def test_byte_records_find_the_neighbours_of_their_normalised_floats(seed):
     import sklearn.neighbors as sk
 
-    from nnref import knn_bytes as knn_bytes_module
     from nnref.data import normalize
+    from nnref.fast import knn_bytes as knn_bytes_module
 
     X, y = _digits_as_bytes(900, seed, duplicates=60)
     Q = torch.cat([_digits_as_bytes(150, seed + 100)[0], X[:20]])  # and queries at distance 0 from two records
@@ -220,7 +220,7 @@ def test_byte_shards_merge_into_the_one_process_search():
 
 
 def test_the_float_product_fallback_finds_the_same_neighbours(monkeypatch):
-    from nnref import knn_bytes
+    from nnref.fast import knn_bytes
 
     X, y = _digits_as_bytes(700, 7, duplicates=50)
     Q = _digits_as_bytes(120, 8)[0]
@@ -258,7 +258,7 @@ def test_bytes_floats_and_scikit_learn_agree_on_mnist(real_mnist):
 
 def test_fitting_bytes_chooses_the_product_so_the_first_query_does_not_wait(monkeypatch):
     """The digit page fits KNN when the server starts: a student's first stroke must not pay for the timing."""
-    from nnref import knn_bytes
+    from nnref.fast import knn_bytes
 
     X, y = _digits_as_bytes(200, 3)
     timings, time_products = [], knn_bytes._time_products

@@ -1,4 +1,4 @@
-"""nnref.knn_bytes: exact KNN in bytes — against an int64 brute force (many ties), the float product against
+"""nnref.fast.knn_bytes: exact KNN in bytes — against an int64 brute force (many ties), the float product against
 _int_mm, and scikit-learn's brute force on real MNIST."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnref import knn_bytes as kb
+from nnref.fast import knn_bytes as kb
 from nnref.knn import vote
 
 

@@ -190,11 +190,11 @@ def chromium():
     from browser import require_browser
     from playwright.sync_api import sync_playwright
 
-    from nnref.run import tbview
+    from nnref.bench import chromium
 
     require_browser()
     with sync_playwright() as playwright:
-        browser = tbview.open_browser(playwright)
+        browser = chromium.open_browser(playwright)
         yield browser
         browser.close()
 

@@ -26,10 +26,10 @@ require_browser()
 def browser():
     from playwright.sync_api import sync_playwright
 
-    from nnref.run import tbview
+    from nnref.bench import chromium
 
     with sync_playwright() as playwright:
-        browser = tbview.open_browser(playwright)
+        browser = chromium.open_browser(playwright)
         yield browser
         browser.close()
 

@@ -1,4 +1,4 @@
-"""nnref.playground: the lecture's 2-D task — the line, the MLP and KNN — and its TensorBoard pictures."""
+"""nnref.run.playground: the lecture's 2-D task — the line, the MLP and KNN — and its TensorBoard pictures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nnref import plane
-from nnref import playground as P
 from nnref.cli import main
+from nnref.run import playground as P
 
 
 def _acc(model, name, seed=0, **cfg):

@@ -75,7 +75,7 @@ def test_run_dir_must_be_writable(tmp_path):
 
 
 def test_tensorboard_server_serves_the_scalars(tiny_mnist, tmp_path):
-    from nnref.run.tbview import TensorBoardServer
+    from tensorboard_view import TensorBoardServer
 
     assert main(train_args(tiny_mnist, tmp_path, "softmax", "--epochs", "2")) == 0
     with TensorBoardServer(tmp_path) as server:
@@ -94,9 +94,9 @@ def test_projector_and_pr_curves_are_served(tiny_mnist, tmp_path):
     """The projector serves the test images' pixels (once) and the MLP's last hidden layer before and after
     training, each with labels and a sprite; the PR-curve plugin has one curve per class."""
     import numpy as np
+    from tensorboard_view import TensorBoardServer
 
     from nnref.data import load_splits
-    from nnref.run.tbview import TensorBoardServer
 
     assert main(train_args(tiny_mnist, tmp_path, "mlp", "--epochs", "2", "--hidden", "16")) == 0
     test_y = load_splits(tiny_mnist, download=False, val_size=100).test_y

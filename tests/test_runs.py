@@ -8,7 +8,7 @@ from helpers import cli_process, train_args
 
 from nnref.cli import main
 from nnref.run.checkpoint import RunLock
-from nnref.run.faults import armed
+from nnref.run.failpoints import armed
 
 
 @pytest.fixture(scope="module")

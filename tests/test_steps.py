@@ -1,13 +1,13 @@
-"""nnref.steps: the eager step, and (on a GPU) the CUDA-graphed step that must compute the same thing."""
+"""nnref.training: the eager step, and (on a GPU) the CUDA-graphed step that must compute the same thing."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from nnref.fast.steps import GraphedStep, make_step
 from nnref.models import MLP
-from nnref.run.fast_steps import GraphedStep, make_step
-from nnref.steps import EagerStep
+from nnref.training import EagerStep
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -198,7 +198,7 @@ def _builtin_gradients(model, x, y, amp: str) -> list[torch.Tensor]:
     """One step's gradients of the model's torch.nn twin (same weights), under the same autocast."""
     import torch.nn.functional as TF
 
-    from nnref.catalogue import builtin_twin
+    from nnref.bench.twins import builtin_twin
 
     twin = builtin_twin(model)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):

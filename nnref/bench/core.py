@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..table import markdown_table
+from ..run.markdown import markdown_table
 
 __all__ = [
     "Profile",
@@ -228,7 +228,7 @@ def run_bench(
     """Run the chosen sections (default: all, in :data:`SECTIONS` order); write the JSON report under
     ``out_dir`` and return it.  ``progress(text)`` receives a heading and a markdown table per section."""
     from ..data import resolve_root
-    from ..records import write_status
+    from ..run.records import write_status
 
     say = progress or (lambda text: None)
     profile = PROFILES["quick" if quick else "full"]

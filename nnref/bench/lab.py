@@ -20,7 +20,7 @@ LARGEST = (
 
 
 def _browser(playwright):
-    from ..run.tbview import open_browser
+    from .chromium import open_browser
 
     return open_browser(playwright)
 

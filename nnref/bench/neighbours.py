@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from .. import knn_bytes
 from ..data import to_bytes
+from ..fast import knn_bytes
 from ..knn import KNNClassifier, vote
 from ..models import SoftmaxRegression
-from ..records import open_writer
-from ..table import markdown_table
+from ..run.markdown import markdown_table
+from ..run.records import open_writer
 from .core import Context, row, seconds_per_call, section
 
 __all__ = ["bench_knn", "bench_cost", "cost_figure", "format_cost", "knn_memory_child", "faiss_worker", "FaissWorker"]
@@ -209,7 +209,7 @@ def _peak_memory(side: str, root, k: int, n_test: int | None) -> dict:
 
 @section("knn")
 def knn_section(ctx: Context) -> list[dict]:
-    """nnref's KNN (k = 3) — on MNIST's bytes (int8 products, :mod:`nnref.knn_bytes`) and on normalised floats —
+    """nnref's KNN (k = 3) — on MNIST's bytes (int8 products, :mod:`nnref.fast.knn_bytes`) and on normalised floats —
     against FAISS's exact IndexFlatL2 (float32, as installed and with its OpenBLAS tuned to this CPU, each in a
     process of its own) and scikit-learn's brute force on the test set: median times of fit + predict (the sides
     taking turns), identical predictions, the records' memory and the peak extra memory (a fresh process per

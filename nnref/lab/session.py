@@ -24,7 +24,8 @@ from .. import backprop, plane
 from ..gradcheck import norm_relative_error, numerical_gradient
 from ..layers import Linear
 from ..plane import Descent, PlaygroundConfig
-from .state import DEFAULTS, FIELDS, BadMessage, check_state
+from ..training import diverged
+from .state import DEFAULTS, FIELDS, BadMessage, check_state, classes_of
 
 __all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
 
@@ -58,7 +59,7 @@ class PlaygroundSession:
     def __init__(self, state: dict | None = None, version: int = 0, notes: tuple[str, ...] = ()) -> None:
         self.notes = tuple(notes)  # what the lab says on every frame (whose Functions train: nnref lab --functions)
         self.state = {**DEFAULTS, **check_state(state or {})}
-        _check_classes(self.state)
+        classes_of(self.state["dataset"], self.state["classes"])
         self._check_typed(self.state)
         self.init = 0  # "new weights" presses: the descent's seed is seed + 1000 · init, the playground's r-th start
         self.playing, self.diverged, self.version, self.generation = False, None, version, 0
@@ -70,7 +71,7 @@ class PlaygroundSession:
         """Lay a checked partial state over the current one and do what the changed fields' groups say (see the
         class).  Returns whether the points changed (the page then needs them again)."""
         new = {**self.state, **check_state(changes)}
-        _check_classes(new)
+        classes_of(new["dataset"], new["classes"])
         groups = {FIELDS[name].group for name in new if new[name] != self.state[name]}
         lower_rate = new["lr"] < self.state["lr"]
         before, self.state = self.state, new
@@ -277,10 +278,7 @@ class PlaygroundSession:
             steps += 1
             if time.perf_counter() >= end:
                 break
-        healthy = torch.isfinite(torch.stack(losses)).all() and all(
-            torch.isfinite(p).all() for d in self.descents.values() for p in d.net.parameters()
-        )
-        if not healthy:
+        if diverged(torch.stack(losses), [p for d in self.descents.values() for p in d.net.parameters()]):
             self.playing = False
             self.diverged = (
                 f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower the learning "
@@ -484,12 +482,6 @@ class PlaygroundSession:
             buffer,
         )
         return buffer.getvalue()
-
-
-def _check_classes(state: dict) -> None:
-    dataset, classes = state["dataset"], state["classes"]
-    if dataset in plane.CLASSES and classes not in plane.CLASSES[dataset]:
-        raise BadMessage(f"{dataset} has {' or '.join(map(str, plane.CLASSES[dataset]))} classes, not {classes}")
 
 
 def _finite(value: float):

@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..settings import ACTIVATIONS, CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, METRICS, NOISE
+from ..choices import ACTIVATIONS, CLASSES, COLOURS, DATASETS, DOMAIN, FEATURES, METRICS, NOISE, check_classes
 
 __all__ = [
     "BadMessage",
@@ -429,10 +429,17 @@ def check_fields(state, names, check) -> dict:
 def check_state(state) -> dict:
     """A (partial) state of server fields, each checked; unknown fields are refused."""
     checked = check_fields(state, SERVER_FIELDS, lambda name, value: FIELDS[name].check(name, value))
-    dataset, classes = checked.get("dataset"), checked.get("classes")
-    if dataset in CLASSES and classes is not None and classes not in CLASSES[dataset]:
-        raise BadMessage(f"{dataset} has {' or '.join(map(str, CLASSES[dataset]))} classes, not {classes}")
+    if checked.get("classes") is not None:
+        classes_of(checked.get("dataset"), checked["classes"])
     return checked
+
+
+def classes_of(dataset, classes: int) -> None:
+    """:func:`nnref.choices.check_classes`, refused as a page's message is."""
+    try:
+        check_classes(dataset, classes)
+    except ValueError as exc:
+        raise BadMessage(str(exc)) from None
 
 
 def _no_constants(name: str):

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainingError
-from .faults import failpoint
+from .failpoints import failpoint
 
 __all__ = [
     "FORMAT",

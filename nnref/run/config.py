@@ -198,6 +198,13 @@ class TrainConfig(RunOptions):
             values["functions"] = f"{self.functions}: {', '.join(self.student_functions) or 'none written yet'}"
         return values
 
+    def build_model(self, in_features: int = 784, num_classes: int = 10):
+        """The parametric model this configuration describes (:func:`nnref.models.build_model`): a binary task
+        (``--positive-class``, ``--classes``) has two classes whatever ``num_classes`` says."""
+        from ..models import build_model
+
+        return build_model(self.model, in_features, 2 if self.binary else num_classes, self.hidden, self.activation)
+
 
 @dataclass
 class KNNConfig(RunOptions):
@@ -220,7 +227,7 @@ class KNNConfig(RunOptions):
 
     @property
     def pixels(self) -> str:
-        """What the records are kept as: MNIST's bytes for the euclidean search (:mod:`nnref.knn_bytes`; the same
+        """What the records are kept as: MNIST's bytes for the euclidean search (:mod:`nnref.fast.knn_bytes`; the same
         neighbours as normalised floats, a quarter of the memory), normalised floats for the other metrics (cosine
         is not blind to normalisation's shift)."""
         return "bytes" if self.metric == "euclidean" else "normalized"

@@ -14,7 +14,6 @@ import torch
 from .. import viz
 from ..data import DataError, class_names, load_data
 from ..digits import IMAGE_SUFFIXES, prepare_digit, to_byte_row, to_row
-from ..models import build_model
 from . import knn
 from .checkpoint import load_checkpoint
 from .config import KNNConfig, TrainConfig, TrainingError, config_from_dict, resolve_device
@@ -53,7 +52,7 @@ def evaluate(
 
 
 def _parametric(state: dict, cfg: TrainConfig, device, data_root=None, download: bool = False):
-    model = build_model(cfg.model, 784, 2 if cfg.binary else 10, cfg.hidden, cfg.activation)
+    model = cfg.build_model()
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as exc:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from .config import PARAMETRIC, KNNConfig, TrainConfig
-from .faults import failpoint
+from .failpoints import failpoint
 
 __all__ = ["config_class", "foreign_options", "train"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from .. import viz
-from ..records import STATUS_FILE, open_writer, read_status, write_status
-from ..table import markdown_table
 from .config import KNNConfig, TrainConfig, TrainingError
+from .markdown import markdown_table
+from .records import STATUS_FILE, open_writer, read_status, write_status
 
 __all__ = ["RunLog", "SilentLog", "make_run_dir", "open_writer", "write_status", "read_status", "STATUS_FILE", "KINDS"]
 

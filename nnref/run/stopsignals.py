@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from .faults import failpoint
+from .failpoints import failpoint
 
 __all__ = ["SIGNALS", "note_early", "take_early", "forget_early", "catch_early", "release"]
 

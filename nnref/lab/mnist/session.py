@@ -1,5 +1,5 @@
 """One ``/mnist`` page's training: its model (``nnref.models.build_model``), the step ``nnref train`` runs on a CPU
-(:class:`nnref.steps.EagerStep` and SGD), batches from the server's shared MNIST, and the frames that show it.
+(:class:`nnref.training.EagerStep` and SGD), batches from the server's shared MNIST, and the frames that show it.
 
 A :class:`MnistSession` is used by one page, from one thread at a time (the server calls it between the messages
 it reads).  A frame is one binary message (:func:`nnref.lab.session.encode`): a JSON header — step, images seen,
@@ -28,7 +28,7 @@ from ...data import EpochBatches
 from ...layers import Linear
 from ...models import build_model
 from ...run.evaluate import evaluate
-from ...steps import EagerStep, forward_loss_of
+from ...training import EagerStep, diverged, forward_loss_of
 from ..session import encode
 from ..state import BadMessage
 from . import watch
@@ -145,7 +145,7 @@ class MnistSession:
         v = self.views
         loss, _ = self.step_fn(v.train_x.index_select(0, idx), v.train_y.index_select(0, idx))
         value = float(loss.detach())
-        if not math.isfinite(value):
+        if diverged(loss):
             return self._diverge("became NaN or infinite")
         self.step_fn.update(self.optimizer)
         self.steps, self.images = self.steps + 1, self.images + idx.numel()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ...settings import ACTIVATIONS
+from ...choices import ACTIVATIONS
 from ..state import BadMessage, Field, _short, check_fields, read_message
 
 __all__ = ["FIELDS", "DEFAULTS", "GROUPS", "LIMITS", "MESSAGES", "definition", "check_state", "parse_message"]

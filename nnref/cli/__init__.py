@@ -9,7 +9,7 @@ Everything it calls returns values or raises.  Options are never abbreviated: ``
 ``--epochs``.
 
 Building the parser imports no torch (``nnref --help`` and a usage error answer at once): the names and defaults it
-lists come from torch-free modules (:mod:`nnref.settings`, :mod:`nnref.run.config`, :mod:`nnref.bench`'s
+lists come from torch-free modules (:mod:`nnref.choices`, :mod:`nnref.run.config`, :mod:`nnref.bench`'s
 contents); a command imports what it needs when it runs.
 """
 
@@ -94,7 +94,7 @@ def digit_pair(text: str) -> tuple[int, int]:
 
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N (whether PyTorch sees that GPU is checked after parsing: :func:`_check_device`)."""
-    from .run.config import check_device_name
+    from ..run.config import check_device_name
 
     try:
         check_device_name(text)
@@ -158,7 +158,7 @@ def _shared(*names: str) -> argparse.ArgumentParser:
 
 def _defaults_text() -> str:
     """``nnref train --help``'s epilog: each model's default recipe, read from its configuration."""
-    from .run.config import DEFAULTS, KNNConfig, TrainConfig
+    from ..run.config import DEFAULTS, KNNConfig, TrainConfig
 
     t, k = TrainConfig(model="mlp"), KNNConfig()
     extra = {
@@ -200,7 +200,7 @@ def _sizes(values) -> str:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """``nnref train``'s options, in three groups.  An option not given is absent (``argparse.SUPPRESS``): the
     model's configuration supplies its default."""
-    from .run.config import KNNConfig, TrainConfig
+    from ..run.config import KNNConfig, TrainConfig
 
     t = TrainConfig(model="mlp")
     descent = p.add_argument_group("gradient descent (logreg, softmax, mlp)")
@@ -211,7 +211,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_descent_options(g, t) -> None:
-    from .settings import ACTIVATIONS
+    from ..choices import ACTIVATIONS
 
     S = argparse.SUPPRESS
     g.add_argument("--epochs", type=positive_int, default=S, help="passes over the training set")
@@ -297,7 +297,7 @@ def _add_descent_run_options(g, t) -> None:
 
 
 def _add_knn_options(n, k) -> None:
-    from .settings import METRICS
+    from ..choices import METRICS
 
     S = argparse.SUPPRESS
     n.add_argument(
@@ -349,7 +349,7 @@ def _add_run_options(d, t) -> None:
 
 
 def _add_playground_options(p: argparse.ArgumentParser) -> None:
-    from .settings import ACTIVATIONS, CLASSIFIERS, DATASETS, PlaygroundConfig
+    from ..choices import ACTIVATIONS, CLASSIFIERS, DATASETS, PlaygroundConfig
 
     d = PlaygroundConfig()
     p.add_argument(
@@ -411,7 +411,7 @@ def _add_playground_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
-    from .bench import CONTENTS
+    from ..bench import CONTENTS
 
     p.add_argument(
         "--only",
@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------
 def cmd_train(args, parser: argparse.ArgumentParser) -> int:
     """The model picks the program and the options it takes (:mod:`nnref.run.launch`)."""
-    from .run import launch
+    from ..run import launch
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "argv", "model") and v is not None}
     foreign = launch.foreign_options(args.model, options)
@@ -601,7 +601,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def cmd_eval(args, parser) -> int:
-    from .run.evaluate import evaluate_checkpoint
+    from ..run.evaluate import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, args.data_root, args.download, args.device)
     k = f" (k = {r.k}, chosen on validation)" if r.k is not None else ""
@@ -625,7 +625,7 @@ def cmd_predict(args, parser) -> int:
     could not be read (each says why)."""
     import json
 
-    from .run.evaluate import predict_pictures, save_inputs
+    from ..run.evaluate import predict_pictures, save_inputs
 
     results = predict_pictures(args.checkpoint, args.image, args.invert, args.data_root, args.download)
     if not results:
@@ -643,13 +643,13 @@ def cmd_predict(args, parser) -> int:
 
 
 def _suffixes() -> tuple[str, ...]:
-    from .digits import IMAGE_SUFFIXES
+    from ..digits import IMAGE_SUFFIXES
 
     return IMAGE_SUFFIXES
 
 
 def cmd_export(args, parser) -> int:
-    from .run.export import export_checkpoint
+    from ..run.export import export_checkpoint
 
     fmt = args.format or ("pt2" if str(args.out).endswith(".pt2") else "onnx")
     path = export_checkpoint(args.checkpoint, args.out, fmt)
@@ -658,7 +658,8 @@ def cmd_export(args, parser) -> int:
 
 
 def cmd_gradcheck(args, parser) -> int:
-    from .gradcheck import check_functions, format_table
+    from ..gradcheck import check_functions
+    from ..run.gradcheck_report import format_table
 
     usage = _subparser(parser, "gradcheck").error
     if args.png and not args.sweep:
@@ -688,7 +689,7 @@ def _gradcheck_functions(args, usage) -> int:
     import json
     from pathlib import Path
 
-    from .exercises import check_file, format_reports, report_json
+    from ..exercises import check_file, format_reports, report_json
 
     try:
         reports = check_file(args.functions, only=args.only)
@@ -701,7 +702,7 @@ def _gradcheck_functions(args, usage) -> int:
 
 
 def cmd_exercises(args, parser) -> int:
-    from .exercises import write_kit
+    from ..exercises import write_kit
 
     try:
         written = write_kit(args.dir, force=args.force)
@@ -727,7 +728,8 @@ def _gradcheck_sweep(args) -> int:
     import json
     from pathlib import Path
 
-    from .gradcheck import delta_sweep, sweep_size, sweep_table, write_sweep
+    from ..gradcheck import delta_sweep, sweep_size
+    from ..run.gradcheck_report import sweep_table, write_sweep
 
     update, bar = _progress_bar(sweep_size(), "numerical gradients (Δ sweep)")
     with bar:
@@ -748,7 +750,8 @@ def _gradcheck_cost(args) -> int:
     import json
     from pathlib import Path
 
-    from .gradcheck import cost_table, numerical_cost
+    from ..gradcheck import numerical_cost
+    from ..run.gradcheck_report import cost_table
 
     update, bar = _progress_bar(3, "models timed")
     with bar:
@@ -760,8 +763,8 @@ def _gradcheck_cost(args) -> int:
 
 
 def cmd_runs(args, parser) -> int:
-    from .run.runs import list_runs
-    from .table import markdown_table
+    from ..run.markdown import markdown_table
+    from ..run.runs import list_runs
 
     logdir = args.logdir or "runs"
     rows = list_runs(logdir)
@@ -794,8 +797,8 @@ def cmd_runs(args, parser) -> int:
 
 
 def cmd_playground(args, parser) -> int:
-    from .playground import run, total_steps
-    from .settings import CLASSIFIERS, DATASETS, PlaygroundConfig
+    from ..choices import CLASSIFIERS, DATASETS, PlaygroundConfig
+    from ..run.playground import run, total_steps
 
     cfg = PlaygroundConfig(
         steps=args.steps,
@@ -839,8 +842,8 @@ def _playground_seeds(args, cfg, datasets, models) -> int:
     import json
     import statistics
 
-    from .playground import over_seeds, total_steps
-    from .table import markdown_table
+    from ..run.markdown import markdown_table
+    from ..run.playground import over_seeds, total_steps
 
     def progress(seed, results):
         if not args.quiet:
@@ -891,7 +894,7 @@ def _print_playground_row(dataset: str, accuracies: dict) -> None:
 
 
 def cmd_bench(args, parser) -> int:
-    from .bench import CONTENTS, run_bench
+    from ..bench import CONTENTS, run_bench
 
     sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(sections) - set(CONTENTS)
@@ -902,19 +905,19 @@ def cmd_bench(args, parser) -> int:
 
 
 def cmd_lab(args, parser) -> int:
-    from .lab.mnist.dataset import SharedMNIST
-    from .lab.server import is_loopback, serve
+    from ..lab.mnist.dataset import SharedMNIST
+    from ..lab.server import is_loopback, serve
 
     if args.knn_checkpoint and not args.checkpoint:
         _subparser(parser, "lab").error("--knn-checkpoint goes with --checkpoint (the digit page's model)")
     digits = None
     if args.checkpoint:
-        from .lab.digits import DigitsBackend
+        from ..lab.digits import DigitsBackend
 
         digits = DigitsBackend.load(args.checkpoint, args.knn_checkpoint, args.data_root, args.download, say=_print)
     student = None
     if args.functions:
-        from .exercises import StudentFunctions
+        from ..exercises import StudentFunctions
 
         student = StudentFunctions.load(args.functions)
         for line in student.describe():
@@ -957,7 +960,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .run import stopsignals
+    from ..run import stopsignals
 
     entry = argv is None  # the process's own command line: the interpreter exits when this returns
     previous = stopsignals.catch_early()  # a stop signal from now on is noted, never raised mid-import
@@ -979,7 +982,7 @@ def _check_device(args, parser: argparse.ArgumentParser) -> None:
     """A CUDA device asked for where PyTorch sees none is a usage error (exit 2), said before any work."""
     device = getattr(args, "device", None)
     if device and device.startswith("cuda"):
-        from .run.config import resolve_device
+        from ..run.config import resolve_device
 
         try:
             resolve_device(device)
@@ -1008,10 +1011,10 @@ def _report(exc: Exception, command: str) -> int:
     student's file that cannot be loaded, 1 else."""
     if os.environ.get("NNREF_DEBUG"):
         raise exc
-    from .data import DataError
-    from .exercises import StudentFileError
-    from .run.config import TrainingError
-    from .run.interrupt import RunInterrupted
+    from ..data import DataError
+    from ..exercises import StudentFileError
+    from ..run.config import TrainingError
+    from ..run.interrupt import RunInterrupted
 
     if isinstance(exc, RunInterrupted):
         print(f"nnref {command}: {exc}", file=sys.stderr)

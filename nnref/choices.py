@@ -21,6 +21,7 @@ __all__ = [
     "COLOURS",
     "CLASSIFIERS",
     "PlaygroundConfig",
+    "check_classes",
 ]
 
 #: Hidden-layer activations, as the command line and the lab spell them ("linear" is TensorFlow Playground's
@@ -34,6 +35,14 @@ METRICS = ("euclidean", "manhattan", "cosine")
 DATASETS = ("blobs", "xor", "circles", "spirals")
 #: How many classes each dataset can have.
 CLASSES = {"blobs": (2, 3, 4), "xor": (2, 4), "circles": (2, 3, 4), "spirals": (2, 3, 4)}
+
+
+def check_classes(dataset: str, classes: int) -> None:
+    """The one check of a dataset's class count (the plane, the lab's messages and its pages): a ``ValueError``
+    naming the counts the dataset has.  Datasets not in :data:`CLASSES` (a page's own points) take any count."""
+    if dataset in CLASSES and classes not in CLASSES[dataset]:
+        raise ValueError(f"{dataset} has {' or '.join(map(str, CLASSES[dataset]))} classes, not {classes}")
+
 #: Each dataset's default noise: the standard deviation of the Gaussian jitter of its points.
 NOISE = {"blobs": 0.8, "xor": 0.2, "circles": 0.2, "spirals": 0.15}
 

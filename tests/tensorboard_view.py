@@ -2,15 +2,13 @@
 
 Used by the browser tests (``tests/test_browser.py``) and by ``scripts/tensorboard_screenshots.py``, which
 regenerates the README's pictures.  Needs Debian's ``chromium`` (or ``$NNREF_CHROMIUM``) and the PyPI
-``playwright`` package (``playwright install`` is not needed: the system browser is used).
+``playwright`` package; the browser itself is :mod:`nnref.bench.chromium`'s.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,28 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["TensorBoardServer", "chromium_path", "browser_missing", "open_browser", "INSTALL_HINT"]
-
-INSTALL_HINT = "apt-get install -y chromium && pip install playwright"
-
-
-def chromium_path() -> str | None:
-    """``$NNREF_CHROMIUM``, else Debian's ``/usr/bin/chromium``, else whatever ``chromium`` the PATH has."""
-    for candidate in (os.environ.get("NNREF_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
-def browser_missing() -> str | None:
-    """Why no browser can be driven here (None when one can)."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return f"the playwright package is missing ({INSTALL_HINT})"
-    if chromium_path() is None:
-        return f"no Chromium found ({INSTALL_HINT}, or set NNREF_CHROMIUM)"
-    return None
+__all__ = ["TensorBoardServer", "time_series", "scalar_cards", "image_cards", "runs_listed", "hparams_cells"]
 
 
 class TensorBoardServer:
@@ -113,21 +90,6 @@ class TensorBoardServer:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-
-
-def open_browser(playwright):
-    """A headless Chromium that reaches nothing but loopback (no background networking, no sandbox for root)."""
-    return playwright.chromium.launch(
-        executable_path=chromium_path(),
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 * ``amp`` — ``"bf16"`` or ``"fp16"`` runs the forward under ``torch.autocast``; fp16 (CUDA only) scales
   the loss with ``torch.amp.GradScaler`` and skips the update of a step whose gradients overflowed.
 
-The step itself — forward, loss, backward, update — is the lecture's :class:`nnref.steps.EagerStep`.
+The step itself — forward, loss, backward, update — is the lecture's :class:`nnref.training.EagerStep`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..functional import value_checks
-from ..steps import EagerStep, ForwardLoss, forward_loss_of
+from ..training import EagerStep, ForwardLoss, forward_loss_of
 
 __all__ = ["GraphedStep", "make_step", "build_step"]
 
@@ -28,7 +28,7 @@ class GraphedStep(EagerStep):
     the same ``.grad`` tensors every time (the caller must not set them to ``None``).  A batch of
     another shape (the last, shorter batch of an epoch) runs eagerly into those same tensors.
     Value checks are skipped inside the graph: a graph cannot read data back to the host, so the data
-    must be validated before (as :func:`nnref.train.train` does once for the whole dataset).
+    must be validated before (as :func:`nnref.run.train.train` does once for the whole dataset).
     """
 
     def __init__(

@@ -5,10 +5,12 @@ gradients, then calls ``step.update(optimizer)`` (so learning-rate schedules kee
 
 * :class:`EagerStep` — plain autograd, op by op: what the plane's :class:`~nnref.plane.Descent` runs, and what
   ``nnref train`` runs on a CPU;
-* :func:`forward_loss_of` — ``(x, y) → (loss, logits)`` of a model, under ``torch.autocast`` when ``amp`` asks.
+* :func:`forward_loss_of` — ``(x, y) → (loss, logits)`` of a model, under ``torch.autocast`` when ``amp`` asks;
+* :func:`finite` and :func:`diverged` — the one rule of when training has diverged: a loss, a gradient or a weight
+  became NaN or infinite (``nnref train``, the lab's playground and its /mnist page all ask it).
 
 The same step compiled with ``torch.compile``, replayed as a CUDA graph or with fp16 loss scaling is
-:mod:`nnref.run.fast_steps`'s.
+:mod:`nnref.fast.steps`'s.
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._deprecated import getattr_for
-
-__all__ = ["EagerStep", "forward_loss_of", "AMP_DTYPES", "ForwardLoss"]
+__all__ = ["EagerStep", "forward_loss_of", "finite", "diverged", "AMP_DTYPES", "ForwardLoss"]
 
 ForwardLoss = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -81,4 +81,17 @@ def forward_loss_of(
     return forward_loss
 
 
-__getattr__ = getattr_for(__name__)  # old names, with a warning (nnref._deprecated)
+def finite(loss: torch.Tensor, tensors=()) -> torch.Tensor:
+    """A 0-dim bool tensor, True while the loss (any shape) and every tensor of ``tensors`` (gradients, weights) are
+    finite: one NaN or infinity anywhere makes their sum non-finite.  It stays on the device: a caller that checks
+    every step can keep the flags and read them later, without waiting for the device at each step."""
+    with torch.no_grad():
+        total = loss.detach().float().sum()
+        for t in tensors:
+            total = total + t.detach().float().sum()
+        return torch.isfinite(total)
+
+
+def diverged(loss: torch.Tensor, tensors=()) -> bool:
+    """Training has diverged: the loss, or one of ``tensors`` (gradients, weights), is NaN or infinite."""
+    return not bool(finite(loss, tensors))

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from . import plane
-from .plane import Descent, PlaneModel, PlaygroundConfig, line_distance, line_segment, make_points, split, view_bounds
+from .. import plane
+from ..choices import CLASSIFIERS, COLOURS, DATASETS
+from ..plane import Descent, PlaneModel, PlaygroundConfig, line_distance, line_segment, make_points, split, view_bounds
+from ..viz import save_figure, subplots
 from .records import open_writer, write_status
-from .settings import CLASSIFIERS, COLOURS, DATASETS
-from .viz import save_figure, subplots
 
 __all__ = [
     "CLASSIFIERS",
