@@ -43,6 +43,7 @@ def check_classes(dataset: str, classes: int) -> None:
     if dataset in CLASSES and classes not in CLASSES[dataset]:
         raise ValueError(f"{dataset} has {' or '.join(map(str, CLASSES[dataset]))} classes, not {classes}")
 
+
 #: Each dataset's default noise: the standard deviation of the Gaussian jitter of its points.
 NOISE = {"blobs": 0.8, "xor": 0.2, "circles": 0.2, "spirals": 0.15}
 

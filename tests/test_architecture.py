@@ -135,21 +135,6 @@ print("torch" in sys.modules, len(commands))
     assert loaded == "False" and int(count) >= 9
 
 
-@pytest.mark.lecture
-def test_every_name_in_choices_has_its_implementation():
-    from nnref import choices as settings
-    from nnref import layers, plane
-    from nnref.knn import KNNClassifier
-
-    assert tuple(layers.ACTIVATIONS) == settings.ACTIVATIONS
-    for metric in settings.METRICS:
-        KNNClassifier(metric=metric)
-    for name in settings.DATASETS:
-        for classes in settings.CLASSES[name]:
-            assert plane.make_points(name, 40, classes=classes)[1].unique().numel() == classes
-    assert plane.features(plane.make_points("xor", 8)[0], settings.FEATURES).shape == (8, len(settings.FEATURES))
-
-
 def test_the_bench_contents_are_its_registered_sections():
     from nnref import bench
 

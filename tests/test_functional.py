@@ -216,12 +216,6 @@ def test_equal_to_builtins(entry, dtype):
         _compare(entry, inputs, dtype, **kw)
 
 
-def test_the_catalogue_holds_every_function():
-    assert {e.function for e in FORMULAS} == {getattr(F, name) for name in F.__all__ if name.endswith("Function")}
-    plain = {name for name in F.__all__ if not name[0].isupper()}
-    assert {e.name for e in FORMULAS} == plain - {"value_checks"}
-
-
 def test_linear_without_bias_equals_the_builtin():
     g = _gen(6)
     x, W = torch.randn(8, 5, generator=g, dtype=D), torch.randn(3, 5, generator=g, dtype=D)
@@ -524,14 +518,3 @@ def test_compiled_value_checks_raise_without_a_graph_break(dynamo_counters):
             torch.randn(2, 3), torch.tensor([0, 7])
         )
     assert not dynamo_counters["graph_break"]
-
-
-@pytest.mark.lecture
-@pytest.mark.parametrize("entry", FORMULAS, ids=lambda e: e.name)
-def test_each_functions_docstrings_state_its_one_formula(entry):
-    """nnref.formulas describes each Function once; the Function's own docstrings say the same forward and the same
-    gradients (so that neither can change without the other)."""
-    assert entry.forward in entry.function.__doc__
-    for arg, (formula, _) in entry.gradients.items():
-        assert f"dL/d{arg} = {formula}" in entry.function.backward.__doc__, arg
-    assert set(entry.gradients) == {a for a, g in zip(entry.args, entry.grads) if g}

@@ -10,6 +10,7 @@ point must equal those of the uninterrupted run: nothing lost, nothing logged tw
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -294,3 +295,39 @@ def test_a_signal_while_the_process_exits_after_a_finished_run_does_not_turn_it_
     assert job.returncode == 0, err[-3000:]
     assert "Traceback" not in err, err
     assert_same_run(tmp_path / "run", ref)
+
+
+# --------------------------------------------------------------------------------------------------
+# nnref.run.interrupt itself: the stop request a run polls, and what it raises
+# --------------------------------------------------------------------------------------------------
+def test_a_stop_request_records_the_first_signal_and_says_so_for_the_next():
+    import signal
+
+    from nnref.run.interrupt import StopRequest
+
+    before = signal.getsignal(signal.SIGUSR1)
+    lines = []
+    with StopRequest(console=lines.append) as stop:
+        assert not stop.requested and stop.name == "a stop request"
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.05)  # (the handler runs between two bytecodes of this thread)
+        assert stop.requested and stop.name == "SIGUSR1" and not lines
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.name == "SIGUSR1"  # the first signal is the one the run reports
+        assert len(lines) == 1 and lines[0].startswith("SIGTERM again: already stopping")
+    assert signal.getsignal(signal.SIGUSR1) == before  # the previous handlers are back
+
+
+def test_a_run_stopped_before_its_first_step_raises_with_no_checkpoint(tiny_mnist, tmp_path, monkeypatch):
+    """A stop asked for while the command started (noted early) stops the run before its first step."""
+    from nnref.run.config import TrainConfig
+    from nnref.run.interrupt import RunInterrupted
+    from nnref.run.train import train
+
+    monkeypatch.setattr("nnref.run.interrupt.take_early", lambda: signal.SIGTERM)
+    cfg = TrainConfig(model="softmax", epochs=1, data_root=str(tiny_mnist), download=False, val_size=100)
+    cfg = dataclasses.replace(cfg, logdir=str(tmp_path), run_name="run", quiet=True)
+    with pytest.raises(RunInterrupted) as info:
+        train(cfg)
+    assert info.value.checkpoint is None and info.value.step == 0

@@ -170,3 +170,36 @@ def test_weight_decay_is_torch_sgds_on_a_builtin_twin(tiny_mnist, tmp_path):
     torch.testing.assert_close(ours["linear.weight"], twin.weight.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ours["linear.bias"], twin.bias.detach(), rtol=1e-5, atol=1e-6)
     assert (ours["linear.weight"] - plain["linear.weight"]).abs().max() > 1e-3  # the decay did something
+
+
+# --------------------------------------------------------------------------------------------------
+# nnref.run.train called directly: the guard, and train() with a configuration
+# --------------------------------------------------------------------------------------------------
+def test_the_divergence_guard_names_the_first_bad_step_of_those_it_read():
+    from nnref.run.distributed import World
+    from nnref.run.train import DivergenceGuard
+
+    w = torch.nn.Parameter(torch.ones(3))
+    guard = DivergenceGuard([w], torch.device("cpu"), every=4, world=World())
+    for step, (loss, grad) in enumerate([(0.5, 1.0), (0.4, float("nan")), (float("inf"), 1.0), (0.3, 1.0)], 1):
+        w.grad = torch.full((3,), grad)
+        guard.record(torch.tensor(loss))
+        assert guard.due() == (step == 4)
+    assert guard.check(step_after=14) == 12  # steps 11–14 were flagged: the gradient of step 12 was NaN
+    assert not guard.due() and guard.check(step_after=14) is None  # nothing pending any more
+
+
+def test_train_with_a_configuration_returns_its_metrics_and_leaves_a_resumable_run(tiny_mnist, tmp_path):
+    import dataclasses
+
+    from nnref.run.checkpoint import load_checkpoint
+    from nnref.run.config import TrainConfig
+    from nnref.run.train import train
+
+    cfg = TrainConfig(model="mlp", epochs=2, hidden=(16,), data_root=str(tiny_mnist), download=False, val_size=100)
+    cfg = dataclasses.replace(cfg, logdir=str(tmp_path), run_name="run", quiet=True)
+    lines = []
+    results = train(cfg, console=lines.append)
+    assert results["test_acc"] > 0.5 and results["val_acc"] > 0.5
+    state = load_checkpoint(results["checkpoint"])
+    assert state["epoch"] == 2 and tuple(state["config"]["hidden"]) == (16,)
