@@ -47,7 +47,8 @@ def test_every_section_runs_and_prints_in_the_listed_order(quick):
 
 def test_functions_section_times_each_function_beside_its_twin(quick):
     rows = _rows(quick, "fwd+bwd")
-    assert len(rows) == 9 and len(_rows(quick, "floor: ")) == 10
+    assert len(rows) == 9 and len(_rows(quick, "floor: ")) == 1 + 9 + 9  # the identity; each vs textbook, built-in
+    assert len(_rows(quick, "floor: fwd+bwd linear (1×10), nnref's call vs the textbook Function")) == 1
     assert all(r["nnref"] > 0 and r["reference"] > 0 and math.isfinite(r["ratio"]) for r in rows)
 
 

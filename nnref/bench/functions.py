@@ -3,13 +3,15 @@ against its built-in twin."""
 
 from __future__ import annotations
 
+import types
+
 import torch
 
 from .._dispatch import Function
 from ..formulas import FORMULAS, Formula
 from .core import Context, interleaved, row, section, side_by_side
 
-__all__ = ["bench_functions", "bench_floor"]
+__all__ = ["bench_functions", "bench_floor", "textbook"]
 
 
 def _fwd_bwd(call, inputs):
@@ -89,6 +91,19 @@ class _IdentityNnref(Function):
         return g
 
 
+def textbook(function: type) -> type:
+    """The same Function as PyTorch's "Extending PyTorch" writes one: ``forward`` + ``setup_context`` +
+    ``backward`` (nnref's own code, copied) on a plain ``torch.autograd.Function`` with ``generate_vmap_rule`` —
+    without nnref's base (its cheap ``apply``, its autocast cast) and called without the plain function's checks.
+    What nnref's call costs beyond it is what its checks and dispatch cost."""
+
+    def plain(f):
+        return types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+
+    parts = {name: staticmethod(plain(getattr(function, name))) for name in ("forward", "setup_context", "backward")}
+    return type(f"Textbook{function.__name__}", (torch.autograd.Function,), {"generate_vmap_rule": True, **parts})
+
+
 def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
     """Each Function on (1, 10) (a binary loss on 10 values) against its twin and the identity floors;
     ``above_floor_us`` is what a Function costs beyond the identity in nnref's form: its own kernels and checks."""
@@ -103,6 +118,7 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
         inputs = _leaves(entry, entry.inputs(10 if binary else 1, 10, 10, torch.float32, seed=0, device=device))
         cases[f"nnref {entry.name}"] = _fwd_bwd(entry.plain, inputs)
         cases[f"built-in {entry.name}"] = _fwd_bwd(entry.builtin, inputs)
+        cases[f"textbook {entry.name}"] = _fwd_bwd(textbook(entry.function).apply, inputs + ["mean"] * entry.loss)
     us = {k: v * 1e6 for k, v in interleaved(cases, device, number=number, repeats=repeats).items()}
     floor = us["identity, nnref's form"]
     rows = [
@@ -117,6 +133,15 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
     ]
     for entry in FORMULAS:
         ours = us[f"nnref {entry.name}"]
+        rows.append(
+            row(
+                f"floor: fwd+bwd {entry.name} (1×10), nnref's call vs the textbook Function",
+                ours / 1e6,
+                us[f"textbook {entry.name}"] / 1e6,
+                unit="µs",
+                scale=1e6,
+            )
+        )
         rows.append(
             row(
                 f"floor: fwd+bwd {entry.name} (1×10) vs built-in",
