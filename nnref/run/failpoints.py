@@ -55,7 +55,8 @@ def _parse(text: str) -> dict:
         where, _, action = item.partition("=")
         action, _, rank = action.partition("#")
         place, _, count = where.partition("@")
-        if place not in PLACES or action not in (*_ACTIONS, "enospc"):
+        numbers_ok = all(n == "" or n.isdigit() for n in (count, rank))
+        if place not in PLACES or action not in (*_ACTIONS, "enospc") or not numbers_ok:
             raise ValueError(
                 f"NNREF_FAILPOINT: {item!r} is not PLACE[@N]=ACTION[#RANK] with PLACE one of {PLACES} "
                 f"and ACTION one of {(*_ACTIONS, 'enospc')}"
