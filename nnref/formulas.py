@@ -52,6 +52,7 @@ class Formula:
     gradients: dict[str, tuple[str, str]] = field(default_factory=dict)
     extremes: Callable[[torch.dtype], list[tuple[tuple, str]]] | None = None
     mean_over: str = ""  # a loss's "mean": over the n rows ("n") or over all N elements ("N")
+    optional: tuple[str, ...] = ()  # the arguments that may be None (the bias): then their gradient is None
     builtin_grads: tuple[bool, ...] | None = None
     bench_size: tuple[int, int, int] = (512, 800, 784)  # (n, c, p) of the bench's full-size comparison
     rtol32: float = 1e-5
@@ -165,6 +166,7 @@ FORMULAS: tuple[Formula, ...] = (
         "z = x Wᵀ + b",
         "(n, c)",
         {"x": ("g W", "(n, p)"), "W": ("gᵀ x", "(c, p)"), "b": ("Σ_rows g", "(c,)")},
+        optional=("b",),
         rtol32=1e-5,
         atol32=1e-5,
     ),

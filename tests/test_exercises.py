@@ -100,12 +100,13 @@ def test_write_kit_refuses_to_overwrite_and_writes_nothing(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Correct files pass
 # --------------------------------------------------------------------------------------------------
-def test_nnrefs_own_functions_pass_nine_of_nine(tmp_path):
-    path = tmp_path / "theirs.py"
-    path.write_text(f"from nnref.functional import {', '.join(NAMES)}  # noqa: F401\n")
+def test_a_file_that_imports_nnref_for_its_data_and_layers_passes(tmp_path):
+    uses = "import torch\nimport nnref.functional as NF\nfrom nnref.data import MEAN, STD\nfrom nnref.layers import Linear\n"
+    path = _solution_with(tmp_path, "import torch\n", uses)
+    text = path.read_text().replace("sigma = 1 / (1 + torch.exp(-z))", "sigma = NF.sigmoid(z)  # nnref's plain sigmoid")
+    path.write_text(text + "\n\nSCALE = (MEAN, STD, Linear)\n")
     reports = check_file(path)
     assert [r.status for r in reports] == ["pass"] * 9, [r.message for r in reports]
-    assert E.report_json(reports)["passed"] == 9
 
 
 def test_the_solution_passes_nine_of_nine_with_the_kits_forwards(tmp_path):
@@ -113,7 +114,8 @@ def test_the_solution_passes_nine_of_nine_with_the_kits_forwards(tmp_path):
     reports = check_file(SOLUTION)
     seconds = time.perf_counter() - start
     assert [r.status for r in reports] == ["pass"] * 9, [r.message for r in reports]
-    assert seconds < 30, f"the checker took {seconds:.1f} s on nine Functions"
+    assert seconds < 60, f"the checker took {seconds:.1f} s on nine Functions"
+    assert [r.score for r in reports] == [1.0] * 9
     kit, solution = _classes(KIT), _classes(SOLUTION)
     for name in NAMES:  # the solution keeps the kit's forward passes: the kit's forward is checked too
         assert ast.dump(_method(solution[name], "forward")) == ast.dump(_method(kit[name], "forward")), name
@@ -129,7 +131,7 @@ def test_both_ways_of_writing_a_function_are_accepted(tmp_path):
 class LinearFunction(torch.autograd.Function):  # forward without ctx, and setup_context
     @staticmethod
     def forward(x, W, b):
-        return x @ W.T + b
+        return x @ W.T if b is None else x @ W.T + b
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -139,7 +141,7 @@ class LinearFunction(torch.autograd.Function):  # forward without ctx, and setup
     @staticmethod
     def backward(ctx, g):
         x, W = ctx.saved_tensors
-        return g @ W, g.T @ x, g.sum(0)
+        return g @ W, g.T @ x, g.sum(0) if ctx.needs_input_grad[2] else None
 
 
 class SigmoidFunction(torch.autograd.Function):  # the classic forward(ctx, ...)
@@ -255,6 +257,7 @@ def test_the_messages_say_where_and_by_how_much(tmp_path):
     assert " at index (" in message and "(yours " in message and ", right " in message
     assert "x (4, 3), W (5, 3), b (5,)" in message  # the shapes
     assert message.endswith("dL/db should be Σ_rows g (c,)")
+    assert "(wrong in 2 more of the 4 cases)" in message  # all but the batch of one (and b None: no dL/db)
     rows = _rows(check_file(_solution_with(tmp_path, "grad_W = g.T @ x", "grad_W = x.T @ g")))
     assert rows["LinearFunction"].message.startswith("dL/dW has shape (3, 5) (transposed) but W has shape (5, 3)")
     assert rows["LinearFunction"].message.endswith("dL/dW should be gᵀ x (c, p)")
@@ -318,8 +321,8 @@ def test_something_else_than_a_function(tmp_path):
     )
 
 
-def test_gradcheck_names_the_gradient_that_disagrees():
-    # a backward that matches nnref's on the first call only: the direct comparison passes, gradcheck does not
+def test_the_numerical_gradient_names_the_gradient_that_disagrees():
+    # a backward that matches nnref's on the first call only: the direct comparison passes, the numerical one not
     from nnref.exercises import checking as C
     from nnref.formulas import by_name
 
@@ -338,10 +341,15 @@ def test_gradcheck_names_the_gradient_that_disagrees():
             (a,) = ctx.saved_tensors
             return g * a * (1 - a) * (1 if len(calls) == 1 else 2)
 
-    case = next(c for c in C._cases(spec) if c.gradcheck)
-    C._check_backward(spec, SigmoidFunction, case, set())
-    with pytest.raises(C._Verdict, match=r"gradcheck: the numerical gradient disagrees with your dL/dz.*a\(1 − a\)"):
-        C._check_gradcheck(spec, SigmoidFunction, case, set())
+    check = C._Check(spec, "formula", set(), {"dL/dz": E.GradientReport("dL/dz", "pass")})
+    case = next(c for c in C._cases(spec) if c.numerical)
+    C._check_backward(check, SigmoidFunction, case)
+    assert check.gradients["dL/dz"].passed
+    C._check_numerical(check, SigmoidFunction, case)
+    report = check.gradients["dL/dz"]
+    assert report.status == "fail" and report.factor == 2.0
+    assert report.error.startswith("the numerical gradient disagrees with your dL/dz")
+    assert report.error.endswith("dL/dz should be g · a(1 − a), shaped like z")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -362,9 +370,12 @@ def test_an_exception_while_importing_names_the_students_line(tmp_path):
     path = tmp_path / "raises.py"
     path.write_text("import torch\n\nSCALE = {'a': 1}\nHALF = SCALE['b']\n")
     with pytest.raises(StudentFileError) as info:
-        check_file(path)
+        load_functions(path)
     assert info.value.line == 4
     assert str(info.value) == f"{path}:4: KeyError: 'b' while importing it"
+    reports = check_file(path)  # the grading's full report: every Function, none earned, the reason
+    assert [r.name for r in reports] == list(NAMES)
+    assert {(r.status, r.message, r.score) for r in reports} == {("not loaded", str(info.value), 0.0)}
     path.write_text("import torch\nimport no_such_module_for_the_test\n")
     with pytest.raises(StudentFileError, match=r":2: ModuleNotFoundError: No module named"):
         load_functions(path)
@@ -407,20 +418,266 @@ def test_json_and_table(tmp_path):
     data = json.loads(json.dumps(E.report_json(rows)))
     assert list(data) == ["functions", "passed", "total"]
     assert (data["passed"], data["total"]) == (8, 9)
-    assert [set(f) for f in data["functions"]] == [{"name", "status", "message"}] * 9
+    assert [set(f) for f in data["functions"]] == [{"name", "status", "message", "score", "gradients"}] * 9
     assert data["functions"][4]["status"] == "fail" and data["functions"][4]["name"] == "TanhFunction"
     table = E.format_reports(rows).splitlines()
     assert table[0] == "| Function | status | message |"
     assert table[6].startswith("| TanhFunction | fail | dL/dz is wrong: ")
     assert table[-1] == "8 of 9 Functions pass"
+    assert E.format_reports(rows[:1]).splitlines()[-1] == "1 of 1 Function passes"
+    tanh = data["functions"][4]["gradients"]
+    assert tanh == [
+        {
+            "name": "dL/dz",
+            "status": "fail",
+            "error": tanh[0]["error"],
+            "factor": None,
+            "case": "z (4, 5)",
+            "failed": 5,
+        }
+    ]
+    assert tanh[0]["error"].startswith("dL/dz is wrong: largest error ") and "1 − a²" in tanh[0]["error"]
     odd = E.FunctionReport("SigmoidFunction", "fail", "x | y\nz")  # a student's exception text, in one cell
     assert E.format_reports([odd]).splitlines()[2] == "| SigmoidFunction | fail | x \\| y z |"
 
 
 def test_check_function_checks_one_class():
-    from nnref.functional import SoftmaxCrossEntropyFunction
-
-    report = check_function("SoftmaxCrossEntropyFunction", SoftmaxCrossEntropyFunction)
-    assert report.passed and report.to_dict()["status"] == "pass"
+    classes = load_functions(SOLUTION)
+    report = check_function("SoftmaxCrossEntropyFunction", classes["SoftmaxCrossEntropyFunction"])
+    assert report.passed and report.to_dict()["status"] == "pass" and report.score == 1.0
     with pytest.raises(ValueError, match="no exercise named"):
-        check_function("Softmax", SoftmaxCrossEntropyFunction)
+        check_function("Softmax", classes["SoftmaxCrossEntropyFunction"])
+    with pytest.raises(ValueError, match="hints 'some'"):
+        check_function("SoftmaxCrossEntropyFunction", classes["SoftmaxCrossEntropyFunction"], hints="some")
+
+
+# --------------------------------------------------------------------------------------------------
+# Hint levels: "where" and "none" hand out no formula
+# --------------------------------------------------------------------------------------------------
+def _answers() -> set[str]:
+    """The key strings of the nine Functions' gradient formulas (nnref.formulas): each formula, each side of its
+    "=", and each without its leading "g · " — those of three characters or more that no forward formula holds
+    (a forward is the kit's, not an answer)."""
+    from nnref.formulas import FORMULAS
+
+    forwards = " ".join(f.forward for f in FORMULAS)
+    keys = set()
+    for formula in FORMULAS:
+        for text, _ in formula.gradients.values():
+            for side in (text, *text.split(" = ")):
+                keys |= {side.strip(), side.strip().removeprefix("g · ")}
+    return {key for key in keys if len(key) >= 3 and key not in forwards}
+
+
+#: One wrong gradient in every Function (and both gradients of the binary cross-entropy).
+EVERY_FUNCTION_WRONG = [
+    ("grad_W = g.T @ x", "grad_W = 2 * g.T @ x"),
+    ("return g * a * (1 - a)", "return g * a"),
+    ("return a * (g - (g * a).sum(dim=-1, keepdim=True))", "return a * g"),
+    ("return g * (z > 0)", "return g * (z >= 0) * 2"),
+    ("g * (1 - a**2)", "g * (1 - a)"),
+    ("g = g / len(y)", "pass"),
+    ("grad_a = g * (a - y)", "grad_a = g * (y - a)"),
+    ('scale = g / len(y) if ctx.reduction == "mean" else g', "scale = g"),
+    ("g * (sigma - y)", "g * (z - y)"),
+]
+
+
+def test_each_hint_level_and_no_formula_in_where_or_none(tmp_path):
+    path = _solution_with(tmp_path)
+    text = path.read_text()
+    for old, new in EVERY_FUNCTION_WRONG:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    old = "torch.log1p(-a).clamp(min=-100) - torch.log(a)"
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, "torch.log1p(-a).clamp(min=-100) + torch.log(a)"))
+    answers = _answers()
+    assert {"a(1 − a)", "softmax(z) − onehot(y)", "σ(z) − y", "gᵀ x", "1[z > 0]"} <= answers
+    said = {}
+    for hints in E.HINTS:
+        reports = check_file(path, hints=hints)
+        assert [r.status for r in reports] == ["fail"] * 9, [r.message for r in reports]
+        said[hints] = json.dumps(E.report_json(reports), ensure_ascii=False) + E.format_reports(reports)
+        said[hints] += json.dumps(E.gradescope_results(reports), ensure_ascii=False)
+    assert [key for key in answers if key in said["formula"]], "formula: the formulas are shown"
+    for hints in ("where", "none"):
+        assert [key for key in answers if key in said[hints]] == [], hints
+    where = {r.name: r for r in check_file(path, hints="where")}
+    assert where["LinearFunction"].message.startswith("dL/dW is wrong: largest error")
+    assert "yours is 2 × the right one" in where["LinearFunction"].message
+    assert where["BinaryCrossEntropyFunction"].message.count("\n") == 1  # both of its wrong gradients
+    assert "with a (4,), y (4,), reduction 'mean'" in where["BinaryCrossEntropyFunction"].message
+    none = {r.name: r for r in check_file(path, hints="none")}
+    assert none["LinearFunction"].message == "dL/dx: pass, dL/dW: fail, dL/db: pass"
+    assert none["BinaryCrossEntropyFunction"].message == "dL/da: fail, dL/dy: fail"
+    assert none["SigmoidFunction"].gradients[0].error == "" and none["SigmoidFunction"].gradients[0].status == "fail"
+
+
+# --------------------------------------------------------------------------------------------------
+# A student's file is the student's work
+# --------------------------------------------------------------------------------------------------
+CHEATS = {
+    "imported": ("from nnref.functional import SigmoidFunction  # noqa: F401\n", "nnref's own"),
+    "subclassed": (
+        "import nnref.functional as NF\n\n\nclass SigmoidFunction(NF.SigmoidFunction):\n    pass\n",
+        "subclasses nnref's SigmoidFunction",
+    ),
+    "copied by reference": (
+        "import torch\nimport nnref.functional as NF\n\n\nclass SigmoidFunction(torch.autograd.Function):\n"
+        "    forward = NF.SigmoidFunction.forward\n    setup_context = NF.SigmoidFunction.setup_context\n"
+        "    backward = NF.SigmoidFunction.backward\n",
+        "SigmoidFunction.forward is nnref's own",
+    ),
+    "nnref's backward called": (
+        "import torch\nimport nnref.functional as NF\n\n\nclass SigmoidFunction(torch.autograd.Function):\n"
+        "    @staticmethod\n    def forward(z):\n        return NF.SigmoidFunction.forward(z)\n\n"
+        "    @staticmethod\n    def setup_context(ctx, inputs, output):\n        ctx.save_for_backward(output)\n\n"
+        "    @staticmethod\n    def backward(ctx, g):\n        return NF.SigmoidFunction.backward(ctx, g)\n",
+        "backward calls nnref's SigmoidFunction.backward",
+    ),
+    "torch.autograd.grad": (
+        "    @staticmethod\n    def backward(ctx, g):\n        (z,) = ctx.saved_tensors\n"
+        "        with torch.enable_grad():\n            z = z.detach().requires_grad_()\n"
+        "            return torch.autograd.grad(torch.sigmoid(z), z, g)[0]\n",
+        "backward calls torch.autograd.grad",
+    ),
+    ".backward()": (
+        "    @staticmethod\n    def backward(ctx, g):\n        (z,) = ctx.saved_tensors\n"
+        "        with torch.enable_grad():\n            z = z.detach().requires_grad_()\n"
+        "            torch.sigmoid(z).backward(g)\n        return z.grad\n",
+        "backward calls .backward()",
+    ),
+    "torch.func": (
+        "    @staticmethod\n    def backward(ctx, g):\n        (z,) = ctx.saved_tensors\n"
+        "        _, vjp = torch.func.vjp(torch.sigmoid, z)\n        return vjp(g)[0]\n",
+        "backward calls torch.func",
+    ),
+}
+
+_AUTOGRAD_SIGMOID = (
+    "import torch\n\n\nclass SigmoidFunction(torch.autograd.Function):\n    @staticmethod\n"
+    "    def forward(ctx, z):\n        ctx.save_for_backward(z)\n        return torch.sigmoid(z)\n\n"
+)
+
+
+@pytest.mark.parametrize("cheat", CHEATS)
+def test_nnrefs_functions_or_autograd_inside_backward_fail(tmp_path, cheat):
+    text, said = CHEATS[cheat]
+    if text.startswith("    @staticmethod"):
+        text = _AUTOGRAD_SIGMOID + text
+    path = tmp_path / "cheat.py"
+    path.write_text(text)
+    (report,) = check_file(path, only="sigmoid")
+    assert report.status == "fail" and report.score == 0.0, report.message
+    assert said in report.message, report.message
+    for hints in ("where", "none"):  # why it fails is no hint: said at every level
+        (report,) = check_file(path, only="sigmoid", hints=hints)
+        assert said in report.message
+
+
+def test_every_function_imported_from_nnref_fails_nine_times(tmp_path):
+    path = tmp_path / "theirs.py"
+    path.write_text(f"from nnref.functional import {', '.join(NAMES)}  # noqa: F401\n")
+    reports = check_file(path)
+    assert [r.status for r in reports] == ["fail"] * 9
+    assert all("is nnref's own nnref.functional." in r.message for r in reports)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every wrong backward fails, with all its wrong gradients
+# --------------------------------------------------------------------------------------------------
+WRONG_BACKWARDS = {
+    "the upstream gradient changed in place": (
+        "ReLUFunction",
+        "return g * (z > 0)",
+        "return g.mul_(z > 0)",
+        "backward changed g in place",
+    ),
+    "a bias gradient when the bias is None": (
+        "LinearFunction",
+        "grad_b = g.sum(dim=0) if ctx.needs_input_grad[2] else None",
+        "grad_b = g.sum(dim=0)",
+        "backward returned a gradient for b, which was None",
+    ),
+    "a gradient for the integer labels": (
+        "SoftmaxCrossEntropyFunction",
+        "return grad_z * scale, None, None",
+        "return grad_z * scale, y.float(), None",
+        "for y, which is a tensor of torch.int64",
+    ),
+    "right for a batch of one only": (
+        "LinearFunction",
+        "grad_b = g.sum(dim=0) if ctx.needs_input_grad[2] else None",
+        "grad_b = g[0] if ctx.needs_input_grad[2] else None",
+        "dL/db is wrong",
+    ),
+    "right for one row only": (
+        "SoftmaxFunction",
+        "return a * (g - (g * a).sum(dim=-1, keepdim=True))",
+        "return a * (g - (g * a).sum())",
+        "dL/dz is wrong",
+    ),
+    "right for one reduction only": (
+        "CrossEntropyFunction",
+        '        if ctx.reduction == "mean":\n            g = g / len(y)\n',
+        "        g = g / len(y)\n",
+        "dL/da is wrong",
+    ),
+}
+
+
+@pytest.mark.parametrize("wrong", WRONG_BACKWARDS)
+def test_each_wrong_backward_fails_its_own_function(tmp_path, wrong):
+    name, old, new, said = WRONG_BACKWARDS[wrong]
+    rows = _rows(check_file(_solution_with(tmp_path, old, new)))
+    assert rows[name].status == "fail" and said in rows[name].message, rows[name].message
+    assert {other: r.status for other, r in rows.items() if other != name} == dict.fromkeys(set(NAMES) - {name}, "pass")
+
+
+def test_every_wrong_gradient_is_reported_with_its_fields_and_partial_credit(tmp_path):
+    path = _solution_with(tmp_path, "grad_W = g.T @ x", "grad_W = -(g.T @ x)")
+    path.write_text(path.read_text().replace("g.sum(dim=0) if", "g.mean(dim=0) if"))
+    (report,) = check_file(path, only="linear")
+    assert report.status == "fail" and report.score == pytest.approx(1 / 3)
+    lines = report.message.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["dL/dW", "dL/db"]
+    grads = {g.name: g for g in report.gradients}
+    assert grads["dL/dx"].passed and grads["dL/dx"].factor is None
+    assert (grads["dL/dW"].status, grads["dL/dW"].factor, grads["dL/dW"].failed) == ("fail", -1.0, 5)
+    assert (grads["dL/db"].status, grads["dL/db"].factor) == ("fail", 0.25)
+    assert grads["dL/db"].case == "x (4, 3), W (5, 3), b (5,)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Any file is graded: a hang, an exit, a crash, a memory hog cost their own Function only
+# --------------------------------------------------------------------------------------------------
+RUNAWAYS = {
+    "loops forever": ("        while True:\n            pass\n", "took longer than 2 s"),
+    "calls os._exit": ("        import os\n        os._exit(3)\n", "exit code 3"),
+    "calls sys.exit": ("        import sys\n        sys.exit(4)\n", "backward called sys.exit(4)"),
+    "crashes (segfault)": ("        import ctypes\n        ctypes.string_at(0)\n", "killed by SIGSEGV"),
+    "allocates past the limit": ("        hog = torch.empty(2**31, dtype=torch.uint8)\n", "backward raised"),
+}
+
+
+@pytest.mark.parametrize("runaway", RUNAWAYS)
+def test_a_runaway_backward_costs_only_its_own_function(tmp_path, runaway):
+    code, said = RUNAWAYS[runaway]
+    path = _solution_with(tmp_path, "        return g * (1 - a**2)\n", code + "        return g * (1 - a**2)\n")
+    start = time.perf_counter()
+    rows = _rows(check_file(path, timeout=2, memory=256 * 2**20))
+    seconds = time.perf_counter() - start
+    assert list(rows) == list(NAMES)  # the report is whole
+    assert rows["TanhFunction"].status == "fail" and said in rows["TanhFunction"].message, rows["TanhFunction"].message
+    assert [r.status for name, r in rows.items() if name != "TanhFunction"] == ["pass"] * 8
+    assert seconds < 2 + 30, seconds  # within the time limit (and the others' checks)
+
+
+def test_a_file_whose_import_hangs_still_gives_a_full_report(tmp_path):
+    path = tmp_path / "hangs.py"
+    path.write_text("import torch\nwhile True:\n    pass\n")
+    reports = check_file(path, timeout=1)
+    assert [r.name for r in reports] == list(NAMES)
+    assert {r.status for r in reports} == {"not loaded"}
+    assert "importing it took longer than 1 s" in reports[0].message

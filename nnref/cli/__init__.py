@@ -92,6 +92,23 @@ def digit_pair(text: str) -> tuple[int, int]:
     return a, b
 
 
+def points_spec(text: str) -> float | dict[str, float]:
+    """'100' (a total, shared equally) or 'LinearFunction=20,sigmoid=10,…' (each Function's points)."""
+    try:
+        if "=" not in text:
+            value = float(text)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError
+            return value
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        points = {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a total such as 100 or NAME=POINTS,…, got {text!r}") from None
+    if any(not math.isfinite(v) or v < 0 for v in points.values()):
+        raise argparse.ArgumentTypeError(f"points must be finite numbers ≥ 0, got {text!r}")
+    return points
+
+
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N (whether PyTorch sees that GPU is checked after parsing: :func:`_check_device`)."""
     from ..run.config import check_device_name
@@ -472,7 +489,43 @@ def _add_gradcheck_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json",
         metavar="PATH",
-        help="with --sweep or --cost: also write the numbers here; with --functions: the rows, for an autograder",
+        help="with --sweep or --cost: also write the numbers here; with --functions: the report, for a grader "
+        "(- for standard output, instead of the table)",
+    )
+    _add_grading_options(p)
+
+
+def _add_grading_options(p: argparse.ArgumentParser, autograder: bool = False) -> None:
+    """What a teacher chooses when grading (``gradcheck --functions``; baked into ``exercises --autograder``)."""
+    default = " (default where)" if autograder else " (default formula)"
+    p.add_argument(
+        "--hints",
+        choices=("formula", "where", "none"),
+        help="how much a failure says: the formula it should follow, where it is wrong (gradient, case, factor) but "
+        "no formula, or pass/fail per gradient" + default,
+    )
+    p.add_argument(
+        "--timeout", type=positive_float, metavar="S", help="seconds each Function's check may take (default 10)"
+    )
+    p.add_argument(
+        "--memory", type=positive_int, metavar="MIB", help="MiB each Function's check may allocate (default 2048)"
+    )
+    if not autograder:
+        p.add_argument(
+            "--format",
+            choices=("json", "gradescope"),
+            help="what --json writes: nnref's report (json, the default) or Gradescope's results.json",
+        )
+    p.add_argument(
+        "--points",
+        type=points_spec,
+        metavar="P|NAME=P,…",
+        help="Gradescope points: a total shared equally (default 100), or each Function's",
+    )
+    p.add_argument(
+        "--visibility",
+        choices=("visible", "hidden", "after_due_date", "after_published"),
+        help="who sees each Gradescope test, and when (default visible)",
     )
 
 
@@ -503,8 +556,15 @@ def _add_lab_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_exercises_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", metavar="DIR", help="the folder to write the kit into (made if needed)")
-    p.add_argument("--force", action="store_true", help="overwrite the kit's files if they exist")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="the folder to write the kit into (made if needed)")
+    p.add_argument("--force", action="store_true", help="overwrite the files if they exist")
+    p.add_argument(
+        "--autograder",
+        metavar="DIR",
+        help="instead of the kit, write what a teacher uploads to Gradescope into DIR: setup.sh, run_autograder, "
+        "README.md (and this version of nnref); the options below are its grading's",
+    )
+    _add_grading_options(p, autograder=True)
 
 
 def _add_export_options(p: argparse.ArgumentParser) -> None:
@@ -658,50 +718,115 @@ def cmd_export(args, parser) -> int:
 
 
 def cmd_gradcheck(args, parser) -> int:
-    from ..gradcheck import check_functions
-    from ..run.gradcheck_report import format_table
-
     usage = _subparser(parser, "gradcheck").error
     if args.png and not args.sweep:
         usage("--png draws the Δ sweep: use it with --sweep")
     if args.json and not (args.sweep or args.cost or args.functions):
         usage("--json writes the numbers of --sweep, --cost or --functions: use it with one")
-    if args.only and not args.functions:
-        usage("--only chooses among the Functions of --functions FILE: use it with --functions")
+    grading = [f"--{name}" for name in _GRADING if getattr(args, name) is not None]
+    if (args.only or grading) and not args.functions:
+        usage(f"{(['--only'] if args.only else grading)[0]} goes with --functions FILE (a student's file)")
     if args.functions and (args.sweep or args.cost):
         usage("--functions checks a student's file: not with --sweep or --cost")
     if args.functions:
+        if args.format and not args.json:
+            usage("--format says what --json writes: use it with --json PATH (or --json - for standard output)")
         return _gradcheck_functions(args, usage)
     if args.sweep:
         return _gradcheck_sweep(args)
     if args.cost:
         return _gradcheck_cost(args)
+    return _gradcheck_own(args)
+
+
+#: The options of a grading (``gradcheck --functions``), which mean nothing without a student's file.
+_GRADING = ("hints", "timeout", "memory", "format", "points", "visibility")
+
+
+def _gradcheck_own(args) -> int:
+    """nnref's own Functions; in a folder that holds a kit, a note that these were not the student's."""
+    from pathlib import Path
+
+    from ..gradcheck import check_functions
+    from ..run.gradcheck_report import format_table
+
     results = check_functions(seed=args.seed or 0)
     print(format_table(results))
     failed = [r.name for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
+    kits = [p for p in (Path("my_functions.py"), *Path().glob("*/my_functions.py")) if p.is_file()]
+    if kits:
+        print(
+            f"\nThese are nnref's own Functions, not the ones in {kits[0]}: to check yours, run\n"
+            f"    nnref gradcheck --functions {kits[0]}"
+        )
     return 1 if failed else 0
 
 
 def _gradcheck_functions(args, usage) -> int:
-    """A student's Functions, each checked on its own: exit 0 when all pass, 1 otherwise, 2 when FILE cannot be
-    loaded (said as FILE:LINE: what, without a traceback)."""
+    """A student's Functions, each checked on its own, in a process of its own: exit 0 when all pass, 1 otherwise,
+    2 when FILE cannot be loaded (said as FILE:LINE: what, without a traceback) or the report cannot be written —
+    the report is written in every case it can be."""
     import json
-    from pathlib import Path
+    import time
 
-    from ..exercises import check_file, format_reports, report_json
+    from ..exercises import check_file, format_reports, gradescope_results, report_json
 
+    start = time.perf_counter()
+    memory = (args.memory or 2048) * 2**20
     try:
-        reports = check_file(args.functions, only=args.only)
-    except ValueError as exc:  # an unknown name in --only
+        reports = check_file(
+            args.functions, only=args.only, hints=args.hints or "formula", timeout=args.timeout or 10.0, memory=memory
+        )
+        if args.format == "gradescope":
+            points = _points(args.points)
+            data = gradescope_results(reports, points, args.visibility or "visible", time.perf_counter() - start)
+        else:
+            data = report_json(reports)
+    except ValueError as exc:  # an unknown name in --only or --points
         usage(str(exc))
-    print(format_reports(reports))
+    if args.json != "-":
+        print(format_reports(reports))
+    not_loaded = any(r.status == "not loaded" for r in reports)
+    if not_loaded:
+        print(f"nnref gradcheck: {reports[0].message}", file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps(report_json(reports), indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            try:
+                with open(args.json, "w", encoding="utf-8") as out:
+                    out.write(text)
+            except OSError as exc:
+                print(f"nnref gradcheck: cannot write the report to {args.json}: {exc.strerror}", file=sys.stderr)
+                return 2
+    if not_loaded:
+        return 2
     return 0 if all(r.passed for r in reports) else 1
 
 
+def _points(points):
+    """--points with each Function's name as the lecture writes it ("linear" → "LinearFunction")."""
+    if not isinstance(points, dict):
+        return points
+    from ..formulas import by_name
+
+    try:
+        return {by_name(name).function.__name__: value for name, value in points.items()}
+    except KeyError as exc:
+        raise ValueError(f"--points: {exc.args[0]}") from None
+
+
 def cmd_exercises(args, parser) -> int:
+    usage = _subparser(parser, "exercises").error
+    if (args.dir is None) == (args.autograder is None):
+        usage("give DIR (the kit) or --autograder DIR (what a teacher uploads to Gradescope), one of them")
+    grading = [f"--{name}" for name in _GRADING if name != "format" and getattr(args, name) is not None]
+    if grading and not args.autograder:
+        usage(f"{grading[0]} is the autograder's: use it with --autograder DIR")
+    if args.autograder:
+        return _write_autograder(args, usage)
     from ..exercises import write_kit
 
     try:
@@ -712,6 +837,30 @@ def cmd_exercises(args, parser) -> int:
     for path in written:
         print(f"wrote {path}")
     print(f"next: nnref gradcheck --functions {written[0]}   (see {written[1]})")
+    return 0
+
+
+def _write_autograder(args, usage) -> int:
+    from ..exercises import write_autograder
+
+    try:
+        written = write_autograder(
+            args.autograder,
+            hints=args.hints or "where",
+            points=_points(args.points),
+            visibility=args.visibility or "visible",
+            timeout=args.timeout or 10.0,
+            memory=args.memory or 2048,
+            force=args.force,
+        )
+    except ValueError as exc:
+        usage(str(exc))
+    except (FileExistsError, NotADirectoryError) as exc:
+        print(f"nnref exercises: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: zip the files of {args.autograder} and upload them on Gradescope (see {written[2]})")
     return 0
 
 

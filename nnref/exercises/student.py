@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import functional as F
-from .checking import NAMES, check_function
+from .checking import check_classes
 from .loading import _shown, load_functions
 from .reports import FunctionReport
 
@@ -29,7 +30,7 @@ class StudentFunctions:
         """Load and check the file's Functions.  Raises :class:`StudentFileError`."""
         path = Path(path)
         defined = load_functions(path)
-        reports = [check_function(name, defined[name]) for name in NAMES if name in defined]
+        reports = check_classes(defined)
         used = {r.name: defined[r.name] for r in reports if r.status != "not implemented"}
         return cls(path, used, reports)
 
@@ -38,15 +39,24 @@ class StudentFunctions:
         """The names of the student's Functions in use, in the lecture's order."""
         return tuple(self.functions)
 
-    def describe(self) -> list[str]:
+    def describe(self, used: Iterable[str] | None = None) -> list[str]:
         """What a command says at its start: whose Functions it uses, and which of the student's fail their check
-        or are not written yet."""
+        or are not written yet.  ``used``: the names of the Functions the model uses (:func:`functions_used`);
+        then only those are named, and the others said to be unused."""
         where = _shown(str(self.path))
-        if not self.functions:
-            lines = [f"{where} has no Function written yet: nnref's own are used"]
+        used = set(self.names if used is None else used)
+        names = [name for name in self.names if name in used]
+        if not names:
+            what = "has no Function written yet" if not self.functions else "has none of the Functions this uses"
+            lines = [f"{where} {what}: nnref's own are used"]
         else:
-            lines = [f"using the student's {', '.join(self.names)} from {where} (nnref's for the rest)"]
+            lines = [f"using the student's {', '.join(names)} from {where} (nnref's for the rest)"]
+        unused = [name for name in self.names if name not in used]
+        if unused:
+            lines.append(f"not used here: {', '.join(unused)}")
         for r in self.reports:
+            if r.name not in used and r.status != "not implemented":
+                continue
             if r.status == "fail":
                 lines.append(f"warning: {r.name} fails its check, and is used all the same: {r.message}")
             elif r.status == "not implemented":
@@ -74,6 +84,32 @@ def use_functions(functions: dict[str, type]):
     finally:
         for name, cls in previous.items():
             setattr(F, name, cls)
+
+
+class _Recorder:
+    """In nnref.functional's place for a name: notes that it was applied, and applies nnref's own."""
+
+    def __init__(self, name: str, cls: type, seen: set[str]) -> None:
+        self.name, self.cls, self.seen = name, cls, seen
+
+    def apply(self, *args):
+        self.seen.add(self.name)
+        return self.cls.apply(*args)
+
+
+def functions_used(run: Callable[[], object]) -> tuple[str, ...]:
+    """The names of the Functions ``run()`` applies through nnref's plain functions (a model's forward and loss:
+    ``lambda: model.loss(model(x), y)``), in the lecture's order."""
+    seen: set[str] = set()
+    previous = functions_in_use()
+    for name, cls in previous.items():
+        setattr(F, name, _Recorder(name, cls, seen))
+    try:
+        run()
+    finally:
+        for name, cls in previous.items():
+            setattr(F, name, cls)
+    return tuple(name for name in F.FUNCTIONS if name in seen)
 
 
 def functions_in_use() -> dict[str, type]:

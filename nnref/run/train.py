@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from ..data import MNISTSplits, load_data, make_loader
-from ..exercises import StudentFunctions, use_functions
+from ..exercises import StudentFunctions, functions_used, use_functions
 from ..fast.steps import make_step
 from ..functional import value_checks
 from ..training import finite
@@ -111,9 +111,17 @@ def _student_functions(cfg: TrainConfig, console: Console | None) -> tuple[Train
     if not cfg.functions:
         return cfg, {}
     student = StudentFunctions.load(cfg.functions)
-    for line in student.describe() if console else ():
+    for line in student.describe(_functions_of(cfg)) if console else ():
         console(line)
     return dataclasses.replace(cfg, student_functions=student.names), student.functions
+
+
+def _functions_of(cfg: TrainConfig) -> tuple[str, ...]:
+    """The Functions the configuration's model applies in its forward and loss (one tiny batch, nnref's own)."""
+    model = cfg.build_model()
+    x = torch.zeros(2, 784)  # the default model: 784 inputs, MNIST's
+    y = torch.zeros(2) if model.binary else torch.zeros(2, dtype=torch.long)
+    return functions_used(lambda: model.loss(model(x), y))
 
 
 def resume_path(cfg: TrainConfig) -> str | None:
