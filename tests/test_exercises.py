@@ -101,7 +101,8 @@ def test_write_kit_refuses_to_overwrite_and_writes_nothing(tmp_path):
 # Correct files pass
 # --------------------------------------------------------------------------------------------------
 def test_a_file_that_imports_nnref_for_its_data_and_layers_passes(tmp_path):
-    uses = "import torch\nimport nnref.functional as NF\nfrom nnref.data import MEAN, STD\nfrom nnref.layers import Linear\n"
+    uses = "import torch\nimport nnref.functional as NF\nfrom nnref.data import MEAN, STD\n"
+    uses += "from nnref.layers import Linear\n"
     path = _solution_with(tmp_path, "import torch\n", uses)
     text = path.read_text().replace("sigma = 1 / (1 + torch.exp(-z))", "sigma = NF.sigmoid(z)  # nnref's plain sigmoid")
     path.write_text(text + "\n\nSCALE = (MEAN, STD, Linear)\n")
