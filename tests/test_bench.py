@@ -107,7 +107,12 @@ def test_startup_section_sets_each_command_beside_its_target(quick):
         "start-up: nnref train softmax to its first step",
         "start-up: nnref gradcheck",
         "start-up: nnref train softmax to its first step vs import torch + one SGD step",
+        "start-up: nnref gradcheck --functions, a right file graded whole",
+        "start-up: the same grading vs python -c 'import torch'",
     }
+    bare = startup.pop("start-up: the same grading vs python -c 'import torch'")
+    grading = startup["start-up: nnref gradcheck --functions, a right file graded whole"]
+    assert bare["nnref"] == grading["nnref"] and 0 < bare["reference"] < grading["nnref"]  # torch's import, in it
     floor = startup.pop("start-up: nnref train softmax to its first step vs import torch + one SGD step")
     assert all(0 < r["nnref"] < 120 for r in startup.values())
     targets = {"start-up: nnref --help": "help", "start-up: nnref gradcheck": "gradcheck"}

@@ -682,3 +682,58 @@ def test_a_file_whose_import_hangs_still_gives_a_full_report(tmp_path):
     assert [r.name for r in reports] == list(NAMES)
     assert {r.status for r in reports} == {"not loaded"}
     assert "importing it took longer than 1 s" in reports[0].message
+
+
+# --------------------------------------------------------------------------------------------------
+# The kit hands out no answer; the documented Python API works in Otter-Grader's and nbgrader's cells
+# --------------------------------------------------------------------------------------------------
+def test_the_kit_contains_no_gradient_formula():
+    answers = _answers()
+    for name in E.KIT_FILES:
+        text = E.kit_text(name)
+        assert [key for key in answers if key in text] == [], name
+    assert "a(1 − a)" in answers  # (what is searched for: the test can fail)
+
+
+def _doc_cell(after: str) -> str:
+    docs = (Path(__file__).parents[1] / "docs" / "exercises.md").read_text()
+    start = docs.index("```python\n", docs.index(after)) + len("```python\n")
+    return docs[start : docs.index("```", start)]
+
+
+SIGMOID = """
+class MySigmoid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z):
+        a = torch.sigmoid(z)
+        ctx.save_for_backward(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return {body}
+"""
+
+
+@pytest.mark.parametrize("grader", ["*Otter-Grader*", "*nbgrader*"])
+def test_the_documented_grader_cells_pass_a_right_answer_and_fail_a_wrong_one(grader, capsys):
+    cell = _doc_cell(grader)
+    for body, right in (("g * a * (1 - a)", True), ("g * (1 - a)", False)):
+        namespace = {"torch": torch}
+        exec(SIGMOID.format(body=body), namespace)  # noqa: S102  (the student's cell)
+        capsys.readouterr()
+        try:
+            exec(cell, namespace)  # noqa: S102  (the teacher's test cell, as the docs give it)
+            failed = None
+        except AssertionError as exc:
+            failed = str(exc)
+        printed = capsys.readouterr().out.strip()
+        if grader == "*Otter-Grader*":
+            assert failed is None and (printed == "pass") == right, printed
+            said = printed
+        else:
+            assert (failed is None) == right and printed == ""
+            said = failed or ""
+        if not right:
+            assert said.startswith("dL/dz is wrong: largest error") and "a(1 − a)" not in said, said

@@ -198,6 +198,20 @@ def test_the_notebook_is_committed_without_outputs_and_follows_the_lecture():
     assert len(exercises) == len(EXERCISES)
 
 
+def test_section_7_asks_for_the_backward_without_printing_it_and_tells_the_honest_lesson():
+    """The σ backward is not shown above the exercise that asks for it, and §7 says that a wrong gradient can
+    still train — only the check finds it."""
+    cells = _notebook()["cells"]
+    start = next(i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## 7."))
+    exercise = next(i for i in range(start, len(cells)) if "exercise" in cells[i].get("metadata", {}).get("tags", []))
+    above = "".join("".join(c["source"]) for c in cells[start : exercise + 1])
+    for answer in ("a(1 − a)", "a * (1 - a)", "a(1-a)", "(1 − a)a", "σ(z)(1 − σ(z))"):
+        assert answer not in above, answer
+    section = "".join("".join(c["source"]) for c in cells[start : start + 6])
+    assert "A wrong\ngradient can still train; only the check finds it." in section
+    assert "A wrong backward trains a wrong line" not in section
+
+
 def _printed(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
@@ -309,3 +323,5 @@ def test_the_neuron_trains_on_the_students_backward(run):
     flipped = re.search(accuracy, _printed(run.cells[run.answers[("train", "sign flipped")]]))
     assert right.group(1) == flipped.group(1) == "your"
     assert float(right.group(2)) >= 95 and float(flipped.group(2)) <= 20, (right.group(0), flipped.group(0))
+    wrong = re.search(r"σ′ taken as 1 − a: training accuracy ([\d.]+)% all the same; the check says: (\w+)", run.text)
+    assert wrong and float(wrong.group(1)) >= 95 and wrong.group(2) == "fail", run.text[-2000:]

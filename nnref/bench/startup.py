@@ -15,7 +15,10 @@ from .core import Context, section
 __all__ = ["time_command", "time_to_first_step"]
 
 #: What each command must answer within (seconds, on 2 cores).
-TARGETS = {"help": 0.5, "first step": 2.0, "gradcheck": 3.0}
+TARGETS = {"help": 0.5, "first step": 2.0, "gradcheck": 3.0, "grading": 3.0}
+
+#: A right student's file to grade (the tests' complete solution of the kit: the bench runs from a checkout).
+SOLUTION = Path(__file__).resolve().parents[2] / "tests" / "exercise_solutions.py"
 
 
 #: The floor under any first step taken with ``torch.optim``: ``import torch`` and one ``SGD.step()``, which imports
@@ -64,6 +67,8 @@ def _training_count(root: Path) -> int:
     return check_idx_file(Path(root) / "MNIST" / "raw" / IMAGE_FILES[True][1], "labels")
 
 
+GRADING = "nnref gradcheck --functions, a right file graded whole (nine Functions, each in its own process)"
+GRADING_VS_TORCH = "the same grading vs python -c 'import torch'"
 FIRST_VS_FLOOR = "nnref train softmax to its first step vs import torch + one SGD step"
 
 
@@ -73,7 +78,9 @@ def startup_section(ctx: Context) -> list[dict]:
     ``nnref --help``; ``nnref train softmax`` on MNIST already on disk (and decoded once before: the cache of
     nnref.data) to the end of its first step; ``nnref gradcheck`` — the nine Functions in float64 — to its table.
     The reference column is the target; one more row sets the first step beside its floor, ``import torch`` and
-    one ``torch.optim.SGD`` step in a bare ``python -c`` (timed alternately with it)."""
+    one ``torch.optim.SGD`` step in a bare ``python -c`` (timed alternately with it).  Grading a right student's
+    file (``nnref gradcheck --functions``, the import of torch counted) is timed against its target, then beside a
+    bare ``python -c 'import torch'``."""
     runs = ctx.profile.startup_runs
     with tempfile.TemporaryDirectory() as tmp:
         env = {"NNREF_CACHE_DIR": str(Path(tmp) / "cache")}
@@ -87,12 +94,19 @@ def startup_section(ctx: Context) -> list[dict]:
             floor.append(time_command([], env, python=["-c", FLOOR]))
         helps = [time_command(["--help"], env) for _ in range(runs)]
         checks = [time_command(["gradcheck"], env) for _ in range(runs)]
+        grading, bare = [], []
+        for _ in range(runs if SOLUTION.is_file() else 0):  # alternating, as above
+            grading.append(time_command(["gradcheck", "--functions", str(SOLUTION), "--json", "-"], env))
+            bare.append(time_command([], env, python=["-c", "import torch"]))
     rows = []
     for name, what, times in (
         ("help", "nnref --help", helps),
         ("first step", "nnref train softmax to its first step", first),
         ("gradcheck", "nnref gradcheck", checks),
+        ("grading", GRADING, grading),
     ):
+        if not times:
+            continue
         rows.append(
             {
                 "name": f"start-up: {what} (median of {runs})",
@@ -113,4 +127,15 @@ def startup_section(ctx: Context) -> list[dict]:
             "each": [round(t, 2) for t in floor],
         }
     )
+    if grading:
+        rows.append(
+            {
+                "name": f"start-up: {GRADING_VS_TORCH} (median of {runs})",
+                "nnref": statistics.median(grading),
+                "reference": statistics.median(bare),
+                "unit": "s",
+                "ratio": statistics.median(grading) / statistics.median(bare),
+                "each": [round(t, 2) for t in bare],
+            }
+        )
     return rows
