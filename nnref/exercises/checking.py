@@ -34,6 +34,7 @@ import torch
 
 from .. import functional as F
 from ..formulas import Formula, by_name
+from ..gradcheck import numerical_gradient  # imported once, before the checks' processes fork
 from . import isolation
 from .loading import StudentFileError, _describe_exception, _frame_in, _real, _shown, load_functions
 from .own_work import not_own, watching_autograd
@@ -383,8 +384,6 @@ def _check_numerical(check: _Check, cls: type, case: _Case) -> None:
     """Each gradient still right against the lecture's numerical gradient of L = Σ g ⊙ output (central
     differences, float64): a backward that agrees with nnref's only when called once, or that depends on more
     than forward saved, disagrees here."""
-    from ..gradcheck import numerical_gradient
-
     spec = check.spec
     inputs = case.fresh()
     g, grads = _call_backward(check, cls, case, inputs)
