@@ -142,6 +142,7 @@ def _child(task: Callable[[], object], fd: int, memory: int | None) -> None:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # input() gets nothing rather than waiting
         os.dup2(2, 1)  # what the student's code prints goes to stderr, never into a report on stdout
+        sys.stdout = sys.stderr
         _limit_memory(memory)
         _one_thread()
         message = {"value": task()}
