@@ -439,7 +439,7 @@ def test_json_and_table(tmp_path):
     ]
     assert tanh[0]["error"].startswith("dL/dz is wrong: largest error ") and "1 − a²" in tanh[0]["error"]
     odd = E.FunctionReport("SigmoidFunction", "fail", "x | y\nz")  # a student's exception text, in one cell
-    assert E.format_reports([odd]).splitlines()[2] == "| SigmoidFunction | fail | x \\| y z |"
+    assert E.format_reports([odd]).splitlines()[2] == "| SigmoidFunction | fail | x \\| y / z |"
 
 
 def test_check_function_checks_one_class():

@@ -107,6 +107,7 @@ def _setup(from_source: bool) -> str:
 # CPU build of PyTorch (no GPU is needed to grade).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+export PIP_BREAK_SYSTEM_PACKAGES=1  # the image's own Python (Ubuntu 24.04 marks it externally managed)
 command -v pip3 >/dev/null || {{ apt-get update && apt-get install -y python3-pip; }}
 python3 -m pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu
 {install}

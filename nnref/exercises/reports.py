@@ -141,8 +141,9 @@ def format_reports(reports: Sequence[FunctionReport]) -> str:
     """The terminal's table: ``| Function | status | message |`` (markdown, like nnref's other tables), then a
     line "N of T Functions pass" ("1 of 1 Function passes")."""
 
-    def cell(text: str) -> str:
-        return " ".join(text.split()).replace("|", "\\|")
+    def cell(text: str) -> str:  # one line per wrong gradient, joined by " / "
+        lines = (" ".join(line.split()) for line in text.splitlines())
+        return " / ".join(line for line in lines if line).replace("|", "\\|")
 
     lines = ["| Function | status | message |", "|---|---|---|"]
     lines += [f"| {r.name} | {r.status} | {cell(r.message)} |" for r in reports]
