@@ -117,6 +117,7 @@ def test_startup_section_sets_each_command_beside_its_target(quick):
     assert all(0 < r["nnref"] < 120 for r in startup.values())
     targets = {"start-up: nnref --help": "help", "start-up: nnref gradcheck": "gradcheck"}
     targets["start-up: nnref train softmax to its first step"] = "first step"
+    targets["start-up: nnref gradcheck --functions, a right file graded whole"] = "grading"
     assert {name: r["reference"] for name, r in startup.items()} == {n: TARGETS[t] for n, t in targets.items()}
     assert floor["nnref"] == startup["start-up: nnref train softmax to its first step"]["nnref"]
     assert 0 < floor["reference"] < floor["nnref"]  # import torch + one step comes before nnref's first step

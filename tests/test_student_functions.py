@@ -251,13 +251,15 @@ def _half_right(tmp_path: Path) -> tuple[Path, float]:
     return path, 100 / 9 * (2 / 3 + 4)
 
 
-def test_gradescope_results_json_follows_the_documented_schema(tmp_path, capsys):
+def test_gradescope_results_json_follows_the_documented_schema(tmp_path, capsys, monkeypatch):
     import jsonschema
 
     path, score = _half_right(tmp_path)
+    monkeypatch.chdir(tmp_path)
     argv = ["gradcheck", "--functions", str(path), "--format", "gradescope", "--json", "-", "--hints", "where"]
     assert main([*argv, "--visibility", "after_due_date"]) == 1
     results = json.loads(capsys.readouterr().out)  # standard output is the JSON, nothing else
+    assert not (tmp_path / "-").exists()  # and no file named "-"
     jsonschema.validate(results, GRADESCOPE_SCHEMA)
     assert results["score"] == pytest.approx(score) and isinstance(results["execution_time"], (int, float))
     tests = results["tests"]
@@ -279,7 +281,6 @@ def test_an_unwritable_report_is_exit_2_and_the_table_is_printed(tmp_path, capsy
     code = main(["gradcheck", "--functions", str(SOLUTION), "--json", str(tmp_path / "no" / "such" / "r.json")])
     captured = capsys.readouterr()
     assert code == 2 and "cannot write the report to" in captured.err and "9 of 9 Functions pass" in captured.out
-    assert not (tmp_path / "-").exists()
 
 
 def test_gradcheck_without_functions_in_a_kit_folder_says_whose_it_checked(tmp_path, capsys, monkeypatch):
