@@ -549,6 +549,13 @@ CHEATS = {
         "            torch.sigmoid(z).backward(g)\n        return z.grad\n",
         "backward calls .backward()",
     ),
+    "the watch taken away": (
+        "    @staticmethod\n    def backward(ctx, g):\n        import sys\n\n        sys.setprofile(None)\n"
+        "        (z,) = ctx.saved_tensors\n        with torch.enable_grad():\n"
+        "            z = z.detach().requires_grad_()\n"
+        "            return torch.autograd.grad(torch.sigmoid(z), z, g)[0]\n",
+        "backward calls sys.setprofile",
+    ),
     "torch.func": (
         "    @staticmethod\n    def backward(ctx, g):\n        (z,) = ctx.saved_tensors\n"
         "        _, vjp = torch.func.vjp(torch.sigmoid, z)\n        return vjp(g)[0]\n",

@@ -77,4 +77,6 @@ def watching_autograd():
     try:
         yield found
     finally:
+        if sys.getprofile() is not profile:  # the block took the watch away
+            found.append("sys.setprofile")
         sys.setprofile(previous)
