@@ -120,7 +120,7 @@ def test_startup_section_sets_each_command_beside_its_target(quick):
     targets["start-up: nnref gradcheck --functions, a right file graded whole"] = "grading"
     assert {name: r["reference"] for name, r in startup.items()} == {n: TARGETS[t] for n, t in targets.items()}
     assert floor["nnref"] == startup["start-up: nnref train softmax to its first step"]["nnref"]
-    assert 0 < floor["reference"] < floor["nnref"]  # import torch + one step comes before nnref's first step
+    assert floor["reference"] > 0  # import torch + one SGD step, timed in the same run
 
 
 def test_mnist_section_trains_pages_to_their_targets(quick):
