@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 from browser import lab_in_browser, lab_page, pixels, require_browser, serious_violations
+
+from nnref.lab.state import SERVER_FIELDS
 
 pytestmark = pytest.mark.browser
 require_browser()
@@ -190,3 +193,54 @@ def test_a_field_added_in_python_appears_on_the_page_with_its_default(page, monk
     _open(page)
     assert page.evaluate("window.nnrefLab.state().colourBlind") is True
     assert "colourBlind=true" in page.url
+
+
+# --------------------------------------------------------------------------------------------------
+# The page draws from the weights a frame carries: the same pictures as the server's model
+# --------------------------------------------------------------------------------------------------
+def _server_pictures(state: dict, header: dict):
+    """The server's models (nnref.plane's) with the weights of the frame: each model's class probabilities over the
+    heat map's grid, and each hidden neuron's picture on the thumbnail grid (bytes 128 ± 127 · output / max)."""
+    from nnref import plane
+    from nnref.lab.session import RESOLUTION, THUMBNAIL, PlaygroundSession
+
+    session = PlaygroundSession({k: v for k, v in state.items() if k in SERVER_FIELDS})
+    grid, step, maps, neurons = plane.grid(resolution=RESOLUTION), RESOLUTION // THUMBNAIL, [], []
+    for entry in header["models"]:
+        model = session.models[entry["kind"]]
+        if entry["kind"] == "knn":
+            maps.append(model.predict_proba(grid))
+            continue
+        layers = entry.get("layers", header["network"]["layers"])
+        with torch.no_grad():
+            for linear, sent in zip(model.linears(), layers):
+                linear.weight.copy_(torch.tensor(sent["w"]))
+                linear.bias.copy_(torch.tensor(sent["b"]))
+        hidden, probs = model.trace(grid)
+        maps.append(probs)
+        if "layers" not in entry:
+            for out in hidden:
+                out = out.reshape(RESOLUTION, RESOLUTION, -1)[::step, ::step]
+                scaled = 128 + 127 * out / out.abs().amax((0, 1)).clamp_min(1e-12)
+                neurons.append(scaled.round().clamp(0, 255).permute(2, 0, 1).flatten())
+    return maps, neurons
+
+
+@pytest.mark.parametrize(
+    "hash_",
+    ["#preset=deeper-net-on-spirals", "#model=compare&dataset=spirals&classes=3&activation=relu&hidden=5,3"],
+)
+def test_the_page_s_pictures_are_the_server_s_model_on_the_frame_s_weights(page, hash_):
+    _open(page, hash_)
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => window.nnrefLab.epoch > 3")
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_function("() => !window.nnrefLab.playing && !window.nnrefLabFrame().playing")
+    header, drawn = page.evaluate("() => [window.nnrefLabFrame(), window.nnrefLabPictures()]")
+    assert header["epoch"] > 3
+    maps, neurons = _server_pictures(page.evaluate("() => window.nnrefLab.state()"), header)
+    assert len(drawn["maps"]) == len(maps) and len(drawn["neurons"]) == len(neurons) > 0
+    for mine, theirs in zip(drawn["maps"], maps):
+        assert (torch.tensor(mine, dtype=torch.float64) / 255 - theirs.flatten()).abs().max() <= 1 / 255
+    for mine, theirs in zip(drawn["neurons"], neurons):
+        assert (torch.tensor(mine) - theirs).abs().max() <= 1  # the same picture, up to a byte's rounding

@@ -3,10 +3,11 @@ by step, and the frames that show them.
 
 A :class:`PlaygroundSession` is used by one page at a time, from one thread at a time; the server
 (:mod:`nnref.lab.server`) calls it between the messages it reads.  A frame is one binary message: a 4-byte
-length, a JSON header (epoch, losses, accuracies, weights, the layout of what follows) and the maps as bytes — the
-class probabilities over the plane for each model shown (``RESOLUTION``² pixels × classes, 0–255) and every hidden
-neuron's output over the plane (``THUMBNAIL``² bytes each, 128 ± 127 · output / max |output|), rows from the
-bottom of the plane up.
+length, a JSON header (epoch, losses, accuracies, every network's weights) and, only when KNN changed, KNN's class
+probabilities over the plane (``RESOLUTION``² pixels × classes, 0–255, rows from the bottom of the plane up).  The
+page draws the networks' heat maps (``RESOLUTION``²) and every hidden neuron's picture (``THUMBNAIL``²: the heat
+map's grid, every third point) from the weights (``static/lab/model.js``), as TensorFlow Playground does: a frame
+carries what changed, not pictures (about 2 KB for *A deeper network on the spirals*).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class PlaygroundSession:
         self.state = {**DEFAULTS, **check_state(state or {})}
         classes_of(self.state["dataset"], self.state["classes"])
         self._check_typed(self.state)
+        self._knn_stamp, self._knn_sent = 0, None
         self.init = 0  # "new weights" presses: the descent's seed is seed + 1000 · init, the playground's r-th start
         self.playing, self.diverged, self.version, self.generation = False, None, version, 0
         self._make_data()
@@ -240,6 +242,7 @@ class PlaygroundSession:
         self.initial_loss = {kind: d.loss() for kind, d in self.descents.items()}
 
     def _build_knn(self) -> None:
+        self._knn_stamp += 1  # a new KNN: its map goes out with the next frame
         k = self.state["k"]
         if self.Xtr.shape[0] >= k:
             self.models["knn"] = plane.fit_knn(self.Xtr, self.ytr, k, self.state["metric"], self.classes)
@@ -340,8 +343,8 @@ class PlaygroundSession:
         }
 
     def frame(self) -> bytes:
-        """The binary frame: header and maps (see the module's docstring)."""
-        grid = plane.grid(resolution=RESOLUTION)
+        """The binary frame: the header (weights, scores) and KNN's map when it changed (see the module's
+        docstring).  The page draws every picture of a network from the weights the header carries."""
         header = {
             "type": "frame",
             "version": self.version,
@@ -353,24 +356,35 @@ class PlaygroundSession:
             "generation": self.generation,
             "models": [],
         }
-        maps, thumbnails, network = [], [], None
+        maps = []
         for kind, model in self.models.items():
+            entry = {"kind": kind, **self._scores(kind, model)}
             if kind == "knn":
-                hidden, probs = [], model.predict_proba(grid)
-            else:
-                hidden, probs = model.trace(grid)
-            maps.append((probs * 255).round().to(torch.uint8).numpy().tobytes())
-            header["models"].append({"kind": kind, **self._scores(kind, model)})
-            if kind == ("mlp" if "mlp" in self.models else "line"):
-                network = model.linears(), hidden
-        if network is not None:
-            header["network"] = self._network(*network, thumbnails)
+                entry["map"] = self._knn_map(model, maps)
+            elif kind != self.network:  # the line beside the network: its own weights
+                entry["layers"] = _layers(model.linears())
+            header["models"].append(entry)
+        if self.network is not None:
+            header["network"] = {
+                "inputs": list(self.state["inputs"]),
+                "activation": self.state["activation"],
+                "layers": _layers(self.models[self.network].linears()),
+            }
         if self.diverged:
             header["diverged"] = self.diverged
         header["notices"] = self._notices(header["models"])
         if self.state["instance"] and self.network is not None:
             header["backward"] = self._worked()
-        return encode(header, maps + thumbnails)
+        return encode(header, maps)
+
+    def _knn_map(self, model, maps: list[bytes]) -> int:
+        """KNN's class probabilities over the plane (``RESOLUTION``² × classes bytes) go out once per KNN: they
+        change only when KNN does.  Returns the KNN's stamp; its map is in ``maps`` when this frame carries it."""
+        if self._knn_sent != self._knn_stamp:
+            probs = model.predict_proba(plane.grid(resolution=RESOLUTION))
+            maps.append((probs * 255).round().to(torch.uint8).numpy().tobytes())
+            self._knn_sent = self._knn_stamp
+        return self._knn_stamp
 
     def _worked(self) -> dict:
         """The backward pass view: the worked example of the instance on the drawn network, in the plane's own
@@ -398,31 +412,6 @@ class PlaygroundSession:
             w, b = line
             scores["line"] = {"w": [float(w[0]), float(w[1])], "b": b, "distance": plane.line_distance(w, b)}
         return scores
-
-    def _network(self, linears: list, hidden: list[torch.Tensor], thumbnails: list[bytes]) -> dict:
-        """The weights of every layer (the links) and every hidden neuron's output over the plane (thumbnails:
-        the heat map's grid, every third point)."""
-        step = RESOLUTION // THUMBNAIL
-        scales = []
-        for out in hidden:
-            out = out.reshape(RESOLUTION, RESOLUTION, -1)[::step, ::step]
-            scale = out.abs().amax((0, 1)).clamp_min(1e-12)
-            thumbnails.append(
-                (128 + 127 * out / scale)
-                .round()
-                .clamp(0, 255)
-                .to(torch.uint8)
-                .permute(2, 0, 1)
-                .contiguous()
-                .numpy()
-                .tobytes()
-            )
-            scales.append(_rounded(scale))
-        return {
-            "inputs": list(self.state["inputs"]),
-            "scales": scales,
-            "layers": [{"w": _rounded(m.weight), "b": _rounded(m.bias)} for m in linears],
-        }
 
     # -- the lecture's gradient check, and the export ------------------------------------------------
     def gradient_check(self, rows: int = 64) -> dict:
@@ -494,3 +483,9 @@ def _rounded(t: torch.Tensor) -> list:
         if t.dim() <= 1
         else [_rounded(row) for row in t.detach()]
     )
+
+
+def _layers(linears: list) -> list[dict]:
+    """The weights of every layer, input side first: the links the page draws, and all it needs to draw the
+    network's heat map and every neuron's picture (``static/lab/model.js``)."""
+    return [{"w": _rounded(m.weight), "b": _rounded(m.bias)} for m in linears]

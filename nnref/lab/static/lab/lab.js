@@ -9,6 +9,7 @@ import {CLASSES, DOMAIN, FEATURE_LABELS, FIELDS, LIMITS, NOISE, PRESETS, fromHas
   from "./state.js";
 import {drawInstance, drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
+import {pictures} from "./pictures.js";
 import {LossChart} from "./chart.js";
 import {importReport, parseCsv, toCsv} from "./csv.js";
 import {BackpropView} from "./backprop.js";
@@ -112,6 +113,7 @@ function receiveBinary(buffer) {
     link.click();
     return;
   }
+  if (header.models.some(m => m.kind === "knn") && payload.length) knnMap = payload.slice();  // sent once per KNN
   if (header.version < stats.sent) {
     // made before the page's latest change reached the server: not worth drawing — acknowledged at once, so the
     // server sends the frame that shows the change without waiting for this one to be painted
@@ -152,26 +154,25 @@ function draw() {
   for (; unacknowledged > 0; unacknowledged--) send({type: "ready"});
 }
 
-let shown = null;
-window.nnrefLabFrame = () => shown?.header;  // (what a test reads: the last frame drawn)
+let shown = null, knnMap = null, drawn = null;
+window.nnrefLabFrame = () => shown?.header;  // (what a test reads: the last frame drawn, and its pictures)
+window.nnrefLabPictures = () => drawn && {maps: drawn.maps.map(m => Array.from(m)),
+                                          neurons: drawn.neurons.map(m => Array.from(m))};
 
 /** Draw a frame: every model's heat map with the points, the network's links and pictures, the scores. */
 function render(frame) {
   shown = frame;
-  const {header, payload} = frame;
+  const {header} = frame;
   if (header.generation !== generation) {  // a new network: a new loss curve, and no old check's verdict
     generation = header.generation;
     chart.clear();
     $("gradcheck-result").textContent = "";
   }
-  const n = header.resolution, c = header.classes;
-  let offset = 0;
   const kinds = header.models.map(m => m.kind);
   const canvases = plots(kinds.length ? kinds : ["empty"]);
+  drawn = pictures(header, knnMap);
   header.models.forEach((m, i) => {
-    const bytes = payload.subarray(offset, offset + n * n * c);
-    offset += n * n * c;
-    paint(canvases[i], fieldImage(bytes, n, c, state.discretize));
+    paint(canvases[i], fieldImage(drawn.maps[i], header.resolution, header.classes, state.discretize));
     drawPoints(canvases[i], data.train, data.test, state.showTest);
     if (m.line) drawLine(canvases[i], m.line);
     if (state.backprop && state.instance.length) drawInstance(canvases[i], state.instance);
@@ -179,14 +180,7 @@ function render(frame) {
       `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`;
   });
   if (!kinds.length) emptyPlane(canvases[0]);
-  const thumbs = [];
-  if (header.network) {
-    const t = header.thumbnail;
-    header.network.scales.forEach(scale => {
-      thumbs.push(payload.subarray(offset, offset + scale.length * t * t));
-      offset += scale.length * t * t;
-    });
-  }
+  const thumbs = drawn.neurons;
   network.build(state, header.classes);
   network.update(header.network, thumbs);
   showScores(header);
