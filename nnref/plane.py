@@ -233,14 +233,19 @@ class Descent:
         return self._epochs_before + (self.steps - self._start) / self.steps_per_epoch
 
     def _batch(self):
+        idx = self.batch_indices()
+        return (self.X, self.t) if idx is None else (self.X[idx], self.t[idx])
+
+    def batch_indices(self, whole: bool = False) -> torch.Tensor | None:
+        """The rows of the next step's batch (a new random order at each epoch's start); None (or, ``whole``, every
+        row) when the batch is the whole training set.  Called once per step, before :attr:`steps` counts it."""
         b, n = self.cfg.batch_size, self.X.shape[0]
         if not b or b >= n:
-            return self.X, self.t
+            return torch.arange(n) if whole else None
         i = (self.steps - self._start) % self.steps_per_epoch
         if i == 0:
             self._order = torch.randperm(n, generator=self.generator)
-        idx = self._order[i * b : (i + 1) * b]
-        return self.X[idx], self.t[idx]
+        return self._order[i * b : (i + 1) * b]
 
     def step(self) -> torch.Tensor:
         """One step w ← w − α ∂L/∂w on the next batch; returns its loss (a tensor: reading it costs a sync)."""

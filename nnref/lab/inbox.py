@@ -132,13 +132,14 @@ class FrameSocket:
             raise
 
     async def _send_frame(self) -> None:
-        seconds = self.train_per_frame if self.session.playing else None
-        frame = await asyncio.to_thread(self._advance_and_draw, seconds)
+        if self.session.playing:
+            await self.advance()
+        frame = await asyncio.to_thread(self.session.frame)
         await self.send(frame, "while its frame was sent")
         self.credits -= 1
         self.dirty = False
 
-    def _advance_and_draw(self, seconds: float | None) -> bytes:
-        if seconds is not None:
-            self.session.advance(seconds)
-        return self.session.frame()
+    async def advance(self) -> None:
+        """Train the playing session before its next frame: ``train_per_frame`` seconds in a worker thread (the
+        playground trains with the class instead: :class:`nnref.lab.crowd.Crowd`)."""
+        await asyncio.to_thread(self.session.advance, self.train_per_frame)

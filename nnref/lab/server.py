@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..exercises import use_functions
+from .crowd import Crowd
 from .inbox import FrameSocket, Inbox, PageGone, closed, during, log
 from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode
@@ -99,7 +100,7 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
 
     notes = tuple(functions.describe()) if functions is not None else ()
     mnist = mnist if mnist is not None else SharedMNIST(download=False)
-    gate = _Gate(token, _Sessions(max_sessions))
+    gate, crowd = _Gate(token, _Sessions(max_sessions)), Crowd(TRAIN_PER_FRAME)
     routes = [
         Route("/", gate.page("lab/index.html")),
         Route("/digits", gate.page("digits/index.html")),
@@ -107,13 +108,13 @@ def create_app(token: str | None = None, max_sessions: int = 8, digits=None, fun
         Route("/lab/definition.json", lambda request: JSONResponse(definition())),
         Route("/mnist/definition.json", lambda request: JSONResponse(mnist_definition())),
         Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
-        WebSocketRoute("/ws/playground", gate.socket(lambda websocket: _PlaygroundSocket(websocket, notes).run())),
+        WebSocketRoute("/ws/playground", gate.socket(lambda ws: _PlaygroundSocket(ws, notes, crowd).run())),
         WebSocketRoute("/ws/digits", gate.socket(lambda websocket: _digits_loop(websocket, digits))),
         WebSocketRoute("/ws/mnist", gate.socket(lambda websocket: _mnist_loop(websocket, mnist, notes))),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
-    app.state.sessions, app.state.mnist = gate.sessions, mnist
+    app.state.sessions, app.state.mnist, app.state.crowd = gate.sessions, mnist, crowd
     return app
 
 
@@ -177,9 +178,16 @@ class _PlaygroundSocket(FrameSocket):
 
     train_per_frame = TRAIN_PER_FRAME
 
-    def __init__(self, websocket: WebSocket, notes: tuple[str, ...] = ()) -> None:
+    def __init__(self, websocket: WebSocket, notes: tuple[str, ...] = (), crowd: Crowd | None = None) -> None:
         super().__init__(websocket)
-        self.notes = notes
+        self.notes, self.crowd = notes, crowd
+
+    async def advance(self) -> None:
+        """The page trains with the class: its networks step together with every playing page's of their shape."""
+        if self.crowd is None:
+            await super().advance()
+        else:
+            await self.crowd.train(self.session)
 
     async def run(self) -> None:
         try:

@@ -275,13 +275,26 @@ class PlaygroundSession:
         records why when a loss or a weight becomes NaN or infinite."""
         if not self.descents or self.diverged:
             return 0
-        end, steps, self.exact = time.perf_counter() + seconds, 0, None  # training moves the weights typed
+        end, steps = time.perf_counter() + seconds, 0
         while True:
             losses = [d.step() for d in self.descents.values()]
             steps += 1
             if time.perf_counter() >= end:
                 break
-        if diverged(torch.stack(losses), [p for d in self.descents.values() for p in d.net.parameters()]):
+        self.trained(losses)
+        return steps
+
+    def training(self) -> list:
+        """The descents a round of the class's training (:mod:`nnref.lab.crowd`) steps for this page: none
+        unless it plays and has not diverged."""
+        return list(self.descents.values()) if self.playing and not self.diverged else []
+
+    def trained(self, losses: list) -> None:
+        """After steps of training (here, or with the class): the last losses; stop and say why when a loss or a
+        weight became NaN or infinite, else show the models as they now stand."""
+        self.exact = None  # training moves the weights typed
+        weights = [p for d in self.descents.values() for p in d.net.parameters()]
+        if diverged(torch.tensor([float(v) for v in losses]), weights):
             self.playing = False
             self.diverged = (
                 f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower the learning "
@@ -289,7 +302,6 @@ class PlaygroundSession:
             )
         else:
             self._refresh()
-        return steps
 
     def nothing_to_train(self) -> str | None:
         """Why Play and Step have nothing to do, in words for the page; None when they train."""

@@ -1,0 +1,167 @@
+"""nnref.lab.crowd: the pages of a class train together — each page's run its own, by nnref's hand-written backward
+(or a student's), whatever the crowd around it."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+import torch
+
+from nnref import functional
+from nnref.choices import CLASSES, PlaygroundConfig
+from nnref.exercises import use_functions
+from nnref.lab import crowd
+from nnref.lab.crowd import Group, batchable, shape_of, train_together
+from nnref.plane import Descent, make_points, split
+
+INPUTS = ("x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2")
+
+
+def _setup(rng: random.Random) -> dict:
+    """A random valid set-up of the playground's network: data, classes, inputs, 0-3 layers, recipe, seed."""
+    dataset = rng.choice(["blobs", "xor", "circles", "spirals"])
+    return {
+        "dataset": dataset,
+        "classes": rng.choice(CLASSES[dataset]),
+        "samples": rng.choice([40, 100, 200]),
+        "inputs": tuple(sorted(rng.sample(INPUTS, rng.randint(1, 4)), key=INPUTS.index)),
+        "hidden": tuple(rng.randint(1, 8) for _ in range(rng.randint(0, 3))),
+        "activation": rng.choice(["relu", "sigmoid", "tanh", "linear"]),
+        "batch": rng.choice([1, 5, 10, 30, 0]),
+        "lr": rng.choice([0.003, 0.03, 0.1]),
+        "momentum": rng.choice([0.0, 0.5, 0.9]),
+        "weight_decay": rng.choice([0.0, 3e-4]),
+        "l1": rng.choice([0.0, 0.0, 1e-3]),
+        "seed": rng.randint(0, 10_000),
+    }
+
+
+def _descent(s: dict) -> Descent:
+    X, y = make_points(s["dataset"], s["samples"], None, s["seed"], s["classes"])
+    Xtr, ytr, _, _ = split(X, y, 0.5, s["seed"])
+    cfg = PlaygroundConfig(
+        lr=s["lr"],
+        momentum=s["momentum"],
+        weight_decay=s["weight_decay"],
+        l1=s["l1"],
+        batch_size=s["batch"],
+        hidden=s["hidden"],
+        activation=s["activation"],
+        features=s["inputs"],
+        seed=s["seed"],
+    )
+    return Descent("mlp" if s["hidden"] or s["classes"] == 2 else "logreg", Xtr, ytr, s["classes"], cfg, s["seed"])
+
+
+def _weights(d: Descent) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in d.net.parameters()]
+
+
+def _largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((p - q).abs().max()) for p, q in zip(a, b))
+
+
+def test_batched_training_equals_page_by_page_for_random_set_ups():
+    rng = random.Random(35)
+    setups = [_setup(rng) for _ in range(12)]
+    setups += [dict(setups[0], seed=s) for s in (1, 2, 3)]  # a group of four of one shape, seeds apart
+    alone, together = [_descent(s) for s in setups], [_descent(s) for s in setups]
+    for d in alone:
+        for _ in range(30):
+            d.step()
+    train_together(together, steps=30)
+    for s, a, t in zip(setups, alone, together):
+        assert t.steps == a.steps == 30 and t.epoch == a.epoch, s
+        assert _largest_difference(_weights(a), _weights(t)) <= 1e-5, s
+    assert len({shape_of(d) for d in together}) < len(together)  # some pages did share a batched step
+
+
+def test_a_page_s_run_is_the_same_alone_and_among_99_others():
+    rng = random.Random(7)
+    mine = {**_setup(rng), "dataset": "spirals", "hidden": (8, 8, 6), "activation": "tanh", "batch": 30}
+    alone = _descent(mine)
+    train_together([alone], steps=100)
+    others = [dict(mine, seed=s, lr=rng.choice([0.003, 0.03, 0.1]), batch=rng.choice([30, 10])) for s in range(90)]
+    others += [_setup(rng) for _ in range(9)]  # and nine pages of their own set-ups
+    class_ = [_descent(s) for s in others[:50]] + [_descent(mine)] + [_descent(s) for s in others[50:]]
+    train_together(class_, steps=100)
+    assert _largest_difference(_weights(alone), _weights(class_[50])) <= 1e-6
+    assert class_[50].epoch == alone.epoch
+
+
+class _WrongTanh(functional.TanhFunction):
+    """A planted bug: the backward forgets the 1 − a² factor."""
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def test_a_planted_wrong_backward_changes_the_batched_training():
+    setup = {**_setup(random.Random(3)), "hidden": (4, 4), "activation": "tanh", "lr": 0.1, "batch": 10}
+    pages = [dict(setup, seed=s) for s in range(4)]
+    right = [_descent(s) for s in pages]
+    train_together(right, steps=20)
+    with use_functions({"TanhFunction": _WrongTanh}):
+        assert batchable()
+        wrong = [_descent(s) for s in pages]
+        train_together(wrong, steps=20)
+        one_by_one = [_descent(s) for s in pages]
+        for d in one_by_one:
+            for _ in range(20):
+                d.step()
+    for r, w, o in zip(right, wrong, one_by_one):
+        assert _largest_difference(_weights(r), _weights(w)) > 1e-3  # every page's training changed...
+        assert _largest_difference(_weights(o), _weights(w)) <= 1e-5  # ...as the wrong backward trains it alone
+
+
+class _UnbatchableLinear(functional.LinearFunction):
+    """A student's Linear that reads a value (.item()): it works page by page, not under vmap."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        scale = float(weight.abs().max().item() > -1)
+        return scale * torch.addmm(bias, x, weight.t())
+
+
+def test_functions_that_cannot_be_batched_train_page_by_page_and_say_so_once(caplog, monkeypatch):
+    monkeypatch.setattr(crowd, "_BATCHABLE", {})
+    setup = {**_setup(random.Random(5)), "hidden": (3,), "batch": 5}
+    with caplog.at_level(logging.WARNING, logger="nnref.lab"), use_functions({"LinearFunction": _UnbatchableLinear}):
+        pages = [_descent(dict(setup, seed=s)) for s in range(3)]
+        alone = [_descent(dict(setup, seed=s)) for s in range(3)]
+        for _ in range(2):
+            train_together(pages, steps=5)
+        for d in alone:
+            for _ in range(10):
+                d.step()
+    said = [r.getMessage() for r in caplog.records if "cannot be batched" in r.getMessage()]
+    assert len(said) == 1 and "one by one" in said[0]
+    for p, a in zip(pages, alone):
+        assert torch.equal(torch.cat([w.flatten() for w in _weights(p)]), torch.cat([w.flatten() for w in _weights(a)]))
+
+
+def test_a_group_steps_pages_of_one_shape_with_their_own_recipes():
+    setup = {**_setup(random.Random(9)), "hidden": (5,), "batch": 10, "samples": 100}
+    pages = [_descent(dict(setup, seed=1, lr=lr)) for lr in (0.0, 0.1)]
+    before = _weights(pages[0])
+    group = Group(pages)
+    group.step()
+    group.finish()
+    assert _largest_difference(before, _weights(pages[0])) == 0  # a learning rate of 0 moves nothing
+    assert _largest_difference(before, _weights(pages[1])) > 0
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_momentum_carries_from_the_crowd_to_a_page_alone_and_back(momentum):
+    setup = {**_setup(random.Random(11)), "momentum": momentum, "hidden": (4,), "batch": 10}
+    mixed, alone = _descent(setup), _descent(setup)
+    train_together([mixed], steps=5)
+    for _ in range(5):
+        mixed.step()  # (a page's Step button: one step alone)
+    train_together([mixed], steps=5)
+    for _ in range(15):
+        alone.step()
+    assert _largest_difference(_weights(mixed), _weights(alone)) <= 1e-6
