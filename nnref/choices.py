@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "PAGES_PER_CORE",
+    "default_max_pages",
     "ACTIVATIONS",
     "METRICS",
     "DATASETS",
@@ -23,6 +25,18 @@ __all__ = [
     "PlaygroundConfig",
     "check_classes",
 ]
+
+#: Playground pages one core of the lab's server carries at full speed (issue 35's classroom measurement: see
+#: docs/playground.md): ``nnref lab --max-pages`` defaults to this many per core of the machine.
+PAGES_PER_CORE = 50
+
+
+def default_max_pages() -> int:
+    """``nnref lab``'s default page limit: what this machine can serve, :data:`PAGES_PER_CORE` per core."""
+    import os
+
+    return PAGES_PER_CORE * (os.cpu_count() or 1)
+
 
 #: Hidden-layer activations, as the command line and the lab spell them ("linear" is TensorFlow Playground's
 #: identity).

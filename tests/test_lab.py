@@ -196,7 +196,7 @@ def test_the_session_limit_and_a_closed_page_ending_its_session(server):
 def _full_then_one_closed(server, sessions, pages):
     with _ws(server) as fourth:
         full = json.loads(fourth.recv(timeout=10))
-        assert full["type"] == "full" and "3 pages are open" in full["message"]
+        assert full["type"] == "full" and "3 pages are open" in full["message"] and "--max-pages" in full["message"]
         with pytest.raises(ConnectionClosed):  # and then the server closes it
             fourth.recv(timeout=5)
         assert fourth.close_code == 1013

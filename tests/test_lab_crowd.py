@@ -165,3 +165,48 @@ def test_momentum_carries_from_the_crowd_to_a_page_alone_and_back(momentum):
     for _ in range(15):
         alone.step()
     assert _largest_difference(_weights(mixed), _weights(alone)) <= 1e-6
+
+
+# --------------------------------------------------------------------------------------------------
+# A class on the server: 30 websocket pages
+# --------------------------------------------------------------------------------------------------
+def _rss() -> int:
+    import gc
+
+    import psutil
+
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+def test_thirty_pages_play_change_knobs_and_leave_each_its_own(caplog):
+    import time
+
+    from nnref.bench.classroom import play_class, random_setup
+    from nnref.lab.server import LabServer
+
+    rng = random.Random(30)
+    setups = [random_setup(rng) for _ in range(30)]
+    with LabServer(max_sessions=40) as lab:
+
+        def all_gone():
+            deadline = time.time() + 20
+            while lab.app.state.sessions.open and time.time() < deadline:
+                time.sleep(0.1)
+            return lab.app.state.sessions.open == 0
+
+        play_class(lab.url, setups, seconds=2)  # (a first class: the server's own memory grows to its working size)
+        assert all_gone()
+        start = _rss()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nnref.lab"):
+            pages = play_class(lab.url, setups, seconds=6, leave=True, seed=1, change_every=0.5)
+            assert all_gone()  # every page that left ended its session
+        end = _rss()
+    for p in pages:
+        assert p.frames > 0 and not p.errors, p  # every page got frames...
+        assert p.foreign == 0, p  # ...its own, none of another page's
+    assert any(p.latencies for p in pages)  # changes were made, and shown
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) <= len(pages) and all("a page closed" in line for line in lines), lines
+    assert abs(end - start) <= 0.1 * start, (start, end)

@@ -13,7 +13,9 @@ docstring says what it compares and why):
   and the draw-a-digit page's time from a stroke to the prediction and the neighbours;
 * ``mnist`` (:mod:`.mnist`) — the lab's /mnist page in headless Chromium: time to an accuracy from Play, frames
   per second, a paused page, two pages at once;
-* ``startup`` (:mod:`.startup`) — how soon the commands a student runs dozens of times answer, each a new process.
+* ``startup`` (:mod:`.startup`) — how soon the commands a student runs dozens of times answer, each a new process;
+* ``classroom`` (:mod:`.classroom`) — a class on one server: 100 pages of the playground at once (websocket clients
+  and three Chromium pages), the same set-up and each its own; ``--url`` loads a lab already running.
 
 Sizes and repetitions come from one :class:`~nnref.bench.core.Profile` (``full``, or ``quick`` with
 ``--quick``).  Output: a markdown table per section, a JSON report (and the cost-claim plot, as PNG and in
@@ -42,6 +44,7 @@ CONTENTS = {
     "digits": "pictures of digits as people make them, and the draw-a-digit page's latency",
     "mnist": "the lab's /mnist page: time to 90% / 96% from Play, frames per second, two pages at once",
     "startup": "how soon nnref --help, nnref train (to its first step) and nnref gradcheck answer",
+    "classroom": "a class on one server: 100 playground pages at once, the same set-up and each its own",
 }
 #: The sections' names, in order.
 ORDER = tuple(CONTENTS)
@@ -65,7 +68,7 @@ __all__ = ["CONTENTS", "ORDER", *_LAZY]
 
 def _registered() -> None:
     """Import every section's module (each registers its sections), then order the registry as :data:`ORDER`."""
-    from . import digits, functions, lab, mnist, neighbours, scaling, startup, training  # noqa: F401
+    from . import classroom, digits, functions, lab, mnist, neighbours, scaling, startup, training  # noqa: F401
     from .core import SECTIONS
 
     if tuple(SECTIONS) != ORDER:

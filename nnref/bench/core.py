@@ -136,6 +136,8 @@ class Profile:
     digits_strokes: int = 20
     digits_images: int = 2000  # test digits rendered in each style
     startup_runs: int = 5  # new processes timed for each command of the startup section (median)
+    classroom_pages: int = 100  # pages of the classroom section's class
+    classroom_seconds: float = 15.0  # how long each of its scenarios plays
 
 
 PROFILES = {
@@ -162,6 +164,8 @@ PROFILES = {
         digits_strokes=3,
         digits_images=60,
         startup_runs=1,
+        classroom_pages=10,
+        classroom_seconds=3.0,
     ),
 }
 
@@ -179,6 +183,7 @@ class Context:
     root: Path
     out: Path
     say: Callable[[str], None] = print
+    url: str | None = None  # a running lab the classroom section loads (None: it starts its own)
     _data: object = None
 
     @property
@@ -224,6 +229,7 @@ def run_bench(
     quick: bool = False,
     repeats: int | None = None,
     progress=None,
+    url: str | None = None,
 ) -> dict:
     """Run the chosen sections (default: all, in :data:`SECTIONS` order); write the JSON report under
     ``out_dir`` and return it.  ``progress(text)`` receives a heading and a markdown table per section."""
@@ -235,7 +241,7 @@ def run_bench(
     profile = replace(profile, repeats=repeats) if repeats else profile
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(torch.device(device), profile, resolve_root(data_root), out, say)
+    ctx = Context(torch.device(device), profile, resolve_root(data_root), out, say, url)
     report = {"info": machine_info(ctx.device), "profile": profile.name, "rows": [], "cost": [], "sections": {}}
     say(
         f"nnref bench on {ctx.device} ({report['info']['device']}, {report['info']['threads']} threads, torch "

@@ -444,6 +444,7 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
         "(a smoke run of a few minutes; the full bench takes ~10)",
     )
     p.add_argument("--repeats", type=positive_int, help="rounds of each side-by-side comparison (default 7, quick 3)")
+    p.add_argument("--url", help="classroom: load this running lab (its address, with its token), not a new one")
 
 
 def _add_predict_options(p: argparse.ArgumentParser) -> None:
@@ -530,6 +531,8 @@ def _add_grading_options(p: argparse.ArgumentParser, autograder: bool = False) -
 
 
 def _add_lab_options(p: argparse.ArgumentParser) -> None:
+    from ..choices import PAGES_PER_CORE, default_max_pages
+
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -538,7 +541,12 @@ def _add_lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port_number, default=8765, help="default 8765")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
     p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
-    p.add_argument("--max-pages", type=positive_int, default=8, help="pages open at once (default 8)")
+    p.add_argument(
+        "--max-pages",
+        type=positive_int,
+        default=default_max_pages(),
+        help=f"pages open at once (default {default_max_pages()}: {PAGES_PER_CORE} per core, what this machine serves)",
+    )
     p.add_argument(
         "--checkpoint", metavar="CKPT", help="a parametric run's checkpoint.pt: enables the draw-a-digit page"
     )
@@ -1049,7 +1057,7 @@ def cmd_bench(args, parser) -> int:
     unknown = set(sections) - set(CONTENTS)
     if unknown:
         raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {list(CONTENTS)}")
-    run_bench(args.device, args.data_root, sections, args.out, args.quick, args.repeats, progress=_print)
+    run_bench(args.device, args.data_root, sections, args.out, args.quick, args.repeats, progress=_print, url=args.url)
     return 0
 
 

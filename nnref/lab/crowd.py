@@ -14,8 +14,9 @@ the log says so once.
 
 A page's run does not depend on the crowd: its steps are its own Descent's (the same seed, the same batches, the
 same SGD with momentum and weight decay as ``torch.optim.SGD``); the gradient of a step is its batch's mean loss,
-as alone.  Alone (a group of one) and among 99 others the weights agree to float32 rounding (the test allows 1e-6
-per weight after 100 steps; docs/playground.md says what was measured).
+as alone.  A page with no other of its shape takes its Descent's own steps.  Alone and among 99 others its weights
+agree to float32 rounding, not bit for bit (the batched products sum in another order; the test allows 1e-6 per
+weight after 100 steps).
 """
 
 from __future__ import annotations
@@ -220,12 +221,25 @@ def train_together(descents: list[Descent], seconds: float = 0.0, steps: int | N
     groups: dict[tuple, list[Descent]] = {}
     for d in descents:
         groups.setdefault(shape_of(d), []).append(d)
-    batched = [Group(members) for members in groups.values()]
+    batched = [Group(members) if len(members) > 1 else _Alone(members[0]) for members in groups.values()]
     with _one_thread():  # small products: a second intra-op thread only waits for a core (2 ms a softmax, loaded)
         _rounds(batched, seconds, steps)
     for g in batched:
         g.finish()
     return {id(d): float(loss) for g in batched for d, loss in zip(g.descents, g.losses)}
+
+
+class _Alone:
+    """A page with no other of its shape: its own Descent's step (the same steps; no stacking to pay for)."""
+
+    def __init__(self, d: Descent) -> None:
+        self.descents, self.losses = [d], [float("nan")]
+
+    def step(self) -> None:
+        self.losses = [self.descents[0].step()]
+
+    def finish(self) -> None:
+        pass
 
 
 @contextlib.contextmanager
@@ -311,7 +325,7 @@ class Crowd:
     def __init__(self, seconds: float, alone: float = 20.0, report: float = 10.0) -> None:
         self.seconds, self.alone, self.report = seconds, alone, report
         self.waiting: dict = {}
-        self.task = None
+        self.task, self.overhead = None, 0.0
         self.rounds, self.pages, self.since = 0, 0, time.perf_counter()
 
     async def train(self, session) -> None:
@@ -337,11 +351,15 @@ class Crowd:
             self._count(len(sessions))
 
     def _round(self, sessions: list) -> None:
+        """One round: every waiting page's steps for at least ``seconds`` — longer when the round's own cost (the
+        stacking, the pages' models brought up to date) is larger, so that training keeps at least half of it."""
+        start = time.perf_counter()
         descents = [d for s in sessions for d in s.training()]
-        losses = train_together(descents, self.seconds) if descents else {}
+        losses = train_together(descents, max(self.seconds, self.overhead)) if descents else {}
         for s in sessions:
             if s.training():
                 s.trained([losses[id(d)] for d in s.descents.values()])
+        self.overhead = max(0.0, time.perf_counter() - start - max(self.seconds, self.overhead))
 
     def _count(self, pages: int) -> None:
         self.rounds, self.pages = self.rounds + 1, self.pages + pages

@@ -37,6 +37,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..choices import default_max_pages
 from ..exercises import use_functions
 from .crowd import Crowd
 from .inbox import FrameSocket, Inbox, PageGone, closed, during, log
@@ -89,18 +90,28 @@ class _Sessions:
         self.open -= 1
 
 
-def create_app(token: str | None = None, max_sessions: int = 8, digits=None, functions=None, mnist=None) -> Starlette:
+def create_app(
+    token: str | None = None,
+    max_sessions: int | None = None,
+    digits=None,
+    functions=None,
+    mnist=None,
+    together: bool = True,
+) -> Starlette:
     """The lab as an ASGI app.  ``token``: required on every page and socket when set.  ``digits``: the backend of
     the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given.
     ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) the playground trains with —
     each page says so (the caller puts them in use: :func:`serve`, :class:`LabServer`).  ``mnist``: the MNIST of the
     ``/mnist`` page (:class:`nnref.lab.mnist.dataset.SharedMNIST`; default ``$NNREF_DATA_ROOT``, else ``./data``,
-    never downloaded)."""
+    never downloaded).  ``max_sessions``: pages open at once (default :func:`nnref.choices.default_max_pages`).
+    ``together``: the playing pages train together (:class:`nnref.lab.crowd.Crowd`); False: each page by itself,
+    as before the class did (what the classroom benchmark compares)."""
     from .mnist.dataset import SharedMNIST
 
     notes = tuple(functions.describe()) if functions is not None else ()
     mnist = mnist if mnist is not None else SharedMNIST(download=False)
-    gate, crowd = _Gate(token, _Sessions(max_sessions)), Crowd(TRAIN_PER_FRAME)
+    limit = default_max_pages() if max_sessions is None else max_sessions
+    gate, crowd = _Gate(token, _Sessions(limit)), Crowd(TRAIN_PER_FRAME) if together else None
     routes = [
         Route("/", gate.page("lab/index.html")),
         Route("/digits", gate.page("digits/index.html")),
@@ -146,9 +157,12 @@ class _Gate:
         await websocket.accept()
         if not self.sessions.take():
             pages = "1 page is" if self.sessions.limit == 1 else f"{self.sessions.limit} pages are"
-            await websocket.send_json(
-                {"type": "full", "message": f"The lab is full: {pages} open. Close one and reload this page."}
+            message = (
+                f"The lab is full: {pages} open, the most this lab was started for. Whoever runs nnref lab can "
+                f"raise the limit (nnref lab --max-pages; this machine serves {default_max_pages()} at full speed)."
             )
+            await websocket.send_json({"type": "full", "message": message})
+            log.warning("nnref lab: a page was turned away: the lab is full (--max-pages %d)", self.sessions.limit)
             await websocket.close(code=1013)  # try again later
             return False
         return True
@@ -366,9 +380,10 @@ def serve(
     open_browser: bool = False,
     digits=None,
     say=print,
-    max_sessions: int = 8,
+    max_sessions: int | None = None,
     functions=None,
     mnist=None,
+    together: bool = True,
 ) -> None:
     """Run the lab until interrupted.  Beyond loopback a token is required (one is made when none is given).  The
     socket is bound before the address is printed (port 0: the operating system's choice, printed as bound).
@@ -401,6 +416,6 @@ def serve(
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    app = create_app(token=token, max_sessions=max_sessions, digits=digits, functions=functions, mnist=mnist)
+    app = create_app(token, max_sessions, digits, functions, mnist, together)
     with use_functions(functions.functions if functions is not None else {}):
         quiet_server(app).run(sockets=[sock])
