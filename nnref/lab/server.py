@@ -29,6 +29,7 @@ import traceback
 from pathlib import Path
 from urllib.parse import urlparse
 
+import torch
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -417,5 +418,6 @@ def serve(
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     app = create_app(token, max_sessions, digits, functions, mnist, together)
+    torch.set_num_threads(1)  # many small products, from many threads: a second intra-op thread only waits for a core
     with use_functions(functions.functions if functions is not None else {}):
         quiet_server(app).run(sockets=[sock])
