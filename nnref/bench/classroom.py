@@ -81,6 +81,19 @@ class PageStats:
         return self.epochs / self.seconds if self.seconds else 0.0
 
 
+def _own(header: dict, setup: dict, sent: dict) -> bool:
+    """Whether a frame is this page's: a version it sent (or 0, the server's first, before its set-up arrived),
+    and from its set-up on, its classes and its network's layers."""
+    version = header["version"]
+    if version == 0:
+        return True
+    if version not in sent:
+        return False
+    layers = len(setup.get("hidden", [])) + 1 if setup.get("model", "mlp") in ("mlp", "compare") else 1
+    network = header.get("network")
+    return header["classes"] == setup.get("classes", 2) and (network is None or len(network["layers"]) == layers)
+
+
 async def _page(url: str, setup: dict, seconds: float, rng: random.Random, leave: bool, change_every: float):
     """One page: set-up, Play, then frames until its time is up (or it leaves), a learning-rate change every
     ``change_every`` seconds."""
@@ -110,7 +123,7 @@ async def _page(url: str, setup: dict, seconds: float, rng: random.Random, leave
                     if header.get("type") != "frame":
                         continue
                     await ws.send('{"type":"ready"}')
-                    if header["version"] not in sent:
+                    if not _own(header, setup, sent):
                         stats.foreign += 1
                         continue
                     if header["version"] in sent and header["version"] == version and sent[version] > 0:

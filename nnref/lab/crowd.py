@@ -316,7 +316,7 @@ def _page_by_page(descents: list[Descent], seconds: float, steps: int | None) ->
 
 
 class Crowd:
-    """The class's training on the server: a playing page awaits :meth:`train` before each frame; the pages that
+    """The class's training on the server: a playing page awaits its next frame from :meth:`train`; the pages that
     wait are trained together in rounds of ``seconds`` (:func:`train_together`, in a worker thread), one after the
     other while any page waits.  A paused page waits for nothing and costs nothing.  Every ``report`` seconds the
     log says when the pages are being slowed: how many play, and the rounds (frames) per second each gets against
@@ -328,38 +328,43 @@ class Crowd:
         self.task, self.overhead = None, 0.0
         self.rounds, self.pages, self.since = 0, 0, time.perf_counter()
 
-    async def train(self, session) -> None:
-        """Train ``session`` in the next round (with every other page waiting then)."""
+    async def train(self, session) -> bytes:
+        """Train ``session`` in the next round (with every other page waiting then): its next frame."""
         future = asyncio.get_running_loop().create_future()
         self.waiting[session] = future
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
-        await future
+        return await future
 
     async def _run(self) -> None:
         while self.waiting:
             sessions, self.waiting = self.waiting, {}
             try:
-                await asyncio.to_thread(self._round, list(sessions))
+                frames = await asyncio.to_thread(self._round, list(sessions))
             except Exception as exc:  # a bug: every page of the round is told (their loops log it)
+                frames = {}
                 for future in sessions.values():
                     if not future.done():
                         future.set_exception(exc)
-            for future in sessions.values():
+            for session, future in sessions.items():
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(frames[session])
             self._count(len(sessions))
 
-    def _round(self, sessions: list) -> None:
+    def _round(self, sessions: list) -> dict:
         """One round: every waiting page's steps for at least ``seconds`` — longer when the round's own cost (the
-        stacking, the pages' models brought up to date) is larger, so that training keeps at least half of it."""
+        stacking, the pages' frames) is larger, so that training keeps at least half of it — then each page's
+        frame, made here in one thread rather than in a thread each."""
         start = time.perf_counter()
         descents = [d for s in sessions for d in s.training()]
         losses = train_together(descents, max(self.seconds, self.overhead)) if descents else {}
+        frames = {}
         for s in sessions:
             if s.training():
                 s.trained([losses[id(d)] for d in s.descents.values()])
+            frames[s] = s.frame()
         self.overhead = max(0.0, time.perf_counter() - start - max(self.seconds, self.overhead))
+        return frames
 
     def _count(self, pages: int) -> None:
         self.rounds, self.pages = self.rounds + 1, self.pages + pages

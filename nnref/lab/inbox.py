@@ -132,14 +132,15 @@ class FrameSocket:
             raise
 
     async def _send_frame(self) -> None:
-        if self.session.playing:
-            await self.advance()
-        frame = await asyncio.to_thread(self.session.frame)
+        frame = await self.advance() if self.session.playing else None
+        if frame is None:
+            frame = await asyncio.to_thread(self.session.frame)
         await self.send(frame, "while its frame was sent")
         self.credits -= 1
         self.dirty = False
 
-    async def advance(self) -> None:
+    async def advance(self) -> bytes | None:
         """Train the playing session before its next frame: ``train_per_frame`` seconds in a worker thread (the
-        playground trains with the class instead: :class:`nnref.lab.crowd.Crowd`)."""
+        playground trains with the class instead, and gets its frame made: :class:`nnref.lab.crowd.Crowd`)."""
         await asyncio.to_thread(self.session.advance, self.train_per_frame)
+        return None

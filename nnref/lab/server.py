@@ -197,12 +197,11 @@ class _PlaygroundSocket(FrameSocket):
         super().__init__(websocket)
         self.notes, self.crowd = notes, crowd
 
-    async def advance(self) -> None:
+    async def advance(self) -> bytes | None:
         """The page trains with the class: its networks step together with every playing page's of their shape."""
         if self.crowd is None:
-            await super().advance()
-        else:
-            await self.crowd.train(self.session)
+            return await super().advance()
+        return await self.crowd.train(self.session)
 
     async def run(self) -> None:
         try:
