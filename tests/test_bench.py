@@ -83,6 +83,12 @@ def test_scaling_section_runs_the_knn_job_under_torchrun(quick):
     assert sum(r["name"].startswith(scaling) for r in quick["report"]["rows"]) == 1  # --quick: the KNN job alone
 
 
+def test_classroom_section_plays_a_class_of_pages(quick):
+    classroom = quick["report"]["classroom"]  # one page alone (page by page, with the class), the two scenarios
+    assert [r["pages"] for r in classroom] == [1, 1, 10, 10] and all(r["received_min"] > 0 for r in classroom)
+    assert all(r["foreign_frames"] == 0 and not r["errors"] and r["server_cpu"] > 0 for r in classroom)
+
+
 def test_lab_section_measures_the_page_in_chromium(quick):
     lab = _rows(quick, "lab: ")
     assert len(lab) == 5 and all(math.isfinite(r["nnref"]) for r in lab)

@@ -272,6 +272,18 @@ def _scenario(url, pid, name, setups, seconds, chromium: int = 0) -> dict:
     return _summary(name, pages, usage, drawn or None)
 
 
+def _listening(url: str) -> int | None:
+    """The process of this machine listening on the lab's port (its CPU and memory are measured), if any."""
+    import psutil
+
+    port = urlparse(url).port
+    try:
+        found = [c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+    except psutil.AccessDenied:
+        return None
+    return found[0] if found else None
+
+
 def measure_classroom(url: str | None = None, pages: int = 100, seconds: float = 15.0, chromium: int = 3) -> list:
     """The class's scenarios (see the section): one dict of figures each."""
     rng = random.Random(35)
@@ -281,7 +293,7 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
         for together in (False, True):
             process, lab = start_lab(pages + chromium + 5, together)
             try:
-                name = "one page alone, " + ("trained with the class" if together else "page by page (before)")
+                name = "one page alone, " + ("trained with the class" if together else "trained page by page")
                 rows.append(_scenario(lab, process.pid, name, [SAME], seconds))
                 if together:
                     rows.append(
@@ -294,9 +306,10 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
                 process.terminate()
                 process.wait(timeout=30)
     else:
-        rows.append(_scenario(url, None, "one page alone", [SAME], seconds))
-        rows.append(_scenario(url, None, f"{pages} pages, the same set-up", [SAME] * pages, seconds, chromium))
-        rows.append(_scenario(url, None, f"{pages} pages, every page its own set-up", own, seconds))
+        pid = _listening(url)
+        rows.append(_scenario(url, pid, "one page alone", [SAME], seconds))
+        rows.append(_scenario(url, pid, f"{pages} pages, the same set-up", [SAME] * pages, seconds, chromium))
+        rows.append(_scenario(url, pid, f"{pages} pages, every page its own set-up", own, seconds))
     return rows
 
 
@@ -319,9 +332,9 @@ def format_classroom(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@section("classroom", fmt=format_classroom)
+@section("classroom", key="classroom", fmt=format_classroom)
 def classroom_section(ctx: Context) -> list[dict]:
-    """A class on one server: one page alone (trained page by page as before, and with the class), then N pages
+    """A class on one server: one page alone (trained page by page, and with the class), then N pages
     at once — websocket clients on loopback that read, decode and acknowledge every frame and change the learning
     rate every second, three headless Chromium pages among them — all on the same set-up (the largest preset), and
     every page its own random set-up.  Per page: frames/s, epochs/s, bytes per frame, the time a change takes to

@@ -242,7 +242,14 @@ def run_bench(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(torch.device(device), profile, resolve_root(data_root), out, say, url)
-    report = {"info": machine_info(ctx.device), "profile": profile.name, "rows": [], "cost": [], "sections": {}}
+    report = {
+        "info": machine_info(ctx.device),
+        "profile": profile.name,
+        "rows": [],
+        "cost": [],
+        "classroom": [],
+        "sections": {},
+    }
     say(
         f"nnref bench on {ctx.device} ({report['info']['device']}, {report['info']['threads']} threads, torch "
         f"{report['info']['torch']}, {profile.name} profile)"
