@@ -3,6 +3,7 @@
 // loss with respect to the input pixels, and the nearest training images.
 
 import {paint, signedImage} from "../lab/heatmap.js";
+import {PageSocket} from "../socket.js";
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
@@ -23,20 +24,17 @@ const CLOSED = "The connection to nnref lab closed. Is the server still running?
 const UNREACHABLE = "Could not connect to nnref lab. Is the server running? Reload to try again.";
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/digits${token ? `?token=${encodeURIComponent(token)}` : ""}`);
-  socket.binaryType = "arraybuffer";
-  socket.addEventListener("open", () => { stats.connected = true; });
-  socket.addEventListener("message", (event) => {
-    if (typeof event.data === "string") receive(JSON.parse(event.data));
-    else receiveBinary(event.data);
-  });
-  socket.addEventListener("close", () => {
-    // The server's own reason (no model, the lab is full) stays; otherwise: gone after it was ready, or never there.
-    const wasConnected = stats.connected;
-    stats.connected = false;
-    stats.closed = true;
-    if (!connectionProblem) say({connection: stats.ready || wasConnected ? CLOSED : UNREACHABLE});
+  socket = new PageSocket("/ws/digits", {
+    open() { stats.connected = true; },
+    json: receive,
+    frame: receiveBinary,
+    close() {
+      // The server's own reason (no model, the lab is full) stays; otherwise: gone after it was ready, or never there.
+      const wasConnected = stats.connected;
+      stats.connected = false;
+      stats.closed = true;
+      if (!connectionProblem) say({connection: stats.ready || wasConnected ? CLOSED : UNREACHABLE});
+    },
   });
 }
 
@@ -69,11 +67,6 @@ function receive(message) {
   }
 }
 
-function decode(buffer) {
-  const n = new DataView(buffer).getUint32(0, true);
-  return [JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n))), new Uint8Array(buffer, 4 + n)];
-}
-
 function gray(bytes, n) {
   const image = new ImageData(n, n);
   bytes.forEach((v, i) => { image.data.set([v, v, v, 255], 4 * i); });
@@ -87,8 +80,7 @@ function flipRows(bytes, n) {
   return out;
 }
 
-function receiveBinary(buffer) {
-  const [header, payload] = decode(buffer);
+function receiveBinary(header, payload) {
   const now = performance.now();
   if (cleared) return;
   if (header.type === "digit") {
@@ -211,14 +203,9 @@ function clear() {
 
 /** A picture to the server: a header, then its bytes. */
 function sendMessage(header, bytes) {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (!socket?.open) return;
   cleared = false;
-  const head = new TextEncoder().encode(JSON.stringify(header));
-  const message = new Uint8Array(4 + head.length + bytes.length);
-  new DataView(message.buffer).setUint32(0, head.length, true);
-  message.set(head, 4);
-  message.set(bytes, 4 + head.length);
-  socket.send(message);
+  socket.sendBinary(header, bytes);
 }
 
 function target() {
@@ -306,7 +293,7 @@ $("clear").addEventListener("click", clear);
 $("target").addEventListener("change", () => {
   chosen = $("target").value === "" ? null : Number($("target").value);
   // after Clear there is nothing to explain: the next picture carries the class
-  if (!cleared && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "target", class: chosen}));
+  if (!cleared) socket?.send({type: "target", class: chosen});
 });
 
 /** The playground's address: its token, and the set-up the person came from (the playground's link here carries

@@ -10,6 +10,7 @@ import {CLASSES, DOMAIN, FEATURE_LABELS, FIELDS, LIMITS, NOISE, PRESETS, fromHas
 import {drawInstance, drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
 import {pictures} from "./pictures.js";
+import {PageSocket} from "../socket.js";
 import {LossChart} from "./chart.js";
 import {importReport, parseCsv, toCsv} from "./csv.js";
 import {BackpropView} from "./backprop.js";
@@ -50,25 +51,22 @@ const backprop = new BackpropView($("backprop"), {stage(layer) { network.highlig
 // The connection
 // ------------------------------------------------------------------------------------------------
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/playground${token ? `?token=${encodeURIComponent(token)}` : ""}`);
-  socket.binaryType = "arraybuffer";
-  socket.addEventListener("open", () => { stats.connected = true; sendConfig(); });
-  socket.addEventListener("close", () => {
-    stats.connected = false;
-    setPlaying(false);  // nothing plays without a server
-    document.body.dataset.connected = "false";
-    if (!stats.full) alert("The connection to nnref lab closed: the server stopped, or the network went. Start " +
-                           "nnref lab again and reload this page.");
-  });
-  socket.addEventListener("message", (event) => {
-    if (typeof event.data === "string") receive(JSON.parse(event.data));
-    else receiveBinary(event.data);
+  socket = new PageSocket("/ws/playground", {
+    open() { stats.connected = true; sendConfig(); },
+    close() {
+      stats.connected = false;
+      setPlaying(false);  // nothing plays without a server
+      document.body.dataset.connected = "false";
+      if (!stats.full) alert("The connection to nnref lab closed: the server stopped, or the network went. Start " +
+                             "nnref lab again and reload this page.");
+    },
+    json: receive,
+    frame: receiveBinary,
   });
 }
 
 function send(message) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  socket?.send(message);
 }
 
 function sendConfig() {
@@ -101,11 +99,7 @@ function receive(message) {
   }
 }
 
-function receiveBinary(buffer) {
-  const view = new DataView(buffer);
-  const length = view.getUint32(0, true);
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
-  const payload = new Uint8Array(buffer, 4 + length);
+function receiveBinary(header, payload) {
   if (header.type === "file") {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([payload]));

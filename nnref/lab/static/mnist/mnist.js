@@ -2,6 +2,7 @@
 // trains nnref's model on MNIST and sends frames, drawn as they come (the latest wins; every frame's losses count).
 
 import {FIELDS, fromHash, sanitize, toHash} from "./state.js";
+import {PageSocket} from "../socket.js";
 import {RunChart} from "./chart.js";
 import {buildConfusion, buildGallery, buildTemplates, paintFilters, showConfusion, showGallery, showLayers,
         signedImage} from "./pictures.js";
@@ -25,35 +26,26 @@ const chart = new RunChart($("chart"));
 // The connection
 // ------------------------------------------------------------------------------------------------
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/mnist${query}`);
-  socket.binaryType = "arraybuffer";
-  socket.addEventListener("open", () => { stats.connected = true; sendConfig(); });
-  socket.addEventListener("close", () => {
-    stats.connected = false;
-    setPlaying(false);
-    document.body.dataset.connected = "false";
-    if (!stats.unavailable && !stats.full) alert("The connection to nnref lab closed: the server stopped, or the " +
-                                                 "network went. Start nnref lab again and reload this page.");
-  });
-  socket.addEventListener("message", (event) => {
-    if (typeof event.data === "string") receive(JSON.parse(event.data));
-    else receiveBinary(event.data);
+  socket = new PageSocket("/ws/mnist", {
+    open() { stats.connected = true; sendConfig(); },
+    close() {
+      stats.connected = false;
+      setPlaying(false);
+      document.body.dataset.connected = "false";
+      if (!stats.unavailable && !stats.full) alert("The connection to nnref lab closed: the server stopped, or the " +
+                                                   "network went. Start nnref lab again and reload this page.");
+    },
+    json: receive,
+    frame: receiveBinary,
   });
 }
 
 function send(message) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  socket?.send(message);
 }
 
 function sendBinary(header, bytes) {
-  if (!socket || socket.readyState !== WebSocket.OPEN) return;
-  const head = new TextEncoder().encode(JSON.stringify(header));
-  const message = new Uint8Array(4 + head.length + bytes.length);
-  new DataView(message.buffer).setUint32(0, head.length, true);
-  message.set(head, 4);
-  message.set(bytes, 4 + head.length);
-  socket.send(message);
+  socket?.sendBinary(header, bytes);
 }
 
 function sendConfig() {
@@ -86,13 +78,7 @@ function receive(message) {
   }
 }
 
-function decode(buffer) {
-  const n = new DataView(buffer).getUint32(0, true);
-  return [JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n))), new Uint8Array(buffer, 4 + n)];
-}
-
-function receiveBinary(buffer) {
-  const [header, payload] = decode(buffer);
+function receiveBinary(header, payload) {
   if (header.type === "file") {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([payload]));
