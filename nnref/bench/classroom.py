@@ -63,7 +63,8 @@ class PageStats:
     """What one page saw."""
 
     setup: dict
-    frames: int = 0
+    frames: int = 0  # frames after the first, over :attr:`seconds`
+    received: int = 0  # every frame of its own it received
     bytes: int = 0
     epochs: float = 0.0  # epochs trained while it played (first to last frame)
     seconds: float = 0.0  # from its first frame to its last
@@ -130,6 +131,7 @@ async def _page(url: str, setup: dict, seconds: float, rng: random.Random, leave
                         stats.latencies.append(time.perf_counter() - sent[version])
                         sent[version] = -1.0  # (seen)
                     stats.frames += 1
+                    stats.received += 1
                     stats.bytes += len(message)
                     if first is None:
                         first = (time.perf_counter(), header["epoch"])
@@ -220,6 +222,7 @@ def _summary(name: str, pages: list[PageStats], usage: _Usage, chromium: list[fl
     return {
         "name": name,
         "pages": len(pages),
+        "received_min": min(p.received for p in pages),
         "fps_median": statistics.median(fps),
         "fps_min": min(fps),
         "epochs_per_s_median": statistics.median(eps),
