@@ -31,7 +31,7 @@ import torch
 from torch.func import vmap
 
 from .. import functional
-from .._checks import value_checks
+from ..functional import value_checks
 from ..models import MLP
 from ..plane import Descent
 
