@@ -337,8 +337,11 @@ class Crowd:
         return await future
 
     async def _run(self) -> None:
+        last: set = set()
         while self.waiting:
+            await self._gather(last)
             sessions, self.waiting = self.waiting, {}
+            last = set(sessions)
             try:
                 frames = await asyncio.to_thread(self._round, list(sessions))
             except Exception as exc:  # a bug: every page of the round is told (their loops log it)
@@ -350,6 +353,15 @@ class Crowd:
                 if not future.done():
                     future.set_result(frames[session])
             self._count(len(sessions))
+
+    async def _gather(self, last: set, most: float = 0.01) -> None:
+        """Let the pages of the ``last`` round send their frames and come back before the next round starts (until
+        all are back, or none came for a while, or ``most`` seconds): one round for the class, not many small ones."""
+        end, idle = time.perf_counter() + most, 0
+        while not last <= self.waiting.keys() and idle < 50 and time.perf_counter() < end:
+            before = len(self.waiting)
+            await asyncio.sleep(0)
+            idle = 0 if len(self.waiting) > before else idle + 1
 
     def _round(self, sessions: list) -> dict:
         """One round: every waiting page's steps for at least ``seconds`` — longer when the round's own cost (the
