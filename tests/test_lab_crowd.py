@@ -210,3 +210,20 @@ def test_thirty_pages_play_change_knobs_and_leave_each_its_own(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) <= len(pages) and all("a page closed" in line for line in lines), lines
     assert abs(end - start) <= 0.1 * start, (start, end)
+
+
+def test_the_log_says_when_the_class_slows_its_pages_and_by_how_much(caplog):
+    import time
+
+    from nnref.lab.crowd import Crowd
+
+    crowd = Crowd(0.008, alone=20.0, report=0.0)
+    with caplog.at_level(logging.WARNING, logger="nnref.lab"):
+        crowd.since = time.perf_counter() - 0.01
+        crowd._count(3)  # a round in 10 ms: 100 frames/s each, as fast as alone: nothing to say
+        assert not caplog.records
+        crowd.since = time.perf_counter() - 1.0
+        crowd._count(100)  # one round of 100 pages in a second: each gets 1 frame/s
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "100 pages play at once: each gets 1.0 frames/s, 5% of a page alone's 20" in line
+    assert "--max-pages" in line
