@@ -331,10 +331,11 @@ def test_the_lab_and_the_playground_draw_the_same_boundary(model, kind):
 
 
 def _started(process) -> str:
-    """The address ``nnref lab`` printed (beyond loopback a warning comes first)."""
+    """The students' address ``nnref lab`` printed (alone on loopback; labelled beside the teacher's beyond it)."""
     from helpers import line_with
 
-    return line_with(process, "nnref lab: http://").split("nnref lab: ", 1)[1].strip()
+    line = line_with(process, ": http://")
+    return line.split(": ", 1)[1].strip()
 
 
 def test_nnref_lab_serves_the_page_and_stops_quietly_on_ctrl_c():

@@ -540,7 +540,13 @@ def _add_lab_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--port", type=port_number, default=8765, help="default 8765")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
-    p.add_argument("--token", help="the token pages and sockets must carry (beyond loopback one is made if not given)")
+    p.add_argument(
+        "--token", help="the students' token: every page and socket needs it (beyond loopback one is made if not given)"
+    )
+    p.add_argument(
+        "--teacher-token",
+        help="the teacher's token, for /class and the teacher's actions (made whenever the students' token is)",
+    )
     p.add_argument(
         "--max-pages",
         type=positive_int,
@@ -1080,7 +1086,7 @@ def cmd_lab(args, parser) -> int:
         for line in student.describe():
             _print(f"nnref lab: {line}")
     if not is_loopback(args.host) and args.token is None:
-        _print("nnref lab: listening beyond this machine: pages and sockets need the token in the address below")
+        _print("nnref lab: listening beyond this machine: pages and sockets need a token in the addresses below")
     try:
         serve(
             args.host,
@@ -1092,6 +1098,7 @@ def cmd_lab(args, parser) -> int:
             max_sessions=args.max_pages,
             functions=student,
             mnist=SharedMNIST(args.data_root, args.download),
+            teacher_token=args.teacher_token,
         )
     except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
         _print("nnref lab: stopped")

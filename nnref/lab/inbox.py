@@ -11,6 +11,7 @@ faster than it computes.  ``None`` in place of the list: the page has gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -48,6 +49,11 @@ class Inbox:
         finally:
             self.gone = True
             await self.queue.put(None)
+
+    def post(self, message: dict) -> None:
+        """A message from the server itself for this page (the teacher's line and rules: :mod:`nnref.lab.classroom`),
+        sent by the page's own loop between its frames."""
+        self.queue.put_nowait(message)
 
     async def take(self, wait: bool = True) -> list | None:
         """Every message the page sent since the last call, oldest first — waiting for one when ``wait`` and there
@@ -94,9 +100,25 @@ class FrameSocket:
 
     train_per_frame = 0.04
 
-    def __init__(self, websocket) -> None:
-        self.ws, self.session = websocket, None
+    def __init__(self, websocket, classroom=None) -> None:
+        self.ws, self.session, self.classroom, self.seat = websocket, None, classroom, None
         self.credits, self.dirty = IN_FLIGHT, True
+
+    @contextlib.contextmanager
+    def seated(self, kind: str, inbox: Inbox):
+        """The page's seat in the class (:class:`nnref.lab.classroom.Classroom`) while its session lives."""
+        if self.classroom is None:
+            yield
+            return
+        self.seat = self.classroom.join(kind, self.session, inbox.post)
+        try:
+            yield
+        finally:
+            self.classroom.leave(self.seat)
+
+    def refusal(self, kind: str, state: dict | None = None) -> str | None:
+        """Why the teacher's rules refuse this page's message (None where there is no class, or they allow it)."""
+        return None if self.seat is None else self.classroom.refusal(self.seat, kind, state)
 
     async def serve_frames(self, inbox: Inbox) -> None:
         """Answer messages and send frames until the page goes."""
@@ -106,6 +128,10 @@ class FrameSocket:
             if messages is None:  # the page has gone: its session ends now
                 return
             for message in messages:
+                if isinstance(message, dict):  # the server's own (the teacher's), not the page's: passed on
+                    await self.send(message, "while the teacher's line was sent")
+                    self.dirty = True
+                    continue
                 await self.handle(message)
                 if inbox.gone:  # it closed while this message was handled (a send to it need not have failed)
                     raise PageGone(during(message))

@@ -40,15 +40,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..choices import default_max_pages
 from ..exercises import use_functions
+from .classroom import Classroom
 from .crowd import Crowd
 from .inbox import FrameSocket, Inbox, PageGone, closed, during, log
 from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
+from .teacher import serve_teacher
 
 __all__ = ["create_app", "LabServer", "serve", "is_loopback", "machine_addresses", "STATIC"]
 
 STATIC = Path(__file__).resolve().parent / "static"
+#: The teacher's pages (``/class``) open at once.
+TEACHER_PAGES = 4
 #: Seconds of training between two frames while a page plays.
 TRAIN_PER_FRAME = 0.008
 _HEADERS = {
@@ -98,6 +102,7 @@ def create_app(
     functions=None,
     mnist=None,
     together: bool = True,
+    teacher_token: str | None = None,
 ) -> Starlette:
     """The lab as an ASGI app.  ``token``: required on every page and socket when set.  ``digits``: the backend of
     the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given.
@@ -106,56 +111,96 @@ def create_app(
     ``/mnist`` page (:class:`nnref.lab.mnist.dataset.SharedMNIST`; default ``$NNREF_DATA_ROOT``, else ``./data``,
     never downloaded).  ``max_sessions``: pages open at once (default :func:`nnref.choices.default_max_pages`).
     ``together``: the playing pages train together (:class:`nnref.lab.crowd.Crowd`); False: each page by itself,
-    as before the class did (what the classroom benchmark compares)."""
+    as before the class did (what the classroom benchmark compares).  ``teacher_token``: the teacher's, for
+    ``/class`` and its socket (made when ``token`` is set and this is not: the students' token never opens the
+    teacher's view)."""
     from .mnist.dataset import SharedMNIST
 
     notes = tuple(functions.describe()) if functions is not None else ()
     mnist = mnist if mnist is not None else SharedMNIST(download=False)
     limit = default_max_pages() if max_sessions is None else max_sessions
-    gate, crowd = _Gate(token, _Sessions(limit)), Crowd(TRAIN_PER_FRAME) if together else None
+    if token is not None and teacher_token is None:
+        teacher_token = secrets.token_urlsafe(18)
+    gate, classroom = _Gate(token, _Sessions(limit), teacher_token), Classroom()
+    crowd = Crowd(TRAIN_PER_FRAME) if together else None
     routes = [
         Route("/", gate.page("lab/index.html")),
         Route("/digits", gate.page("digits/index.html")),
         Route("/mnist", gate.page("mnist/index.html")),
+        Route("/class", gate.page("class/index.html", teacher=True)),
         Route("/lab/definition.json", lambda request: JSONResponse(definition())),
         Route("/mnist/definition.json", lambda request: JSONResponse(mnist_definition())),
         Route("/favicon.ico", lambda request: FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")),
-        WebSocketRoute("/ws/playground", gate.socket(lambda ws: _PlaygroundSocket(ws, notes, crowd).run())),
+        WebSocketRoute("/ws/playground", gate.socket(lambda ws: _PlaygroundSocket(ws, notes, crowd, classroom).run())),
         WebSocketRoute("/ws/digits", gate.socket(lambda websocket: _digits_loop(websocket, digits))),
-        WebSocketRoute("/ws/mnist", gate.socket(lambda websocket: _mnist_loop(websocket, mnist, notes))),
+        WebSocketRoute("/ws/mnist", gate.socket(lambda websocket: _mnist_loop(websocket, mnist, notes, classroom))),
+        WebSocketRoute("/ws/class", gate.teacher_socket(lambda websocket: serve_teacher(websocket, classroom))),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
     app.state.sessions, app.state.mnist, app.state.crowd = gate.sessions, mnist, crowd
+    app.state.classroom, app.state.teacher_token = classroom, teacher_token
     return app
 
 
 class _Gate:
-    """Who may open a page or a socket — the token, the Origin, the session limit — checked before any work."""
+    """Who may open a page or a socket — the students' token or the teacher's, the Origin, the session limit —
+    checked before any work.  The teacher's token opens everything; the students' opens the students' pages only;
+    where a token is None, its pages are open (loopback: the teacher alone at a laptop)."""
 
-    def __init__(self, token: str | None, sessions: _Sessions) -> None:
-        self.token, self.sessions = token, sessions
+    def __init__(self, token: str | None, sessions: _Sessions, teacher_token: str | None = None) -> None:
+        self.token, self.sessions, self.teacher_token = token, sessions, teacher_token
+        self.teachers = 0  # the teacher's sockets open (not counted against the pages' limit)
 
-    def authorised(self, params) -> bool:
-        return self.token is None or hmac.compare_digest(params.get("token", ""), self.token)
+    @staticmethod
+    def _holds(params, token: str | None) -> bool:
+        return token is None or hmac.compare_digest(params.get("token", ""), token)
 
-    def page(self, name: str):
-        """An endpoint serving the static page ``name`` to those with the token."""
+    def authorised(self, params, teacher: bool = False) -> bool:
+        return self._holds(params, self.teacher_token) or (not teacher and self._holds(params, self.token))
+
+    def page(self, name: str, teacher: bool = False):
+        """An endpoint serving the static page ``name`` to those with the token (the teacher's, for ``teacher``)."""
 
         async def endpoint(request):
-            if not self.authorised(request.query_params):
-                return HTMLResponse(_REFUSED, status_code=403)
+            if not self.authorised(request.query_params, teacher):
+                return HTMLResponse(_TEACHER_REFUSED if teacher else _REFUSED, status_code=403)
             return FileResponse(STATIC / name, media_type="text/html")
+
+        return endpoint
+
+    async def handshake(self, websocket: WebSocket, teacher: bool = False) -> bool:
+        """The token and the Origin: the socket accepted, or refused before any work (HTTP 403)."""
+        origin, host = websocket.headers.get("origin"), websocket.headers.get("host", "")
+        allowed = self.authorised(websocket.query_params, teacher)
+        if not allowed or (origin is not None and urlparse(origin).netloc != host):
+            await websocket.close(code=1008)  # policy violation: the handshake is refused (HTTP 403)
+            return False
+        await websocket.accept()
+        return True
+
+    def teacher_socket(self, serve):
+        """The teacher's socket: the teacher's token, at most :data:`TEACHER_PAGES` at once."""
+
+        async def endpoint(websocket: WebSocket) -> None:
+            if not await self.handshake(websocket, teacher=True):
+                return
+            if self.teachers >= TEACHER_PAGES:
+                await websocket.send_json({"type": "full", "message": f"{TEACHER_PAGES} teacher's pages are open."})
+                await websocket.close(code=1013)
+                return
+            self.teachers += 1
+            try:
+                await serve(websocket)
+            finally:
+                self.teachers -= 1
 
         return endpoint
 
     async def admit(self, websocket: WebSocket) -> bool:
         """The token, the Origin and the session limit — before any work is done for a socket."""
-        origin, host = websocket.headers.get("origin"), websocket.headers.get("host", "")
-        if not self.authorised(websocket.query_params) or (origin is not None and urlparse(origin).netloc != host):
-            await websocket.close(code=1008)  # policy violation: the handshake is refused (HTTP 403)
+        if not await self.handshake(websocket):
             return False
-        await websocket.accept()
         if not self.sessions.take():
             pages = "1 page is" if self.sessions.limit == 1 else f"{self.sessions.limit} pages are"
             message = (
@@ -181,6 +226,11 @@ class _Gate:
         return endpoint
 
 
+_TEACHER_REFUSED = (
+    "<!doctype html><html lang='en'><title>nnref lab: the teacher's token needed</title><main><h1>This is the "
+    "teacher's view</h1><p>Open the teacher's address that <code>nnref lab</code> printed, with its "
+    "<code>?token=…</code>. Students: open the students' address.</p></main></html>"
+)
 _REFUSED = (
     "<!doctype html><html lang='en'><title>nnref lab: token needed</title><main><h1>This lab needs its "
     "token</h1><p>Open the address that <code>nnref lab</code> printed, with its <code>?token=…</code>.</p>"
@@ -193,8 +243,14 @@ class _PlaygroundSocket(FrameSocket):
 
     train_per_frame = TRAIN_PER_FRAME
 
-    def __init__(self, websocket: WebSocket, notes: tuple[str, ...] = (), crowd: Crowd | None = None) -> None:
-        super().__init__(websocket)
+    def __init__(
+        self,
+        websocket: WebSocket,
+        notes: tuple[str, ...] = (),
+        crowd: Crowd | None = None,
+        classroom: Classroom | None = None,
+    ) -> None:
+        super().__init__(websocket, classroom)
         self.notes, self.crowd = notes, crowd
 
     async def advance(self) -> bytes | None:
@@ -208,7 +264,8 @@ class _PlaygroundSocket(FrameSocket):
             async with Inbox(self.ws) as inbox:
                 self.session = await asyncio.to_thread(PlaygroundSession, notes=self.notes)
                 await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
-                await self.serve_frames(inbox)
+                with self.seated("playground", inbox):
+                    await self.serve_frames(inbox)
         except (WebSocketDisconnect, PageGone) as exc:  # closed while its message was handled: one line, no stack
             log.warning("nnref lab: a page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
@@ -221,7 +278,12 @@ class _PlaygroundSocket(FrameSocket):
             if kind == "ready":
                 self.ready()
                 return
-            if kind == "config":
+            refusal = self.refusal(kind, {**s.state, **message["state"]} if kind == "config" else None)
+            if refusal is not None:  # the teacher's rules: said, not silently ignored
+                await self.ws.send_json({"type": "notice" if kind != "config" else "error", "message": refusal})
+            elif kind == "name" and self.seat is not None:
+                self.classroom.rename(self.seat, message["name"])
+            elif kind == "config":
                 if await asyncio.to_thread(s.configure, message["state"], message.get("version")):
                     await self.ws.send_json(await asyncio.to_thread(s.data_message))
             elif kind in ("play", "step") and s.nothing_to_train():  # said, not silently ignored
@@ -261,10 +323,10 @@ async def _digits_loop(websocket: WebSocket, digits) -> None:
     await serve_digits(websocket, digits)
 
 
-async def _mnist_loop(websocket: WebSocket, mnist, notes: tuple[str, ...]) -> None:
+async def _mnist_loop(websocket: WebSocket, mnist, notes: tuple[str, ...], classroom: Classroom) -> None:
     from .mnist.socket import serve_mnist
 
-    await serve_mnist(websocket, mnist, notes)
+    await serve_mnist(websocket, mnist, notes, classroom)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,9 +384,11 @@ class LabServer:
         self.token = app_options.get("token")
         self.functions = app_options.get("functions")
         self.app = create_app(**app_options)
+        self.teacher_token = self.app.state.teacher_token
         self.server = quiet_server(self.app)
         self.base = f"http://{host}:{self.port}"
         self.url = self.base + (f"/?token={self.token}" if self.token else "/")
+        self.class_url = self.base + (f"/class?token={self.teacher_token}" if self.teacher_token else "/class")
 
     def __enter__(self) -> LabServer:
         self.student = use_functions(self.functions.functions if self.functions is not None else {})
@@ -369,6 +433,20 @@ def machine_addresses(host: str = "0.0.0.0") -> list[str]:
     return usable + ["127.0.0.1"]
 
 
+def _addresses(urls: list[str], class_url: str, teacher_token: str | None) -> list[str]:
+    """The lines that say where the lab is: one address (the teacher alone, on loopback), or two plainly labelled —
+    the students' and the teacher's, which opens ``/class`` and must not be projected."""
+    if teacher_token is None:
+        others = [f"       or: {u}" for u in urls[1:]]
+        return [f"nnref lab: {urls[0]}", *others, f"  the class, as you see it: {class_url}"]
+    return [
+        "nnref lab, for a class:",
+        f"  students' address: {urls[0]}",
+        *(f"                 or: {u}" for u in urls[1:]),
+        f"  teacher's address: {class_url}?token={teacher_token}   (yours alone: do not project or share it)",
+    ]
+
+
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -384,13 +462,17 @@ def serve(
     functions=None,
     mnist=None,
     together: bool = True,
+    teacher_token: str | None = None,
 ) -> None:
-    """Run the lab until interrupted.  Beyond loopback a token is required (one is made when none is given).  The
+    """Run the lab until interrupted.  Beyond loopback two tokens are required, the students' and the teacher's (each
+    made when not given), and two addresses are printed, plainly labelled.  The
     socket is bound before the address is printed (port 0: the operating system's choice, printed as bound).
     ``functions``: a student's Functions (:class:`nnref.exercises.StudentFunctions`) to train with; ``mnist``: the
     ``/mnist`` page's data (:class:`nnref.lab.mnist.dataset.SharedMNIST`)."""
     if not is_loopback(host) and token is None:
         token = secrets.token_urlsafe(18)
+    if token is not None and teacher_token is None:
+        teacher_token = secrets.token_urlsafe(18)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -405,7 +487,7 @@ def serve(
     hosts = machine_addresses(host) if host in ("0.0.0.0", "::") else [host]
     urls = [f"http://{_bracketed(h)}:{port}/{query}" for h in hosts]
     url = urls[0]
-    lines = [f"nnref lab: {url}", *(f"       or: {u}" for u in urls[1:])]
+    lines = _addresses(urls, f"http://{_bracketed(hosts[0])}:{port}/class", teacher_token)
     if digits is not None:
         lines.append(f"  draw a digit: {url.replace(f':{port}/', f':{port}/digits', 1)}")
     if mnist is not None:
@@ -416,7 +498,7 @@ def serve(
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    app = create_app(token, max_sessions, digits, functions, mnist, together)
+    app = create_app(token, max_sessions, digits, functions, mnist, together, teacher_token)
     torch.set_num_threads(1)  # many small products, from many threads: a second intra-op thread only waits for a core
     with use_functions(functions.functions if functions is not None else {}):
         quiet_server(app).run(sockets=[sock])

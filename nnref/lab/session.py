@@ -26,12 +26,15 @@ from ..gradcheck import norm_relative_error, numerical_gradient
 from ..layers import Linear
 from ..plane import Descent, PlaygroundConfig
 from ..training import diverged
+from .classroom import preset_of, setup_words
 from .state import DEFAULTS, FIELDS, BadMessage, check_state, classes_of
 
 __all__ = ["PlaygroundSession", "RESOLUTION", "THUMBNAIL", "encode", "decode"]
 
 #: Pixels per side of the heat map, and of each neuron's thumbnail.
 RESOLUTION, THUMBNAIL = 108, 36  # a thumbnail is the node's own size (36 px): drawn without scaling
+#: Points of the loss curve the teacher's tile shows (thinned evenly as the run goes on).
+CURVE = 60
 _KINDS = {"line": ("line",), "mlp": ("mlp",), "knn": ("knn",), "compare": ("line", "mlp", "knn")}
 
 
@@ -228,6 +231,7 @@ class PlaygroundSession:
         self.models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
         self.exact = None
         self.playing, self.generation = False, self.generation + 1
+        self.curve, self.shown = [], None  # the teacher's tile: this network's loss curve, the last frame's header
         trainable = self.Xtr.shape[0] > 0
         for kind in _KINDS[self.state["model"]]:
             if kind == "knn":
@@ -387,7 +391,38 @@ class PlaygroundSession:
         header["notices"] = self._notices(header["models"])
         if self.state["instance"] and self.network is not None:
             header["backward"] = self._worked()
+        self._keep_for_the_teacher(header)
         return encode(header, maps)
+
+    # -- what the teacher's page shows of this page (nnref.lab.classroom) ---------------------------------
+    def _keep_for_the_teacher(self, header: dict) -> None:
+        """The frame just drawn, and its point of the loss curve (at most ``CURVE`` points, thinned evenly)."""
+        self.shown = header
+        shown = next((m for m in header["models"] if m["kind"] == (self.network or "knn")), {})
+        loss = shown.get("train_loss")
+        if loss is not None and (not self.curve or self.curve[-1][0] != header["epoch"]):
+            self.curve.append([header["epoch"], round(loss, 4)])
+            if len(self.curve) > CURVE:
+                self.curve = self.curve[::2]
+
+    def summary(self) -> dict:
+        """This page as the teacher's tile shows it: the set-up in words (and the preset it is, if one), the epoch,
+        the test accuracy and the loss curve of the network drawn (KNN's when alone), whether it plays or diverged,
+        and the network's weights, from which the teacher's page draws the decision boundary."""
+        header = self.shown or {"models": [], "epoch": 0.0}
+        shown = next((m for m in header["models"] if m["kind"] == (self.network or "knn")), {})
+        return {
+            "setup": setup_words(self.state),
+            "preset": preset_of(self.state),
+            "model": self.state["model"],
+            "epoch": header["epoch"],
+            "accuracy": shown.get("test_accuracy"),
+            "curve": list(self.curve),
+            "playing": self.playing,
+            "diverged": bool(self.diverged),
+            "classes": self.classes,
+            "network": header.get("network"),
+        }
 
     def _knn_map(self, model, maps: list[bytes]) -> int:
         """KNN's class probabilities over the plane (``RESOLUTION``² × classes bytes) go out once per KNN: they

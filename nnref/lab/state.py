@@ -393,6 +393,7 @@ MESSAGES = {
     "ready": set(),
     "gradcheck": set(),
     "export": set(),
+    "name": {"name"},
 }
 
 

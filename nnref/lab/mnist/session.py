@@ -212,6 +212,26 @@ class MnistSession:
         header["ms"] = round((time.perf_counter() - start) * 1e3, 1)
         return encode(_finite_numbers(header), blobs)
 
+    def summary(self) -> dict:
+        """This page as the teacher's tile shows it (:mod:`nnref.lab.classroom`): the model in words, the epoch,
+        the validation accuracy, the last training losses, whether it plays or diverged."""
+        s = self.state
+        model = "softmax regression" if s["model"] == "softmax" else f"MLP {'-'.join(map(str, s['hidden']))}"
+        if s["model"] == "mlp":
+            model += f" {s['activation']}"
+        accuracy = self.val.accuracy if self.val is not None and self.val_step is not None else None
+        return {
+            "setup": f"MNIST · {model} · lr {s['lr']:g}",
+            "preset": None,
+            "model": s["model"],
+            "epoch": round(self.epoch, 3),
+            "steps": self.steps,
+            "accuracy": accuracy,
+            "curve": [[i, round(v, 4)] for i, v in enumerate(self.recent)],
+            "playing": self.playing,
+            "diverged": bool(self.diverged),
+        }
+
     def _measure(self) -> bool:
         """Re-measure the validation subset when due, and the test set whenever paused on a new step; whether the
         weights are finite (a diverged model's may not be: nothing is measured then)."""

@@ -34,10 +34,11 @@ __all__ = ["serve_mnist", "TRAIN_PER_FRAME"]
 TRAIN_PER_FRAME = 0.04
 
 
-async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = ()) -> None:
-    """One page's ``/mnist`` session over its (accepted) WebSocket, until the page goes."""
+async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = (), classroom=None) -> None:
+    """One page's ``/mnist`` session over its (accepted) WebSocket, until the page goes; a seat in ``classroom``
+    (:class:`nnref.lab.classroom.Classroom`) meanwhile."""
     try:
-        await _MnistSocket(websocket, shared, notes).run()
+        await _MnistSocket(websocket, shared, notes, classroom).run()
     except (WebSocketDisconnect, PageGone) as exc:  # closed while its message was handled: one line, no stack
         log.warning("nnref lab: an /mnist page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 
@@ -45,8 +46,8 @@ async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = (
 class _MnistSocket(FrameSocket):
     train_per_frame = TRAIN_PER_FRAME
 
-    def __init__(self, websocket, shared: SharedMNIST, notes: tuple[str, ...]) -> None:
-        super().__init__(websocket)
+    def __init__(self, websocket, shared: SharedMNIST, notes: tuple[str, ...], classroom=None) -> None:
+        super().__init__(websocket, classroom)
         self.shared, self.notes = shared, notes
 
     async def run(self) -> None:
@@ -56,7 +57,8 @@ class _MnistSocket(FrameSocket):
                 return
             self.session = await asyncio.to_thread(MnistSession, views, notes=self.notes)
             await self.ws.send_bytes(_gallery_message(views, self.shared))
-            await self.serve_frames(inbox)
+            with self.seated("mnist", inbox):
+                await self.serve_frames(inbox)
 
     async def _views(self):
         """MNIST's shared views — decoded now if no page has yet (the page is told) — or None, when it is not there
@@ -101,7 +103,12 @@ class _MnistSocket(FrameSocket):
         if kind == "ready":
             self.ready()
             return
-        if kind == "config":
+        refusal = self.refusal(kind)
+        if refusal is not None:  # the teacher's rules: said, not silently ignored
+            await self.send({"type": "notice", "message": refusal}, f"while its {kind} message was handled")
+        elif kind == "name" and self.seat is not None:
+            self.classroom.rename(self.seat, message["name"])
+        elif kind == "config":
             await asyncio.to_thread(s.configure, message["state"], message.get("version"))
         elif kind in ("play", "step") and s.diverged:  # said, not silently ignored
             await self.send({"type": "notice", "message": s.diverged}, "while its play message was handled")

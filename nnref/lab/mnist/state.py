@@ -93,6 +93,7 @@ MESSAGES = {
     "reinit": set(),
     "ready": set(),
     "export": set(),
+    "name": {"name"},
     "inspect": {"index"},
 }
 

@@ -14,6 +14,7 @@ import {PageSocket} from "../socket.js";
 import {LossChart} from "./chart.js";
 import {importReport, parseCsv, toCsv} from "./csv.js";
 import {BackpropView} from "./backprop.js";
+import {Teacher, displayName} from "./teacher.js";
 
 const $ = (id) => document.getElementById(id);
 const NAMES = {line: "The line", mlp: "Neural network", knn: "k-nearest neighbours"};
@@ -45,6 +46,7 @@ const network = new NetworkView($("network"), $("layer-controls"), {
   },
   edit(layer, neuron, source) { openEditor(layer, neuron, source); },
 });
+const teacher = new Teacher($("teacher-line"));
 const backprop = new BackpropView($("backprop"), {stage(layer) { network.highlight(layer); }});
 
 // ------------------------------------------------------------------------------------------------
@@ -52,7 +54,7 @@ const backprop = new BackpropView($("backprop"), {stage(layer) { network.highlig
 // ------------------------------------------------------------------------------------------------
 function connect() {
   socket = new PageSocket("/ws/playground", {
-    open() { stats.connected = true; sendConfig(); },
+    open() { stats.connected = true; sendConfig(); tellName(); },
     close() {
       stats.connected = false;
       setPlaying(false);  // nothing plays without a server
@@ -91,6 +93,11 @@ function receive(message) {
   } else if (message.type === "notice") {
     transient = message.message;
     showNotices();
+  } else if (message.type === "teacher") {
+    const setup = teacher.receive(message);
+    stats.teacher = message;
+    if (setup && location.hash !== setup) location.hash = setup;  // (the hash change opens it: followHash)
+    else showState();
   } else if (message.type === "gradcheck") {
     $("gradcheck-result").textContent = message.message ?? (
       `Gradient check of the ${message.model === "line" ? "line" : "network"} (${message.parameters} parameters, ` +
@@ -331,10 +338,12 @@ function showState() {
   $("activation").disabled = !["mlp", "compare"].includes(state.model);  // the line and KNN have no hidden layer
   document.querySelectorAll(".generated select, .generated input, button.generated")
     .forEach(e => { e.disabled = own; });  // your own points: no generator's settings
-  document.querySelectorAll("[data-group]").forEach(e => { e.hidden = state.hide.includes(e.dataset.group); });
+  const hide = teacher.hidden() ?? state.hide;  // the teacher's, once the teacher has said
+  document.querySelectorAll("[data-group]").forEach(e => { e.hidden = hide.includes(e.dataset.group); });
   network.build(state, data.classes);
   updatePointClasses();
   updateDigitsLink();
+  teacher.apply();
 }
 
 function showValue(id, value) {
@@ -445,8 +454,11 @@ function shortcut(event) {
   }
 }
 
+let tellName = () => {};
+
 function bind() {
   buildControls();
+  tellName = displayName($("student-name"), send);
   for (const id of ["model", "activation", "regularization", "metric"]) {
     $(id).addEventListener("change", () => change({[id]: $(id).value}));
   }

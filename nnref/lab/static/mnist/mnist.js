@@ -7,6 +7,7 @@ import {RunChart} from "./chart.js";
 import {buildConfusion, buildGallery, buildTemplates, paintFilters, showConfusion, showGallery, showLayers,
         signedImage} from "./pictures.js";
 import {bindPad, showDigit} from "./digit.js";
+import {Teacher, displayName} from "../lab/teacher.js";
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
@@ -21,13 +22,15 @@ const stats = window.nnrefMnist = {frames: 0, connected: false, playing: false, 
                                    playedAt: null, test: null, gallery: null, labels: [], digit: null, errors: [],
                                    notices: [], unavailable: null, loading: null, state: () => state, files: 0};
 const chart = new RunChart($("chart"));
+const teacher = new Teacher($("teacher-line"));
+let tellName = () => {};
 
 // ------------------------------------------------------------------------------------------------
 // The connection
 // ------------------------------------------------------------------------------------------------
 function connect() {
   socket = new PageSocket("/ws/mnist", {
-    open() { stats.connected = true; sendConfig(); },
+    open() { stats.connected = true; sendConfig(); tellName(); },
     close() {
       stats.connected = false;
       setPlaying(false);
@@ -64,6 +67,10 @@ function receive(message) {
   } else if (message.type === "full") {
     stats.full = true;
     alert(message.message);
+  } else if (message.type === "teacher") {
+    teacher.receive(message);  // (the MNIST page has no set-up to open: the line, and Play held while paused)
+    stats.teacher = message;
+    teacher.apply();
   } else if (message.type === "loading") {
     stats.loading = message.message;
     $("loading").textContent = message.message;
@@ -261,6 +268,7 @@ function shortcut(event) {
 
 function bind() {
   buildControls();
+  tellName = displayName($("student-name"), send);
   $("model").addEventListener("change", () => change({model: $("model").value}));
   $("activation").addEventListener("change", () => change({activation: $("activation").value}));
   for (const id of ["lr", "momentum", "batch"]) $(id).addEventListener("change", () => change({[id]: Number($(id).value)}));
