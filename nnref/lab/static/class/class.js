@@ -74,7 +74,11 @@ function render() {
     `accuracy · ${pages.filter(p => p.diverged).length} diverged`;
   const shown = chosen(pages);
   const list = $("tiles"), items = new Map([...list.children].map(li => [Number(li.dataset.seat), li]));
-  list.replaceChildren(...shown.map(page => tile(items.get(page.seat), page)));
+  const tiles = shown.map(page => tile(items.get(page.seat), page));
+  // (the same tiles in the same order stay where they are: a tile that has the keyboard's focus keeps it)
+  if (tiles.length !== list.children.length || tiles.some((li, i) => list.children[i] !== li)) {
+    list.replaceChildren(...tiles);
+  }
   for (const seat of drawn.keys()) if (!pages.some(p => p.seat === seat)) drawn.delete(seat);
   stats.tiles = shown.length;
   showRules();
@@ -247,7 +251,10 @@ function bind() {
   });
   $("snapshot").addEventListener("click", keepSnapshot);
   $("close-one").addEventListener("click", () => $("one").close());
-  $("one").addEventListener("close", () => { open = null; });
+  $("one").addEventListener("close", () => {  // (nothing of the page stays behind: no name once names are hidden)
+    open = null;
+    $("one-title").textContent = "";
+  });
 }
 
 bind();

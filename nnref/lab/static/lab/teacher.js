@@ -2,10 +2,10 @@
 // Step held while the class is paused, a locked set-up's points and network out of reach, the groups the teacher
 // hid hidden — and the student's display name, typed once, remembered on this machine and told to the server.
 
-//  What a locked set-up holds: the points and the network (the recipe stays the student's).
-const LOCKED = ['[data-group="data"] input', '[data-group="data"] select', '[data-group="data"] button',
-                '[data-group="network"] input', '[data-group="network"] select', '[data-group="network"] button',
-                "#model", "#activation", "#regenerate"].join(", ");
+// What a locked set-up holds out of reach (inert: seen, not used): the points and the network's shape (the recipe
+// and the weights typed by hand stay the student's).  The server refuses such a change all the same.
+const HELD = ['[data-group="data"]', '[data-group="model"]', '[data-group="activation"]', "#layer-controls",
+              "#regenerate"].join(", ");
 const NAME_KEY = "nnref-lab-name";
 
 export class Teacher {
@@ -33,12 +33,11 @@ export class Teacher {
   /** Hold the controls to the rules: run each time the page has shown its state. */
   apply(root = document) {
     if (!this.rules) return;
-    if (this.rules.lock) {
-      root.querySelectorAll(LOCKED).forEach(e => {
-        e.disabled = true;
-        e.title = `Your teacher locked the class on ${this.rules.lock.title}`;
-      });
-    }
+    const lock = this.rules.lock;
+    root.querySelectorAll(HELD).forEach(e => {
+      e.inert = Boolean(lock);
+      e.classList.toggle("held", Boolean(lock));
+    });
     for (const id of ["play", "step"]) {
       const button = root.getElementById(id);
       if (button) {
