@@ -91,6 +91,60 @@ def _digit_page(browser, lab, out: Path) -> Path:
     return out / "lab-digits.png"
 
 
+def _class_view(browser, out: Path, pages: int = 30, seconds: float = 8.0) -> Path:
+    """/class at a projector's 1280 × 720 with a class of ``pages`` students on their own set-ups (seeded), each a
+    websocket client that plays and acknowledges its frames as a page does, a third of them on one preset."""
+    import json
+    import random
+    import threading
+    import time
+
+    from websockets.sync.client import connect
+
+    from nnref.lab.server import LabServer
+    from nnref.lab.session import decode
+
+    rng, stop = random.Random(0), threading.Event()
+
+    def student(ws) -> None:
+        while not stop.is_set():
+            try:
+                message = ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            if isinstance(message, bytes) and decode(message)[0]["type"] == "frame":
+                ws.send(json.dumps({"type": "ready"}))
+
+    with LabServer(max_sessions=pages + 4) as lab:
+        sockets = []
+        for i in range(pages):
+            ws = connect(lab.base.replace("http", "ws") + "/ws/playground", max_size=2**24)
+            hidden = [rng.randint(2, 8) for _ in range(rng.randint(1, 3))]
+            setup = {"dataset": rng.choice(["xor", "circles", "spirals", "blobs"]), "model": "mlp", "hidden": hidden}
+            if i % 3 == 0:
+                setup = {"dataset": "xor", "model": "mlp", "hidden": [4], "activation": "tanh", "lr": 0.03}
+            ws.send(json.dumps({"type": "config", "version": 1, "state": setup}))
+            ws.send(json.dumps({"type": "play"}))
+            sockets.append(ws)
+        threads = [threading.Thread(target=student, args=(ws,), daemon=True) for ws in sockets]
+        for t in threads:
+            t.start()
+        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+        page.goto(lab.class_url)
+        page.wait_for_function(f"() => window.nnrefClass && window.nnrefClass.tiles === {pages}")
+        time.sleep(seconds)
+        page.get_by_label("Sort").select_option("accuracy")
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(out / "lab-class.png"))
+        page.context.close()
+        stop.set()
+        for t in threads:
+            t.join()
+        for ws in sockets:
+            ws.close()
+    return out / "lab-class.png"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root")
@@ -129,7 +183,7 @@ def main() -> int:
         backend = DigitsBackend.load(Path(tmp) / "digits" / "checkpoint.pt", data_root=args.data_root)
         with LabServer(digits=backend) as lab, sync_playwright() as playwright:
             browser = chromium.open_browser(playwright)
-            shots = [*_playground(browser, lab, out), _digit_page(browser, lab, out)]
+            shots = [*_playground(browser, lab, out), _digit_page(browser, lab, out), _class_view(browser, out)]
             browser.close()
     print("wrote " + ", ".join(str(p) for p in shots))
     return 0

@@ -222,7 +222,7 @@ def test_pause_lock_hide_and_send_reach_every_page_and_hold_until_freed(tiny_mni
 
     with LabServer(max_sessions=6, mnist=SharedMNIST(tiny_mnist, download=False)) as lab:
         with _ws(lab) as a, _ws(lab) as b, _ws(lab, "/ws/mnist") as m, _ws(lab, "/ws/class") as teacher:
-            _next(teacher, "class", test=lambda msg: len(msg["pages"]) >= 2)
+            _next(teacher, "class", test=lambda msg: len(msg["pages"]) == 3)  # the /mnist page seated too
             teacher.send(json.dumps({"type": "pause"}))
             assert _next(teacher, "done")["line"] == "Your teacher paused the class."
             for page in (a, b, m):
@@ -278,3 +278,14 @@ def test_a_teachers_page_that_closes_leaves_the_class_running():
 
 def test_the_presets_a_teacher_sends_exist():
     assert {"the-line", "deeper-net-on-spirals", "fit-the-line-by-hand"} <= set(PRESETS)
+
+
+def test_a_page_on_a_preset_is_named_by_it():
+    from nnref.lab.classroom import preset_of
+    from nnref.lab.session import PlaygroundSession
+    from nnref.lab.state import DEFAULTS
+
+    for preset in PRESETS.values():
+        served = {name: value for name, value in preset["state"].items() if name in DEFAULTS}
+        assert preset_of(PlaygroundSession(served).state) == preset["title"]
+    assert preset_of(PlaygroundSession({"dataset": "circles"}).state) is None

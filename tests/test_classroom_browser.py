@@ -115,7 +115,7 @@ def test_a_lock_hidden_groups_and_a_pause_hold_through_a_students_own_navigation
         student.evaluate("() => { location.hash = '#preset=deeper-net-on-spirals'; }")  # the student's own link
         student.wait_for_function("() => window.nnrefLab.errors.some(e => e.includes('locked this set-up'))")
         student.reload()
-        student.wait_for_function("() => window.nnrefLab.teacher && window.nnrefLab.connected")
+        student.wait_for_function("() => window.nnrefLab && window.nnrefLab.teacher && window.nnrefLab.connected")
         assert student.locator("#play").is_disabled() and student.evaluate(f"() => [{held}][0]('dataset')")
         assert student.locator("section.data").is_hidden()
 

@@ -228,15 +228,14 @@ def locked_setup(preset: str, seed: int | None = None) -> dict:
 
 
 def preset_of(state: dict) -> str | None:
-    """The title of the preset a page's state is (every field the preset sets, as it sets it), or None."""
-    for preset in PRESETS.values():
-        if all(state.get(name) == _as_state(value) for name, value in preset["state"].items()):
-            return preset["title"]
-    return None
-
-
-def _as_state(value):
-    return tuple(value) if isinstance(value, list) and not (value and isinstance(value[0], list)) else value
+    """The title of the preset a page's state is (every field of the server's the preset sets, as it sets it; of two
+    that match, the one that sets more: *Fit the line by hand* is *The line on the blobs* with weights), or None."""
+    matches = [
+        (sum(name in DEFAULTS for name in preset["state"]), preset["title"])
+        for preset in PRESETS.values()
+        if all(state.get(name) == value for name, value in preset["state"].items() if name in DEFAULTS)
+    ]
+    return max(matches)[1] if matches else None
 
 
 def _link(preset: str, seed: int | None = None) -> str:

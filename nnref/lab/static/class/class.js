@@ -91,8 +91,8 @@ function render() {
 function tile(li, page) {
   if (!li) {
     li = document.createElement("li");
-    li.innerHTML = `<button type="button" class="tile"><canvas class="map" width="${TILE}" height="${TILE}"
-      aria-hidden="true"></canvas><span class="who"></span><span class="accuracy"></span><span class="epoch"></span>
+    li.innerHTML = `<button type="button" class="tile"><span class="who"></span><canvas class="map" width="${TILE}"
+      height="${TILE}" aria-hidden="true"></canvas><span class="accuracy"></span><span class="epoch"></span>
       <span class="setup"></span><canvas class="curve" width="120" height="18" aria-hidden="true"></canvas></button>`;
     li.querySelector("button").addEventListener("click", () => {
       const now = latest.pages.find(p => p.seat === Number(li.dataset.seat));
