@@ -84,9 +84,13 @@ def test_scaling_section_runs_the_knn_job_under_torchrun(quick):
 
 
 def test_classroom_section_plays_a_class_of_pages(quick):
-    classroom = quick["report"]["classroom"]  # one page alone (page by page, with the class), the two scenarios
-    assert [r["pages"] for r in classroom] == [1, 1, 10, 10] and all(r["received_min"] > 0 for r in classroom)
+    classroom = quick["report"]["classroom"]  # one page alone (page by page, with the class), the two scenarios,
+    # then the same set-up without and with the teacher's view open, twice each
+    assert [r["pages"] for r in classroom] == [1, 1, 10, 10, 10, 10, 10, 10]
+    assert all(r["received_min"] > 0 for r in classroom)
     assert all(r["foreign_frames"] == 0 and not r["errors"] and r["server_cpu"] > 0 for r in classroom)
+    watched = [r["teacher"] for r in classroom if "teacher" in r]
+    assert len(watched) == 2 and all(w["tiles_min"] == 10 and w["updates_per_s"] > 0 for w in watched)
 
 
 def test_lab_section_measures_the_page_in_chromium(quick):

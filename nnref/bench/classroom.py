@@ -155,16 +155,49 @@ async def _page(url: str, setup: dict, seconds: float, rng: random.Random, leave
     return stats
 
 
+async def _teacher(url: str, seconds: float, pages: int) -> dict:
+    """The teacher's view (``/class``) open while the class plays: how often it updated once every page had its
+    tile, and the fewest tiles an update carried then."""
+    from websockets.asyncio.client import connect
+
+    parts = urlparse(url)
+    ws_url = f"ws://{parts.netloc}/ws/class" + (f"?{parts.query}" if parts.query else "")
+    updates, tiles, first = 0, [], None
+    async with connect(ws_url, max_size=None, open_timeout=60) as ws:
+        end = time.perf_counter() + seconds
+        while (now := time.perf_counter()) < end:
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=end - now))
+            except asyncio.TimeoutError:
+                break
+            if message["type"] == "class" and len(message["pages"]) >= pages:
+                first = time.perf_counter() if first is None else first
+                updates, tiles = updates + 1, [*tiles, len(message["pages"])]
+    span = time.perf_counter() - first if first else 0.0
+    return {"updates_per_s": (updates - 1) / span if span > 0 else 0.0, "tiles_min": min(tiles, default=0)}
+
+
 def play_class(
-    url: str, setups: list[dict], seconds: float, leave: bool = False, seed: int = 0, change_every: float = 1.0
+    url: str,
+    setups: list[dict],
+    seconds: float,
+    leave: bool = False,
+    seed: int = 0,
+    change_every: float = 1.0,
+    teacher: dict | None = None,
 ) -> list[PageStats]:
     """Every set-up a page of the lab at ``url`` at once for ``seconds`` (each leaving at a random time with
-    ``leave``): what each page saw."""
+    ``leave``): what each page saw.  With ``teacher`` (a dict), the teacher's view is open meanwhile and what it saw
+    is written into it."""
 
     async def main():
         rng = random.Random(seed)
         pages = [_page(url, s, seconds, random.Random(rng.random()), leave, change_every) for s in setups]
-        return await asyncio.gather(*pages)
+        if teacher is None:
+            return await asyncio.gather(*pages)
+        *seen, watched = await asyncio.gather(*pages, _teacher(url, seconds, len(setups)))
+        teacher.update(watched)
+        return seen
 
     return asyncio.run(main())
 
@@ -261,18 +294,19 @@ def _chromium_pages(url: str, count: int, seconds: float, out: list) -> None:
         browser.close()
 
 
-def _scenario(url, pid, name, setups, seconds, chromium: int = 0) -> dict:
+def _scenario(url, pid, name, setups, seconds, chromium: int = 0, teacher: bool = False) -> dict:
     drawn: list = []
+    watched = {} if teacher else None
     thread = None
     if chromium:
         thread = threading.Thread(target=_chromium_pages, args=(url, chromium, seconds, drawn))
         thread.start()
         time.sleep(3)  # (the pages open first)
     with _Usage(pid) as usage:
-        pages = play_class(url, setups, seconds)
+        pages = play_class(url, setups, seconds, teacher=watched)
     if thread is not None:
         thread.join()
-    return _summary(name, pages, usage, drawn or None)
+    return _summary(name, pages, usage, drawn or None) | ({"teacher": watched} if teacher else {})
 
 
 def _listening(url: str) -> int | None:
@@ -305,6 +339,7 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
                         )
                     )
                     rows.append(_scenario(lab, process.pid, f"{pages} pages, every page its own set-up", own, seconds))
+                    rows += _with_and_without_the_teacher(lab, process.pid, pages, seconds)
             finally:
                 process.terminate()
                 process.wait(timeout=30)
@@ -313,6 +348,17 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
         rows.append(_scenario(url, pid, "one page alone", [SAME], seconds))
         rows.append(_scenario(url, pid, f"{pages} pages, the same set-up", [SAME] * pages, seconds, chromium))
         rows.append(_scenario(url, pid, f"{pages} pages, every page its own set-up", own, seconds))
+    return rows
+
+
+def _with_and_without_the_teacher(url: str, pid: int, pages: int, seconds: float) -> list[dict]:
+    """The same set-up for ``pages`` pages, without and with the teacher's view open, taking turns (twice each):
+    what /class adds to the server's CPU, and how often it updates every tile."""
+    rows = []
+    for turn in range(2):
+        for teacher in (False, True):
+            name = f"{pages} pages, the same set-up, " + ("/class open" if teacher else "no /class") + f" ({turn + 1})"
+            rows.append(_scenario(url, pid, name, [SAME] * pages, seconds, teacher=teacher))
     return rows
 
 
@@ -327,6 +373,8 @@ def format_classroom(rows: list[dict]) -> str:
         rss = f"{r['server_rss_mib']:.0f} MiB" if r["server_rss_mib"] is not None else "–"
         lat = f"{r['latency_ms_median']:.0f} / {r['latency_ms_max']:.0f} ms" if r["latency_ms_median"] else "–"
         drawn = ", ".join(f"{v:.1f}" for v in r["chromium_fps"]) if r["chromium_fps"] else "–"
+        if r.get("teacher"):
+            drawn += f" (/class: {r['teacher']['updates_per_s']:.1f} updates/s of {r['teacher']['tiles_min']} tiles)"
         lines.append(
             f"| {r['name']} | {r['pages']} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | "
             f"{r['epochs_per_s_median']:.1f} / {r['epochs_per_s_min']:.1f} | {'yes' if r['fair'] else 'no'} | "
