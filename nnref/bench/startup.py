@@ -82,60 +82,54 @@ def startup_section(ctx: Context) -> list[dict]:
     file (``nnref gradcheck --functions``, the import of torch counted) is timed against its target, then beside a
     bare ``python -c 'import torch'``."""
     runs = ctx.profile.startup_runs
+    times = _time_commands(ctx.root, runs)
+    rows = [
+        _row(f"start-up: {what} (median of {runs})", times[name], [TARGETS[name]] * runs, times[name])
+        for name, what in (
+            ("help", "nnref --help"),
+            ("first step", "nnref train softmax to its first step"),
+            ("gradcheck", "nnref gradcheck"),
+            ("grading", GRADING),
+        )
+        if times[name]
+    ]
+    rows.append(_row(f"start-up: {FIRST_VS_FLOOR} (median of {runs})", times["first step"], times["floor"]))
+    if times["grading"]:
+        rows.append(_row(f"start-up: {GRADING_VS_TORCH} (median of {runs})", times["grading"], times["bare"]))
+    return rows
+
+
+def _time_commands(root, runs: int) -> dict[str, list[float]]:
+    """Each command's start-up, ``runs`` times, each in a new process; the two pairs timed alternately, so that a
+    busy moment falls on both sides alike."""
+    times: dict[str, list[float]] = {k: [] for k in ("first step", "floor", "help", "gradcheck", "grading", "bare")}
     with tempfile.TemporaryDirectory() as tmp:
         env = {"NNREF_CACHE_DIR": str(Path(tmp) / "cache")}
-        val_size = min(5000, _training_count(ctx.root) // 10)  # the default, or a tenth of a tiny test set
-        train = ["train", "softmax", "--data-root", str(ctx.root), "--no-download", "--logdir", tmp, "--quiet"]
+        val_size = min(5000, _training_count(root) // 10)  # the default, or a tenth of a tiny test set
+        train = ["train", "softmax", "--data-root", str(root), "--no-download", "--logdir", tmp, "--quiet"]
         train += ["--val-size", str(val_size)]
         time_to_first_step([*train, "--run-name", "warm"], env)  # decodes MNIST once, into the cache
-        first, floor = [], []
-        for i in range(runs):  # alternating, so that a busy moment falls on both sides alike
-            first.append(time_to_first_step([*train, "--run-name", f"run{i}"], env))
-            floor.append(time_command([], env, python=["-c", FLOOR]))
-        helps = [time_command(["--help"], env) for _ in range(runs)]
-        checks = [time_command(["gradcheck"], env) for _ in range(runs)]
-        grading, bare = [], []
-        for _ in range(runs if SOLUTION.is_file() else 0):  # alternating, as above
-            grading.append(time_command(["gradcheck", "--functions", str(SOLUTION), "--json", "-"], env))
-            bare.append(time_command([], env, python=["-c", "import torch"]))
-    rows = []
-    for name, what, times in (
-        ("help", "nnref --help", helps),
-        ("first step", "nnref train softmax to its first step", first),
-        ("gradcheck", "nnref gradcheck", checks),
-        ("grading", GRADING, grading),
-    ):
-        if not times:
-            continue
-        rows.append(
-            {
-                "name": f"start-up: {what} (median of {runs})",
-                "nnref": statistics.median(times),
-                "reference": TARGETS[name],
-                "unit": "s",
-                "ratio": statistics.median(times) / TARGETS[name],
-                "each": [round(t, 2) for t in times],
-            }
-        )
-    rows.append(
-        {
-            "name": f"start-up: {FIRST_VS_FLOOR} (median of {runs})",
-            "nnref": statistics.median(first),
-            "reference": statistics.median(floor),
-            "unit": "s",
-            "ratio": statistics.median(first) / statistics.median(floor),
-            "each": [round(t, 2) for t in floor],
-        }
-    )
-    if grading:
-        rows.append(
-            {
-                "name": f"start-up: {GRADING_VS_TORCH} (median of {runs})",
-                "nnref": statistics.median(grading),
-                "reference": statistics.median(bare),
-                "unit": "s",
-                "ratio": statistics.median(grading) / statistics.median(bare),
-                "each": [round(t, 2) for t in bare],
-            }
-        )
-    return rows
+        for i in range(runs):
+            times["first step"].append(time_to_first_step([*train, "--run-name", f"run{i}"], env))
+            times["floor"].append(time_command([], env, python=["-c", FLOOR]))
+        times["help"] = [time_command(["--help"], env) for _ in range(runs)]
+        times["gradcheck"] = [time_command(["gradcheck"], env) for _ in range(runs)]
+        for _ in range(runs if SOLUTION.is_file() else 0):
+            times["grading"].append(time_command(["gradcheck", "--functions", str(SOLUTION), "--json", "-"], env))
+            times["bare"].append(time_command([], env, python=["-c", "import torch"]))
+    return times
+
+
+def _row(name: str, times: list[float], reference: list[float], each: list[float] | None = None) -> dict:
+    """A row: the median of ``times`` beside the median of ``reference`` (a target, or a floor timed alongside),
+    and each time of ``each`` (the reference's, where it was timed)."""
+    ours, theirs = statistics.median(times), statistics.median(reference)
+    each = reference if each is None else each
+    return {
+        "name": name,
+        "nnref": ours,
+        "reference": theirs,
+        "unit": "s",
+        "ratio": ours / theirs,
+        "each": [round(t, 2) for t in each],
+    }
