@@ -173,6 +173,7 @@ class PlaygroundSession:
         net = self._plane_net()
         inputs = plane.features(torch.tensor([instance[:2]]), self.models[kind].names)[0]
         backprop.sgd_step(net, backprop.worked_pass(net, inputs, int(instance[2])), self.state["lr"])
+        self.applied += 1  # a step of the run: counted, and the loss chart gets its point
         self._take(net)
 
     def _plane_net(self) -> torch.nn.Module:
@@ -229,7 +230,7 @@ class PlaygroundSession:
     def _build(self) -> None:
         """Fresh models with the initial weights of the seed and the "new weights" count, at epoch 0, paused."""
         self.models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
-        self.exact = None
+        self.exact, self.applied = None, 0
         self.playing, self.generation = False, self.generation + 1
         self.curve, self.shown = [], None  # the teacher's tile: this network's loss curve, the last frame's header
         trainable = self.Xtr.shape[0] > 0
@@ -273,6 +274,11 @@ class PlaygroundSession:
     @property
     def epoch(self) -> float:
         return next(iter(self.descents.values())).epoch if self.descents else 0.0
+
+    @property
+    def steps(self) -> int:
+        """The steps taken since the network started: gradient descent's (Play, Step) and Apply's."""
+        return (next(iter(self.descents.values())).steps if self.descents else 0) + self.applied
 
     def advance(self, seconds: float = 0.0) -> int:
         """Gradient-descent steps of every model being trained, for ``seconds`` (at least one step); stops and
@@ -365,6 +371,7 @@ class PlaygroundSession:
             "type": "frame",
             "version": self.version,
             "epoch": round(self.epoch, 3),
+            "steps": self.steps,
             "classes": self.classes,
             "resolution": RESOLUTION,
             "thumbnail": THUMBNAIL,

@@ -24,7 +24,7 @@ __all__ = ["MNISTViews", "SharedMNIST", "VALIDATION", "GALLERY", "VAL_SIZE"]
 #: subset of them the page re-measures a few times a second.
 VAL_SIZE, VALIDATION = 5000, 2000
 #: The test digits of the gallery: the first ones of the test set.
-GALLERY = 48
+GALLERY = 24
 
 
 @dataclass(frozen=True)

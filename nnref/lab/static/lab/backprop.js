@@ -9,9 +9,11 @@ import {FEATURE_LABELS} from "./state.js";
 const SUB = ["₀", "₁", "₂", "₃", "₄", "₅", "₆", "₇", "₈", "₉"];
 const sub = (n) => String(n).split("").map(d => SUB[Number(d)]).join("");
 
-/** A number as the tables show it: three decimals, a true minus sign. */
+/** A number as the tables show it: three decimals, a true minus sign — and a number too small for three decimals
+ *  (a trained net's gradients) in two significant digits, 2.1e−5, so that it does not read as zero. */
 export function num(v) {
   if (v === null || v === undefined) return "—";
+  if (v !== 0 && Math.abs(v) < 0.0005) return v.toExponential(1).replace("e-", "e−").replace("-", "−");
   return v.toFixed(3).replace("-", "−");
 }
 
@@ -113,10 +115,12 @@ export class BackpropView {
     return row;
   }
 
-  /** The numbers of each row, written into its cells in place; the rows of the current layer marked. */
+  /** The numbers of each row, written into its cells in place; at a layer's stage only that layer's rows (the
+   *  forward pass and the update show every layer's). */
   fill(body, cells, layers, current) {
     [...body.children].forEach((row, i) => {
       row.classList.toggle("current", layers[i] === current);
+      row.classList.toggle("other", current !== null && layers[i] !== current);
       cells[i].forEach((text, j) => { if (row.children[j].textContent !== text) row.children[j].textContent = text; });
     });
   }

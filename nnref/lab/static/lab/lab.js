@@ -15,6 +15,7 @@ import {LossChart} from "./chart.js";
 import {importReport, parseCsv, toCsv} from "./csv.js";
 import {BackpropView} from "./backprop.js";
 import {Teacher, displayName} from "./teacher.js";
+import {fitScreen} from "./layout.js";
 
 const $ = (id) => document.getElementById(id);
 const NAMES = {line: "The line", mlp: "Neural network", knn: "k-nearest neighbours"};
@@ -207,11 +208,13 @@ function percent(v) {
 
 function showScores(header) {
   $("epoch").textContent = header.epoch.toFixed(0).padStart(6, "0").replace(/(\d{3})$/, ",$1");
+  $("steps").textContent = String(header.steps ?? 0);
+  stats.steps = header.steps ?? 0;
   const main = header.models.find(m => m.kind === "mlp") || header.models.find(m => m.kind === "line") ||
     header.models[0];
   if (main && main.train_loss !== undefined) {
     $("losses").textContent = `Test loss ${main.test_loss?.toFixed(3) ?? "—"} · Training loss ${main.train_loss?.toFixed(3) ?? "—"}`;
-    chart.add(header.epoch, main.train_loss, main.test_loss);
+    chart.add(header.steps ?? header.epoch, main.train_loss, main.test_loss);  // a Step and an Apply: a point each
   } else if (main) {
     $("losses").textContent = `k-nearest neighbours have no loss: test accuracy ${percent(main.test_accuracy)}`;
   } else {
@@ -227,10 +230,12 @@ let transient = "";  // what the server said of the last Play or Step (until the
 
 /** The set-up's notices (each only while it is true) and the last answer to Play or Step. */
 function showNotices() {
-  const items = [...(transient ? [transient] : []), ...stats.notices.filter(n => n !== transient)];
+  const note = state.backprop ? "" : presetNote;
+  $("backprop-note").textContent = state.backprop ? presetNote : "";
+  const items = [...(note ? [note] : []), ...(transient ? [transient] : []), ...stats.notices.filter(n => n !== transient)];
   const list = $("notices");
   if (list.textContent !== items.join("")) list.replaceChildren(...items.map(t => Object.assign(document.createElement("li"), {textContent: t})));
-  sizePlots();
+  fitScreen();
 }
 
 /** One heat map per model shown (three side by side when comparing), each with its caption. */
@@ -253,32 +258,17 @@ function plots(kinds) {
         if (dragged) return;  // the end of a drag of the line, not a click
         const [x1, x2] = planeAt(canvas, event);
         if (state.backprop) pickInstance(x1, x2);
-        else addPoint(x1, x2);
+        else if (state.dataset === "custom") addPoint(x1, x2);
+        else sayBuiltIn();
       });
       if (kind === "line") dragLine(canvas);
       const caption = document.createElement("figcaption");
       figure.append(canvas, caption);
       root.append(figure);
     }
-    sizePlots();
+    fitScreen();
   }
   return [...root.querySelectorAll("canvas")];
-}
-
-/** The plots as large as the screen allows with their captions and the view toggles still on it (a projector's
- *  1280 × 720 included): the canvases keep their resolution, the page scales them. */
-function sizePlots() {
-  const root = $("plots"), canvases = [...root.querySelectorAll("canvas")];
-  if (!canvases.length) return;
-  const top = root.getBoundingClientRect().top + window.scrollY;
-  const room = window.innerHeight - top - 78;  // the captions and the toggles below
-  const native = canvases[0].width;
-  const wide = canvases.length > 1 ? Math.floor((root.parentElement.clientWidth - 16) / canvases.length) : native;
-  const side = Math.max(160, Math.min(native, room, wide));
-  for (const canvas of canvases) {
-    canvas.style.width = canvas.style.height = `${side}px`;
-    canvas.nextElementSibling.style.maxWidth = `${Math.max(side, 160)}px`;
-  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -287,6 +277,7 @@ function sizePlots() {
 function change(changes) {
   const rebuilds = Object.keys(changes).some(k => ["network", "data"].includes(FIELDS[k].group));
   if (rebuilds && !("weights" in changes)) changes = {...changes, weights: []};  // typed for the old network
+  if (rebuilds) presetNote = "";  // another set-up than the preset's
   Object.assign(state, changes);
   state = sanitize(state);
   history.replaceState(null, "", location.pathname + location.search + toHash(state));
@@ -300,7 +291,7 @@ function alert(message) {
   const box = $("alert");
   box.textContent = message;
   box.hidden = !message;
-  sizePlots();
+  fitScreen();
 }
 
 function setPlaying(playing) {
@@ -332,6 +323,7 @@ function showState() {
   document.body.dataset.backprop = String(state.backprop);
   $("backprop").hidden = !state.backprop;
   $("backprop-toggle").setAttribute("aria-pressed", String(state.backprop));
+  if (document.body.dataset.dataset !== state.dataset) $("own-data").open = state.dataset === "custom";
   document.body.dataset.dataset = state.dataset;
   const trains = state.model !== "knn", own = state.dataset === "custom";
   document.querySelectorAll(".trains select, .trains input").forEach(e => { e.disabled = !trains; });
@@ -344,6 +336,7 @@ function showState() {
   updatePointClasses();
   updateDigitsLink();
   teacher.apply();
+  fitScreen();
 }
 
 function showValue(id, value) {
@@ -357,14 +350,26 @@ function updatePointClasses() {
   select.value = String(Math.min(state.pointClass, classes - 1));
 }
 
-/** The points as your own: the dataset's drawn points keep their split (training or test) exactly. */
+/** The points as your own (Edit these points): the dataset's drawn points keep their split (training or test). */
 function ownPoints() {
   if (state.dataset === "custom") return state.points;
   const round = p => [+p[0].toFixed(2), +p[1].toFixed(2), p[2]];
   return [...data.train.map(round), ...data.test.map(p => [...round(p), 1])];
 }
 
+/** A built-in dataset's points stay as they are: a click on its plane (a press beside the line included) says how to
+ *  add points instead of turning the set-up into Your own points. */
+function sayBuiltIn() {
+  transient = `The points of ${FIELDS.dataset.labels[FIELDS.dataset.options.indexOf(state.dataset)]} stay as they ` +
+    "are: points are added to Your own points. Press “Edit these points” (under Data) to make these points your own.";
+  showNotices();
+}
+
 function addPoint(x1, x2) {
+  if (state.dataset !== "custom") {
+    sayBuiltIn();
+    return;
+  }
   if (![x1, x2].every(v => Number.isFinite(v) && Math.abs(v) <= DOMAIN[1])) {
     alert(`A point's x₁ and x₂ lie between ${DOMAIN[0]} and ${DOMAIN[1]}.`);
     return;
@@ -424,15 +429,21 @@ function buildControls() {
 /** A new hash (a preset link, the browser's back button): its set-up, keeping the classroom's hidden controls
  *  unless the hash names its own. */
 function followHash() {
+  if (!location.hash.includes("=")) {  // a place on the page (#network-title), not a set-up: the set-up stays
+    history.replaceState(null, "", location.pathname + location.search + toHash(state));
+    return;
+  }
   const hide = state.hide;
+  const preset = new URLSearchParams(location.hash.slice(1)).get("preset");
   state = fromHash(location.hash);
-  showPresetNote();
   if (!new URLSearchParams(location.hash.slice(1)).has("hide")) state.hide = hide;
   history.replaceState(null, "", location.pathname + location.search + toHash(state));
   alert("");
   transient = "";
   showState();
+  showPresetNote(preset);
   sendConfig();
+  if (preset) send({type: "reset"});  // a preset starts at its own epoch 0, with a new loss curve
 }
 
 /** The digit page's link carries the token and this page's set-up, so its way back lands here unchanged. */
@@ -440,7 +451,8 @@ function updateDigitsLink() {
   const query = new URLSearchParams();
   if (token) query.set("token", token);
   $("digits-link").href = `/digits${query.size ? `?${query}` : ""}#from=${encodeURIComponent(toHash(state).slice(1))}`;
-  $("mnist-link").href = `/mnist${query.size ? `?${query}` : ""}`;
+  query.set("from", toHash(state).slice(1));  // the /mnist page's own state is its hash: the set-up goes in the query
+  $("mnist-link").href = `/mnist?${query}`;
 }
 
 /** P plays or pauses, S steps, R resets — unless a text field, a menu or a slider has the keys. */
@@ -489,6 +501,10 @@ function bind() {
   $("point-class").addEventListener("change", () => { state.pointClass = Number($("point-class").value); });
   $("point-split").addEventListener("change", () => { state.pointSplit = $("point-split").value; });
   $("add-point").addEventListener("click", () => addPoint(Number($("point-x1").value), Number($("point-x2").value)));
+  $("edit-points").addEventListener("click", () => {
+    const points = ownPoints();
+    change({dataset: "custom", points, ...(points.some(p => p.length > 3) ? {showTest: true} : {})});
+  });
   $("clear-points").addEventListener("click", () => change({dataset: "custom", points: []}));
   $("import-csv").addEventListener("change", () => { if ($("import-csv").files[0]) importCsv($("import-csv").files[0]); });
   $("export-csv").addEventListener("click", exportCsv);
@@ -513,9 +529,15 @@ function bind() {
       if (Number.isFinite(value)) typeWeights([[0, 0, source, value]]);
     });
   }
+  for (const link of document.querySelectorAll(".skip a")) {  // a skip link moves the focus, not the set-up
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      document.querySelector(link.getAttribute("href")).focus();
+    });
+  }
   window.addEventListener("hashchange", followHash);
   window.addEventListener("keydown", shortcut);
-  window.addEventListener("resize", sizePlots);
+  window.addEventListener("resize", fitScreen);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -659,12 +681,13 @@ function lineEnds(line) {
   return ends.filter(([x, y]) => x >= lo - 1e-9 && x <= hi + 1e-9 && y >= lo - 1e-9 && y <= hi + 1e-9).slice(0, 2);
 }
 
-/** A preset's note (the worked example's rounding, what to do by hand), under the backward pass and as a notice. */
-function showPresetNote() {
-  const preset = PRESETS[new URLSearchParams(location.hash.slice(1)).get("preset")];
-  $("backprop-note").textContent = preset?.note ?? "";
-  transient = preset?.note ?? "";
+/** A preset's note (the worked example's rounding, what to do by hand): said once — under Apply while the backward
+ *  pass is open, else among the notices — until another set-up replaces the preset's. */
+function showPresetNote(name) {
+  presetNote = PRESETS[name]?.note ?? "";
+  showNotices();
 }
+let presetNote = "";
 
 /** The page-only settings (show test data, discretize) redraw the last frame without asking the server. */
 function requestRedraw() {
@@ -672,7 +695,7 @@ function requestRedraw() {
 }
 
 bind();
-showPresetNote();
+showPresetNote(new URLSearchParams(location.hash.slice(1)).get("preset"));
 history.replaceState(null, "", location.pathname + location.search + toHash(state));
 showState();
 connect();

@@ -12,6 +12,9 @@ import {Teacher, displayName} from "../lab/teacher.js";
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
 const query = token ? `?token=${encodeURIComponent(token)}` : "";
+// the playground's set-up the teacher came from (its link here carries it as ?from=…): the way back returns to it
+const from = new URLSearchParams(location.search).get("from");
+const back = from ? `#${from.replace(/^#/, "")}` : "";
 
 let state = fromHash(location.hash);
 let socket = null, latest = null, drawing = false, version = 0, unacknowledged = 0, generation = null;
@@ -239,7 +242,7 @@ function showState() {
   document.querySelectorAll(".mlp-only select").forEach(e => { e.disabled = state.model !== "mlp"; });
   $("units2").disabled = state.model !== "mlp" || state.hidden.length < 2;
   const links = {"playground-link": "/", "digits-link": "/digits"};
-  for (const [id, path] of Object.entries(links)) $(id).href = `${path}${query}`;
+  for (const [id, path] of Object.entries(links)) $(id).href = `${path}${query}${id === "playground-link" ? back : ""}`;
 }
 
 function buildControls() {
