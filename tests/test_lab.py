@@ -453,3 +453,63 @@ def test_the_idle_server_wakes_once_a_second_and_still_stops_at_once():
     assert not lab.thread.is_alive()
     assert 1 <= len(ticks) <= 4, ticks  # uvicorn's own loop: 25 in 2.5 s
     assert abs(date - time.time()) < 3  # the Date header is still refreshed
+
+
+# --------------------------------------------------------------------------------------------------
+# Every cap of the lab's schema: the documented value taken, one past it refused
+# --------------------------------------------------------------------------------------------------
+def _config(state: dict) -> str:
+    return json.dumps({"type": "config", "state": state})
+
+
+#: The caps docs/playground.md states, written out here (not read from LIMITS: a raised cap must fail a test), each
+#: as (a state at the cap, the same one past it).
+CAPS = {
+    "layers": ({"hidden": [1] * 6}, {"hidden": [1] * 7}),
+    "neurons": ({"hidden": [8]}, {"hidden": [9]}),
+    "points": ({"points": [[0, 0, 0]] * 1000}, {"points": [[0, 0, 0]] * 1001}),
+    "samples": ({"samples": 1000}, {"samples": 1001}),
+    "k": ({"k": 50}, {"k": 51}),
+    "weight": ({"weights": [[0, 0, 0, 1000]]}, {"weights": [[0, 0, 0, 1000.5]]}),
+    "typed": (
+        {"weights": [[i // 72, i // 9 % 8, i % 9 - 1, 0.5] for i in range(600)]},
+        {"weights": [[i // 72, i // 9 % 8, i % 9 - 1, 0.5] for i in range(601)]},
+    ),
+}
+
+
+@pytest.mark.parametrize("cap", sorted(CAPS))
+def test_every_cap_takes_its_limit_and_refuses_one_past_it(cap):
+    at, past = CAPS[cap]
+    assert parse_message(_config(at))["state"] == at
+    with pytest.raises(BadMessage):
+        parse_message(_config(past))
+
+
+def test_the_schema_has_no_cap_this_test_does_not_check():
+    from nnref.lab.state import LIMITS
+
+    assert set(LIMITS) == {*CAPS, "message_bytes"}
+
+
+def test_a_message_of_256_kib_is_read_and_one_byte_more_refused():
+    pad = json.dumps({"type": "ready"})
+    exact = pad[:-1] + " " * (256 * 1024 - len(pad)) + "}"
+    assert len(exact) == 256 * 1024 and parse_message(exact) == {"type": "ready"}
+    with pytest.raises(BadMessage, match="at most 256 KiB"):
+        parse_message(pad[:-1] + " " * (256 * 1024 + 1 - len(pad)) + "}")
+
+
+def test_every_number_field_refuses_a_value_past_either_end():
+    from nnref.lab.state import FIELDS, SERVER_FIELDS
+
+    for name in SERVER_FIELDS:
+        field = FIELDS[name]
+        if field.kind not in ("number", "integer"):
+            continue
+        step = 1 if field.kind == "integer" else max(field.hi * 1e-6, 1e-9)
+        for inside in (field.lo, field.hi):
+            assert parse_message(_config({name: inside}))["state"][name] == inside
+        for outside in (field.lo - step, field.hi + step):
+            with pytest.raises(BadMessage, match=name):
+                parse_message(_config({name: int(outside) if field.kind == "integer" else outside}))

@@ -106,12 +106,22 @@ def test_reloading_the_url_gives_the_same_set_up(page):
 def test_clicking_the_plane_adds_a_point_of_the_chosen_class(page):
     _open(page)
     points = page.evaluate("window.nnrefLab.points()")
+    page.locator("canvas.plane").click(position={"x": 50, "y": 50})  # a built-in dataset's points stay as they are
+    page.get_by_text("stay as they are").wait_for()
+    assert page.get_by_label("Dataset").input_value() == "circles" and "dataset=circles" in page.url
+    assert page.evaluate("window.nnrefLab.points()") == points
+    page.get_by_role("button", name="Edit these points").click()  # on purpose: these points, as your own
+    page.wait_for_function("() => window.nnrefLab.state().dataset === 'custom'")
+    _shown(page)
+    assert page.evaluate("window.nnrefLab.points()") == points
     page.get_by_label("Class of new points").select_option("0")
     page.locator("canvas.plane").click(position={"x": 50, "y": 50})
     page.wait_for_function("(n) => window.nnrefLab.points() === n", arg=points + 1)
-    assert page.get_by_label("Dataset").input_value() == "custom"
+    box = page.locator("canvas.plane").bounding_box()
     added = page.evaluate("window.nnrefLab.state().points.at(-1)")
-    assert added[2] == 0 and added[0] == pytest.approx(-4.5, abs=0.05) and added[1] == pytest.approx(4.5, abs=0.05)
+    assert added[2] == 0
+    assert added[0] == pytest.approx(-6 + 12 * 50 / box["width"], abs=0.05)
+    assert added[1] == pytest.approx(6 - 12 * 50 / box["height"], abs=0.05)
     page.get_by_role("spinbutton", name="New point x₁").fill("1.5")
     page.get_by_role("spinbutton", name="New point x₂").fill("-2")
     page.get_by_role("button", name="Add point").click()  # the same, from the keyboard

@@ -311,3 +311,87 @@ def test_typed_weights_and_the_instance_are_checked_against_the_network():
     assert s.state["weights"] == [] and s.state["instance"] == []  # refused: nothing kept
     s.configure({"hidden": [2, 2], "weights": [[1, 1, 1, 0.5]]})  # a new network and its typed weight together
     assert s.models["mlp"].net.layers[2].weight[1, 1].item() == 0.5
+
+
+# --------------------------------------------------------------------------------------------------
+# A recipe change is what the next step does (not only kept: used)
+# --------------------------------------------------------------------------------------------------
+def _expected_step(d, lr: float, weight_decay: float = 0.0, l1: float = 0.0) -> list[torch.Tensor]:
+    """The weights after one plain SGD step (no momentum) on the whole training set, computed here by autograd."""
+    params = [p.detach().clone().requires_grad_() for p in d.net.parameters()]
+    names = [n for n, _ in d.net.named_parameters()]
+    logits = torch.func.functional_call(d.net, dict(zip(names, params)), (d.X,))
+    loss = d.net.loss(logits, d.t)
+    if l1:
+        loss = loss + l1 * sum(p.abs().sum() for n, p in zip(names, params) if n.endswith("weight"))
+    grads = torch.autograd.grad(loss, params)
+    return [(p - lr * (g + weight_decay * p)).detach() for p, g in zip(params, grads)]
+
+
+START = {"dataset": "blobs", "samples": 60, "model": "line", "lr": 0.03, "momentum": 0, "batch": 0}
+
+
+@pytest.mark.parametrize(
+    "change,expect",
+    [
+        ({"lr": 0.3}, {"lr": 0.3}),
+        ({"lr": 0.001}, {"lr": 0.001}),
+        ({"regularization": "L2", "regRate": 0.1}, {"lr": 0.03, "weight_decay": 0.1}),
+        ({"regularization": "L1", "regRate": 0.1}, {"lr": 0.03, "l1": 0.1}),
+    ],
+)
+def test_a_new_learning_rate_or_penalty_is_the_size_of_the_next_update(change, expect):
+    s = PlaygroundSession(START)
+    s.advance(0.0)  # mid-run
+    s.configure(change)
+    d = s.descents["line"]
+    expected = _expected_step(d, **expect)
+    s.advance(0.0)
+    for got, want in zip(d.net.parameters(), expected):
+        torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-7)
+
+
+def test_momentum_set_to_zero_makes_the_next_update_the_plain_gradient_step():
+    s = PlaygroundSession({**START, "momentum": 0.9})
+    for _ in range(3):
+        s.advance(0.0)  # a momentum buffer built up
+    s.configure({"momentum": 0})
+    d = s.descents["line"]
+    expected = _expected_step(d, lr=0.03)
+    s.advance(0.0)
+    for got, want in zip(d.net.parameters(), expected):
+        torch.testing.assert_close(got.detach(), want, rtol=1e-5, atol=1e-7)
+
+
+def test_momentum_raised_mid_run_carries_the_last_update_into_the_next():
+    s = PlaygroundSession(START)
+    d = s.descents["line"]
+    s.advance(0.0)
+    s.configure({"momentum": 0.5})
+    plain = _expected_step(d, lr=0.03)  # −α g₂ alone
+    now = [p.detach().clone() for p in d.net.parameters()]
+    s.advance(0.0)
+    for p, w in zip(d.net.parameters(), plain):
+        # PyTorch's SGD starts the momentum buffer at the first step that has momentum: this update is −α g₂ (the
+        # buffer begins now), and the next one carries half of it
+        torch.testing.assert_close(p.detach(), w, rtol=1e-5, atol=1e-7)
+    assert d.optimizer.param_groups[0]["momentum"] == 0.5
+    assert all(d.optimizer.state[p]["momentum_buffer"] is not None for p in d.net.parameters())
+    step2 = [p.detach() - n for p, n in zip(d.net.parameters(), now)]
+    plain3 = _expected_step(d, lr=0.03)
+    here = [p.detach().clone() for p in d.net.parameters()]
+    s.advance(0.0)
+    for p, h, w, u in zip(d.net.parameters(), here, plain3, step2):
+        torch.testing.assert_close(p.detach() - h, (w - h) + 0.5 * u, rtol=1e-4, atol=1e-7)
+
+
+def test_a_new_batch_size_is_the_size_of_the_next_batch():
+    s = PlaygroundSession({**START, "samples": 100, "ratio": 50})  # 50 training points
+    s.advance(0.0)
+    assert s.epoch == 1  # the whole training set in a step
+    s.configure({"batch": 10})
+    s.advance(0.0)
+    assert s.epoch == pytest.approx(1 + 10 / 50)  # a batch of 10 of the 50: a fifth of an epoch
+    s.configure({"batch": 25})
+    s.advance(0.0)
+    assert s.epoch == pytest.approx(1.2 + 25 / 50)
