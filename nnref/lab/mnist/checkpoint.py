@@ -33,6 +33,7 @@ def config_of(state: dict, root: str, val_size: int, epochs: float) -> TrainConf
         lr=state["lr"],
         batch_size=state["batch"],
         momentum=state["momentum"],
+        weight_decay=state["decay"],
         lr_schedule="constant",
         hidden=tuple(state["hidden"]) if mlp else TrainConfig.hidden,
         activation=state["activation"] if mlp else TrainConfig.activation,

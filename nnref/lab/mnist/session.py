@@ -65,9 +65,10 @@ class MnistSession:
     """The live training of one page: ``configure`` with (partial) states, ``advance`` while playing or for one
     step, ``frame`` to draw, ``reset``, ``inspect``/``draw`` one digit, ``export`` the model.
 
-    A recipe change (learning rate, momentum, batch size) applies from the next step to the same weights; a network
-    change (model, hidden layers, activation, seed), Reset and New weights give a new model at step 0, paused — a
-    new ``generation`` of frames.  Reset gives the same initial weights; New weights the next seed's."""
+    A recipe change (learning rate, momentum, batch size, weight decay) applies from the next step to the same
+    weights; a network change (model, hidden layers, activation, seed), Reset and New weights give a new model at
+    step 0, paused — a new ``generation`` of frames.  Reset gives the same initial weights; New weights the next
+    seed's."""
 
     def __init__(self, views: MNISTViews, state: dict | None = None, notes: tuple[str, ...] = ()) -> None:
         self.views, self.notes = views, tuple(notes)
@@ -83,7 +84,9 @@ class MnistSession:
         with _BUILD, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = build_model(s["model"], 784, 10, tuple(s["hidden"]), s["activation"])
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s["lr"], momentum=s["momentum"])
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=s["lr"], momentum=s["momentum"], weight_decay=s["decay"]
+        )
         self.step_fn = EagerStep(forward_loss_of(self.model), list(self.model.parameters()))
         self._new_batches(seed)
         self.steps, self.images, self.train_seconds, self.generation = 0, 0, 0.0, self.generation + 1
@@ -107,7 +110,7 @@ class MnistSession:
             self._build()  # (after a divergence, a lower rate starts again from the same initial weights)
         elif "recipe" in groups:
             for group in self.optimizer.param_groups:
-                group["lr"], group["momentum"] = new["lr"], new["momentum"]
+                group.update(lr=new["lr"], momentum=new["momentum"], weight_decay=new["decay"])
             if batch_changed:
                 self._new_batches(self.state["seed"] + 1000 * self.init + self.steps)
         self.version = self.version + 1 if version is None else version

@@ -21,13 +21,17 @@ from ..state import BadMessage, Field, _short, check_fields, read_message
 __all__ = ["FIELDS", "DEFAULTS", "GROUPS", "LIMITS", "MESSAGES", "definition", "check_state", "parse_message"]
 
 #: The caps on what a page can ask for.
-LIMITS = {"layers": 2, "units": 1024, "batch": 1024, "gallery": 48, "message_bytes": 64 * 1024, "draw_side": 512}
+LIMITS = {"layers": 2, "units": 1024, "batch": 1024, "gallery": 24, "message_bytes": 64 * 1024, "draw_side": 512}
 
 #: What a change of a field of each group does.
 GROUPS = {
     "network": "a new model at step 0, paused (Play trains it)",
     "recipe": "the same weights and curves: the change applies from the next step",
 }
+
+#: The default weight decay: small enough to cost little accuracy, large enough that the ten templates read as
+#: digits (scripts/mnist_decay.py measures both: docs/results/mnist-decay.log).
+DECAY = 0.01
 
 _ACTIVATIONS = tuple(a for a in ("relu", "tanh", "sigmoid") if a in ACTIVATIONS)
 
@@ -79,6 +83,16 @@ FIELDS: dict[str, Field] = {
         lo=1,
         hi=LIMITS["batch"],
         options=(1, 8, 16, 32, 64, 128, 256, 512, 1024),
+    ),
+    "decay": Field(
+        "number",
+        DECAY,
+        "recipe",
+        "weight decay λ (L2): each step pulls every weight toward 0 by α·λ·w, so the border pixels that no digit "
+        "lights — whose weights no gradient ever moves — fade from the templates",
+        lo=0,
+        hi=1,
+        options=(0, 0.001, 0.003, 0.01, 0.03),
     ),
 }
 DEFAULTS = {name: field.default for name, field in FIELDS.items()}

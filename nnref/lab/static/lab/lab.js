@@ -29,7 +29,8 @@ const sentAt = new Map();
 // What a test or a benchmark reads: frames drawn, and how long each change took to show.
 const stats = window.nnrefLab = {frames: 0, latencies: [], connected: false, playing: false, epoch: 0, version: 0,
                                  errors: [], notices: [], dataVersion: 0, sent: 0, state: () => state,
-                                 points: () => data.train.length + data.test.length, csv: null};
+                                 points: () => data.train.length + data.test.length, csv: null,
+                                 chart: () => chart.points.length};
 
 const chart = new LossChart($("chart"));
 const network = new NetworkView($("network"), $("layer-controls"), {

@@ -54,8 +54,8 @@ export function showDigit(digit, bytes) {
     `(${(100 * digit.probabilities[digit.best]).toFixed(1)}%); loss of class ${digit.target} ${digit.loss.toFixed(3)}`;
   $("digit-input").getContext("2d").putImageData(grayImage(bytes.subarray(0, 784), 28), 0, 0);
   $("digit-gradient").getContext("2d").putImageData(signedImage(bytes.subarray(784, 1568)), 0, 0);
-  $("digit-gradient-text").textContent = `−dL/dx of class ${digit.target}'s loss: red pixels, made brighter, ` +
-    `would make the digit more a ${digit.target}; blue ones, less.`;
+  $("digit-gradient-text").textContent = `−dL/dx of class ${digit.target}'s loss: blue pixels, made brighter, ` +
+    `would make the digit more a ${digit.target}; orange ones, less.`;
   showHidden(digit.hidden, bytes.subarray(1568));
   showProbabilities(digit);
 }

@@ -1,13 +1,14 @@
 // The /mnist page's pictures and tables: weights as 28 × 28 pictures (positive red, negative blue, as TensorBoard's
 // templates), gray digits, the gallery of test digits, the confusion matrix and the layers' numbers.
 
-const RED = [178, 24, 43], BLUE = [33, 102, 172], WHITE = [247, 247, 247];
+// the playground's colours on every page of the lab (TensorFlow Playground's): blue positive, orange negative
+const BLUE = [8, 119, 189], ORANGE = [245, 147, 34], WHITE = [247, 247, 247];
 
-/** Bytes 128 ± 127 · v (a picture row by row from the top) as red (+) · white · blue (−); white past the bytes. */
+/** Bytes 128 ± 127 · v (a picture row by row from the top) as blue (+) · white · orange (−), the playground's colours; white past the bytes. */
 export function signedImage(bytes, width = 28, height = width) {
   const image = new ImageData(width, height);
   for (let i = 0; i < width * height; i++) {
-    const v = i < bytes.length ? (bytes[i] - 128) / 127 : 0, colour = v > 0 ? RED : BLUE, s = Math.min(1, Math.abs(v));
+    const v = i < bytes.length ? (bytes[i] - 128) / 127 : 0, colour = v > 0 ? BLUE : ORANGE, s = Math.min(1, Math.abs(v));
     for (let j = 0; j < 3; j++) image.data[4 * i + j] = WHITE[j] + (colour[j] - WHITE[j]) * s;
     image.data[4 * i + 3] = 255;
   }
