@@ -3,9 +3,11 @@
 
     python scripts/lab_screenshots.py [--data-root ../shared/data] [--out docs]
 
-Every picture is the whole screen of a projector, 1280 × 720, as a class sees it.  The playground: the lecture's
-third demo (a deeper net on the spirals) after a few seconds of play, the side-by-side mode (the line, the MLP, KNN
-on the same data), and your own points placed with the mouse.  The draw-a-digit page: trains the 784-800-10 MLP
+Every picture is the whole screen of a projector, 1280 × 720, as a class sees it (nothing below it: no page of the
+lab scrolls).  The playground: the lecture's third demo (a deeper net on the spirals) after a few seconds of play,
+the side-by-side mode (the line, the MLP, KNN on the same data), your own points placed with the mouse, the worked
+backward pass, and the backward pass of the spirals' net at its second hidden layer.  /mnist: softmax regression
+after a few seconds of play, a test digit looked inside.  The draw-a-digit page: trains the 784-800-10 MLP
 for one epoch on MNIST (from --data-root, else $NNREF_DATA_ROOT), draws a 7 with the mouse and photographs the
 prediction, the hidden layer, dL/dx and the nearest training images.  Needs Chromium and playwright (README,
 "Tests").
@@ -42,7 +44,40 @@ def _playground(browser, lab, out: Path) -> list[Path]:
         page.wait_for_timeout(300)
         page.screenshot(path=str(out / name))
         shots.append(out / name)
-    return [*shots, _own_points(page, lab, out), _backward_pass(page, lab, out)]
+    return [*shots, _own_points(page, lab, out), _backward_pass(page, lab, out), _deep_backward(page, lab, out)]
+
+
+def _deep_backward(page, lab, out: Path) -> Path:
+    """The backward pass on the spirals' 8-8-6 net, trained a few seconds, at the stage of hidden layer 2."""
+    page.goto(lab.url + "#preset=deeper-net-on-spirals")
+    page.reload()
+    page.wait_for_function("() => window.nnrefLab && window.nnrefLab.frames > 0", timeout=60_000)
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(5000)
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name="Backward pass").click()
+    page.get_by_role("button", name="Next point").click()
+    page.wait_for_function("() => document.querySelector('#backprop-params tbody tr') !== null", timeout=60_000)
+    for _ in range(3):  # forward, output, hidden 3, hidden 2
+        page.get_by_role("button", name="On a stage").click()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "lab-backward-spirals.png"))
+    return out / "lab-backward-spirals.png"
+
+
+def _mnist_page(browser, lab, out: Path) -> Path:
+    """/mnist: softmax regression (weight decay 0.01, the default) after 3 s of play, the first test digit inside."""
+    page = browser.new_page(viewport=SCREEN)
+    page.goto(lab.base + "/mnist")
+    page.locator("#gallery button").first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="Pause").click()
+    page.locator("#gallery button").first.click()
+    page.locator("#digit-probabilities li").first.wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / "lab-mnist.png"))
+    return out / "lab-mnist.png"
 
 
 def _backward_pass(page, lab, out: Path) -> Path:
@@ -183,7 +218,12 @@ def main() -> int:
         backend = DigitsBackend.load(Path(tmp) / "digits" / "checkpoint.pt", data_root=args.data_root)
         with LabServer(digits=backend) as lab, sync_playwright() as playwright:
             browser = chromium.open_browser(playwright)
-            shots = [*_playground(browser, lab, out), _digit_page(browser, lab, out), _class_view(browser, out)]
+            shots = [
+                *_playground(browser, lab, out),
+                _digit_page(browser, lab, out),
+                _mnist_page(browser, lab, out),
+                _class_view(browser, out),
+            ]
             browser.close()
     print("wrote " + ", ".join(str(p) for p in shots))
     return 0

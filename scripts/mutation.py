@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Mutation testing of what the lecture is about: plant one small bug at a time in the Functions' forward and
-backward (``nnref/functional.py``) and in KNN's vote (``nnref/knn.py``), run the tests that cover them, and count
+backward (``nnref/functional.py``), in KNN's vote (``nnref/knn.py``) and in the lab's rules — its schema and caps
+(``nnref/lab/state.py``: every check and ``LIMITS``), what a change of each group does and the recipe
+(``nnref/lab/session.py``), the worked example (``nnref/backprop.py``) — run the tests that cover them, and count
 the bugs the suite catches ("killed") and the ones it lets through ("survived").
 
-    python scripts/mutation.py [--jobs 2] [--only functional|knn] [--list] [--out docs/results/mutation.log]
+    python scripts/mutation.py [--jobs 2] [--only functional|knn|lab] [--list]
 
 Each mutant changes one operation in a function of :data:`SCOPE`: an arithmetic operator (+ −, * /, ** → *), a
 comparison (< ≤, > ≥, == ≠), a unary minus dropped, a number (0 ↔ 1, n → n + 1, x → 2x), a boolean flipped, an
@@ -46,6 +48,25 @@ SCOPE = {
         "backward",
     ),
     "nnref/knn.py": ("vote_shares", "vote", "merge_neighbours"),
+    # the lab's rules: the schema's checks and its caps (LIMITS, a module-level table: its numbers are mutated too)
+    "nnref/lab/state.py": (
+        "LIMITS",
+        "_number",
+        "_choice",
+        "_flag",
+        "_list",
+        "_inputs",
+        "_hidden",
+        "_points",
+        "_instance",
+        "_typed_weights",
+        "check_state",
+        "read_message",
+    ),
+    # what a change of each group keeps and rebuilds, and the recipe applied from the next step
+    "nnref/lab/session.py": ("configure", "_set_recipe", "_penalty", "_recipe_changes", "apply_step", "steps"),
+    # the lecture's worked example: the backward pass on one instance, and its SGD step
+    "nnref/backprop.py": ("worked_pass", "_local_gradients", "sgd_step"),
 }
 
 #: The tests run against each mutant of a file.
@@ -59,6 +80,23 @@ TESTS = {
         "tests/test_models.py",
     ],
     "nnref/knn.py": ["tests/test_knn.py"],
+    "nnref/lab/state.py": [  # (the session's tests, and test_lab.py's of the schema: not those of the served pages)
+        "tests/test_lab_session.py",
+        *(
+            f"tests/test_lab.py::{name}"
+            for name in (
+                "test_parse_message_refuses_with_a_reason",
+                "test_every_cap_takes_its_limit_and_refuses_one_past_it",
+                "test_the_schema_has_no_cap_this_test_does_not_check",
+                "test_a_message_of_256_kib_is_read_and_one_byte_more_refused",
+                "test_every_number_field_refuses_a_value_past_either_end",
+                "test_divergence_is_a_message_not_a_blank_picture",
+                "test_reset_returns_to_the_same_initial_weights_and_new_weights_to_others",
+            )
+        ),
+    ],
+    "nnref/lab/session.py": ["tests/test_lab_session.py"],
+    "nnref/backprop.py": ["tests/test_backprop.py", "tests/test_lecture.py"],
 }
 
 #: Mutants that cannot change a result, by (file, function, change, which of that change in the function: 1, 2 …):
@@ -105,6 +143,8 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
     ),
 }
 
+_LAB = ("nnref/lab/state.py", "nnref/lab/session.py", "nnref/backprop.py")  # the lab's rules (--only lab)
+
 _BINOPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}
 _CMPOPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
 _SYMBOL = {
@@ -138,10 +178,13 @@ class Mutant:
 
 
 def _functions(tree: ast.Module, names: tuple[str, ...]):
-    """(qualified name, function) for every function in scope: top-level ones and the methods of classes."""
+    """(qualified name, function) for every function in scope: top-level ones and the methods of classes — and a
+    module-level table in scope (``LIMITS = {...}``), as a function whose body is its assignment."""
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name in names:
             yield node.name, node
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) in names for t in node.targets):
+            yield node.targets[0].id, ast.FunctionDef(name=node.targets[0].id, body=[node])
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name in names:
@@ -256,11 +299,14 @@ def run(m: Mutant | None, file: str, workdir: Path, timeout: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
-    parser.add_argument("--only", choices=("functional", "knn"), help="one file's mutants only")
+    parser.add_argument(
+        "--only", choices=("functional", "knn", "lecture", "lab"), help="lecture: the Functions and KNN; lab: its rules"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant before it counts as caught")
     args = parser.parse_args()
-    files = [f for f in SCOPE if args.only is None or args.only in f]
+    parts = {"lab": _LAB, "lecture": tuple(f for f in SCOPE if f not in _LAB)}
+    files = [f for f in SCOPE if args.only is None or f in parts.get(args.only, ()) or args.only in f]
     todo = [m for f in files for m in mutants(f)]
     if args.list:
         for m in todo:
