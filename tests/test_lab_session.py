@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from nnref import plane
 from nnref.lab.session import PlaygroundSession, decode
-from nnref.lab.state import FIELDS
+from nnref.lab.state import FIELDS, PRESETS, SERVER_FIELDS
 
 RECIPE = {
     "lr": st.sampled_from([0.003, 0.03, 0.1, 0.3]),
@@ -106,7 +106,7 @@ class PageActions(RuleBasedStateMachine):
     @rule(change=_one_change(NETWORK))
     def network(self, change):
         before, changes = self._snapshot(), self._changes(change)
-        self.s.configure(change)
+        self.s.configure({**change, "weights": []})  # (as the page sends it: weights typed for the old network go)
         if not changes:  # the value it already had: nothing rebuilt
             assert self.s.generation == before["generation"] and self._same_weights(before["weights"])
             return
@@ -116,7 +116,7 @@ class PageActions(RuleBasedStateMachine):
     @rule(change=_one_change(DATA))
     def data(self, change):
         before, changes = self._snapshot(), self._changes(change)
-        self.s.configure(change)
+        self.s.configure({**change, "weights": []})
         if not changes:
             assert self._same_weights(before["weights"]) and self.s.Xtr is before["points"][0]
             return
@@ -140,6 +140,18 @@ class PageActions(RuleBasedStateMachine):
     def pause(self):
         self.s.playing = False
 
+    @rule(name=st.sampled_from(sorted(PRESETS)))
+    def preset_after_preset(self, name):
+        """What the page sends for a preset link: its set-up, then Reset — its own epoch 0 and a new loss curve,
+        whatever ran before (a preset of only recipe fields included)."""
+        before, preset = self.s.generation, {k: v for k, v in PRESETS[name]["state"].items() if k in SERVER_FIELDS}
+        self.s.configure({**preset, "samples": 60})  # (the page sends the server's fields)
+        self.s.reset()
+        assert self.s.epoch == 0 and self.s.steps == 0 and not self.s.playing
+        assert self.s.generation > before
+        for field, value in preset.items():
+            assert self.s.state[field] == FIELDS[field].check(field, value), (name, field)
+
     @rule()
     def reset(self):
         first = PlaygroundSession(self.s.state)  # the weights this set-up starts from
@@ -155,7 +167,7 @@ class PageActions(RuleBasedStateMachine):
         before = self._weights()
         self.s.reset(new_weights=True)
         assert self.s.epoch == 0 and not self.s.playing
-        assert not before or not self._same_weights(before)
+        assert not before or self.s.state["weights"] or not self._same_weights(before)  # (typed weights stay typed)
 
     @invariant()
     def the_frame_says_what_the_session_holds(self):
