@@ -137,6 +137,27 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         (FUNCTIONAL, "SoftmaxCrossEntropyFunction.backward", _MINUS, n): "SoftmaxCrossEntropyFunction: " + _LAST
         for n in (1, 3, 4)
     },
+    **{
+        ("nnref/lab/state.py", fn, change, n): (
+            "the default of a Field made inside a check to bound a number: a check never reads a field's default"
+        )
+        for fn, change, n in (
+            ("_hidden", "1 → 0", 1),
+            ("_points", "0 → 1", 1),
+            ("_points", "0 → 1", 3),
+            ("_points", "0 → 1", 4),
+            ("_typed_weights", "0 → 1", 1),
+            ("_typed_weights", "0 → 1", 2),
+            ("read_message", "0 → 1", 2),
+        )
+    },
+    ("nnref/lab/state.py", "_typed_weights", "3 → 4", 2): (
+        "entry[:4] zipped with the three names (layer, neuron, input) gives the same three pairs as entry[:3]"
+    ),
+    ("nnref/lab/state.py", "_list", "or → and", 1): (
+        "the server checks a list only through _inputs, which has refused anything but a non-empty list before "
+        "(the one other list field, hide, is the page's alone: check_state never sees it)"
+    ),
     ("nnref/knn.py", "merge_neighbours", "True → False", 1): (
         "the first sort orders a row's candidates by training index, and those are distinct (each record lives in "
         "one shard): a stable and an unstable sort give the same order (the second sort's stability is tested)"

@@ -513,3 +513,66 @@ def test_every_number_field_refuses_a_value_past_either_end():
         for outside in (field.lo - step, field.hi + step):
             with pytest.raises(BadMessage, match=name):
                 parse_message(_config({name: int(outside) if field.kind == "integer" else outside}))
+
+
+def test_the_lower_ends_of_the_schemas_lists_and_sizes():
+    """A layer of 0 neurons is refused; all seven inputs (the whole list) are taken, an empty list refused."""
+    with pytest.raises(BadMessage, match="neurons in a layer"):
+        parse_message(_config({"hidden": [0]}))
+    seven = ["x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2"]
+    assert parse_message(_config({"inputs": seven}))["state"]["inputs"] == seven
+    with pytest.raises(BadMessage, match="non-empty"):
+        parse_message(_config({"inputs": []}))
+
+
+@pytest.mark.parametrize(
+    "point,reason",
+    [
+        ([0, 0, 4], "class"),  # four classes at most: 0-3
+        ([0, 0, 1.5], "class"),
+        ([0, 0, 1, 0.5], "split"),
+        ([0, 0, 1, 2], "split"),
+        ([6.5, 0, 1], "x1"),
+        ([0, -6.5, 1], "x2"),
+    ],
+)
+def test_a_point_of_your_own_is_refused_off_the_plane_or_of_no_class(point, reason):
+    with pytest.raises(BadMessage, match=reason):
+        parse_message(_config({"dataset": "custom", "points": [point]}))
+
+
+def test_a_point_of_your_own_is_a_training_point_unless_its_split_is_1():
+    points = [[1, 1, 3], [1, 1, 0, 0], [-6, 6, 1, 1]]
+    assert parse_message(_config({"points": points}))["state"]["points"] == [[1, 1, 3], [1, 1, 0], [-6, 6, 1, 1]]
+
+
+def test_a_config_version_is_a_whole_number_from_0_to_2_31_minus_1():
+    for version in (0, 2**31 - 1):
+        assert parse_message(json.dumps({"type": "config", "state": {}, "version": version}))["version"] == version
+    for version in (-1, 2**31, 1.5):
+        with pytest.raises(BadMessage, match="version"):
+            parse_message(json.dumps({"type": "config", "state": {}, "version": version}))
+
+
+def test_a_typed_weights_indices_are_whole_numbers_from_minus_1_to_64():
+    assert parse_message(_config({"weights": [[64, 64, -1, 0.5]]}))["state"]["weights"] == [[64, 64, -1, 0.5]]
+    for entry, part in [([65, 0, 0, 1], "layer"), ([0, -2, 0, 1], "neuron"), ([0, 0, 65, 1], "input")]:
+        with pytest.raises(BadMessage, match=part):
+            parse_message(_config({"weights": [entry]}))
+    with pytest.raises(BadMessage, match="whole number"):
+        parse_message(_config({"weights": [[0.5, 0, 0, 1]]}))
+
+
+def test_a_refusal_says_what_was_wrong_with_the_text():
+    with pytest.raises(BadMessage, match="must be JSON: Expecting value"):
+        parse_message("nope")
+    with pytest.raises(BadMessage, match="at most 256 KiB, got 256 KiB"):
+        parse_message(" " * (256 * 1024 + 1))
+
+
+def test_the_instance_is_three_numbers_or_none():
+    assert parse_message(_config({"instance": [0.5, 0.6, 1]}))["state"]["instance"] == [0.5, 0.6, 1]
+    assert parse_message(_config({"instance": []}))["state"]["instance"] == []
+    for instance in ([0.5, 0.6, 1, 1], [0.5, 0.6], "0.5,0.6,1"):
+        with pytest.raises(BadMessage, match=r"\[x1, x2, class\] or \[\]"):
+            parse_message(_config({"instance": instance}))

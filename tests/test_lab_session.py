@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from nnref import plane
 from nnref.lab.session import PlaygroundSession, decode
-from nnref.lab.state import FIELDS, PRESETS, SERVER_FIELDS
+from nnref.lab.state import FIELDS, PRESETS, SERVER_FIELDS, BadMessage
 
 RECIPE = {
     "lr": st.sampled_from([0.003, 0.03, 0.1, 0.3]),
@@ -407,3 +407,20 @@ def test_a_new_batch_size_is_the_size_of_the_next_batch():
     s.configure({"batch": 25})
     s.advance(0.0)
     assert s.epoch == pytest.approx(1.2 + 25 / 50)
+
+
+def test_apply_is_one_step_of_the_worked_example_counted_among_the_steps():
+    preset = {k: v for k, v in PRESETS["worked-backward-pass"]["state"].items() if k in SERVER_FIELDS}
+    s = PlaygroundSession(preset)
+    shown = decode(s.frame())[0]["backward"]["layers"][0]  # the update the view shows
+    s.apply_step()
+    assert s.steps == 1 and s.epoch == 0  # one instance: a step, not an epoch
+    now = decode(s.frame())[0]["network"]["layers"][0]
+    assert now["w"][0] == pytest.approx(shown["w_new"][0], abs=1e-5)
+    assert now["b"] == pytest.approx(shown["b_new"], abs=1e-5)
+    s.apply_step()
+    assert s.steps == 2
+    with pytest.raises(BadMessage, match="pick an instance"):
+        PlaygroundSession({**preset, "instance": []}).apply_step()
+    with pytest.raises(BadMessage, match="pick an instance"):
+        PlaygroundSession({**preset, "model": "knn", "weights": []}).apply_step()
