@@ -301,7 +301,7 @@ def test_a_teachers_actions_in_any_order_never_replace_a_set_up(lab):
             @rule(away=st.sampled_from([("MNIST, live", "mnist"), ("Draw a digit", "digits")]))
             def away_and_back(self, away):
                 page.get_by_role("link", name=away[0]).click()
-                page.wait_for_url(f"**/{away[1]}**")
+                page.wait_for_url(f"**/{away[1]}**", timeout=60_000)
                 page.get_by_role("link", name="The playground").click()
                 shown(page)
 

@@ -249,8 +249,8 @@ function showState() {
 /** What the weight decay does to the pictures, and what it costs (measured: scripts/mnist_decay.py). */
 function decayText() {
   return state.decay > 0 ?
-    `Weight decay λ = ${state.decay} pulls back the weights of pixels no digit lights, so the templates read as ` +
-    "digits; λ = 0.01 costs 0.4% of test accuracy after an epoch (measured)." :
+    `Weight decay λ = ${state.decay} fades the pixels no digit lights: the templates read as digits (λ = 0.01 ` +
+    "costs 0.4% of test accuracy after an epoch, measured)." :
     "Without weight decay the pixels no digit lights keep their random first weights: the noise never fades.";
 }
 
