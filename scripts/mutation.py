@@ -92,6 +92,13 @@ TESTS = {
                 "test_every_number_field_refuses_a_value_past_either_end",
                 "test_divergence_is_a_message_not_a_blank_picture",
                 "test_reset_returns_to_the_same_initial_weights_and_new_weights_to_others",
+                "test_the_lower_ends_of_the_schemas_lists_and_sizes",
+                "test_a_point_of_your_own_is_refused_off_the_plane_or_of_no_class",
+                "test_a_point_of_your_own_is_a_training_point_unless_its_split_is_1",
+                "test_a_config_version_is_a_whole_number_from_0_to_2_31_minus_1",
+                "test_a_typed_weights_indices_are_whole_numbers_from_minus_1_to_64",
+                "test_a_refusal_says_what_was_wrong_with_the_text",
+                "test_the_instance_is_three_numbers_or_none",
             )
         ),
     ],
