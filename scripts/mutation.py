@@ -158,6 +158,10 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
             ("read_message", "0 → 1", 2),
         )
     },
+    ("nnref/lab/session.py", "PlaygroundSession.apply_step", "2 → 3", 1): (
+        "instance[:3] instead of instance[:2] hands plane.features the class as a third column, and the features "
+        "read columns 0 and 1 only"
+    ),
     ("nnref/lab/state.py", "_typed_weights", "3 → 4", 2): (
         "entry[:4] zipped with the three names (layer, neuron, input) gives the same three pairs as entry[:3]"
     ),

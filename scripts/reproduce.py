@@ -246,8 +246,10 @@ def part_stress(data_root: str, tmp: Path) -> None:
 
 
 def part_mutation(data_root: str, tmp: Path) -> None:
-    """scripts/mutation.py: the mutation score of the Functions and KNN's vote (exit 1 while a mutant survives)."""
-    run([sys.executable, "scripts/mutation.py"], RESULTS / "mutation.log", check=False)
+    """scripts/mutation.py: the mutation score of the Functions and KNN's vote, and of the lab's rules (exit 1 while
+    a mutant survives)."""
+    run([sys.executable, "scripts/mutation.py", "--only", "lecture"], RESULTS / "mutation.log", check=False)
+    run([sys.executable, "scripts/mutation.py", "--only", "lab"], RESULTS / "mutation-lab.log", check=False)
 
 
 PARTS = {

@@ -355,8 +355,11 @@ START = {"dataset": "blobs", "samples": 60, "model": "line", "lr": 0.03, "moment
 def test_a_new_learning_rate_or_penalty_is_the_size_of_the_next_update(change, expect):
     s = PlaygroundSession(START)
     s.advance(0.0)  # mid-run
+    d, generation = s.descents["line"], s.generation
+    now = [p.detach().clone() for p in d.net.parameters()]
     s.configure(change)
-    d = s.descents["line"]
+    assert s.descents["line"] is d and s.generation == generation and s.epoch == 1  # the same run goes on
+    assert all(torch.equal(p, q) for p, q in zip(d.net.parameters(), now))
     expected = _expected_step(d, **expect)
     s.advance(0.0)
     for got, want in zip(d.net.parameters(), expected):
@@ -424,3 +427,16 @@ def test_apply_is_one_step_of_the_worked_example_counted_among_the_steps():
         PlaygroundSession({**preset, "instance": []}).apply_step()
     with pytest.raises(BadMessage, match="pick an instance"):
         PlaygroundSession({**preset, "model": "knn", "weights": []}).apply_step()
+
+
+def test_a_change_counts_a_version_and_after_a_divergence_only_a_lower_rate_restarts():
+    s = PlaygroundSession(START)
+    s.configure({"momentum": 0.5})
+    s.configure({"lr": 0.1}, version=7)
+    s.configure({"batch": 5})
+    assert s.version == 8  # the page's count, else one more than the last
+    s.diverged, generation = "diverged", s.generation
+    s.configure({"momentum": 0.9, "lr": 0.1})  # the same rate: the run stays as it is
+    assert s.generation == generation and s.diverged
+    s.configure({"lr": 0.01})  # a lower one starts again from the same initial weights
+    assert s.generation == generation + 1 and s.diverged is None
