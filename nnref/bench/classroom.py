@@ -328,7 +328,8 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
     rows = []
     if url is None:
         for together in (False, True):
-            process, lab = start_lab(pages + chromium + 5, together)
+            # (room for a scenario's pages while the last one's are still closing)
+            process, lab = start_lab(2 * (pages + chromium) + 5, together)
             try:
                 name = "one page alone, " + ("trained with the class" if together else "trained page by page")
                 rows.append(_scenario(lab, process.pid, name, [SAME], seconds))
