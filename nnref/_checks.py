@@ -155,7 +155,8 @@ def labels_reported(run, labels: torch.Tensor, prediction: torch.Tensor, name: s
 def unit_interval(t: torch.Tensor, name: str) -> None:
     def read():
         if _can_read_values(t) and t.numel() > 0:
-            lo, hi = torch.stack(torch.aminmax(t.detach())).tolist()  # NaN propagates into lo/hi
+            extremes = torch.aminmax(t.detach())  # NaN propagates into both
+            lo, hi = extremes.min.item(), extremes.max.item()
             if not (lo >= 0 and hi <= 1):
                 raise ValueError(f"{name} must lie in [0, 1], found {lo if not lo >= 0 else hi}")
 

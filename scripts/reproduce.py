@@ -237,6 +237,23 @@ def part_mnist(data_root: str, tmp: Path) -> None:
     shutil.copy(report, RESULTS / "bench-mnist.json")
 
 
+def part_house(data_root: str, tmp: Path) -> None:
+    """What the listing's restructure must keep: each Function's call beside its textbook Function, the training
+    step beside torch.nn's, and the commands' start-up with the grading of a student's file (nnref bench's floor,
+    steps and startup)."""
+    sections = ("floor,steps,startup", "--data-root", data_root, "--out", str(tmp))
+    run(nnref("bench", "--only", *sections), RESULTS / "bench-house.log")
+    (report,) = tmp.glob("bench-cpu-*.json")
+    shutil.copy(report, RESULTS / "bench-house.json")
+
+
+def part_classroom(data_root: str, tmp: Path) -> None:
+    """A class on one server: 100 pages, the teacher's view open beside closed (nnref bench's classroom)."""
+    run(nnref("bench", "--only", "classroom", "--out", str(tmp)), RESULTS / "bench-classroom.log")
+    (report,) = tmp.glob("bench-cpu-*.json")
+    shutil.copy(report, RESULTS / "bench-classroom.json")
+
+
 def part_stress(data_root: str, tmp: Path) -> None:
     """scripts/stress.py: the soak of interruptions, the killed-rank torchrun test 20 times, the lab's memory."""
     stress = [sys.executable, "scripts/stress.py"]
@@ -262,6 +279,8 @@ PARTS = {
     "suite": part_suite,
     "lab": part_lab,
     "mnist": part_mnist,
+    "house": part_house,
+    "classroom": part_classroom,
     "stress": part_stress,
     "mutation": part_mutation,
 }
