@@ -22,27 +22,33 @@ export function axis(n) {
  *  side for the neurons' pictures.  Returns {probs: Float64Array (n² × classes), hidden: [Float64Array (m² × h)]}
  *  with m = ceil(n / every), one per hidden layer. */
 export function trace(network, classes, n, every) {
-  const xs = axis(n), layers = network.layers, features = network.inputs.map(f => FEATURE[f]);
+  const xs = axis(n), features = network.inputs.map(f => FEATURE[f]);
   const act = ACTIVATION[network.activation] ?? ACTIVATION.linear, m = Math.ceil(n / every);
+  // each layer's weights as one flat row-major array (a missing weight — a diverged network's — is NaN)
+  const layers = network.layers.map(layer => ({
+    out: layer.w.length, inputs: layer.w[0]?.length ?? 0,
+    w: Float64Array.from(layer.w.flat(), v => v ?? NaN), b: Float64Array.from(layer.b, v => v ?? NaN)}));
   const probs = new Float64Array(n * n * classes);
-  const hidden = layers.slice(0, -1).map(layer => new Float64Array(m * m * layer.w.length));
-  const widest = Math.max(features.length, ...layers.map(layer => layer.w.length));
+  const hidden = layers.slice(0, -1).map(layer => new Float64Array(m * m * layer.out));
+  const widest = Math.max(features.length, ...layers.map(layer => layer.out));
   let a = new Float64Array(widest), z = new Float64Array(widest);
   for (let row = 0; row < n; row++) {
     for (let col = 0; col < n; col++) {
-      features.forEach((f, i) => { a[i] = f(xs[col], xs[row]); });
+      for (let i = 0; i < features.length; i++) a[i] = features[i](xs[col], xs[row]);
       const kept = row % every === 0 && col % every === 0 ? (row / every) * m + col / every : -1;
-      layers.forEach((layer, l) => {
-        const last = l === layers.length - 1;
-        layer.w.forEach((w, j) => {
-          let s = layer.b[j] ?? NaN;
-          for (let i = 0; i < w.length; i++) s += (w[i] ?? NaN) * a[i];
+      for (let l = 0; l < layers.length; l++) {
+        const {out, inputs, w, b} = layers[l], last = l === layers.length - 1;
+        for (let j = 0, at = 0; j < out; j++) {
+          let s = b[j];
+          for (let i = 0; i < inputs; i++, at++) s += w[at] * a[i];
           z[j] = last ? s : act(s);
-          if (!last && kept >= 0) hidden[l][kept * layer.w.length + j] = z[j];
-        });
-        [a, z] = [z, a];
-      });
-      output(a, layers.at(-1).w.length, classes, probs, (row * n + col) * classes);
+          if (!last && kept >= 0) hidden[l][kept * out + j] = z[j];
+        }
+        const t = a;
+        a = z;
+        z = t;
+      }
+      output(a, layers.at(-1).out, classes, probs, (row * n + col) * classes);
     }
   }
   return {probs, hidden};
