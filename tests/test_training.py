@@ -11,18 +11,10 @@ from nnref.models import MLP, SoftmaxRegression
 from nnref.training import AMP_DTYPES, EagerStep, diverged, finite, forward_loss_of
 
 
-def _forward_loss(model):
-    def fl(x, y):
-        z = model(x)
-        return model.loss(z, y), z
-
-    return fl
-
-
 def test_eager_step_fills_fresh_gradients_each_call():
     torch.manual_seed(0)
     model = MLP(6, 5, 3)
-    step = EagerStep(_forward_loss(model), list(model.parameters()))
+    step = EagerStep(forward_loss_of(model), list(model.parameters()))
     x, y = torch.randn(4, 6), torch.tensor([0, 1, 2, 1])
     step(x, y)
     first = [p.grad.clone() for p in model.parameters()]

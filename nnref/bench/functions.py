@@ -104,6 +104,11 @@ def textbook(function: type) -> type:
     return type(f"Textbook{function.__name__}", (torch.autograd.Function,), {"generate_vmap_rule": True, **parts})
 
 
+def _us_row(name: str, ours_us: float, reference_us: float, **notes) -> dict:
+    """A row of two times measured in microseconds."""
+    return row(name, ours_us / 1e6, reference_us / 1e6, unit="µs", scale=1e6, **notes)
+
+
 def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
     """Each Function on (1, 10) (a binary loss on 10 values) against its twin and the identity floors;
     ``above_floor_us`` is what a Function costs beyond the identity in nnref's form: its own kernels and checks."""
@@ -122,35 +127,29 @@ def bench_floor(device, repeats: int = 15, number: int = 200) -> list[dict]:
     us = {k: v * 1e6 for k, v in interleaved(cases, device, number=number, repeats=repeats).items()}
     floor = us["identity, nnref's form"]
     rows = [
-        row(
+        _us_row(
             "floor: identity Function, nnref's form vs forward(ctx) form (1×10, fwd+bwd)",
-            floor / 1e6,
-            us["identity, forward(ctx) form"] / 1e6,
-            unit="µs",
-            scale=1e6,
+            floor,
+            us["identity, forward(ctx) form"],
             autograd_alone_us=us["autograd alone"],
         )
     ]
     for entry in FORMULAS:
-        ours = us[f"nnref {entry.name}"]
+        ours, builtin = us[f"nnref {entry.name}"], us[f"built-in {entry.name}"]
         rows.append(
-            row(
+            _us_row(
                 f"floor: fwd+bwd {entry.name} (1×10), nnref's call vs the textbook Function",
-                ours / 1e6,
-                us[f"textbook {entry.name}"] / 1e6,
-                unit="µs",
-                scale=1e6,
+                ours,
+                us[f"textbook {entry.name}"],
             )
         )
         rows.append(
-            row(
+            _us_row(
                 f"floor: fwd+bwd {entry.name} (1×10) vs built-in",
-                ours / 1e6,
-                us[f"built-in {entry.name}"] / 1e6,
-                unit="µs",
-                scale=1e6,
+                ours,
+                builtin,
                 above_floor_us=ours - floor,
-                beyond_builtin_and_floor_us=ours - us[f"built-in {entry.name}"] - (floor - us["autograd alone"]),
+                beyond_builtin_and_floor_us=ours - builtin - (floor - us["autograd alone"]),
             )
         )
     return rows
