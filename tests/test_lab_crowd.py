@@ -148,8 +148,7 @@ def test_a_group_steps_pages_of_one_shape_with_their_own_recipes():
     pages = [_descent(dict(setup, seed=1, lr=lr)) for lr in (0.0, 0.1)]
     before = _weights(pages[0])
     group = Group(pages)
-    group.step()
-    group.finish()
+    group.step()  # (the pages' parameters are views of the group's: nothing to copy back)
     assert _largest_difference(before, _weights(pages[0])) == 0  # a learning rate of 0 moves nothing
     assert _largest_difference(before, _weights(pages[1])) > 0
 
@@ -158,13 +157,48 @@ def test_a_group_steps_pages_of_one_shape_with_their_own_recipes():
 def test_momentum_carries_from_the_crowd_to_a_page_alone_and_back(momentum):
     setup = {**_setup(random.Random(11)), "momentum": momentum, "hidden": (4,), "batch": 10}
     mixed, alone = _descent(setup), _descent(setup)
-    train_together([mixed], steps=5)
+    others = [_descent(dict(setup, seed=s)) for s in (1, 2)]  # (so that the page steps in a group)
+    kept: dict = {}
+    train_together([mixed, *others], steps=5, kept=kept)
     for _ in range(5):
-        mixed.step()  # (a page's Step button: one step alone)
-    train_together([mixed], steps=5)
-    for _ in range(15):
+        mixed.step()  # (a page's Step button: one step alone, between the class's rounds)
+    train_together([mixed, *others], steps=5, kept=kept)
+    train_together([mixed, *others], steps=5, kept=kept)
+    for _ in range(20):
         alone.step()
     assert _largest_difference(_weights(mixed), _weights(alone)) <= 1e-6
+    assert mixed.steps == alone.steps and mixed.epoch == alone.epoch
+
+
+def test_a_kept_group_trains_on_what_was_typed_and_changed_between_rounds():
+    """The class's rounds keep their groups: a weight typed by hand between two rounds is trained on from its
+    value, and a recipe changed between them applies from the next step — as for the page alone; momentum turned
+    off and on again goes on from the buffer it had, as torch.optim.SGD's does."""
+    setup = {**_setup(random.Random(13)), "hidden": (3,), "batch": 5, "samples": 100, "momentum": 0.5}
+    pages, alone = [_descent(dict(setup, seed=s)) for s in range(3)], _descent(dict(setup, seed=0))
+    kept: dict = {}
+    train_together(pages, steps=4, kept=kept)
+    group = kept[shape_of(pages[0])]
+    train_together(pages, steps=4, kept=kept)
+    assert kept[shape_of(pages[0])] is group  # the same pages, the same recipes: the same group
+    with torch.no_grad():
+        next(pages[0].net.parameters())[0, 0] = 2.5  # typed between rounds
+    pages[0].set_recipe(lr=0.5, momentum=0.0)
+    train_together(pages, steps=4, kept=kept)
+    assert kept[shape_of(pages[0])] is group  # (the group follows the page's new recipe)
+    pages[0].set_recipe(momentum=0.9)
+    train_together(pages, steps=4, kept=kept)
+    for _ in range(8):
+        alone.step()
+    with torch.no_grad():
+        next(alone.net.parameters())[0, 0] = 2.5
+    alone.set_recipe(lr=0.5, momentum=0.0)
+    for _ in range(4):
+        alone.step()
+    alone.set_recipe(momentum=0.9)
+    for _ in range(4):
+        alone.step()
+    assert _largest_difference(_weights(pages[0]), _weights(alone)) <= 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,3 +261,44 @@ def test_the_log_says_when_the_class_slows_its_pages_and_by_how_much(caplog):
     (line,) = [r.getMessage() for r in caplog.records]
     assert "100 pages play at once: each gets 1.0 frames/s, 5% of a page alone's 20" in line
     assert "--max-pages" in line
+
+
+# --------------------------------------------------------------------------------------------------
+# What the class's frames show: measured for a group at once, as each page measures it alone
+# --------------------------------------------------------------------------------------------------
+def _close(a, b, tol: float = 2e-5) -> bool:
+    """Equal nested lists / dicts of numbers, within ``tol`` (the 5 decimals a frame rounds weights to)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and abs(a - b) <= tol * max(1.0, abs(b))
+    return a == b
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"dataset": "spirals", "model": "mlp", "inputs": ["x1", "x2", "sin x1"], "hidden": [5, 3], "batch": 10},
+        {"dataset": "blobs", "classes": 3, "model": "mlp", "hidden": [4], "activation": "relu", "batch": 7},
+        {"dataset": "xor", "model": "line", "inputs": ["x1", "x2"], "batch": 0, "regularization": "L1"},
+        {"dataset": "circles", "model": "compare", "hidden": [3], "batch": 20, "momentum": 0.9},
+    ],
+)
+def test_a_class_round_s_frames_show_what_each_page_shows_alone(state):
+    from nnref.lab.crowd import Crowd
+    from nnref.lab.session import PlaygroundSession, decode
+
+    sessions = [PlaygroundSession({**state, "seed": seed}) for seed in (1, 2, 3)]
+    for s in sessions:
+        s.playing = True
+    crowd = Crowd(0.0)
+    for _ in range(3):
+        frames = crowd._round(sessions)
+    assert crowd.groups  # the pages did train as a group, and their frames came from its look
+    for s in sessions:
+        together, _ = decode(frames[s])
+        s._refresh()  # (what the page's own frame measures: its models, brought up to date)
+        alone, _ = decode(s.frame())
+        assert _close(together, alone), (together, alone)

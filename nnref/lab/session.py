@@ -119,7 +119,7 @@ class PlaygroundSession:
     def _shape(self) -> list[tuple[int, int]]:
         """(neurons, inputs) of each layer of the network drawn, input side first."""
         kind = self.network
-        return [] if kind is None else [tuple(m.weight.shape) for m in self.models[kind].linears()]
+        return [] if kind is None else [tuple(m.weight.shape) for m in self._models[kind].linears()]
 
     def _check_typed(self, state: dict) -> None:
         """Every typed weight names a weight or a bias of the network as it will be, and the instance of the backward
@@ -229,7 +229,8 @@ class PlaygroundSession:
 
     def _build(self) -> None:
         """Fresh models with the initial weights of the seed and the "new weights" count, at epoch 0, paused."""
-        self.models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
+        self._models, self.descents, self.diverged = {}, {}, None  # (new networks: nothing to update in place)
+        self._stale = False
         self.exact, self.applied = None, 0
         self.playing, self.generation = False, self.generation + 1
         self.curve, self.shown = [], None  # the teacher's tile: this network's loss curve, the last frame's header
@@ -250,19 +251,29 @@ class PlaygroundSession:
         self._knn_stamp += 1  # a new KNN: its map goes out with the next frame
         k = self.state["k"]
         if self.Xtr.shape[0] >= k:
-            self.models["knn"] = plane.fit_knn(self.Xtr, self.ytr, k, self.state["metric"], self.classes)
+            self._models["knn"] = plane.fit_knn(self.Xtr, self.ytr, k, self.state["metric"], self.classes)
         else:
-            self.models.pop("knn", None)
+            self._models.pop("knn", None)
         self._refresh()
+
+    @property
+    def models(self) -> dict:
+        """The models shown, by kind, in the order they are shown (the line, the network, KNN): each network with
+        its descent's standardisation folded in, brought up to date when training moved it."""
+        if self._stale:
+            self._refresh()
+        return self._models
 
     def _refresh(self) -> None:
         """The models as they stand now (the descents' standardisation folded in), in the order they are shown:
         the line, the network, KNN."""
-        models = {**self.models, **{kind: d.model(into=self.models.get(kind)) for kind, d in self.descents.items()}}
-        self.models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
+        self._stale = False
+        mine = self._models
+        models = {**mine, **{kind: d.model(into=mine.get(kind)) for kind, d in self.descents.items()}}
+        self._models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
         if self.exact is not None and self.network is not None:  # typed by hand or stepped: exactly those values
             with torch.no_grad():
-                for mine, exact in zip(self.models[self.network].net.parameters(), self.exact):
+                for mine, exact in zip(self._models[self.network].net.parameters(), self.exact):
                     mine.copy_(exact)
 
     def reset(self, new_weights: bool = False) -> None:
@@ -299,19 +310,26 @@ class PlaygroundSession:
         unless it plays and has not diverged."""
         return list(self.descents.values()) if self.playing and not self.diverged else []
 
-    def trained(self, losses: list) -> None:
+    def trained(self, losses: list = (), finite: bool | None = None) -> None:
         """After steps of training (here, or with the class): the last losses; stop and say why when a loss or a
-        weight became NaN or infinite, else show the models as they now stand."""
+        weight became NaN or infinite, else show the models as they now stand (brought up to date when next read).
+        ``finite``: whether the losses and the weights are finite, where the class's round already knows."""
         self.exact = None  # training moves the weights typed
-        weights = [p for d in self.descents.values() for p in d.net.parameters()]
-        if diverged(torch.tensor([float(v) for v in losses]), weights):
+        if finite is None:
+            weights = [p for d in self.descents.values() for p in d.net.parameters()]
+            finite = not diverged(torch.tensor([float(v) for v in losses]), weights)
+        if not finite:
             self.playing = False
             self.diverged = (
                 f"Training diverged at epoch {self.epoch:.1f}: the loss became NaN or infinite. Lower the learning "
                 f"rate (now {self.state['lr']:g}) to start again from the same weights, or press Reset."
             )
         else:
-            self._refresh()
+            self._stale = True
+
+    def test_points(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test points (m, 2) and their classes (m,)."""
+        return self.Xte, self.yte
 
     def nothing_to_train(self) -> str | None:
         """Why Play and Step have nothing to do, in words for the page; None when they train."""
@@ -339,7 +357,7 @@ class PlaygroundSession:
             )
         if self.diverged:
             notices.append(self.diverged)
-        for kind, score in zip(self.models, scores):
+        for kind, score in zip(self._models, scores):
             start, now = self.initial_loss.get(kind), score.get("train_loss")
             if start is not None and now is not None and self.epoch >= 1 and now > max(2 * start, start + 1):
                 notices.append(
@@ -364,9 +382,10 @@ class PlaygroundSession:
             "test": points(self.Xte, self.yte),
         }
 
-    def frame(self) -> bytes:
+    def frame(self, looks: dict | None = None) -> bytes:
         """The binary frame: the header (weights, scores) and KNN's map when it changed (see the module's
-        docstring).  The page draws every picture of a network from the weights the header carries."""
+        docstring).  The page draws every picture of a network from the weights the header carries.  ``looks``:
+        what the class's round measured of this page's networks, by kind (:meth:`nnref.lab.crowd.Group.look`)."""
         header = {
             "type": "frame",
             "version": self.version,
@@ -379,19 +398,19 @@ class PlaygroundSession:
             "generation": self.generation,
             "models": [],
         }
-        maps = []
-        for kind, model in self.models.items():
-            entry = {"kind": kind, **self._scores(kind, model)}
+        maps, layers = [], {}
+        for kind in list(self._models):
+            entry, layers[kind] = self._shown(kind, (looks or {}).get(kind))
             if kind == "knn":
-                entry["map"] = self._knn_map(model, maps)
+                entry["map"] = self._knn_map(self._models[kind], maps)
             elif kind != self.network:  # the line beside the network: its own weights
-                entry["layers"] = _layers(model.linears())
+                entry["layers"] = layers[kind]
             header["models"].append(entry)
         if self.network is not None:
             header["network"] = {
                 "inputs": list(self.state["inputs"]),
                 "activation": self.state["activation"],
-                "layers": _layers(self.models[self.network].linears()),
+                "layers": layers[self.network],
             }
         if self.diverged:
             header["diverged"] = self.diverged
@@ -400,6 +419,18 @@ class PlaygroundSession:
             header["backward"] = self._worked()
         self._keep_for_the_teacher(header)
         return encode(header, maps)
+
+    def _shown(self, kind: str, look: dict | None) -> tuple[dict, list | None]:
+        """A model's entry in the frame (its scores) and its layers (None for KNN): from the class's ``look`` at
+        it where there is one, else measured here."""
+        if look is None:
+            model = self._models[kind] if kind == "knn" else self.models[kind]
+            return {"kind": kind, **self._scores(kind, model)}, None if kind == "knn" else _layers(model.linears())
+        entry = {"kind": kind, **look["scores"]}
+        if look["line"] is not None:
+            w1, w2, b = look["line"]
+            entry["line"] = {"w": [w1, w2], "b": b, "distance": abs(b) / math.hypot(w1, w2)}
+        return entry, look["layers"]
 
     # -- what the teacher's page shows of this page (nnref.lab.classroom) ---------------------------------
     def _keep_for_the_teacher(self, header: dict) -> None:
