@@ -254,3 +254,27 @@ def test_the_page_s_pictures_are_the_server_s_model_on_the_frame_s_weights(page,
         assert (torch.tensor(mine, dtype=torch.float64) / 255 - theirs.flatten()).abs().max() <= 1 / 255
     for mine, theirs in zip(drawn["neurons"], neurons):
         assert (torch.tensor(mine) - theirs).abs().max() <= 1  # the same picture, up to a byte's rounding
+
+
+def test_a_page_playing_among_classmates_draws_the_weights_sent_as_float32(page):
+    """With classmates on the same set-up, the page trains in their group and its frames carry the weights as
+    float32 (nnref.lab.crowd's look): the page puts them back into its layers (static/socket.js) and draws the
+    server's model on them."""
+    import threading
+
+    from nnref.bench.classroom import LARGEST_PRESET, SAME, play_class
+
+    _open(page, f"#preset={LARGEST_PRESET}")
+    classmates = threading.Thread(target=play_class, args=(page.lab.url, [SAME] * 3, 8.0), daemon=True)
+    classmates.start()
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => (window.nnrefLabFrame()?.floats ?? 0) > 0 && window.nnrefLab.epoch > 1")
+    header, drawn = page.evaluate("() => [window.nnrefLabFrame(), window.nnrefLabPictures()]")
+    page.get_by_role("button", name="Pause").click()
+    classmates.join()
+    assert header["floats"] == sum(len(layer["w"]) * (len(layer["w"][0]) + 1) for layer in header["network"]["layers"])
+    maps, neurons = _server_pictures(page.evaluate("() => window.nnrefLab.state()"), header)
+    for mine, theirs in zip(drawn["maps"], maps):
+        assert (torch.tensor(mine, dtype=torch.float64) / 255 - theirs.flatten()).abs().max() <= 1 / 255
+    for mine, theirs in zip(drawn["neurons"], neurons):
+        assert (torch.tensor(mine) - theirs).abs().max() <= 1

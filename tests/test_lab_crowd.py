@@ -297,8 +297,12 @@ def test_a_class_round_s_frames_show_what_each_page_shows_alone(state):
     for _ in range(3):
         frames = crowd._round(sessions)
     assert crowd.groups  # the pages did train as a group, and their frames came from its look
+    tiles = {s: s.summary() for s in sessions}  # (what the teacher's tile shows of the class's frame)
     for s in sessions:
         together, _ = decode(frames[s])
+        assert together.pop("floats") > 0  # (the weights went as float32, and came back into the layers)
         s._refresh()  # (what the page's own frame measures: its models, brought up to date)
         alone, _ = decode(s.frame())
         assert _close(together, alone), (together, alone)
+        assert isinstance(tiles[s]["network"]["layers"], list)
+        assert _close(tiles[s]["network"], s.summary()["network"])

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import statistics
-import struct
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from ..lab.session import decode
 from ..lab.state import PRESETS
 from .core import Context, section
 
@@ -119,8 +119,7 @@ async def _page(url: str, setup: dict, seconds: float, rng: random.Random, leave
                 except asyncio.TimeoutError:
                     message = None
                 if isinstance(message, bytes):
-                    (n,) = struct.unpack_from("<I", message)
-                    header = json.loads(message[4 : 4 + n])
+                    header, _ = decode(message)  # (the header, the weights put back into the layers: as the page)
                     if header.get("type") != "frame":
                         continue
                     await ws.send('{"type":"ready"}')

@@ -293,7 +293,8 @@ class Group:
         """What each page's frame shows of its network, for the whole group at once: whether its loss and weights
         are finite, its loss and accuracy on the training and the test points (``train_loss`` …), and its layers
         as the page draws them — the standardisation folded into the first layer (the plane's own coordinates,
-        :meth:`nnref.plane.Descent.model`), rounded to 5 decimals."""
+        :meth:`nnref.plane.Descent.model`): ``floats``, every layer's weights then biases as float32 bytes (sent as
+        they are: :func:`nnref.lab.session.decode`), and the layers' ``shapes``."""
         params = [p.detach() for p in self.params()]
         finite = (self.flat.isfinite().all(1) & self.losses.isfinite()).tolist()
         scores = self._scores(params)
@@ -301,15 +302,11 @@ class Group:
         mean, std = self._moments()
         W = W / std[:, None, :]
         b = b - (W @ mean[:, :, None])[..., 0]
-        folded = [_rounded(p).tolist() for p in (W, b, *params[2:])]  # nested lists, page by page
+        folded = torch.cat([W.flatten(1), b, *[p.flatten(1) for p in params[2:]]], 1).numpy().astype("<f4")
         lines = torch.cat([W[:, 0], b[:, :1]], 1).tolist() if self._is_line() else [None] * len(finite)
+        shapes = [list(shape) for shape in self.shapes[0::2]]
         return [
-            {
-                "finite": ok,
-                "scores": score,
-                "layers": [{"w": folded[i][j], "b": folded[i + 1][j]} for i in range(0, len(folded), 2)],
-                "line": line,
-            }
+            {"finite": ok, "scores": score, "floats": folded[j].tobytes(), "shapes": shapes, "line": line}
             for j, (ok, score, line) in enumerate(zip(finite, scores, lines))
         ]
 
@@ -353,11 +350,6 @@ def _momentum(d: Descent) -> list[torch.Tensor]:
         else torch.zeros_like(p)
         for p in d.net.parameters()
     ]
-
-
-def _rounded(t: torch.Tensor) -> torch.Tensor:
-    """To 5 decimals, in float64: what :func:`nnref.lab.session._rounded` sends, for a whole tensor at once."""
-    return (t.double() * 1e5).round() / 1e5
 
 
 def _flat(tensors) -> torch.Tensor:
@@ -497,15 +489,19 @@ def _page_by_page(descents: list[Descent], seconds: float, steps: int | None) ->
 
 
 class Crowd:
-    """The class's training on the server: a playing page awaits its next frame from :meth:`train`; the pages that
-    wait are trained together in rounds of ``seconds`` (:func:`train_together`, in a worker thread), one after the
-    other while any page waits.  A paused page waits for nothing and costs nothing.  Every ``report`` seconds the
-    log says when the pages are being slowed: how many play, and the rounds (frames) per second each gets against
-    ``alone`` (what a page alone gets)."""
+    """The class's training on the server: a playing page awaits its next frame from :meth:`train`; the class is
+    trained together in rounds of ``seconds`` (:func:`train_together`, in a worker thread), one after the other
+    while any page waits, and each page waiting gets its frame.  A round trains every page of the class that plays —
+    those that waited for a frame within the last ``member`` seconds, not only those waiting now, whose last frames
+    may still be on their way: a page's training does not stop while its frame travels, the groups stay whole, and
+    a slower page is not trained less.  A paused page is not trained; a page that has gone is not either
+    (:meth:`leave`).  Every ``report`` seconds the log says when the pages are being slowed: how many play, and
+    the rounds (frames) per second each gets against ``alone`` (what a page alone gets)."""
 
-    def __init__(self, seconds: float, alone: float = 20.0, report: float = 10.0) -> None:
-        self.seconds, self.alone, self.report = seconds, alone, report
+    def __init__(self, seconds: float, alone: float = 20.0, report: float = 10.0, member: float = 1.0) -> None:
+        self.seconds, self.alone, self.report, self.member = seconds, alone, report, member
         self.waiting: dict = {}
+        self.members: dict = {}  # session → when it last waited for a frame
         self.task, self.overhead = None, 0.0
         self.groups: dict = {}  # the last round's groups (shape → Group), kept while their pages stay
         self.rounds, self.pages, self.since = 0, 0, time.perf_counter()
@@ -518,14 +514,21 @@ class Crowd:
             self.task = asyncio.create_task(self._run())
         return await future
 
+    def leave(self, session) -> None:
+        """The page has gone (or will train by itself): the class's rounds no longer train it."""
+        self.members.pop(session, None)
+        self.waiting.pop(session, None)
+
     async def _run(self) -> None:
         last: set = set()
         while self.waiting:
             await self._gather(last)
             sessions, self.waiting = self.waiting, {}
-            last = set(sessions)
+            last, now = set(sessions), time.perf_counter()
+            kept = {s: t for s, t in self.members.items() if now - t <= self.member}
+            self.members = kept | dict.fromkeys(sessions, now)
             try:
-                frames = await asyncio.to_thread(self._round, list(sessions))
+                frames = await asyncio.to_thread(self._round, list(sessions), list(self.members))
             except Exception as exc:  # a bug: every page of the round is told (their loops log it)
                 frames = {}
                 for future in sessions.values():
@@ -545,30 +548,39 @@ class Crowd:
             await asyncio.sleep(0)
             idle = 0 if len(self.waiting) > before else idle + 1
 
-    def _round(self, sessions: list) -> dict:
-        """One round: every waiting page's steps for at least ``seconds`` — longer when the round's own cost (the
-        stacking, the pages' frames) is larger, so that training keeps at least half of it — then each page's
-        frame, made here in one thread rather than in a thread each: what a group's frames show is measured for
-        the group at once (:meth:`Group.look`)."""
+    def _round(self, sessions: list, members: list | None = None) -> dict:
+        """One round: every playing member's steps for at least ``seconds`` — longer when the round's own cost (the
+        stacking, the pages' frames) is larger, so that training keeps at least half of it — then the frame of
+        each page waiting (``sessions``), made here in one thread rather than in a thread each: what a group's
+        frames show is measured for the group at once (:meth:`Group.look`)."""
         start = time.perf_counter()
-        descents = [d for s in sessions for d in s.training()]
-        tests = {id(d): s.test_points() for s in sessions for d in s.training()}
+        members = sessions if members is None else members
+        descents = [d for s in members for d in s.training()]
+        tests = {id(d): s.test_points() for s in members for d in s.training()}
         budget = max(self.seconds, self.overhead)
         losses = train_together(descents, budget, kept=self.groups, tests=tests) if descents else {}
         looks = {id(d): look for g in self.groups.values() for d, look in zip(g.descents, g.look())}
-        frames = {}
-        for s in sessions:
-            trained = s.training()
-            if trained and all(id(d) in losses for d in trained):  # (not made anew while the round ran)
-                seen = [looks.get(id(d)) for d in trained]
-                if all(look is not None and look["finite"] for look in seen):
-                    s.trained(finite=True)
-                    frames[s] = s.frame(dict(zip(s.descents, seen)))
-                    continue
-                s.trained([losses[id(d)] for d in trained])
-            frames[s] = s.frame()
+        waiting, frames = set(sessions), {}
+        for s in members:
+            shown = self._trained(s, losses, looks)
+            if s in waiting:
+                frames[s] = s.frame(shown)
         self.overhead = max(0.0, time.perf_counter() - start - budget)
         return frames
+
+    @staticmethod
+    def _trained(session, losses: dict, looks: dict) -> dict | None:
+        """Tell the session it was trained (unless it was not: paused, or made anew while the round ran); what its
+        frame shows of its networks, by kind, where the round measured it (None: the session measures it)."""
+        trained = session.training()
+        if not trained or not all(id(d) in losses for d in trained):
+            return None
+        seen = [looks.get(id(d)) for d in trained]
+        if all(look is not None and look["finite"] for look in seen):
+            session.trained(finite=True)
+            return dict(zip(session.descents, seen))
+        session.trained([losses[id(d)] for d in trained])
+        return None
 
     def _count(self, pages: int) -> None:
         self.rounds, self.pages = self.rounds + 1, self.pages + pages

@@ -265,7 +265,11 @@ class _PlaygroundSocket(FrameSocket):
                 self.session = await asyncio.to_thread(PlaygroundSession, notes=self.notes)
                 await self.ws.send_json(await asyncio.to_thread(self.session.data_message))
                 with self.seated("playground", inbox):
-                    await self.serve_frames(inbox)
+                    try:
+                        await self.serve_frames(inbox)
+                    finally:
+                        if self.crowd is not None:
+                            self.crowd.leave(self.session)
         except (WebSocketDisconnect, PageGone) as exc:  # closed while its message was handled: one line, no stack
             log.warning("nnref lab: a page closed %s; its session ended", getattr(exc, "during", "mid-message"))
 

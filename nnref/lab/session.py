@@ -45,9 +45,31 @@ def encode(header: dict, blobs: list[bytes] = ()) -> bytes:
 
 
 def decode(message: bytes) -> tuple[dict, bytes]:
-    """The header and the payload of a message made by :func:`encode`."""
+    """The header and the payload of a message made by :func:`encode` — the networks' weights sent as float32
+    (``floats``) put back into their layers, as the page's ``static/socket.js`` does."""
     (n,) = struct.unpack_from("<I", message)
-    return json.loads(message[4 : 4 + n]), message[4 + n :]
+    header, rest = json.loads(message[4 : 4 + n]), message[4 + n :]
+    count = header.get("floats", 0)
+    if count:
+        expand_layers(header, struct.unpack_from(f"<{count}f", rest))
+        rest = rest[4 * count :]
+    return header, rest
+
+
+def expand_layers(header: dict, floats) -> dict:
+    """Every network of a frame's header whose ``layers`` are sent as float32 — ``{"at": k, "shapes": [[c, p],
+    …]}``: from float ``k`` on, each layer's weights (c × p, row by row), then its biases (c) — with its layers
+    as lists again: ``[{"w": [[…] × c], "b": […]}, …]``."""
+    for holder in [header.get("network"), *header.get("models", [])]:
+        packed = (holder or {}).get("layers")
+        if isinstance(packed, dict):
+            at, layers = packed["at"], []
+            for c, p in packed["shapes"]:
+                w = [list(floats[at + r * p : at + (r + 1) * p]) for r in range(c)]
+                layers.append({"w": w, "b": list(floats[at + c * p : at + c * p + c])})
+                at += c * p + c
+            holder["layers"] = layers
+    return header
 
 
 class PlaygroundSession:
@@ -398,27 +420,29 @@ class PlaygroundSession:
             "generation": self.generation,
             "models": [],
         }
-        maps, layers = [], {}
+        maps, layers, floats = [], {}, []
         for kind in list(self._models):
             entry, layers[kind] = self._shown(kind, (looks or {}).get(kind))
             if kind == "knn":
                 entry["map"] = self._knn_map(self._models[kind], maps)
             elif kind != self.network:  # the line beside the network: its own weights
-                entry["layers"] = layers[kind]
+                entry["layers"] = _placed(layers[kind], floats)
             header["models"].append(entry)
         if self.network is not None:
             header["network"] = {
                 "inputs": list(self.state["inputs"]),
                 "activation": self.state["activation"],
-                "layers": layers[self.network],
+                "layers": _placed(layers[self.network], floats),
             }
+        if floats:
+            header["floats"] = sum(len(f) for f in floats) // 4
         if self.diverged:
             header["diverged"] = self.diverged
         header["notices"] = self._notices(header["models"])
         if self.state["instance"] and self.network is not None:
             header["backward"] = self._worked()
-        self._keep_for_the_teacher(header)
-        return encode(header, maps)
+        self._keep_for_the_teacher(header, b"".join(floats))
+        return encode(header, [*floats, *maps])
 
     def _shown(self, kind: str, look: dict | None) -> tuple[dict, list | None]:
         """A model's entry in the frame (its scores) and its layers (None for KNN): from the class's ``look`` at
@@ -430,12 +454,12 @@ class PlaygroundSession:
         if look["line"] is not None:
             w1, w2, b = look["line"]
             entry["line"] = {"w": [w1, w2], "b": b, "distance": abs(b) / math.hypot(w1, w2)}
-        return entry, look["layers"]
+        return entry, (look["floats"], look["shapes"])
 
     # -- what the teacher's page shows of this page (nnref.lab.classroom) ---------------------------------
-    def _keep_for_the_teacher(self, header: dict) -> None:
+    def _keep_for_the_teacher(self, header: dict, floats: bytes = b"") -> None:
         """The frame just drawn, and its point of the loss curve (at most ``CURVE`` points, thinned evenly)."""
-        self.shown = header
+        self.shown, self._shown_floats = header, floats
         shown = next((m for m in header["models"] if m["kind"] == (self.network or "knn")), {})
         loss = shown.get("train_loss")
         if loss is not None and (not self.curve or self.curve[-1][0] != header["epoch"]):
@@ -459,8 +483,16 @@ class PlaygroundSession:
             "playing": self.playing,
             "diverged": bool(self.diverged),
             "classes": self.classes,
-            "network": header.get("network"),
+            "network": self._shown_network(header),
         }
+
+    def _shown_network(self, header: dict) -> dict | None:
+        """The network of the frame just drawn, its layers as lists (sent as float32, they are put back)."""
+        network = header.get("network")
+        if network is None or not isinstance(network["layers"], dict):
+            return network
+        floats = struct.unpack(f"<{len(self._shown_floats) // 4}f", self._shown_floats)
+        return expand_layers({"network": dict(network)}, floats)["network"]
 
     def _knn_map(self, model, maps: list[bytes]) -> int:
         """KNN's class probabilities over the plane (``RESOLUTION``² × classes bytes) go out once per KNN: they
@@ -581,6 +613,17 @@ def _rounded(t: torch.Tensor) -> list:
         if t.dim() <= 1
         else [_rounded(row) for row in t.detach()]
     )
+
+
+def _placed(layers, floats: list[bytes]):
+    """A network's layers as the header carries them: lists, or — weights measured for the class at once, as float32
+    bytes and the layers' shapes — where they start among the frame's ``floats`` (appended to them)."""
+    if isinstance(layers, list):
+        return layers
+    blob, shapes = layers
+    at = sum(len(f) for f in floats) // 4
+    floats.append(blob)
+    return {"at": at, "shapes": shapes}
 
 
 def _layers(linears: list) -> list[dict]:

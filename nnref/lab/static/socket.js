@@ -4,11 +4,34 @@
 
 const token = new URLSearchParams(location.search).get("token");
 
-/** A binary message's {header, payload (Uint8Array)}. */
+/** A binary message's {header, payload (Uint8Array)}: the networks' weights sent as float32 (`floats`, right after
+ *  the header) are put back into their layers first (expandLayers), so the page reads lists either way. */
 export function decode(buffer) {
   const n = new DataView(buffer).getUint32(0, true);
-  return {header: JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n))),
-          payload: new Uint8Array(buffer, 4 + n)};
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n)));
+  let at = 4 + n;
+  if (header.floats) {
+    expandLayers(header, new Float32Array(buffer.slice(at, at + 4 * header.floats)));  // (little-endian, as sent)
+    at += 4 * header.floats;
+  }
+  return {header, payload: new Uint8Array(buffer, at)};
+}
+
+/** Every network of a header whose `layers` came as {at, shapes: [[c, p], …]} — from float `at` on, each layer's
+ *  weights (c × p, row by row), then its biases (c) — with its layers as [{w: [[…] × c], b: […]}, …] again. */
+export function expandLayers(header, floats) {
+  for (const holder of [header.network, ...(header.models ?? [])]) {
+    const packed = holder?.layers;
+    if (!packed || Array.isArray(packed)) continue;
+    let at = packed.at;
+    holder.layers = packed.shapes.map(([c, p]) => {
+      const w = Array.from({length: c}, (_, r) => Array.from(floats.subarray(at + r * p, at + (r + 1) * p)));
+      const b = Array.from(floats.subarray(at + c * p, at + c * p + c));
+      at += c * p + c;
+      return {w, b};
+    });
+  }
+  return header;
 }
 
 /** A binary message of a header and bytes. */
