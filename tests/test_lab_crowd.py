@@ -170,6 +170,19 @@ def test_momentum_carries_from_the_crowd_to_a_page_alone_and_back(momentum):
     assert mixed.steps == alone.steps and mixed.epoch == alone.epoch
 
 
+def test_pages_of_any_batch_size_get_the_same_epochs_per_second():
+    """A page of batch 1 takes 50 steps an epoch on 50 points, one of the whole set takes one: the class's rounds
+    give the steps to the page furthest behind in epochs, so neither waits for the other."""
+    setup = {**_setup(random.Random(17)), "samples": 100, "hidden": (4,)}
+    pages = [_descent(dict(setup, batch=batch)) for batch in (1, 1, 10, 0)]
+    clock: dict = {}
+    for _ in range(3):
+        train_together(pages, seconds=0.1, clock=clock)
+    epochs = sorted(d.epoch for d in pages)
+    assert epochs[0] >= 1 and epochs[0] >= 0.5 * epochs[2] and epochs[-1] <= epochs[0] + 1, epochs
+    assert pages[0].steps >= 8 * pages[2].steps >= 40 * pages[3].steps  # (10 and 50 times as many steps)
+
+
 def test_a_kept_group_trains_on_what_was_typed_and_changed_between_rounds():
     """The class's rounds keep their groups: a weight typed by hand between two rounds is trained on from its
     value, and a recipe changed between them applies from the next step — as for the page alone; momentum turned

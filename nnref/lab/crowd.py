@@ -160,6 +160,7 @@ class Group:
 
     def __init__(self, descents: list[Descent], tests: list | None = None) -> None:
         self.descents, first = descents, descents[0]
+        self.shape, self.steps_per_epoch = shape_of(first), first.steps_per_epoch
         self.cfgs = [d.cfg for d in descents]  # (a new recipe is a new cfg: see follow_recipes)
         self.activation = _ACTIVATION[first.net.activation_name] if isinstance(first.net, MLP) else None
         self.binary = first.classes == 2
@@ -372,6 +373,7 @@ def train_together(
     steps: int | None = None,
     kept: dict | None = None,
     tests: dict | None = None,
+    clock: dict | None = None,
 ) -> dict[int, float]:
     """Steps of every descent, the ones of one shape together: ``steps`` each, or rounds of one step of each group
     for ``seconds`` (at least one).  Returns each descent's last loss (by ``id``).
@@ -379,7 +381,8 @@ def train_together(
     ``kept``: the groups of the last call (shape → :class:`Group`), used again where they hold the same descents
     with the same recipes and nothing stepped them meanwhile, and brought up to date (the class's rounds: a group
     is made only when its pages change).  ``tests``: each descent's test points by ``id``, for
-    :meth:`Group.look`."""
+    :meth:`Group.look`.  ``clock``: each group's epochs (:func:`_rounds`), kept from call to call.  Only the
+    descents that stepped have a loss."""
     if not batchable():
         return _page_by_page(descents, seconds, steps)
     by_shape: dict[tuple, list[Descent]] = {}
@@ -391,22 +394,25 @@ def train_together(
     batched = []
     for shape, members in by_shape.items():
         if len(members) == 1:
-            batched.append(_Alone(members[0]))
+            batched.append(_Alone(members[0], shape))
         else:
             if shape not in kept:
                 kept[shape] = Group(members, [tests[id(d)] for d in members] if tests is not None else None)
             kept[shape].follow_recipes()
             batched.append(kept[shape])
     with _one_thread():  # small products: a second intra-op thread only waits for a core (2 ms a softmax, loaded)
-        _rounds(batched, seconds, steps)
-    return {id(d): loss for g in batched for d, loss in zip(g.descents, g.last_losses())}
+        stepped = _rounds(batched, seconds, steps, clock)
+    for shape in [shape for shape in (clock or {}) if shape not in by_shape]:
+        del clock[shape]
+    return {id(d): loss for g in stepped for d, loss in zip(g.descents, g.last_losses())}
 
 
 class _Alone:
     """A page with no other of its shape: its own Descent's step (the same steps; no stacking to pay for)."""
 
-    def __init__(self, d: Descent) -> None:
-        self.descents, self.loss = [d], float("nan")
+    def __init__(self, d: Descent, shape: tuple | None = None) -> None:
+        self.descents, self.loss, self.shape = [d], float("nan"), shape
+        self.steps_per_epoch = d.steps_per_epoch
 
     def step(self) -> None:
         self.loss = self.descents[0].step()
@@ -468,14 +474,28 @@ def _probe(activation: str, binary: bool) -> bool:
     return torch.allclose(together, alone, rtol=1e-5, atol=1e-6)
 
 
-def _rounds(groups: list[Group], seconds: float, steps: int | None) -> None:
-    end, done = time.perf_counter() + seconds, 0
+def _rounds(groups: list, seconds: float, steps: int | None, clock: dict | None = None) -> list:
+    """``steps`` steps of every group, or steps for ``seconds`` (at least one), each to the group furthest behind
+    in epochs (``clock``: each group's epochs by its shape, kept from round to round; a new group starts level
+    with the slowest): every page gets the same epochs per second, whatever its batch size — a page of batch 1
+    takes 200 steps an epoch on 200 points, one of the whole set takes one.  Returns the groups that stepped."""
+    if steps is not None:
+        for _ in range(steps):
+            for g in groups:
+                g.step()
+        return groups
+    clock = {} if clock is None else clock
+    start = min((clock[g.shape] for g in groups if g.shape in clock), default=0.0)
+    for g in groups:
+        clock.setdefault(g.shape, start)
+    end, stepped = time.perf_counter() + seconds, {}
     while True:
-        for g in groups:
-            g.step()
-        done += 1
-        if (steps is not None and done >= steps) or (steps is None and time.perf_counter() >= end):
-            return
+        g = min(groups, key=lambda g: clock[g.shape])
+        g.step()
+        clock[g.shape] += 1 / g.steps_per_epoch
+        stepped[id(g)] = g
+        if time.perf_counter() >= end:
+            return list(stepped.values())
 
 
 def _page_by_page(descents: list[Descent], seconds: float, steps: int | None) -> dict[int, float]:
@@ -504,6 +524,7 @@ class Crowd:
         self.members: dict = {}  # session → when it last waited for a frame
         self.task, self.overhead = None, 0.0
         self.groups: dict = {}  # the last round's groups (shape → Group), kept while their pages stay
+        self.clock: dict = {}  # each group's epochs (shape → epochs): the steps go to the group furthest behind
         self.rounds, self.pages, self.since = 0, 0, time.perf_counter()
 
     async def train(self, session) -> bytes:
@@ -558,7 +579,7 @@ class Crowd:
         descents = [d for s in members for d in s.training()]
         tests = {id(d): s.test_points() for s in members for d in s.training()}
         budget = max(self.seconds, self.overhead)
-        losses = train_together(descents, budget, kept=self.groups, tests=tests) if descents else {}
+        losses = train_together(descents, budget, kept=self.groups, tests=tests, clock=self.clock) if descents else {}
         looks = {id(d): look for g in self.groups.values() for d, look in zip(g.descents, g.look())}
         waiting, frames = set(sessions), {}
         for s in members:
@@ -570,16 +591,20 @@ class Crowd:
 
     @staticmethod
     def _trained(session, losses: dict, looks: dict) -> dict | None:
-        """Tell the session it was trained (unless it was not: paused, or made anew while the round ran); what its
-        frame shows of its networks, by kind, where the round measured it (None: the session measures it)."""
+        """Tell the session it was trained, if it stepped in this round; what its frame shows of its networks, by
+        kind, where the round measured it (None: the session measures it — made anew while the round ran, or
+        not in a group)."""
         trained = session.training()
-        if not trained or not all(id(d) in losses for d in trained):
+        if not trained:
             return None
+        stepped = all(id(d) in losses for d in trained)
         seen = [looks.get(id(d)) for d in trained]
         if all(look is not None and look["finite"] for look in seen):
-            session.trained(finite=True)
+            if stepped:
+                session.trained(finite=True)
             return dict(zip(session.descents, seen))
-        session.trained([losses[id(d)] for d in trained])
+        if stepped:
+            session.trained([losses[id(d)] for d in trained])
         return None
 
     def _count(self, pages: int) -> None:

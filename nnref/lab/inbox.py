@@ -22,6 +22,8 @@ __all__ = ["Inbox", "FrameSocket", "IN_FLIGHT", "PageGone", "closed", "during", 
 log = logging.getLogger("nnref.lab")
 #: Frames a page may hold without having drawn them.
 IN_FLIGHT = 2
+#: What a page sends after drawing each frame, exactly as its ``JSON.stringify({type: "ready"})`` writes it.
+READY = '{"type":"ready"}'
 
 
 class Inbox:
@@ -128,6 +130,9 @@ class FrameSocket:
             if messages is None:  # the page has gone: its session ends now
                 return
             for message in messages:
+                if message == READY:  # (the page drew a frame: the message of every frame, read at once)
+                    self.ready()
+                    continue
                 if isinstance(message, dict):  # the server's own (the teacher's), not the page's: passed on
                     await self.send(message, "while the teacher's line was sent")
                     self.dirty = True
