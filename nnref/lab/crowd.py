@@ -367,6 +367,40 @@ def _standardised(descents: list[Descent], tests: list) -> tuple[torch.Tensor, t
     return X, t
 
 
+@torch.no_grad()
+def look_alone(d: Descent, test: tuple[torch.Tensor, torch.Tensor]) -> dict:
+    """What :meth:`Group.look` gives each page of a group, for a descent alone (by its own network)."""
+    if getattr(d, "_crowd_test", (None,))[0] is not test[0]:  # (the test points in its inputs, standardised once)
+        d._crowd_test = (test[0], *_standardised([d], [test]))
+    _, Xte, tte = d._crowd_test
+    n, net = d.X.shape[0], d.net
+    with value_checks(False):
+        z = net(torch.cat([d.X, Xte[0]]))
+        t = torch.cat([d.t, tte[0]])
+        rows = net.loss(z, t, reduction="none")
+    right = (net.predictions(z) == t.long()).float()
+    values = [rows[:n].mean(), right[:n].mean()]
+    values += [rows[n:].mean(), right[n:].mean()] if len(t) > n else [torch.tensor(math.nan)] * 2
+    names = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+    scores = {k: (v if math.isfinite(v) else None) for k, v in zip(names, torch.stack(values).tolist())}
+    params = [p.detach() for p in net.parameters()]
+    W = params[0] / d.std
+    b = params[1] - W @ d.mean
+    folded = torch.cat([W.flatten(), b, *[p.flatten() for p in params[2:]]])
+    finite = bool(folded.isfinite().all()) and scores["train_loss"] is not None
+    line = None
+    if len(params) == 2 and d.classes == 2 and d.names == ("x1", "x2") and d.kind == "logreg":
+        line = [*W[0].tolist(), float(b[0])]
+    shapes = [list(p.shape) for p in params[0::2]]
+    return {
+        "finite": finite,
+        "scores": scores,
+        "floats": folded.numpy().astype("<f4").tobytes(),
+        "shapes": shapes,
+        "line": line,
+    }
+
+
 def train_together(
     descents: list[Descent],
     seconds: float = 0.0,
@@ -581,6 +615,9 @@ class Crowd:
         budget = max(self.seconds, self.overhead)
         losses = train_together(descents, budget, kept=self.groups, tests=tests, clock=self.clock) if descents else {}
         looks = {id(d): look for g in self.groups.values() for d, look in zip(g.descents, g.look())}
+        for d in descents:  # (a page with no other of its shape: its own look)
+            if id(d) not in looks and id(d) in losses:
+                looks[id(d)] = look_alone(d, tests[id(d)])
         waiting, frames = set(sessions), {}
         for s in members:
             shown = self._trained(s, losses, looks)
