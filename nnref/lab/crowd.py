@@ -576,14 +576,19 @@ class Crowd:
 
     async def _run(self) -> None:
         last: set = set()
+        begun = None  # when the last round's cycle began, and the training it was given
         while self.waiting:
+            if begun is not None:  # all the cycle took but its training: the rounds' own cost, and the pages'
+                cycle = time.perf_counter() - begun[0] - begun[1]
+                self.overhead = max(0.0, 0.7 * self.overhead + 0.3 * cycle)
+            begun = (time.perf_counter(), max(self.seconds, self.overhead))
             await self._gather(last)
             sessions, self.waiting = self.waiting, {}
             last, now = set(sessions), time.perf_counter()
             kept = {s: t for s, t in self.members.items() if now - t <= self.member}
             self.members = kept | dict.fromkeys(sessions, now)
             try:
-                frames = await asyncio.to_thread(self._round, list(sessions), list(self.members))
+                frames = await asyncio.to_thread(self._round, list(sessions), list(self.members), begun[1])
             except Exception as exc:  # a bug: every page of the round is told (their loops log it)
                 frames = {}
                 for future in sessions.values():
@@ -603,27 +608,26 @@ class Crowd:
             await asyncio.sleep(0)
             idle = 0 if len(self.waiting) > before else idle + 1
 
-    def _round(self, sessions: list, members: list | None = None) -> dict:
-        """One round: every playing member's steps for at least ``seconds`` — longer when the round's own cost (the
-        stacking, the pages' frames) is larger, so that training keeps at least half of it — then the frame of
-        each page waiting (``sessions``), made here in one thread rather than in a thread each: what a group's
-        frames show is measured for the group at once (:meth:`Group.look`)."""
-        start = time.perf_counter()
+    def _round(self, sessions: list, members: list | None = None, budget: float | None = None) -> dict:
+        """One round: every playing member's steps for ``budget`` seconds — at least ``seconds``, and as long as
+        the rest of the last cycle took (the round's own cost, the frames' way to the pages and back: an average),
+        so that training keeps at least half of the time — then the frame of each page waiting (``sessions``),
+        made here in one thread rather than in a thread each: what a group's frames show is measured for the group
+        at once (:meth:`Group.look`)."""
         members = sessions if members is None else members
         descents = [d for s in members for d in s.training()]
         tests = {id(d): s.test_points() for s in members for d in s.training()}
-        budget = max(self.seconds, self.overhead)
+        budget = max(self.seconds, self.overhead) if budget is None else budget
         losses = train_together(descents, budget, kept=self.groups, tests=tests, clock=self.clock) if descents else {}
         looks = {id(d): look for g in self.groups.values() for d, look in zip(g.descents, g.look())}
         for d in descents:  # (a page with no other of its shape: its own look)
-            if id(d) not in looks and id(d) in losses:
+            if id(d) not in looks:
                 looks[id(d)] = look_alone(d, tests[id(d)])
         waiting, frames = set(sessions), {}
         for s in members:
             shown = self._trained(s, losses, looks)
             if s in waiting:
                 frames[s] = s.frame(shown)
-        self.overhead = max(0.0, time.perf_counter() - start - budget)
         return frames
 
     @staticmethod
