@@ -342,3 +342,33 @@ def test_a_class_round_s_frames_of_pages_alone_in_their_shape_show_what_they_sho
         s._refresh()
         alone, _ = decode(s.frame())
         assert _close(together, alone), (s.state, together, alone)
+
+
+def test_a_round_trains_the_class_and_draws_the_pages_waiting():
+    """A page whose last frame is still on its way is trained in the round all the same (its frames come when it
+    asks), a paused one is not, and a page that left is no longer a member."""
+    import asyncio
+
+    from nnref.lab.crowd import Crowd
+    from nnref.lab.session import PlaygroundSession
+
+    state = {"dataset": "xor", "model": "mlp", "hidden": [3], "batch": 10}
+    waiting, travelling, paused = (PlaygroundSession({**state, "seed": seed}) for seed in (1, 2, 3))
+    waiting.playing = travelling.playing = True
+    crowd = Crowd(0.005)
+    frames = crowd._round([waiting], [waiting, travelling, paused])
+    assert list(frames) == [waiting]
+    assert waiting.steps > 0 and travelling.steps > 0 and paused.steps == 0
+
+    async def class_():
+        asyncio.get_running_loop().call_later(0.2, crowd.leave, travelling)
+        for _ in range(3):
+            await asyncio.gather(crowd.train(waiting), crowd.train(travelling))
+        assert travelling in crowd.members
+        await asyncio.sleep(0.3)
+        assert travelling not in crowd.members
+        before = travelling.steps
+        await crowd.train(waiting)
+        assert travelling.steps == before and crowd.members.keys() == {waiting}
+
+    asyncio.run(class_())
