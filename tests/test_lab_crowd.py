@@ -372,3 +372,32 @@ def test_a_round_trains_the_class_and_draws_the_pages_waiting():
         assert travelling.steps == before and crowd.members.keys() == {waiting}
 
     asyncio.run(class_())
+
+
+def test_a_page_back_during_the_round_gets_that_round_s_frame_at_once():
+    import asyncio
+
+    from nnref.lab.crowd import Crowd
+    from nnref.lab.session import PlaygroundSession, decode
+
+    state = {"dataset": "xor", "model": "mlp", "hidden": [3], "batch": 10}
+    first, late, rebuilt = (PlaygroundSession({**state, "seed": seed}) for seed in (1, 2, 3))
+    for s in (first, late, rebuilt):
+        s.playing = True
+    crowd = Crowd(0.005)
+    crowd._round([first], [first, late, rebuilt])
+    rebuilt.configure({"hidden": [4]})  # (a new network while the round ran: that round's frame is not its own)
+    rebuilt.playing = True
+
+    async def back() -> bytes:
+        loop = asyncio.get_running_loop()
+        mine = loop.create_future()
+        crowd.waiting = {late: mine, rebuilt: loop.create_future()}
+        assert crowd._late() == 1 and crowd.waiting.keys() == {rebuilt}  # (the rebuilt page waits for the next)
+        return await mine
+
+    frame, _ = decode(asyncio.run(back()))
+    assert frame["floats"] > 0 and frame["steps"] == late.steps > 0
+    late._refresh()
+    for sent, linear in zip(frame["network"]["layers"], late.models["mlp"].linears()):
+        assert torch.allclose(torch.tensor(sent["w"]), linear.weight.detach(), atol=1e-6)

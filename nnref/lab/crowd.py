@@ -559,6 +559,7 @@ class Crowd:
         self.task, self.overhead = None, 0.0
         self.groups: dict = {}  # the last round's groups (shape → Group), kept while their pages stay
         self.clock: dict = {}  # each group's epochs (shape → epochs): the steps go to the group furthest behind
+        self.shown: dict = {}  # what the last round measured of its members not waiting then (session → ids, looks)
         self.rounds, self.pages, self.since = 0, 0, time.perf_counter()
 
     async def train(self, session) -> bytes:
@@ -597,7 +598,17 @@ class Crowd:
             for session, future in sessions.items():
                 if not future.done():
                     future.set_result(frames[session])
-            self._count(len(sessions))
+            self._count(len(sessions) + self._late())
+
+    def _late(self) -> int:
+        """The pages that came back for a frame while the round ran, and were trained in it: their frame of it now
+        (what the round measured of them), not one round later.  Returns how many."""
+        late = [s for s in self.waiting if s in self.shown and self.shown[s][0] == [id(d) for d in s.training()]]
+        for session in late:
+            future = self.waiting.pop(session)
+            if not future.done():
+                future.set_result(session.frame(self.shown[session][1]))
+        return len(late)
 
     async def _gather(self, last: set, most: float = 0.01) -> None:
         """Let the pages of the ``last`` round send their frames and come back before the next round starts (until
@@ -623,11 +634,13 @@ class Crowd:
         for d in descents:  # (a page with no other of its shape: its own look)
             if id(d) not in looks:
                 looks[id(d)] = look_alone(d, tests[id(d)])
-        waiting, frames = set(sessions), {}
+        waiting, frames, self.shown = set(sessions), {}, {}
         for s in members:
             shown = self._trained(s, losses, looks)
             if s in waiting:
                 frames[s] = s.frame(shown)
+            elif shown is not None:  # (its frame, should it come back before the next round: Crowd._late)
+                self.shown[s] = ([id(d) for d in s.training()], shown)
         return frames
 
     @staticmethod
