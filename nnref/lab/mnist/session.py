@@ -4,7 +4,8 @@
 A :class:`MnistSession` is used by one page, from one thread at a time (the server calls it between the messages
 it reads).  A frame is one binary message (:func:`nnref.lab.session.encode`): a JSON header — step, images seen,
 epoch, the training losses of the steps since the last frame, the validation loss, accuracy and confusion matrix
-(re-measured every :data:`VAL_EVERY` seconds while playing), each layer's numbers, the gallery's top three, the test
+(re-measured every ``val_every`` seconds while playing: :data:`VAL_EVERY`, or longer while many pages play —
+:mod:`.turns`), each layer's numbers, the gallery's top three, the test
 accuracy (measured whenever the model is paused), the inspected digit — then the templates (one 28 × 28 picture per
 row of W, or per first-layer filter) and the inspected digit's pictures as bytes.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import math
 import threading
 import time
@@ -28,7 +30,7 @@ from ...data import EpochBatches
 from ...layers import Linear
 from ...models import build_model
 from ...run.evaluate import evaluate
-from ...training import EagerStep, diverged, forward_loss_of
+from ...training import EagerStep, forward_loss_of
 from ..session import encode
 from ..state import BadMessage
 from . import watch
@@ -41,7 +43,7 @@ __all__ = ["MnistSession", "THREADS", "VAL_EVERY", "DIVERGED_LOSS"]
 
 #: Intra-op threads of a page's training (see the module's docstring).
 THREADS = 1
-#: Seconds between two measures of the validation subset while playing.
+#: Seconds between two measures of the validation subset while playing (a page alone; see :mod:`.turns`).
 VAL_EVERY = 0.2
 #: The training loss (mean of the last :data:`WINDOW` steps) beyond which a run has diverged: ten times the loss
 #: of guessing uniformly among the ten classes (ln 10 ≈ 2.30).
@@ -74,6 +76,7 @@ class MnistSession:
         self.views, self.notes = views, tuple(notes)
         self.state = {**DEFAULTS, **check_state(state or {})}
         self.init, self.version, self.generation = 0, 0, 0
+        self.val_every = VAL_EVERY  # (set by the server's turns: longer while many pages play)
         self.inspected: tuple[torch.Tensor, int | None, str] | None = None
         self._build()
 
@@ -148,7 +151,7 @@ class MnistSession:
         v = self.views
         loss, _ = self.step_fn(v.train_x.index_select(0, idx), v.train_y.index_select(0, idx))
         value = float(loss.detach())
-        if diverged(loss):
+        if not math.isfinite(value):  # (diverged(loss), without another pass over the loss: it is one number)
             return self._diverge("became NaN or infinite")
         self.step_fn.update(self.optimizer)
         self.steps, self.images = self.steps + 1, self.images + idx.numel()
@@ -213,7 +216,7 @@ class MnistSession:
                 header["digit"] = {**digit, "source": self.inspected[2]}
                 blobs += digit_pictures
         header["ms"] = round((time.perf_counter() - start) * 1e3, 1)
-        return encode(_finite_numbers(header), blobs)
+        return encode(header if _all_finite(header) else _finite_numbers(header), blobs)
 
     def summary(self) -> dict:
         """This page as the teacher's tile shows it (:mod:`nnref.lab.classroom`): the model in words, the epoch,
@@ -242,7 +245,7 @@ class MnistSession:
         if not finite:
             return False
         v, now, mlp = self.views, time.perf_counter(), self.state["model"] == "mlp"
-        if self.val_step != self.steps and (not self.playing or now - self.val_at >= VAL_EVERY):
+        if self.val_step != self.steps and (not self.playing or now - self.val_at >= self.val_every):
             self.val = watch.measure(self.model, v.val_x, v.val_y, self.state["activation"] if mlp else "softmax")
             self.val_step, self.val_at = self.steps, now
         if not self.playing and (self.test is None or self.test["step"] != self.steps):
@@ -302,6 +305,15 @@ class MnistSession:
         progress = {"step": self.steps, "epoch": self.epoch, "images": self.images}
         content = checkpoint_bytes(self.model, self.optimizer, cfg, progress, final, self.state)
         return f"nnref-mnist-{self.state['model']}-step{self.steps}.pt", content
+
+
+def _all_finite(header: dict) -> bool:
+    """Whether JSON can say every number of the header as it is (the usual case: one quick check)."""
+    try:
+        json.dumps(header, allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _finite_numbers(value):
