@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import json
 import math
 import threading
@@ -98,6 +99,7 @@ class MnistSession:
         self.recent: collections.deque = collections.deque(maxlen=WINDOW)
         self.val: watch.Measure | None = None
         self.val_step, self.val_at, self.test = None, -math.inf, None
+        self.gradient_numbers = watch.gradients(self.model)  # (none yet)
 
     def _new_batches(self, seed: int) -> None:
         self.sampler = EpochBatches(self.views.train_x.shape[0], self.state["batch"], seed=seed)
@@ -140,8 +142,16 @@ class MnistSession:
                 taken += self._one_step()
                 if seconds is None or time.perf_counter() >= end:
                     break
+            self._keep_gradient_numbers()
         self.train_seconds += time.perf_counter() - start
         return taken
+
+    def _keep_gradient_numbers(self) -> None:
+        """The last step's gradient numbers for the frames, then the gradients dropped: a page that waits for its
+        next turn holds its weights and momentum, not a third copy of its model."""
+        self.gradient_numbers = watch.gradients(self.model)
+        for p in self.model.parameters():
+            p.grad = None
 
     def _one_step(self) -> int:
         idx = next(self.batches, None)
@@ -251,6 +261,7 @@ class MnistSession:
         if not self.playing and (self.test is None or self.test["step"] != self.steps):
             loss, accuracy, _ = evaluate(self.model, v.test_x, v.test_y)
             self.test = {"step": self.steps, "accuracy": accuracy, "loss": loss, "images": v.test_x.shape[0]}
+            give_back_memory()  # (the test set's activations: up to 16 MiB a layer, in a thread's own heap)
         return True
 
     def _take_losses(self) -> list[list]:
@@ -281,7 +292,7 @@ class MnistSession:
         numbers = self.val.layers if self.val is not None else [{}] * len(linears)
         return [
             {"name": name, "inputs": m.in_features, "units": m.out_features, "activation": a, **n, **g}
-            for name, m, a, n, g in zip(names, linears, activations, numbers, watch.gradients(self.model))
+            for name, m, a, n, g in zip(names, linears, activations, numbers, self.gradient_numbers)
         ]
 
     # -- the export ---------------------------------------------------------------------------------
@@ -305,6 +316,24 @@ class MnistSession:
         progress = {"step": self.steps, "epoch": self.epoch, "images": self.images}
         content = checkpoint_bytes(self.model, self.optimizer, cfg, progress, final, self.state)
         return f"nnref-mnist-{self.state['model']}-step{self.steps}.pt", content
+
+
+def give_back_memory() -> None:
+    """Hand the memory that freed tensors leave in the C allocator's heaps back to the system (glibc's
+    ``malloc_trim``; elsewhere nothing): without it, each thread's heap keeps the largest activations it once
+    held, and a server of many pages grows by them."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def _all_finite(header: dict) -> bool:

@@ -69,6 +69,11 @@ class _MnistSocket(FrameSocket):
         thread."""
         return await self.turns.take(self._train_and_draw)
 
+    async def draw(self) -> bytes:
+        """The paused page's frame, in its turn too (on Pause it measures the test set: one at a time, not a heap
+        of activations per worker thread)."""
+        return await self.turns.take(self.session.frame)
+
     def _train_and_draw(self) -> bytes:
         s, turns = self.session, self.turns
         s.val_every = turns.val_every()

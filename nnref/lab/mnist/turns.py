@@ -25,7 +25,7 @@ TRAIN_PER_FRAME = 0.04
 #: Pages that train at the same time (one: Python's GIL makes two threads of small steps slower than one).
 TRAINERS = 1
 #: The shortest turn's training, in seconds (a few steps: a frame must not cost more than the training it shows).
-MIN_TRAIN = 0.004
+MIN_TRAIN = 0.003
 #: Live validation measures a second, over all the playing pages of a server (each costs 1 to 7 ms of a core).
 VAL_PASSES = 40
 
