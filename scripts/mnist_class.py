@@ -10,7 +10,8 @@ drifts treats both alike.
 
 Prints each run's table, then per checkout the medians over the repeats of the figures the issue sets targets for:
 updates per second of the median and the slowest page, seconds from Play to 90% validation accuracy (median page,
-slowest page), and the memory each page beyond the first costs the server.
+slowest page), the memory each page beyond the first costs the server, and the class's frames and epochs per second
+of the server's CPU (less sensitive than the rest to other work on the machine).
 """
 
 from __future__ import annotations
@@ -95,7 +96,12 @@ def main(argv=None) -> int:
     say(f"\nmedians over {args.repeats} repeats, the class of {args.pages} (load now {os.getloadavg()[0]:.2f})")
     for name in codes:
         say(f"{name}:")
-        for key in KEYS:
+        for rows in runs[name]:  # the class's work per second of the server's CPU: less sensitive to the load
+            r = rows[-1]
+            cpu = r["server_cpu"] or float("nan")
+            r["frames_per_cpu_s"] = r["fps_median"] * r["pages"] / cpu
+            r["epochs_per_cpu_s"] = r["epochs_per_s_median"] * r["pages"] / cpu
+        for key in (*KEYS, "frames_per_cpu_s", "epochs_per_cpu_s"):
             values = [rows[-1][key] for rows in runs[name]]
             known = [v for v in values if v is not None]
             median = round(statistics.median(known), 2) if known and len(known) == len(values) else None

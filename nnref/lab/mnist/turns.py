@@ -24,8 +24,9 @@ __all__ = ["Turns", "turns", "TRAIN_PER_FRAME", "TRAINERS", "MIN_TRAIN", "VAL_PA
 TRAIN_PER_FRAME = 0.04
 #: Pages that train at the same time (one: Python's GIL makes two threads of small steps slower than one).
 TRAINERS = 1
-#: The shortest turn's training, in seconds (a few steps: a frame must not cost more than the training it shows).
-MIN_TRAIN = 0.003
+#: The shortest turn's training, in seconds: about three steps of softmax regression at batch 64 (a turn's frame
+#: and its sending cost about as much again).
+MIN_TRAIN = 0.002
 #: Live validation measures a second, over all the playing pages of a server (each costs 1 to 7 ms of a core).
 VAL_PASSES = 40
 
