@@ -11,8 +11,9 @@ row of W, or per first-layer filter) and the inspected digit's pictures as bytes
 
 Training runs on :data:`THREADS` thread: a page's models are small, and on a machine of two cores shared by two
 pages (or by other work) the intra-op threads of one page would wait for a core another holds — seen by hand on
-this project's machine as steps many times slower, not measured by the bench; each page trains in a worker thread
-of its own.
+this project's machine as steps many times slower, not measured by the bench.  The server's pages take turns on one
+trainer thread (:mod:`.turns`).  A page drops its gradients after each turn (the frames keep their numbers), and
+hands the memory of a test evaluation back to the system (:func:`give_back_memory`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .dataset import MNISTViews
 from .digit import look_inside
 from .state import DEFAULTS, FIELDS, check_state
 
-__all__ = ["MnistSession", "THREADS", "VAL_EVERY", "DIVERGED_LOSS"]
+__all__ = ["MnistSession", "THREADS", "VAL_EVERY", "DIVERGED_LOSS", "give_back_memory"]
 
 #: Intra-op threads of a page's training (see the module's docstring).
 THREADS = 1

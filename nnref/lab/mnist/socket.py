@@ -8,8 +8,8 @@ splits), then ``frame`` after ``frame`` (:class:`~nnref.lab.mnist.session.MnistS
 The page sends JSON — ``config`` (a partial state and its version), ``play``, ``pause``, ``step``, ``reset``,
 ``reinit``, ``inspect`` (``index``: a gallery digit, or null), ``export``, and ``ready`` after drawing each frame
 — and a drawn digit as a binary message (:func:`~nnref.lab.mnist.digit.drawn_digit`).  At most ``IN_FLIGHT`` frames
-are unacknowledged: a slow page slows its own frames, never the server's memory; the latest frame wins.  A playing
-page trains and makes its frame in a worker thread (``asyncio.to_thread``) when its turn comes
+are unacknowledged: a slow page slows its own frames, never the server's memory; the latest frame wins.  A page's
+frame — and, while it plays, the training before it — is made on the server's trainer thread when its turn comes
 (:mod:`.turns`: the server's pages take turns; a lone page trains :data:`TRAIN_PER_FRAME` seconds per frame).
 """
 

@@ -2,12 +2,16 @@
 time, first come first served, and the more pages play, the shorter each turn and the less often each page's live
 validation figure is re-measured — so that a class of 30 keeps every page updating several times a second.
 
-Why: each page used to train for 0.04 s in a worker thread of its own whenever it liked.  With 30 pages playing,
-six worker threads (asyncio's default pool on two cores) fought over the GIL; the server did a third of the steps a
-lone page does (``scripts/mnist_class.py``, docs/results/mnist-class.log) and each page got 1.6 to 2.8 updates a
-second.  Turns make the work sequential and fair: while ``n`` pages play, a turn trains for
-``TRAIN_PER_FRAME · TRAINERS / n`` seconds (a lone page's 0.04 s, at least :data:`MIN_TRAIN`), then draws its
-frame; a page's live validation figure is re-measured every ``max(VAL_EVERY, n / VAL_PASSES)`` seconds.
+Why: each page used to train for 0.04 s in a worker thread of its own whenever it liked: with 30 pages playing, six
+worker threads (asyncio's default pool on two cores) took turns on the GIL by chance, and on a quiet machine (one
+run, load 0.8) each page got 2.8 updates a second while the server used 129% of a core; the paused pages' test
+evaluations ran up to six at a time, each thread's heap keeping its activations.  Turns make the work sequential
+and fair: while ``n`` pages play, a turn trains for ``TRAIN_PER_FRAME · TRAINERS / n`` seconds (a lone page's
+0.04 s, at least :data:`MIN_TRAIN`), then draws its frame; a page's live validation figure is re-measured every
+``max(VAL_EVERY, n / VAL_PASSES)`` seconds.  Measured side by side (``scripts/mnist_class.py``,
+docs/results/mnist-class.log and mnist-class-mlp1024.log): under other work on the machine the class's frames and
+epochs per second of the server's CPU are the same both ways — the GIL is the limit — and so is the memory a page
+costs (docs/playground.md, *A class on /mnist*).
 """
 
 from __future__ import annotations
