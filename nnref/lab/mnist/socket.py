@@ -67,18 +67,18 @@ class _MnistSocket(FrameSocket):
     async def advance(self) -> bytes:
         """The playing page's turn (:mod:`.turns`): training for the turn's seconds, then its frame, on a trainer
         thread."""
-        return await self.turns.take(self._train_and_draw)
+        turns = self.turns  # (read here, on the event loop, which alone changes the pages that play)
+        return await turns.take(self._train_and_draw, turns.train_seconds(), turns.val_every())
 
     async def draw(self) -> bytes:
         """The paused page's frame, in its turn too (on Pause it measures the test set: one at a time, not a heap
         of activations per worker thread)."""
         return await self.turns.take(self.session.frame)
 
-    def _train_and_draw(self) -> bytes:
-        s, turns = self.session, self.turns
-        s.val_every = turns.val_every()
-        s.advance(turns.train_seconds())
-        return s.frame()
+    def _train_and_draw(self, seconds: float, val_every: float) -> bytes:
+        self.session.val_every = val_every
+        self.session.advance(seconds)
+        return self.session.frame()
 
     async def _views(self):
         """MNIST's shared views — decoded now if no page has yet (the page is told) — or None, when it is not there
