@@ -6,6 +6,7 @@ WebSocket protocol driven by a plain client — bad messages, no MNIST, two page
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 
@@ -270,3 +271,111 @@ def test_the_export_is_read_by_nnref_predict_and_by_the_digit_page(views, tiny_m
     assert sum(predicted[0]["probabilities"].values()) == pytest.approx(1, abs=1e-4)
     backend = DigitsBackend.load(path, data_root=tiny_mnist)
     assert backend.model.hidden == (32, 16) and backend.class_names == [str(k) for k in range(10)]
+
+
+# --------------------------------------------------------------------------------------------------
+# A class: pages share MNIST, take turns, and a page beyond the first costs its model, not the data
+# --------------------------------------------------------------------------------------------------
+def _data_tensors(session) -> list[torch.Tensor]:
+    """Every tensor of images or labels (float32, int64) a session holds outside its model and optimizer, as large as
+    one image row or more (its sampler's generator state, bytes, is not data)."""
+    held = [*vars(session).values(), *vars(session.sampler).values(), *vars(session.views).values()]
+    data = (torch.float32, torch.int64)
+    return [t for t in held if isinstance(t, torch.Tensor) and t.dtype in data and t.numel() >= 784]
+
+
+def test_a_second_page_reads_the_same_tensors_not_a_copy(tiny_mnist):
+    """Two pages over the socket play, then pause (the test set measured): the sessions the server holds read their
+    images from the one decoded MNIST — the same storage — and hold no copy of their own."""
+    shared = SharedMNIST(tiny_mnist, download=False)
+    with LabServer(mnist=shared) as lab, _ws(lab) as one, _ws(lab) as two:
+        for ws in (one, two):
+            _next(ws, "frame")
+            ws.send(json.dumps({"type": "play"}))
+        for ws in (one, two):
+            while _next(ws, "frame")[0]["step"] < 5:
+                pass
+            ws.send(json.dumps({"type": "pause"}))
+            header, _ = _next(ws, "frame")
+            while header["playing"] or header["test"] is None or header["test"]["step"] != header["step"]:
+                header, _ = _next(ws, "frame")
+        sessions = [seat.session for seat in lab.app.state.classroom.seats.values() if seat.kind == "mnist"]
+        views = shared.get()
+        storages = {t.untyped_storage().data_ptr() for t in vars(views).values() if isinstance(t, torch.Tensor)}
+        assert len(sessions) == 2 and all(s.steps >= 5 for s in sessions)
+        for s in sessions:
+            assert s.views is views
+            copies = [t.shape for t in _data_tensors(s) if t.untyped_storage().data_ptr() not in storages]
+            assert not copies, f"a page holds tensors of its own as large as the data: {copies}"
+        assert all(p.grad is None for s in sessions for p in s.model.parameters())  # (dropped after each turn)
+
+
+@pytest.mark.mnist
+def test_a_second_page_on_the_real_mnist_costs_its_model_not_the_data(real_mnist):
+    """In this process, on the real MNIST (200 MiB decoded): a second page that trains, is measured and pauses (the
+    10,000 test digits) grows the resident memory by less than 30 MiB — issue 35's bound for a page beyond the first
+    (a copy of the data would be 200 MiB)."""
+    import gc
+
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def play_and_pause(session) -> None:
+        session.playing = True
+        for _ in range(3):
+            session.advance(0.05)
+            session.frame()
+        session.playing = False
+        session.frame()
+
+    views = SharedMNIST(real_mnist, download=False).get()
+    recipe = {"model": "mlp", "hidden": [100], "momentum": 0.9}
+    play_and_pause(MnistSession(views, recipe))  # (the first page: the one-time costs)
+    gc.collect()
+    before = rss_mib()
+    second = MnistSession(views, {**recipe, "seed": 1})
+    play_and_pause(second)
+    assert second.steps > 0 and second.test is not None
+    assert rss_mib() - before < 30
+
+
+def test_the_playing_pages_share_the_training_time_and_take_turns_one_at_a_time(views):
+    """A lone page trains 40 ms a frame and is measured every 0.2 s; 30 playing pages share the trainer: each turn
+    trains less, and each page's validation is re-measured less often.  The turns run one after another, in the
+    order the pages asked, never two at once."""
+    import asyncio
+    import threading
+
+    from nnref.lab.mnist.turns import MIN_TRAIN, TRAIN_PER_FRAME, VAL_PASSES, Turns
+
+    turns, sessions = Turns(), [MnistSession(views, {"seed": i}) for i in range(30)]
+    for s in sessions:
+        turns.join(s)
+    assert turns.playing == 0 and turns.train_seconds() == TRAIN_PER_FRAME
+    sessions[0].playing = True
+    assert turns.train_seconds() == TRAIN_PER_FRAME and turns.val_every() == 0.2
+    for s in sessions:
+        s.playing = True
+    assert turns.train_seconds() == MIN_TRAIN < TRAIN_PER_FRAME and turns.val_every() == 30 / VAL_PASSES
+
+    order, busy, lock = [], [], threading.Lock()
+
+    def work(i):
+        with lock:
+            busy.append(i)
+            assert len(busy) == 1, "two turns at once"
+        order.append(i)
+        sessions[i].advance(0.002)
+        with lock:
+            busy.remove(i)
+        return sessions[i].frame()
+
+    async def class_of(n):
+        return await asyncio.gather(*(turns.take(work, i) for i in range(n)))
+
+    frames = asyncio.run(class_of(6))
+    assert order == list(range(6)) and all(decode(f)[0]["step"] > 0 for f in frames)
+    for s in sessions:
+        turns.leave(s)
+    assert turns._pool is None  # (the last page gone, its thread goes too)

@@ -165,10 +165,14 @@ class FrameSocket:
     async def _send_frame(self) -> None:
         frame = await self.advance() if self.session.playing else None
         if frame is None:
-            frame = await asyncio.to_thread(self.session.frame)
+            frame = await self.draw()
         await self.send(frame, "while its frame was sent")
         self.credits -= 1
         self.dirty = False
+
+    async def draw(self) -> bytes:
+        """The session's frame, made in a worker thread (the MNIST page's in its turn: :mod:`nnref.lab.mnist.turns`)."""
+        return await asyncio.to_thread(self.session.frame)
 
     async def advance(self) -> bytes | None:
         """Train the playing session before its next frame: ``train_per_frame`` seconds in a worker thread (the

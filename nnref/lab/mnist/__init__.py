@@ -6,5 +6,6 @@ What is where: :mod:`.state` (the page's state, defined once, and every message 
 :mod:`.dataset` (MNIST decoded once per server, shared read-only by every page), :mod:`.watch` (what the page
 watches of a model: validation loss, accuracy, confusion, the gallery's top three, each layer's numbers, the
 templates), :mod:`.digit` (one digit's forward pass and dL/dx), :mod:`.session` (one page's training),
-:mod:`.checkpoint` (the page's model as an nnref checkpoint) and :mod:`.socket` (the page's WebSocket).
+:mod:`.checkpoint` (the page's model as an nnref checkpoint), :mod:`.turns` (the server's pages take turns on one
+trainer thread) and :mod:`.socket` (the page's WebSocket).
 """

@@ -4,20 +4,24 @@
 A :class:`MnistSession` is used by one page, from one thread at a time (the server calls it between the messages
 it reads).  A frame is one binary message (:func:`nnref.lab.session.encode`): a JSON header — step, images seen,
 epoch, the training losses of the steps since the last frame, the validation loss, accuracy and confusion matrix
-(re-measured every :data:`VAL_EVERY` seconds while playing), each layer's numbers, the gallery's top three, the test
+(re-measured every ``val_every`` seconds while playing: :data:`VAL_EVERY`, or longer while many pages play —
+:mod:`.turns`), each layer's numbers, the gallery's top three, the test
 accuracy (measured whenever the model is paused), the inspected digit — then the templates (one 28 × 28 picture per
 row of W, or per first-layer filter) and the inspected digit's pictures as bytes.
 
 Training runs on :data:`THREADS` thread: a page's models are small, and on a machine of two cores shared by two
 pages (or by other work) the intra-op threads of one page would wait for a core another holds — seen by hand on
-this project's machine as steps many times slower, not measured by the bench; each page trains in a worker thread
-of its own.
+this project's machine as steps many times slower, not measured by the bench.  The server's pages take turns on one
+trainer thread (:mod:`.turns`).  A page drops its gradients after each turn (the frames keep their numbers), and
+hands the memory of a test evaluation back to the system (:func:`give_back_memory`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import json
 import math
 import threading
 import time
@@ -28,7 +32,7 @@ from ...data import EpochBatches
 from ...layers import Linear
 from ...models import build_model
 from ...run.evaluate import evaluate
-from ...training import EagerStep, diverged, forward_loss_of
+from ...training import EagerStep, forward_loss_of
 from ..session import encode
 from ..state import BadMessage
 from . import watch
@@ -37,11 +41,11 @@ from .dataset import MNISTViews
 from .digit import look_inside
 from .state import DEFAULTS, FIELDS, check_state
 
-__all__ = ["MnistSession", "THREADS", "VAL_EVERY", "DIVERGED_LOSS"]
+__all__ = ["MnistSession", "THREADS", "VAL_EVERY", "DIVERGED_LOSS", "give_back_memory"]
 
 #: Intra-op threads of a page's training (see the module's docstring).
 THREADS = 1
-#: Seconds between two measures of the validation subset while playing.
+#: Seconds between two measures of the validation subset while playing (a page alone; see :mod:`.turns`).
 VAL_EVERY = 0.2
 #: The training loss (mean of the last :data:`WINDOW` steps) beyond which a run has diverged: ten times the loss
 #: of guessing uniformly among the ten classes (ln 10 ≈ 2.30).
@@ -74,6 +78,7 @@ class MnistSession:
         self.views, self.notes = views, tuple(notes)
         self.state = {**DEFAULTS, **check_state(state or {})}
         self.init, self.version, self.generation = 0, 0, 0
+        self.val_every = VAL_EVERY  # (set by the server's turns: longer while many pages play)
         self.inspected: tuple[torch.Tensor, int | None, str] | None = None
         self._build()
 
@@ -95,6 +100,7 @@ class MnistSession:
         self.recent: collections.deque = collections.deque(maxlen=WINDOW)
         self.val: watch.Measure | None = None
         self.val_step, self.val_at, self.test = None, -math.inf, None
+        self.gradient_numbers = watch.gradients(self.model)  # (none yet)
 
     def _new_batches(self, seed: int) -> None:
         self.sampler = EpochBatches(self.views.train_x.shape[0], self.state["batch"], seed=seed)
@@ -137,8 +143,16 @@ class MnistSession:
                 taken += self._one_step()
                 if seconds is None or time.perf_counter() >= end:
                     break
+            self._keep_gradient_numbers()
         self.train_seconds += time.perf_counter() - start
         return taken
+
+    def _keep_gradient_numbers(self) -> None:
+        """The last step's gradient numbers for the frames, then the gradients dropped: a page that waits for its
+        next turn holds its weights and momentum, not a third copy of its model."""
+        self.gradient_numbers = watch.gradients(self.model)
+        for p in self.model.parameters():
+            p.grad = None
 
     def _one_step(self) -> int:
         idx = next(self.batches, None)
@@ -148,7 +162,7 @@ class MnistSession:
         v = self.views
         loss, _ = self.step_fn(v.train_x.index_select(0, idx), v.train_y.index_select(0, idx))
         value = float(loss.detach())
-        if diverged(loss):
+        if not math.isfinite(value):  # (diverged(loss), without another pass over the loss: it is one number)
             return self._diverge("became NaN or infinite")
         self.step_fn.update(self.optimizer)
         self.steps, self.images = self.steps + 1, self.images + idx.numel()
@@ -213,7 +227,7 @@ class MnistSession:
                 header["digit"] = {**digit, "source": self.inspected[2]}
                 blobs += digit_pictures
         header["ms"] = round((time.perf_counter() - start) * 1e3, 1)
-        return encode(_finite_numbers(header), blobs)
+        return encode(header if _all_finite(header) else _finite_numbers(header), blobs)
 
     def summary(self) -> dict:
         """This page as the teacher's tile shows it (:mod:`nnref.lab.classroom`): the model in words, the epoch,
@@ -242,12 +256,13 @@ class MnistSession:
         if not finite:
             return False
         v, now, mlp = self.views, time.perf_counter(), self.state["model"] == "mlp"
-        if self.val_step != self.steps and (not self.playing or now - self.val_at >= VAL_EVERY):
+        if self.val_step != self.steps and (not self.playing or now - self.val_at >= self.val_every):
             self.val = watch.measure(self.model, v.val_x, v.val_y, self.state["activation"] if mlp else "softmax")
             self.val_step, self.val_at = self.steps, now
         if not self.playing and (self.test is None or self.test["step"] != self.steps):
             loss, accuracy, _ = evaluate(self.model, v.test_x, v.test_y)
             self.test = {"step": self.steps, "accuracy": accuracy, "loss": loss, "images": v.test_x.shape[0]}
+            give_back_memory()  # (the test set's activations: up to 16 MiB a layer, in a thread's own heap)
         return True
 
     def _take_losses(self) -> list[list]:
@@ -278,7 +293,7 @@ class MnistSession:
         numbers = self.val.layers if self.val is not None else [{}] * len(linears)
         return [
             {"name": name, "inputs": m.in_features, "units": m.out_features, "activation": a, **n, **g}
-            for name, m, a, n, g in zip(names, linears, activations, numbers, watch.gradients(self.model))
+            for name, m, a, n, g in zip(names, linears, activations, numbers, self.gradient_numbers)
         ]
 
     # -- the export ---------------------------------------------------------------------------------
@@ -302,6 +317,33 @@ class MnistSession:
         progress = {"step": self.steps, "epoch": self.epoch, "images": self.images}
         content = checkpoint_bytes(self.model, self.optimizer, cfg, progress, final, self.state)
         return f"nnref-mnist-{self.state['model']}-step{self.steps}.pt", content
+
+
+def give_back_memory() -> None:
+    """Hand the memory that freed tensors leave in the C allocator's heaps back to the system (glibc's
+    ``malloc_trim``; elsewhere nothing): without it, each thread's heap keeps the largest activations it once
+    held, and a server of many pages grows by them."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def _all_finite(header: dict) -> bool:
+    """Whether JSON can say every number of the header as it is (the usual case: one quick check)."""
+    try:
+        json.dumps(header, allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _finite_numbers(value):

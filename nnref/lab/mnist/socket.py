@@ -8,8 +8,9 @@ splits), then ``frame`` after ``frame`` (:class:`~nnref.lab.mnist.session.MnistS
 The page sends JSON — ``config`` (a partial state and its version), ``play``, ``pause``, ``step``, ``reset``,
 ``reinit``, ``inspect`` (``index``: a gallery digit, or null), ``export``, and ``ready`` after drawing each frame
 — and a drawn digit as a binary message (:func:`~nnref.lab.mnist.digit.drawn_digit`).  At most ``IN_FLIGHT`` frames
-are unacknowledged: a slow page slows its own frames, never the server's memory; the latest frame wins.  The
-session trains in a worker thread (``asyncio.to_thread``) for :data:`TRAIN_PER_FRAME` seconds before each frame.
+are unacknowledged: a slow page slows its own frames, never the server's memory; the latest frame wins.  A page's
+frame — and, while it plays, the training before it — is made on the server's trainer thread when its turn comes
+(:mod:`.turns`: the server's pages take turns; a lone page trains :data:`TRAIN_PER_FRAME` seconds per frame).
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from .dataset import SharedMNIST
 from .digit import drawn_digit
 from .session import MnistSession
 from .state import parse_message
+from .turns import TRAIN_PER_FRAME, turns
 
 __all__ = ["serve_mnist", "TRAIN_PER_FRAME"]
-
-#: Seconds of training between two frames while a page plays.
-TRAIN_PER_FRAME = 0.04
 
 
 async def serve_mnist(websocket, shared: SharedMNIST, notes: tuple[str, ...] = (), classroom=None) -> None:
@@ -57,8 +56,29 @@ class _MnistSocket(FrameSocket):
                 return
             self.session = await asyncio.to_thread(MnistSession, views, notes=self.notes)
             await self.ws.send_bytes(_gallery_message(views, self.shared))
-            with self.seated("mnist", inbox):
-                await self.serve_frames(inbox)
+            self.turns = turns()
+            self.turns.join(self.session)
+            try:
+                with self.seated("mnist", inbox):
+                    await self.serve_frames(inbox)
+            finally:
+                self.turns.leave(self.session)
+
+    async def advance(self) -> bytes:
+        """The playing page's turn (:mod:`.turns`): training for the turn's seconds, then its frame, on a trainer
+        thread."""
+        turns = self.turns  # (read here, on the event loop, which alone changes the pages that play)
+        return await turns.take(self._train_and_draw, turns.train_seconds(), turns.val_every())
+
+    async def draw(self) -> bytes:
+        """The paused page's frame, in its turn too (on Pause it measures the test set: one at a time, not a heap
+        of activations per worker thread)."""
+        return await self.turns.take(self.session.frame)
+
+    def _train_and_draw(self, seconds: float, val_every: float) -> bytes:
+        self.session.val_every = val_every
+        self.session.advance(seconds)
+        return self.session.frame()
 
     async def _views(self):
         """MNIST's shared views — decoded now if no page has yet (the page is told) — or None, when it is not there

@@ -93,7 +93,7 @@ def top_three(model, x: torch.Tensor) -> list[list[list]]:
     """The three likeliest classes of each row of x (g, 784) and their probabilities: [[[class, p] × 3] × g]."""
     probs = model.predict_proba(x)
     p, c = probs.topk(min(3, probs.shape[-1]), dim=-1)
-    return [[[int(k), round(float(v), 4)] for k, v in zip(ks, vs)] for ks, vs in zip(c, p)]
+    return [[[k, round(v, 4)] for k, v in zip(ks, vs)] for ks, vs in zip(c.tolist(), p.tolist())]
 
 
 def signed_bytes(rows: torch.Tensor) -> bytes:
