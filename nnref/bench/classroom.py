@@ -201,15 +201,17 @@ def play_class(
     return asyncio.run(main())
 
 
-def start_lab(max_pages: int = 200, together: bool = True) -> tuple[subprocess.Popen, str]:
+def start_lab(max_pages: int = 200, together: bool = True, data_root=None) -> tuple[subprocess.Popen, str]:
     """``nnref lab`` on loopback, a port of the system's choice, in a new process: (process, address).
-    ``together=False``: the pages train page by page (the lab before the class trained together)."""
+    ``together=False``: the pages train page by page (the lab before the class trained together).  ``data_root``:
+    where its /mnist pages find MNIST (default ``$NNREF_DATA_ROOT``)."""
     code = (
         "import sys; from nnref.lab import server; "
         f"server.serve('127.0.0.1', 0, max_sessions={max_pages}, together={together})"
     )
+    env = os.environ | ({"NNREF_DATA_ROOT": str(data_root)} if data_root is not None else {})
     process = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     line = process.stdout.readline()
     if not line.startswith("nnref lab: "):
@@ -385,11 +387,28 @@ def format_classroom(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@section("classroom", key="classroom", fmt=format_classroom)
+def format_class(rows: list[dict]) -> str:
+    """The playground's class, then the class on /mnist (its rows have ``to_90_s_median``)."""
+    from .mnist_class import format_mnist_class
+
+    mnist = [r for r in rows if "to_90_s_median" in r]
+    playground = format_classroom([r for r in rows if "to_90_s_median" not in r])
+    return playground + ("\n\n" + format_mnist_class(mnist) if mnist else "")
+
+
+@section("classroom", key="classroom", fmt=format_class)
 def classroom_section(ctx: Context) -> list[dict]:
     """A class on one server: one page alone (trained page by page, and with the class), then N pages
     at once — websocket clients on loopback that read, decode and acknowledge every frame and change the learning
     rate every second, three headless Chromium pages among them — all on the same set-up (the largest preset), and
     every page its own random set-up.  Per page: frames/s, epochs/s, bytes per frame, the time a change takes to
-    show; the server's CPU and memory."""
-    return measure_classroom(ctx.url, ctx.profile.classroom_pages, ctx.profile.classroom_seconds)
+    show; the server's CPU and memory.  Then a class on /mnist (where MNIST is found): one page alone, then N at
+    once — updates/s, seconds from Play to 90% validation accuracy, memory per page beyond the first."""
+    from ..lab.mnist.dataset import SharedMNIST
+    from .mnist_class import measure_mnist_class
+
+    rows = measure_classroom(ctx.url, ctx.profile.classroom_pages, ctx.profile.classroom_seconds)
+    if ctx.url is not None or SharedMNIST(ctx.root, download=False).available():
+        pages, seconds = ctx.profile.mnist_class_pages, ctx.profile.mnist_class_seconds
+        rows += measure_mnist_class(ctx.url, pages, seconds, data_root=ctx.root)
+    return rows

@@ -138,6 +138,8 @@ class Profile:
     startup_runs: int = 5  # new processes timed for each command of the startup section (median)
     classroom_pages: int = 100  # pages of the classroom section's class
     classroom_seconds: float = 15.0  # how long each of its scenarios plays
+    mnist_class_pages: int = 30  # /mnist pages of the classroom section's class on /mnist
+    mnist_class_seconds: float = 20.0
 
 
 PROFILES = {
@@ -166,6 +168,8 @@ PROFILES = {
         startup_runs=1,
         classroom_pages=10,
         classroom_seconds=3.0,
+        mnist_class_pages=3,
+        mnist_class_seconds=4.0,
     ),
 }
 

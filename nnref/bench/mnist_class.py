@@ -268,15 +268,15 @@ def _listening(url: str) -> int | None:
 
 
 def measure_mnist_class(
-    url: str | None = None, pages: int = 30, seconds: float = 20.0, setup: dict | None = None
+    url: str | None = None, pages: int = 30, seconds: float = 20.0, setup: dict | None = None, data_root=None
 ) -> list[dict]:
     """One /mnist page alone, then ``pages`` at once, on the lab at ``url`` (None: a lab of its own, started in a
-    subprocess, MNIST from ``$NNREF_DATA_ROOT``): a row of figures each.  Every page has ``setup`` (a partial state;
-    default the page's own defaults), with its own seed.  The class's row gives ``mib_per_extra_page``: its largest
-    resident memory above the lone page's, per page beyond the first."""
+    subprocess, MNIST from ``data_root``, default ``$NNREF_DATA_ROOT``): a row of figures each.  Every page has
+    ``setup`` (a partial state; default the page's own defaults), with its own seed.  The class's row gives
+    ``mib_per_extra_page``: its largest resident memory above the lone page's, per page beyond the first."""
     process = None
     if url is None:
-        process, url = start_lab(max_pages=2 * pages + 5)
+        process, url = start_lab(max_pages=2 * pages + 5, data_root=data_root)
     try:
         pid = process.pid if process is not None else _listening(url)
         rows = []
