@@ -17,6 +17,14 @@ same SGD with momentum and weight decay as ``torch.optim.SGD``); the gradient of
 as alone.  A page with no other of its shape takes its Descent's own steps.  Alone and among 99 others its weights
 agree to float32 rounding, not bit for bit (the batched products sum in another order; the test allows 1e-6 per
 weight after 100 steps).
+
+A class's rounds (:class:`Crowd`) keep their groups while their pages stay: a group holds its pages' weights in one
+tensor and each page's parameters are views of its row, so a weight typed by hand or a step of the page alone is
+the group's at once.  The steps of a round go to the group furthest behind in epochs (a page of batch 1 takes 200
+steps an epoch where a page of the whole set takes one: each gets the same epochs per second).  What a frame shows
+— the losses and accuracies on both splits, the weights with the standardisation folded in — is measured for a
+whole group in one pass (:meth:`Group.look`), and the weights go to the page as float32
+(:func:`nnref.lab.session.decode`).
 """
 
 from __future__ import annotations
