@@ -34,6 +34,7 @@ import contextlib
 import logging
 import math
 import time
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -133,15 +134,20 @@ def _zeros_for_none(outs) -> list:
     return [torch.zeros(()) if o is None else o for o in outs]
 
 
+#: Each descent's network sizes and activation, and its test points standardised (read once, kept while it lives).
+_NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def shape_of(d: Descent) -> tuple:
     """What must be equal for two descents to step together: the network's layer sizes and activation, the
     classes, the training points' count and the rows of a step."""
     n = d.X.shape[0]
     rows = n if not d.cfg.batch_size or d.cfg.batch_size >= n else d.cfg.batch_size
-    network = getattr(d, "_crowd_network", None)  # (a descent's network keeps its shape: read once)
+    network = _NETWORKS.get(d)  # (a descent's network keeps its shape: read once)
     if network is None:
         sizes = tuple(tuple(m.weight.shape) for m in _linears(d.net))
-        network = d._crowd_network = sizes, d.net.activation_name if isinstance(d.net, MLP) else "none"
+        network = _NETWORKS[d] = sizes, d.net.activation_name if isinstance(d.net, MLP) else "none"
     return *network, d.classes, n, rows
 
 
@@ -378,9 +384,9 @@ def _standardised(descents: list[Descent], tests: list) -> tuple[torch.Tensor, t
 @torch.no_grad()
 def look_alone(d: Descent, test: tuple[torch.Tensor, torch.Tensor]) -> dict:
     """What :meth:`Group.look` gives each page of a group, for a descent alone (by its own network)."""
-    if getattr(d, "_crowd_test", (None,))[0] is not test[0]:  # (the test points in its inputs, standardised once)
-        d._crowd_test = (test[0], *_standardised([d], [test]))
-    _, Xte, tte = d._crowd_test
+    if _TESTS.get(d, (None,))[0] is not test[0]:  # (the test points in its inputs, standardised once)
+        _TESTS[d] = (test[0], *_standardised([d], [test]))
+    _, Xte, tte = _TESTS[d]
     n, net = d.X.shape[0], d.net
     with value_checks(False):
         z = net(torch.cat([d.X, Xte[0]]))
