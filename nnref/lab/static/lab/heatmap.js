@@ -19,40 +19,63 @@ export function toPixel(canvas, x1, x2) {
 }
 
 /** An n × n map of c class probabilities (bytes 0-255, pixel by pixel) as an image: white where the classes
- *  are equally likely, the likeliest class's colour as it becomes certain (discretized: always full colour). */
-export function fieldImage(bytes, n, c, discretize) {
-  const image = new ImageData(n, n);
+ *  are equally likely, the likeliest class's colour as it becomes certain (discretized: always full colour).
+ *  Drawn into `image` when given (an n × n ImageData kept for the next frame), else into a new one. */
+export function fieldImage(bytes, n, c, discretize, image = new ImageData(n, n)) {
+  const colours = palette(`field ${c} ${discretize}`, (k, top) => {  // the likeliest class k, its probability's byte
+    const s = discretize ? 1 : Math.max(0, Math.min(1, (top / 255 - 1 / c) / (1 - 1 / c)));
+    return WHITE.map((white, j) => white + (rgb[k][j] - white) * s);
+  }, c);
+  const pixels = new Uint32Array(image.data.buffer);
   for (let row = 0; row < n; row++) {
-    for (let col = 0; col < n; col++) {
-      const at = (row * n + col) * c;
+    for (let col = 0, at = row * n * c, out = (n - 1 - row) * n; col < n; col++, at += c) {  // row 0: the bottom
       let best = 0;
       for (let k = 1; k < c; k++) if (bytes[at + k] > bytes[at + best]) best = k;
-      const top = bytes[at + best] / 255;
-      const s = discretize ? 1 : Math.max(0, Math.min(1, (top - 1 / c) / (1 - 1 / c)));
-      const out = ((n - 1 - row) * n + col) * 4;  // row 0 is the bottom of the plane
-      for (let j = 0; j < 3; j++) image.data[out + j] = WHITE[j] + (rgb[best][j] - WHITE[j]) * s;
-      image.data[out + 3] = 255;
+      pixels[out + col] = colours[best * 256 + bytes[at + best]];
     }
   }
   return image;
 }
 
-/** A neuron's (or an input's) values over the plane, 0-255 around 128, as orange (−) · white · blue (+). */
-export function signedImage(bytes, n) {
-  const image = new ImageData(n, n);
+/** A neuron's (or an input's) values over the plane, 0-255 around 128, as orange (−) · white · blue (+); into
+ *  `image` when given. */
+export function signedImage(bytes, n, image = new ImageData(n, n)) {
+  const colours = palette("signed", (_, byte) => {
+    const v = (byte - 128) / 127, colour = v < 0 ? rgb[0] : rgb[1];
+    return WHITE.map((white, j) => white + (colour[j] - white) * Math.min(1, Math.abs(v)));
+  });
+  const pixels = new Uint32Array(image.data.buffer);
   for (let row = 0; row < n; row++) {
-    for (let col = 0; col < n; col++) {
-      const v = (bytes[row * n + col] - 128) / 127;
-      const colour = v < 0 ? rgb[0] : rgb[1];
-      const out = ((n - 1 - row) * n + col) * 4;
-      for (let j = 0; j < 3; j++) image.data[out + j] = WHITE[j] + (colour[j] - WHITE[j]) * Math.min(1, Math.abs(v));
-      image.data[out + 3] = 255;
-    }
+    for (let col = 0, at = row * n, out = (n - 1 - row) * n; col < n; col++) pixels[out + col] = colours[bytes[at + col]];
   }
   return image;
 }
 
-const scratch = document.createElement("canvas");
+const palettes = new Map();
+
+/** Every colour a byte can be drawn in, worked out once: colour(k, byte) → [r, g, b] for k < kinds, as RGBA pixels
+ *  (Uint32Array, kinds × 256, in the ImageData's own byte order). */
+function palette(key, colour, kinds = 1) {
+  if (!palettes.has(key)) {
+    const rgba = new Uint8ClampedArray(kinds * 256 * 4);  // (clamped and rounded as an ImageData's are)
+    for (let k = 0; k < kinds; k++) {
+      for (let byte = 0; byte < 256; byte++) {
+        rgba.set([...colour(k, byte), 255], (k * 256 + byte) * 4);
+      }
+    }
+    palettes.set(key, new Uint32Array(rgba.buffer));
+  }
+  return palettes.get(key);
+}
+
+const scratch = document.createElement("canvas"), images = new WeakMap();
+
+/** The n × n ImageData a canvas is drawn from, kept from one frame to the next (no new one a frame). */
+export function imageFor(canvas, n) {
+  let image = images.get(canvas);
+  if (image?.width !== n) images.set(canvas, image = new ImageData(n, n));
+  return image;
+}
 
 /** Draw an ImageData stretched over a whole canvas (smoothly, as TensorFlow Playground does); a canvas of the
  *  image's own size takes it directly. */
@@ -61,8 +84,10 @@ export function paint(canvas, image) {
     canvas.getContext("2d").putImageData(image, 0, 0);
     return;
   }
-  scratch.width = image.width;
-  scratch.height = image.height;
+  if (scratch.width !== image.width || scratch.height !== image.height) {  // (a canvas resized is a new canvas)
+    scratch.width = image.width;
+    scratch.height = image.height;
+  }
   scratch.getContext("2d").putImageData(image, 0, 0);
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = true;

@@ -7,7 +7,7 @@
 
 import {CLASSES, DOMAIN, FEATURE_LABELS, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash}
   from "./state.js";
-import {drawInstance, drawLine, drawPoints, fieldImage, paint, toPlane} from "./heatmap.js";
+import {drawInstance, drawLine, drawPoints, fieldImage, imageFor, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
 import {pictures} from "./pictures.js";
 import {PageSocket} from "../socket.js";
@@ -175,7 +175,8 @@ function render(frame) {
   const canvases = plots(kinds.length ? kinds : ["empty"]);
   drawn = pictures(header, knnMap);
   header.models.forEach((m, i) => {
-    paint(canvases[i], fieldImage(drawn.maps[i], header.resolution, header.classes, state.discretize));
+    const n = header.resolution;
+    paint(canvases[i], fieldImage(drawn.maps[i], n, header.classes, state.discretize, imageFor(canvases[i], n)));
     drawPoints(canvases[i], data.train, data.test, state.showTest);
     if (m.line) drawLine(canvases[i], m.line);
     if (state.backprop && state.instance.length) drawInstance(canvases[i], state.instance);
@@ -190,8 +191,23 @@ function render(frame) {
   backprop.show(state.backprop ? header.backward ?? null : null, header.playing);
   showLineWeights(header);
   stats.notices = header.notices ?? [];
-  showNotices();
+  showNotices(false);
   setPlaying(header.playing && stats.connected);  // (a frame drawn after the server went plays no more)
+  fitIfMoved(kinds);
+}
+
+let laidOut = "";
+
+/** Lay the page out again (fitScreen, which measures it: a layout of the page each time) only when a frame changed
+ *  what takes room — the plots, the network's shape, the length of a text, the notices, Play/Pause, the window;
+ *  a frame that changes numbers only is drawn without it. */
+function fitIfMoved(kinds) {
+  const texts = ["steps", "losses", "line-info", "notices", "backprop-note", "alert", "gradcheck-result", "plots"].map(id => $(id).textContent.length);
+  const key = JSON.stringify([kinds, network.shape, state.backprop, backprop.stage, stats.playing, innerWidth, innerHeight, texts]);
+  if (key !== laidOut) {
+    laidOut = key;
+    fitScreen();
+  }
 }
 
 /** The plane with nothing to show but the points (your own, before any model can be made of them). */
@@ -229,14 +245,15 @@ function showScores(header) {
 
 let transient = "";  // what the server said of the last Play or Step (until the next action)
 
-/** The set-up's notices (each only while it is true) and the last answer to Play or Step. */
-function showNotices() {
+/** The set-up's notices (each only while it is true) and the last answer to Play or Step (and the page laid out
+ *  again, unless a frame being drawn does that). */
+function showNotices(fit = true) {
   const note = state.backprop ? "" : presetNote;
   $("backprop-note").textContent = state.backprop ? presetNote : "";
   const items = [...(note ? [note] : []), ...(transient ? [transient] : []), ...stats.notices.filter(n => n !== transient)];
   const list = $("notices");
   if (list.textContent !== items.join("")) list.replaceChildren(...items.map(t => Object.assign(document.createElement("li"), {textContent: t})));
-  fitScreen();
+  if (fit) fitScreen();
 }
 
 /** One heat map per model shown (three side by side when comparing), each with its caption. */

@@ -3,7 +3,7 @@
 // hover.  Layers and neurons are added and removed with buttons.
 
 import {COLOURS, FEATURE_LABELS, FEATURES, LIMITS} from "./state.js";
-import {inputBytes, paint, signedImage} from "./heatmap.js";
+import {imageFor, inputBytes, paint, signedImage} from "./heatmap.js";
 
 const NODE = 36, GAP = 10, TOP = 56, COLUMN = 96, LEFT = 76;  // LEFT: room for the inputs' names
 const SVG = "http://www.w3.org/2000/svg";
@@ -62,6 +62,7 @@ export class NetworkView {
     this.svg.setAttribute("aria-hidden", "true");
     this.root.append(this.svg, this.tooltip);
     this.links = [];
+    this.styles = [];  // each link's width and colour as last set
     this.thumbs = [];
     this.drawLayers(hidden, state.model);  // (first in the page's order: "+ layer", then each layer's "+ neuron")
     this.drawInputs(state);
@@ -274,26 +275,23 @@ export class NetworkView {
     if (!network) return;
     this.weights = network.layers;
     network.layers.forEach((layer, l) => {
-      const paths = this.links[l] || [];
+      const paths = this.links[l] || [], styles = (this.styles[l] ??= []);
       let i = 0;
-      layer.w.forEach(row => row.forEach(w => {
-        const path = paths[i++];
-        if (!path || w === null) return;
-        const width = Math.min(8, 0.4 + Math.abs(w) * 2).toFixed(1), stroke = w < 0 ? COLOURS[0] : COLOURS[1];
-        if (path.dataset.width !== width) {  // only what changed is restyled (a repaint of the links costs)
-          path.dataset.width = width;
-          path.style.strokeWidth = width;
+      for (const row of layer.w) {
+        for (const w of row) {
+          const path = paths[i], at = i++;
+          if (!path || w === null) continue;
+          const width = Math.min(8, 0.4 + Math.abs(w) * 2).toFixed(1), stroke = w < 0 ? COLOURS[0] : COLOURS[1];
+          const style = styles[at] ??= {};
+          if (style.width !== width) path.style.strokeWidth = style.width = width;  // only what changed is restyled
+          if (style.stroke !== stroke) path.style.stroke = style.stroke = stroke;  // (a repaint of the links costs)
         }
-        if (path.dataset.stroke !== stroke) {
-          path.dataset.stroke = stroke;
-          path.style.stroke = stroke;
-        }
-      }));
+      }
     });
     thumbnails.forEach((bytes, l) => {
       const n = Math.round(Math.sqrt(bytes.length / (this.thumbs[l]?.length || 1)));
       (this.thumbs[l] || []).forEach((canvas, j) => {
-        paint(canvas, signedImage(bytes.subarray(j * n * n, (j + 1) * n * n), n));
+        paint(canvas, signedImage(bytes.subarray(j * n * n, (j + 1) * n * n), n, imageFor(canvas, n)));
       });
     });
   }
