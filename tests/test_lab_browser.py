@@ -238,7 +238,11 @@ def _server_pictures(state: dict, header: dict):
 
 @pytest.mark.parametrize(
     "hash_",
-    ["#preset=deeper-net-on-spirals", "#model=compare&dataset=spirals&classes=3&activation=relu&hidden=5,3"],
+    [
+        "#preset=deeper-net-on-spirals",
+        "#model=compare&dataset=spirals&classes=3&activation=relu&hidden=5,3",
+        "#dataset=xor&classes=4&activation=sigmoid&hidden=6,4&inputs=x1,x2,x1x2&lr=0.3",
+    ],
 )
 def test_the_page_s_pictures_are_the_server_s_model_on_the_frame_s_weights(page, hash_):
     _open(page, hash_)

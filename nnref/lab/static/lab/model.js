@@ -62,8 +62,9 @@ let buffers = [new Float64Array(0), new Float64Array(0)];  // one layer's values
 
 /** One forward pass over an n × n grid of the plane (row 0 at the bottom), keeping every `every`-th point of each
  *  side for the neurons' pictures.  Returns {probs: Float64Array (n² × classes), hidden: [Float64Array (h × m²),
- *  neuron by neuron]} with m = ceil(n / every), one per hidden layer. */
-export function trace(network, classes, n, every) {
+ *  neuron by neuron]} with m = ceil(n / every), one per hidden layer — written over `into`'s arrays (an earlier
+ *  result: the last frame's) where they have the size, so that a frame takes no new memory. */
+export function trace(network, classes, n, every, into = null) {
   const points = n * n, m = Math.ceil(n / every);
   const activate = ACTIVATE[network.activation] ?? ACTIVATE.linear;
   const widest = Math.max(1, ...network.layers.map(layer => layer.w.length));
@@ -71,17 +72,23 @@ export function trace(network, classes, n, every) {
   let a = inputsOver(network.inputs, n), z = buffers[0];
   const hidden = [];
   network.layers.forEach((layer, l) => {
-    const last = l === network.layers.length - 1;
-    for (let j = 0; j < layer.w.length; j++) {
+    const last = l === network.layers.length - 1, h = layer.w.length;
+    for (let j = 0; j < h; j++) {
       const row = z.subarray(j * points, (j + 1) * points);
       weighted(row, a, layer.w[j], layer.b[j]);
       if (!last) activate(row);
     }
-    if (!last) hidden.push(kept(z, layer.w.length, n, every, m));
+    if (!last) hidden.push(kept(z, n, every, reuse(into?.hidden[l], h * m * m)));
     a = z;
     z = buffers[(l + 1) % 2];
   });
-  return {probs: output(a, network.layers.at(-1)?.w.length ?? 0, classes, points), hidden};
+  const logits = network.layers.at(-1)?.w.length ?? 0;
+  return {probs: output(a, logits, classes, reuse(into?.probs, points * classes)), hidden};
+}
+
+/** An earlier array when it has this length, else a new one. */
+function reuse(array, length) {
+  return array?.length === length ? array : new Float64Array(length);
 }
 
 /** row = b + Σᵢ wᵢ · (input row i), the input rows four at a time (a missing weight — a diverged network's — is
@@ -101,21 +108,20 @@ function weighted(row, a, w, b) {
   }
 }
 
-/** A hidden layer's values at every `every`-th point of each side: Float64Array (h × m²), neuron by neuron. */
-function kept(z, h, n, every, m) {
-  const values = new Float64Array(h * m * m);
-  for (let j = 0, k = 0; j < h; j++) {
+/** A hidden layer's values at every `every`-th point of each side, into `values` (h × m², neuron by neuron). */
+function kept(z, n, every, values) {
+  for (let k = 0, start = 0; k < values.length; start += n * n) {  // each neuron's row of the layer
     for (let row = 0; row < n; row += every) {
-      for (let p = (j * n + row) * n, end = p + n; p < end; p += every) values[k++] = z[p];
+      for (let p = start + row * n, end = p + n; p < end; p += every) values[k++] = z[p];
     }
   }
   return values;
 }
 
 /** The class probabilities of every point from its logits (rows of n² values, logit by logit): (1 − σ(z), σ(z)),
- *  or softmax.  Float64Array (points × classes). */
-function output(z, logits, classes, points) {
-  const probs = new Float64Array(points * classes);
+ *  or softmax, into `probs` (points × classes). */
+function output(z, logits, classes, probs) {
+  const points = probs.length / classes;
   for (let p = 0; p < points; p++) {
     const at = p * classes;
     if (logits === 1) {

@@ -5,7 +5,7 @@
 
 import {neuronBytes, probabilityBytes, trace} from "./model.js";
 
-let last = [];  // each model of the last frame: {key (its weights and grid), map, neurons}
+let last = [];  // each model of the last frame: {key (its weights and grid), traced (its values), map, neurons}
 
 /** {maps: one Uint8Array (n² × classes) per model of the frame, neurons: one Uint8Array per hidden layer of the
  *  drawn network (neuron by neuron, t² each)}: the bytes heatmap.js draws. */
@@ -17,9 +17,9 @@ export function pictures(header, knnMap) {
     const own = !m.layers, network = own ? header.network : {...header.network, layers: m.layers};
     const key = JSON.stringify([network, c, n, every]);
     if (last[i]?.key !== key) {
-      const {probs, hidden} = trace(network, c, n, every);
-      const widths = network.layers.map(layer => layer.w.length);
-      last[i] = {key, map: probabilityBytes(probs), neurons: neuronBytes(hidden, widths, Math.ceil(n / every))};
+      const traced = trace(network, c, n, every, last[i]?.traced), widths = network.layers.map(layer => layer.w.length);
+      last[i] = {key, traced, map: probabilityBytes(traced.probs),
+                 neurons: neuronBytes(traced.hidden, widths, Math.ceil(n / every))};
     }
     if (own) neurons = last[i].neurons;
     return last[i].map;
