@@ -94,21 +94,32 @@ export function paint(canvas, image) {
   ctx.drawImage(scratch, 0, 0, canvas.width, canvas.height);
 }
 
-/** The points: training points with a white ring, test points (when shown) with a dark one. */
+const pointLayers = new WeakMap();  // canvas → {train, test, showTest, layer}: its points, drawn once
+
+/** The points: training points with a white ring, test points (when shown) with a dark one — drawn once into a
+ *  layer of the canvas's size, which each frame then copies (the same points: the same layer). */
 export function drawPoints(canvas, train, test, showTest) {
-  const ctx = canvas.getContext("2d");
-  const dot = (p, ring) => {
-    const [x, y] = toPixel(canvas, p[0], p[1]);
-    ctx.beginPath();
-    ctx.arc(x, y, Math.max(2.5, canvas.width / 100), 0, 2 * Math.PI);
-    ctx.fillStyle = COLOURS[p[2]];
-    ctx.fill();
-    ctx.lineWidth = 0.8;
-    ctx.strokeStyle = ring;
-    ctx.stroke();
-  };
-  train.forEach(p => dot(p, "#ffffff"));
-  if (showTest) test.forEach(p => dot(p, "#222222"));
+  let kept = pointLayers.get(canvas);
+  if (kept?.train !== train || kept.test !== test || kept.showTest !== showTest ||
+      kept.layer.width !== canvas.width || kept.layer.height !== canvas.height) {
+    const layer = Object.assign(document.createElement("canvas"), {width: canvas.width, height: canvas.height});
+    kept = {train, test, showTest, layer};
+    pointLayers.set(canvas, kept);
+    const ctx = layer.getContext("2d");
+    const dot = (p, ring) => {
+      const [x, y] = toPixel(layer, p[0], p[1]);
+      ctx.beginPath();
+      ctx.arc(x, y, Math.max(2.5, layer.width / 100), 0, 2 * Math.PI);
+      ctx.fillStyle = COLOURS[p[2]];
+      ctx.fill();
+      ctx.lineWidth = 0.8;
+      ctx.strokeStyle = ring;
+      ctx.stroke();
+    };
+    train.forEach(p => dot(p, "#ffffff"));
+    if (showTest) test.forEach(p => dot(p, "#222222"));
+  }
+  canvas.getContext("2d").drawImage(kept.layer, 0, 0);
 }
 
 /** The lecture's line w·x + b = 0 across the plane, the perpendicular from the origin, and the origin. */
