@@ -72,6 +72,7 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         paused_latency = _latencies(page, 8)
         page.get_by_role("button", name="Play").click()
         one = _fps([page], seconds)[0]
+        draw_ms = page.evaluate("window.nnrefLab.drawMs")
         view = _backprop_fps(page, seconds)
         playing_latency = _latencies(page, 8, playing=True)
         epoch_rate = page.evaluate("window.nnrefLab.epoch")
@@ -80,6 +81,7 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         cpu = _cpu_seconds()
         page.wait_for_timeout(seconds * 1000)
         paused_cpu = (_cpu_seconds() - cpu) / seconds
+        pictures_ms = _pictures_ms(page)
         others = [_open(browser, lab.url + LARGEST) for _ in range(pages - 1)]
         for p in [page, *others]:
             p.get_by_role("button", name="Play").click()
@@ -87,6 +89,8 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         browser.close()
     return {
         "fps_one_page": one,
+        "draw_ms": draw_ms,
+        "pictures_ms": pictures_ms,
         "fps_each_of_several": several,
         "latency_paused_ms": paused_latency,
         "latency_playing_ms": playing_latency,
@@ -113,6 +117,26 @@ def _backprop_fps(page, seconds: float, rounds: int = 3) -> dict:
         "fps_backprop_open": statistics.median(rates["true"]),
         "fps_backprop_closed": statistics.median(rates["false"]),
     }
+
+
+_PICTURES = """async (rounds) => {
+  const {pictures} = await import("/static/lab/pictures.js");
+  const frame = window.nnrefLabFrame(), times = [];
+  for (let r = 1; r <= rounds; r++) {
+    const header = structuredClone(frame);
+    header.network.layers[0].b[0] += 1e-12 * r;  // (other weights than the last frame's: nothing kept is reused)
+    const start = performance.now();
+    pictures(header, null);
+    times.push(performance.now() - start);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(rounds / 2)];
+}"""
+
+
+def _pictures_ms(page, rounds: int = 50) -> float:
+    """Median milliseconds the page takes to compute a frame's pictures from its weights (static/lab/model.js: the
+    heat map and every neuron's picture), recomputed ``rounds`` times in the page on the last frame's weights."""
+    return page.evaluate(_PICTURES, rounds)
 
 
 def _pick(page) -> None:
@@ -172,6 +196,8 @@ def lab_section(ctx: Context) -> list[dict]:
             "unit": "fps",
             "ratio": m["fps_one_page"] / 30,
             "aim": "TensorFlow Playground's 60",
+            "page_draw_ms": round(m["draw_ms"], 1),  # the page's own work on a frame, pictures included
+            "pictures_ms": round(m["pictures_ms"], 1),  # of which the heat map's and the neurons' values
         },
         {
             "name": f"lab: frames per second of each of {ctx.profile.lab_pages} pages playing at once (slowest)",
