@@ -236,6 +236,19 @@ def _server_pictures(state: dict, header: dict):
     return maps, neurons
 
 
+def test_the_page_s_fast_tanh_is_math_tanh_to_within_3e_8(page):
+    """model.js's tanh (a rational function: no Math.tanh per neuron and point) against Math.tanh over [-30, 30]."""
+    _open(page)
+    worst, kept_nan, ends = page.evaluate("""async () => {
+        const {tanh} = await import("/static/lab/model.js");
+        let worst = 0;
+        for (let i = -300000; i <= 300000; i++) worst = Math.max(worst, Math.abs(tanh(i / 1e4) - Math.tanh(i / 1e4)));
+        return [worst, Number.isNaN(tanh(NaN)), [tanh(-Infinity), tanh(0), tanh(Infinity)]];
+    }""")
+    assert worst <= 3e-8 and kept_nan
+    assert ends[1] == 0 and -1 <= ends[0] < -1 + 3e-8 and 1 - 3e-8 < ends[2] <= 1
+
+
 @pytest.mark.parametrize(
     "hash_",
     [
