@@ -106,7 +106,7 @@ def test_lab_section_measures_the_page_in_chromium(quick):
     assert view["nnref"] > 0 and view["reference"] > 0
     assert all(r["nnref"] > 0 for r in lab if r["unit"] in ("fps", "ms"))  # a paused page's CPU may measure 0
     (one,) = [r for r in lab if "one page playing" in r["name"]]  # with what a frame costs the page itself
-    assert one["page_draw_ms"] > 0 and one["pictures_ms"] > 0
+    assert one["page_draw_ms"] > 0 and one["pictures_ms"] > 0 and one["deeper_spirals_pictures_ms"] > 0
 
 
 def test_digits_section_reads_digits_as_people_make_them(quick):

@@ -17,6 +17,9 @@ LARGEST = (
     "#dataset=spirals&noise=0.15&model=mlp&hidden=8,8,8,8,8,8&activation=tanh"
     "&inputs=x1,x2,x1^2,x2^2,x1x2,sin x1,sin x2&lr=0.03&batch=10"
 )
+#: "A deeper network on the spirals" (3 hidden layers of 8, 8, 6 tanh neurons on 4 inputs): what a class plays in
+#: nnref bench --only classroom.
+DEEPER = "#preset=deeper-net-on-spirals"
 
 
 def _browser(playwright):
@@ -82,6 +85,9 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         page.wait_for_timeout(seconds * 1000)
         paused_cpu = (_cpu_seconds() - cpu) / seconds
         pictures_ms = _pictures_ms(page)
+        deeper = _open(browser, lab.url + DEEPER)
+        deeper_ms = _pictures_ms(deeper)
+        deeper.close()
         others = [_open(browser, lab.url + LARGEST) for _ in range(pages - 1)]
         for p in [page, *others]:
             p.get_by_role("button", name="Play").click()
@@ -91,6 +97,7 @@ def measure_playground(seconds: float = 10.0, pages: int = 4) -> dict:
         "fps_one_page": one,
         "draw_ms": draw_ms,
         "pictures_ms": pictures_ms,
+        "pictures_ms_deeper": deeper_ms,
         "fps_each_of_several": several,
         "latency_paused_ms": paused_latency,
         "latency_playing_ms": playing_latency,
@@ -198,6 +205,7 @@ def lab_section(ctx: Context) -> list[dict]:
             "aim": "TensorFlow Playground's 60",
             "page_draw_ms": round(m["draw_ms"], 1),  # the page's own work on a frame, pictures included
             "pictures_ms": round(m["pictures_ms"], 1),  # of which the heat map's and the neurons' values
+            "deeper_spirals_pictures_ms": round(m["pictures_ms_deeper"], 1),  # the same for a smaller network
         },
         {
             "name": f"lab: frames per second of each of {ctx.profile.lab_pages} pages playing at once (slowest)",
