@@ -199,11 +199,12 @@ function render(frame) {
 let laidOut = "";
 
 /** Lay the page out again (fitScreen, which measures it: a layout of the page each time) only when a frame changed
- *  what takes room — the plots, the network's shape, the length of a text, the notices, Play/Pause, the window;
- *  a frame that changes numbers only is drawn without it. */
+ *  what takes room — the plots, the network's shape, the length of a text, the notices, Play/Pause (a resized
+ *  window is laid out by its own event); a frame that changes numbers only is drawn without it. */
 function fitIfMoved(kinds) {
-  const texts = ["steps", "losses", "line-info", "notices", "backprop-note", "alert", "gradcheck-result", "plots"].map(id => $(id).textContent.length);
-  const key = JSON.stringify([kinds, network.shape, state.backprop, backprop.stage, stats.playing, innerWidth, innerHeight, texts]);
+  const texts = ["steps", "losses", "line-info", "notices", "backprop-note", "alert", "gradcheck-result", "plots"]
+    .map(id => $(id).textContent.length);
+  const key = JSON.stringify([kinds, network.shape, state.backprop, backprop.stage, stats.playing, texts]);
   if (key !== laidOut) {
     laidOut = key;
     fitScreen();
