@@ -279,7 +279,7 @@ export class NetworkView {
       let i = 0;
       for (const row of layer.w) {
         for (const w of row) {
-          const path = paths[i], at = i++;
+          const at = i++, path = paths[at];
           if (!path || w === null) continue;
           const width = Math.min(8, 0.4 + Math.abs(w) * 2).toFixed(1), stroke = w < 0 ? COLOURS[0] : COLOURS[1];
           const style = styles[at] ??= {};
