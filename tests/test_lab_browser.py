@@ -153,6 +153,26 @@ def test_changing_k_changes_the_knn_picture_from_the_keyboard(page):
     assert pixels(page, "canvas.plane") != before
 
 
+def test_a_frame_that_changes_only_knn_computes_no_network_again(page):
+    """Side by side and paused: a new k sends a frame with the same networks' weights, whose pictures the page keeps
+    (nothing traced again); a Step changes the weights, and both networks are traced again."""
+    _open(page, "#preset=one-layer-on-xor&model=compare&k=1")
+    _shown(page)
+    frames, traced = page.evaluate("[window.nnrefLab.frames, window.nnrefLab.traced]")
+    before = pixels(page, "figure:nth-child(3) canvas")  # (the plots: the line, the MLP, KNN)
+    slider = page.get_by_label("Neighbours k")
+    slider.focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    slider.dispatch_event("change")
+    page.wait_for_function("() => window.nnrefLab.state().k === 7")
+    _shown(page)
+    assert page.evaluate("window.nnrefLab.frames") > frames and pixels(page, "figure:nth-child(3) canvas") != before
+    assert page.evaluate("window.nnrefLab.traced") == traced  # KNN's picture changed; the networks' did not
+    page.get_by_role("button", name="Step").click()
+    page.wait_for_function("(n) => window.nnrefLab.traced === n + 2", arg=traced)
+
+
 def test_the_gradient_check_shows_an_error_below_one_in_a_million(page):
     _open(page, "#preset=deeper-net-on-spirals")
     page.get_by_role("button", name="Check the gradient").click()

@@ -26,9 +26,10 @@ let socket = null, data = {train: [], test: [], classes: 2}, latest = null, draw
 let unacknowledged = 0;  // frames received since the last one drawn: each is acknowledged (the latest is drawn)
 let generation = null;   // the network the frames show: a new one starts a new loss curve
 const sentAt = new Map();
-// What a test or a benchmark reads: frames drawn, and how long each change took to show.
-const stats = window.nnrefLab = {frames: 0, latencies: [], connected: false, playing: false, epoch: 0, version: 0,
-                                 errors: [], notices: [], dataVersion: 0, sent: 0, state: () => state,
+// What a test or a benchmark reads: frames drawn (and networks traced anew for them), how long each change took to
+// show.
+const stats = window.nnrefLab = {frames: 0, traced: 0, latencies: [], connected: false, playing: false, epoch: 0,
+                                 version: 0, errors: [], notices: [], dataVersion: 0, sent: 0, state: () => state,
                                  points: () => data.train.length + data.test.length, csv: null,
                                  chart: () => chart.points.length};
 
@@ -174,6 +175,7 @@ function render(frame) {
   const kinds = header.models.map(m => m.kind);
   const canvases = plots(kinds.length ? kinds : ["empty"]);
   drawn = pictures(header, knnMap);
+  stats.traced += drawn.traced;
   header.models.forEach((m, i) => {
     const n = header.resolution;
     paint(canvases[i], fieldImage(drawn.maps[i], n, header.classes, state.discretize, imageFor(canvases[i], n)));

@@ -5,25 +5,27 @@
 
 import {neuronBytes, probabilityBytes, trace} from "./model.js";
 
-let last = [];  // each model of the last frame: {key (its weights and grid), traced (its values), map, neurons}
+let last = [];  // each model of the last frame: {key (its weights and grid), values (trace's), map, neurons}
 
 /** {maps: one Uint8Array (n² × classes) per model of the frame, neurons: one Uint8Array per hidden layer of the
- *  drawn network (neuron by neuron, t² each)}: the bytes heatmap.js draws. */
+ *  drawn network (neuron by neuron, t² each), traced: how many networks were computed anew}: the bytes heatmap.js
+ *  draws. */
 export function pictures(header, knnMap) {
   const n = header.resolution, c = header.classes, every = Math.round(n / header.thumbnail);
-  let neurons = [];
+  let neurons = [], traced = 0;
   const maps = header.models.map((m, i) => {
     if (m.kind === "knn") return knnMap && knnMap.length === n * n * c ? knnMap : new Uint8Array(n * n * c);
     const own = !m.layers, network = own ? header.network : {...header.network, layers: m.layers};
     const key = JSON.stringify([network, c, n, every]);
     if (last[i]?.key !== key) {
-      const traced = trace(network, c, n, every, last[i]?.traced), widths = network.layers.map(layer => layer.w.length);
-      last[i] = {key, traced, map: probabilityBytes(traced.probs),
-                 neurons: neuronBytes(traced.hidden, widths, Math.ceil(n / every))};
+      const values = trace(network, c, n, every, last[i]?.values), widths = network.layers.map(layer => layer.w.length);
+      last[i] = {key, values, map: probabilityBytes(values.probs),
+                 neurons: neuronBytes(values.hidden, widths, Math.ceil(n / every))};
+      traced += 1;
     }
     if (own) neurons = last[i].neurons;
     return last[i].map;
   });
   last.length = header.models.length;
-  return {maps, neurons};
+  return {maps, neurons, traced};
 }
