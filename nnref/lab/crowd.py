@@ -592,12 +592,14 @@ class Crowd:
     async def _run(self) -> None:
         last: set = set()
         begun = None  # when the last round's cycle began, and the training it was given
-        while self.waiting:
+        while True:
             if begun is not None:  # all the cycle took but its training: the rounds' own cost, and the pages'
                 cycle = time.perf_counter() - begun[0] - begun[1]
                 self.overhead = max(0.0, 0.7 * self.overhead + 0.3 * cycle)
             begun = (time.perf_counter(), max(self.seconds, self.overhead))
-            await self._gather(last)
+            await self._gather(last)  # (the last round's pages come back for their next frame)
+            if not self.waiting:  # (none came back: every page paused, left, or is slow to draw)
+                return
             sessions, self.waiting = self.waiting, {}
             last, now = set(sessions), time.perf_counter()
             kept = {s: t for s, t in self.members.items() if now - t <= self.member}
