@@ -72,6 +72,7 @@ class PageStats:
     foreign: int = 0  # frames that were not this page's (a version it never sent, another network)
     errors: list = field(default_factory=list)
     left_early: bool = False
+    diverged: bool = False  # its training diverged (NaN): it stops, as the page says, and trains no more
 
     @property
     def fps(self) -> float:
@@ -130,6 +131,7 @@ async def _page(url: str, setup: dict, seconds: float, rng: random.Random, leave
                         stats.latencies.append(time.perf_counter() - sent[version])
                         sent[version] = -1.0  # (seen)
                     stats.frames += 1
+                    stats.diverged = stats.diverged or "diverged" in header
                     stats.received += 1
                     stats.bytes += len(message)
                     if first is None:
@@ -252,7 +254,7 @@ class _Usage:
 
 def _summary(name: str, pages: list[PageStats], usage: _Usage, chromium: list[float] | None = None) -> dict:
     fps = [p.fps for p in pages]
-    eps = [p.epochs_per_second for p in pages]
+    eps = [p.epochs_per_second for p in pages if not p.diverged] or [0.0]  # (a diverged page trains no more)
     latencies = [x for p in pages for x in p.latencies]
     frames = sum(p.frames for p in pages) or 1
     return {
@@ -263,6 +265,7 @@ def _summary(name: str, pages: list[PageStats], usage: _Usage, chromium: list[fl
         "fps_min": min(fps),
         "epochs_per_s_median": statistics.median(eps),
         "epochs_per_s_min": min(eps),
+        "diverged": sum(p.diverged for p in pages),
         "fair": min(eps) >= 0.5 * statistics.median(eps),
         "bytes_per_frame": sum(p.bytes for p in pages) / frames,
         "latency_ms_median": 1e3 * statistics.median(latencies) if latencies else None,
@@ -380,11 +383,16 @@ def format_classroom(rows: list[dict]) -> str:
         if r.get("teacher"):
             drawn += f" (/class: {r['teacher']['updates_per_s']:.1f} updates/s of {r['teacher']['tiles_min']} tiles)"
         lines.append(
-            f"| {r['name']} | {r['pages']} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | "
+            f"| {r['name']}{_diverged(r)} | {r['pages']} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | "
             f"{r['epochs_per_s_median']:.1f} / {r['epochs_per_s_min']:.1f} | {'yes' if r['fair'] else 'no'} | "
             f"{r['bytes_per_frame']:.0f} | {lat} | {cpu} | {rss} | {drawn} |"
         )
     return "\n".join(lines)
+
+
+def _diverged(row: dict) -> str:
+    n = row.get("diverged", 0)
+    return f" ({n} diverged: epochs/s and fair over the others)" if n else ""
 
 
 def format_class(rows: list[dict]) -> str:
