@@ -313,15 +313,12 @@ class Group:
         params = [p.detach() for p in self.params()]
         finite = (self.flat.isfinite().all(1) & self.losses.isfinite()).tolist()
         scores = self._scores(params)
-        W, b = params[0], params[1]
-        mean, std = self._moments()
-        W = W / std[:, None, :]
-        b = b - (W @ mean[:, :, None])[..., 0]
-        folded = torch.cat([W.flatten(1), b, *[p.flatten(1) for p in params[2:]]], 1).numpy().astype("<f4")
-        lines = torch.cat([W[:, 0], b[:, :1]], 1).tolist() if self._is_line() else [None] * len(finite)
+        W, b, folded = _folded(params, *self._moments())
+        floats = folded.numpy().astype("<f4")
+        lines = torch.cat([W[:, 0], b[:, :1]], 1).tolist() if _draws_a_line(self.descents[0]) else [None] * len(finite)
         shapes = [list(shape) for shape in self.shapes[0::2]]
         return [
-            {"finite": ok, "scores": score, "floats": folded[j].tobytes(), "shapes": shapes, "line": line}
+            {"finite": ok, "scores": score, "floats": floats[j].tobytes(), "shapes": shapes, "line": line}
             for j, (ok, score, line) in enumerate(zip(finite, scores, lines))
         ]
 
@@ -333,27 +330,13 @@ class Group:
         rows = self._rows(z, t)
         predicted = (z[..., 0] >= 0).long() if self.binary else z.argmax(-1)
         right = (predicted == t.long()).float()
-        parts = [rows[:, :n].mean(1), right[:, :n].mean(1)]
-        if x.shape[1] > n:
-            parts += [rows[:, n:].mean(1), right[:, n:].mean(1)]
-        else:  # (no test points: no test scores)
-            parts += [torch.full_like(parts[0], math.nan)] * 2
-        names = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-        return [
-            {k: (v if math.isfinite(v) else None) for k, v in zip(names, values)}
-            for values in torch.stack(parts, 1).tolist()
-        ]
+        return _scores_of(rows, right, n)
 
     def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "_mean"):
             self._mean = torch.stack([d.mean for d in self.descents])
             self._std = torch.stack([d.std for d in self.descents])
         return self._mean, self._std
-
-    def _is_line(self) -> bool:
-        """The line of two classes on the inputs x1, x2 (:meth:`nnref.plane.PlaneModel.line`)."""
-        first = self.descents[0]
-        return len(self.shapes) == 2 and self.binary and first.names == ("x1", "x2") and first.kind == "logreg"
 
 
 def _momentum(d: Descent) -> list[torch.Tensor]:
@@ -393,26 +376,44 @@ def look_alone(d: Descent, test: tuple[torch.Tensor, torch.Tensor]) -> dict:
         t = torch.cat([d.t, tte[0]])
         rows = net.loss(z, t, reduction="none")
     right = (net.predictions(z) == t.long()).float()
-    values = [rows[:n].mean(), right[:n].mean()]
-    values += [rows[n:].mean(), right[n:].mean()] if len(t) > n else [torch.tensor(math.nan)] * 2
-    names = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-    scores = {k: (v if math.isfinite(v) else None) for k, v in zip(names, torch.stack(values).tolist())}
+    (scores,) = _scores_of(rows[None], right[None], n)
     params = [p.detach() for p in net.parameters()]
-    W = params[0] / d.std
-    b = params[1] - W @ d.mean
-    folded = torch.cat([W.flatten(), b, *[p.flatten() for p in params[2:]]])
-    finite = bool(folded.isfinite().all()) and scores["train_loss"] is not None
-    line = None
-    if len(params) == 2 and d.classes == 2 and d.names == ("x1", "x2") and d.kind == "logreg":
-        line = [*W[0].tolist(), float(b[0])]
-    shapes = [list(p.shape) for p in params[0::2]]
+    W, b, folded = _folded(params, d.mean, d.std)
+    line = [*W[0].tolist(), float(b[0])] if _draws_a_line(d) else None
     return {
-        "finite": finite,
+        "finite": bool(folded.isfinite().all()) and scores["train_loss"] is not None,
         "scores": scores,
         "floats": folded.numpy().astype("<f4").tobytes(),
-        "shapes": shapes,
+        "shapes": [list(p.shape) for p in params[0::2]],
         "line": line,
     }
+
+
+def _scores_of(rows: torch.Tensor, right: torch.Tensor, n: int) -> list[dict]:
+    """Each page's loss and accuracy on its training points (the first ``n`` of each row of ``rows``, its points'
+    losses, and of ``right``, 1 where a point's class is predicted) and on its test points (the rest)."""
+    parts = [rows[:, :n].mean(1), right[:, :n].mean(1)]
+    if rows.shape[1] > n:
+        parts += [rows[:, n:].mean(1), right[:, n:].mean(1)]
+    else:  # (no test points: no test scores)
+        parts += [torch.full_like(parts[0], math.nan)] * 2
+    names = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+    rows_of_values = torch.stack(parts, 1).tolist()
+    return [{k: (v if math.isfinite(v) else None) for k, v in zip(names, values)} for values in rows_of_values]
+
+
+def _folded(params: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor) -> tuple:
+    """The network in the plane's own coordinates (:meth:`nnref.plane.Descent.model`): the first layer's W / std and
+    b − (W / std)·mean, and every parameter flattened into one row — for one page, or pages with a leading P."""
+    W = params[0] / std.unsqueeze(-2)
+    b = params[1] - (W @ mean.unsqueeze(-1)).squeeze(-1)
+    lead = W.shape[:-2]
+    return W, b, torch.cat([p.reshape(*lead, -1) for p in (W, b, *params[2:])], -1)
+
+
+def _draws_a_line(d: Descent) -> bool:
+    """The line of two classes on the inputs x1, x2 (:meth:`nnref.plane.PlaneModel.line`)."""
+    return d.kind == "logreg" and d.classes == 2 and d.names == ("x1", "x2")
 
 
 def train_together(

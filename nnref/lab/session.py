@@ -3,11 +3,13 @@ by step, and the frames that show them.
 
 A :class:`PlaygroundSession` is used by one page at a time, from one thread at a time; the server
 (:mod:`nnref.lab.server`) calls it between the messages it reads.  A frame is one binary message: a 4-byte
-length, a JSON header (epoch, losses, accuracies, every network's weights) and, only when KNN changed, KNN's class
-probabilities over the plane (``RESOLUTION``² pixels × classes, 0–255, rows from the bottom of the plane up).  The
-page draws the networks' heat maps (``RESOLUTION``²) and every hidden neuron's picture (``THUMBNAIL``²: the heat
+length, a JSON header (epoch, losses, accuracies, every network's weights), the weights as float32 where the class's
+round measured them (``floats``: :func:`decode` puts them back into the layers) and, only when KNN changed, KNN's
+class probabilities over the plane (``RESOLUTION``² pixels × classes, 0–255, rows from the bottom of the plane up).
+The page draws the networks' heat maps (``RESOLUTION``²) and every hidden neuron's picture (``THUMBNAIL``²: the heat
 map's grid, every third point) from the weights (``static/lab/model.js``), as TensorFlow Playground does: a frame
-carries what changed, not pictures (about 2 KB for *A deeper network on the spirals*).
+carries what changed, not pictures (about 1.1 KB for *A deeper network on the spirals*, 2 KB with its weights as
+JSON).
 """
 
 from __future__ import annotations
@@ -290,8 +292,8 @@ class PlaygroundSession:
         """The models as they stand now (the descents' standardisation folded in), in the order they are shown:
         the line, the network, KNN."""
         self._stale = False
-        mine = self._models
-        models = {**mine, **{kind: d.model(into=mine.get(kind)) for kind, d in self.descents.items()}}
+        shown = self._models
+        models = {**shown, **{kind: d.model(into=shown.get(kind)) for kind, d in self.descents.items()}}
         self._models = {kind: models[kind] for kind in _KINDS[self.state["model"]] if kind in models}
         if self.exact is not None and self.network is not None:  # typed by hand or stepped: exactly those values
             with torch.no_grad():
