@@ -424,14 +424,14 @@ def train_together(
     tests: dict | None = None,
     clock: dict | None = None,
 ) -> dict[int, float]:
-    """Steps of every descent, the ones of one shape together: ``steps`` each, or rounds of one step of each group
-    for ``seconds`` (at least one).  Returns each descent's last loss (by ``id``).
+    """Steps of every descent, the ones of one shape together: ``steps`` each, or for ``seconds`` (at least one
+    step), each step to the group furthest behind in epochs (:func:`_rounds`).  Returns the last loss of each
+    descent that stepped (by ``id``).
 
-    ``kept``: the groups of the last call (shape → :class:`Group`), used again where they hold the same descents
-    with the same recipes and nothing stepped them meanwhile, and brought up to date (the class's rounds: a group
-    is made only when its pages change).  ``tests``: each descent's test points by ``id``, for
-    :meth:`Group.look`.  ``clock``: each group's epochs (:func:`_rounds`), kept from call to call.  Only the
-    descents that stepped have a loss."""
+    ``kept``: the groups of the last call (shape → :class:`Group`), used again where they hold the same descents and
+    nothing stepped them meanwhile, following their recipes as they now are (the class's rounds: a group is made
+    only when its pages change).  ``tests``: each descent's test points by ``id``, for :meth:`Group.look`.
+    ``clock``: each group's epochs, kept from call to call."""
     if not batchable():
         return _page_by_page(descents, seconds, steps)
     by_shape: dict[tuple, list[Descent]] = {}
@@ -459,7 +459,7 @@ def train_together(
 class _Alone:
     """A page with no other of its shape: its own Descent's step (the same steps; no stacking to pay for)."""
 
-    def __init__(self, d: Descent, shape: tuple | None = None) -> None:
+    def __init__(self, d: Descent, shape: tuple) -> None:
         self.descents, self.loss, self.shape = [d], float("nan"), shape
         self.steps_per_epoch = d.steps_per_epoch
 
