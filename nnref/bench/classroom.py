@@ -28,7 +28,17 @@ from ..lab.session import decode
 from ..lab.state import PRESETS
 from .core import Context, section
 
-__all__ = ["PageStats", "random_setup", "play_class", "start_lab", "measure_classroom", "SAME", "LARGEST_PRESET"]
+__all__ = [
+    "PageStats",
+    "random_setup",
+    "play_class",
+    "start_lab",
+    "listening",
+    "page_figures",
+    "measure_classroom",
+    "SAME",
+    "LARGEST_PRESET",
+]
 
 #: The class follows one preset: the largest, "A deeper network on the spirals".
 LARGEST_PRESET = "deeper-net-on-spirals"
@@ -252,30 +262,34 @@ class _Usage:
             self.cpu = (sum(self.process.cpu_times()[:2]) - self.c) / (time.perf_counter() - self.t)
 
 
-def _summary(name: str, pages: list[PageStats], usage: _Usage, chromium: list[float] | None = None) -> dict:
+def page_figures(pages: list, cpu: float | None, rss: int | None) -> dict:
+    """What a class's pages saw (each a :class:`PageStats`, or a /mnist page's), with the server's CPU share and
+    largest resident memory in bytes: the figures every row of the classroom section has.  A page whose training
+    diverged stops and trains no more: it is counted, and left out of the epochs/s."""
     fps = [p.fps for p in pages]
-    eps = [p.epochs_per_second for p in pages if not p.diverged] or [0.0]  # (a diverged page trains no more)
+    eps = [p.epochs_per_second for p in pages if not getattr(p, "diverged", False)] or [0.0]
     latencies = [x for p in pages for x in p.latencies]
-    frames = sum(p.frames for p in pages) or 1
     return {
-        "name": name,
         "pages": len(pages),
         "received_min": min(p.received for p in pages),
         "fps_median": statistics.median(fps),
         "fps_min": min(fps),
         "epochs_per_s_median": statistics.median(eps),
         "epochs_per_s_min": min(eps),
-        "diverged": sum(p.diverged for p in pages),
+        "diverged": sum(getattr(p, "diverged", False) for p in pages),
         "fair": min(eps) >= 0.5 * statistics.median(eps),
-        "bytes_per_frame": sum(p.bytes for p in pages) / frames,
+        "bytes_per_frame": sum(p.bytes for p in pages) / (sum(p.received for p in pages) or 1),
         "latency_ms_median": 1e3 * statistics.median(latencies) if latencies else None,
         "latency_ms_max": 1e3 * max(latencies) if latencies else None,
-        "server_cpu": usage.cpu,
-        "server_rss_mib": usage.rss / 2**20 if usage.rss else None,
+        "server_cpu": cpu,
+        "server_rss_mib": rss / 2**20 if rss else None,
         "foreign_frames": sum(p.foreign for p in pages),
         "errors": [e for p in pages for e in p.errors][:5],
-        "chromium_fps": chromium,
     }
+
+
+def _summary(name: str, pages: list[PageStats], usage: _Usage, chromium: list[float] | None = None) -> dict:
+    return {"name": name, **page_figures(pages, usage.cpu, usage.rss), "chromium_fps": chromium}
 
 
 def _chromium_pages(url: str, count: int, seconds: float, out: list) -> None:
@@ -315,7 +329,7 @@ def _scenario(url, pid, name, setups, seconds, chromium: int = 0, teacher: bool 
     return _summary(name, pages, usage, drawn or None) | ({"teacher": watched} if teacher else {})
 
 
-def _listening(url: str) -> int | None:
+def listening(url: str) -> int | None:
     """The process of this machine listening on the lab's port (its CPU and memory are measured), if any."""
     import psutil
 
@@ -351,7 +365,7 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
                 process.terminate()
                 process.wait(timeout=30)
     else:
-        pid = _listening(url)
+        pid = listening(url)
         rows.append(_scenario(url, pid, "one page alone", [SAME], seconds))
         rows.append(_scenario(url, pid, f"{pages} pages, the same set-up", [SAME] * pages, seconds, chromium))
         rows.append(_scenario(url, pid, f"{pages} pages, every page its own set-up", own, seconds))

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from .classroom import start_lab
+from .classroom import listening, page_figures, start_lab
 
 __all__ = ["MnistPageStats", "play_mnist_class", "measure_mnist_class", "format_mnist_class", "TARGET"]
 
@@ -220,27 +220,10 @@ def play_mnist_class(
 
 
 def _summary(name: str, pages: list[MnistPageStats], usage: dict) -> dict:
-    fps = [p.fps for p in pages]
-    eps = [p.epochs_per_second for p in pages]
-    latencies = [x for p in pages for x in p.latencies]
     reached = [math.inf if p.to_target is None else p.to_target for p in pages]
-    frames = sum(p.received for p in pages) or 1
     return {
         "name": name,
-        "pages": len(pages),
-        "received_min": min(p.received for p in pages),
-        "fps_median": statistics.median(fps),
-        "fps_min": min(fps),
-        "epochs_per_s_median": statistics.median(eps),
-        "epochs_per_s_min": min(eps),
-        "fair": min(eps) >= 0.5 * statistics.median(eps),
-        "bytes_per_frame": sum(p.bytes for p in pages) / frames,
-        "latency_ms_median": 1e3 * statistics.median(latencies) if latencies else None,
-        "latency_ms_max": 1e3 * max(latencies) if latencies else None,
-        "server_cpu": usage.get("cpu"),
-        "server_rss_mib": usage["rss"] / 2**20 if usage.get("rss") else None,
-        "foreign_frames": sum(p.foreign for p in pages),
-        "errors": [e for p in pages for e in p.errors][:5],
+        **page_figures(pages, usage.get("cpu"), usage.get("rss")),
         "chromium_fps": None,
         "to_90_s_median": _finite(statistics.median(reached)),
         "to_90_s_max": _finite(max(reached)),
@@ -255,18 +238,6 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _listening(url: str) -> int | None:
-    """The process of this machine listening on the lab's port, if any (its CPU and memory are measured)."""
-    import psutil
-
-    port = urlparse(url).port
-    try:
-        found = [c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
-    except psutil.AccessDenied:
-        return None
-    return found[0] if found else None
-
-
 def measure_mnist_class(
     url: str | None = None, pages: int = 30, seconds: float = 20.0, setup: dict | None = None, data_root=None
 ) -> list[dict]:
@@ -278,7 +249,7 @@ def measure_mnist_class(
     if url is None:
         process, url = start_lab(max_pages=2 * pages + 5, data_root=data_root)
     try:
-        pid = process.pid if process is not None else _listening(url)
+        pid = process.pid if process is not None else listening(url)
         rows = []
         alone = ("one /mnist page alone", 1, min(seconds, ALONE_SECONDS))
         for name, count, span in (alone, (f"{pages} /mnist pages at once", pages, seconds)):
