@@ -143,14 +143,20 @@ def test_changing_k_changes_the_knn_picture_from_the_keyboard(page):
     _open(page, "#preset=one-layer-on-xor&model=knn&k=1")
     _shown(page)
     before = pixels(page, "canvas.plane")
+    _raise_k_from_the_keyboard(page, 14)
+    assert pixels(page, "canvas.plane") != before
+
+
+def _raise_k_from_the_keyboard(page, presses: int) -> None:
+    """k raised by ``presses`` with the arrow key on its slider, then the frame that shows it drawn."""
+    k = page.evaluate("window.nnrefLab.state().k")
     slider = page.get_by_label("Neighbours k")
     slider.focus()
-    for _ in range(14):
+    for _ in range(presses):
         page.keyboard.press("ArrowRight")
     slider.dispatch_event("change")
-    page.wait_for_function("() => window.nnrefLab.state().k === 15")
+    page.wait_for_function("(k) => window.nnrefLab.state().k === k", arg=k + presses)
     _shown(page)
-    assert pixels(page, "canvas.plane") != before
 
 
 def test_a_frame_that_changes_only_knn_computes_no_network_again(page):
@@ -160,13 +166,7 @@ def test_a_frame_that_changes_only_knn_computes_no_network_again(page):
     _shown(page)
     frames, traced = page.evaluate("[window.nnrefLab.frames, window.nnrefLab.traced]")
     before = pixels(page, "figure:nth-child(3) canvas")  # (the plots: the line, the MLP, KNN)
-    slider = page.get_by_label("Neighbours k")
-    slider.focus()
-    for _ in range(6):
-        page.keyboard.press("ArrowRight")
-    slider.dispatch_event("change")
-    page.wait_for_function("() => window.nnrefLab.state().k === 7")
-    _shown(page)
+    _raise_k_from_the_keyboard(page, 6)
     assert page.evaluate("window.nnrefLab.frames") > frames and pixels(page, "figure:nth-child(3) canvas") != before
     assert page.evaluate("window.nnrefLab.traced") == traced  # KNN's picture changed; the networks' did not
     page.get_by_role("button", name="Step").click()
