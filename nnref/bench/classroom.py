@@ -35,6 +35,7 @@ __all__ = [
     "start_lab",
     "listening",
     "page_figures",
+    "common_cells",
     "measure_classroom",
     "SAME",
     "LARGEST_PRESET",
@@ -383,6 +384,14 @@ def _with_and_without_the_teacher(url: str, pid: int, pages: int, seconds: float
     return rows
 
 
+def common_cells(row: dict) -> tuple[str, str, str]:
+    """A row's server CPU, server memory and "change shows" cells, as both classes' tables print them."""
+    cpu = f"{100 * row['server_cpu']:.0f}%" if row["server_cpu"] is not None else "–"
+    rss = f"{row['server_rss_mib']:.0f} MiB" if row["server_rss_mib"] is not None else "–"
+    lat = f"{row['latency_ms_median']:.0f} / {row['latency_ms_max']:.0f} ms" if row["latency_ms_median"] else "–"
+    return cpu, rss, lat
+
+
 def format_classroom(rows: list[dict]) -> str:
     lines = [
         "| scenario | pages | frames/s each (median / min) | epochs/s each (median / min) | fair | bytes/frame "
@@ -390,9 +399,7 @@ def format_classroom(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cpu = f"{100 * r['server_cpu']:.0f}%" if r["server_cpu"] is not None else "–"
-        rss = f"{r['server_rss_mib']:.0f} MiB" if r["server_rss_mib"] is not None else "–"
-        lat = f"{r['latency_ms_median']:.0f} / {r['latency_ms_max']:.0f} ms" if r["latency_ms_median"] else "–"
+        cpu, rss, lat = common_cells(r)
         drawn = ", ".join(f"{v:.1f}" for v in r["chromium_fps"]) if r["chromium_fps"] else "–"
         if r.get("teacher"):
             drawn += f" (/class: {r['teacher']['updates_per_s']:.1f} updates/s of {r['teacher']['tiles_min']} tiles)"

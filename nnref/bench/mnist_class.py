@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from .classroom import listening, page_figures, start_lab
+from .classroom import common_cells, listening, page_figures, start_lab
 
 __all__ = ["MnistPageStats", "play_mnist_class", "measure_mnist_class", "format_mnist_class", "TARGET"]
 
@@ -278,10 +278,8 @@ def format_mnist_class(rows: list[dict]) -> str:
         def s(x):
             return "never" if x is None else f"{x:.1f} s"
 
-        cpu = f"{100 * r['server_cpu']:.0f}%" if r["server_cpu"] is not None else "–"
-        rss = f"{r['server_rss_mib']:.0f} MiB" if r["server_rss_mib"] is not None else "–"
+        cpu, rss, lat = common_cells(r)
         extra = f"{r['mib_per_extra_page']:.1f} MiB" if r["mib_per_extra_page"] is not None else "–"
-        lat = f"{r['latency_ms_median']:.0f} / {r['latency_ms_max']:.0f} ms" if r["latency_ms_median"] else "–"
         lines.append(
             f"| {r['name']} | {r['pages']} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | "
             f"{r['epochs_per_s_median']:.2f} / {r['epochs_per_s_min']:.2f} | "
