@@ -23,10 +23,10 @@ import math
 import statistics
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from .classroom import common_cells, listening, page_figures, start_lab
+from .classroom import PageStats, common_cells, listening, page_figures, start_lab
 
 __all__ = ["MnistPageStats", "play_mnist_class", "measure_mnist_class", "format_mnist_class", "TARGET"]
 
@@ -37,29 +37,13 @@ ALONE_SECONDS = 8.0
 
 
 @dataclass
-class MnistPageStats:
-    """What one /mnist page saw, from its Play on."""
+class MnistPageStats(PageStats):
+    """What one /mnist page saw, from its Play on: a playground page's figures (its frames and epochs counted from
+    the first frame after Play), and how soon it reached :data:`TARGET` and showed the test accuracy."""
 
-    setup: dict
-    frames: int = 0  # frames after the first after Play, over :attr:`seconds`
-    received: int = 0  # every frame it received
-    bytes: int = 0
-    epochs: float = 0.0  # epochs trained from the first frame after Play to the last
-    seconds: float = 0.0  # from that first frame to the last
     to_target: float | None = None  # seconds from Play to the first frame at TARGET validation accuracy
     accuracy: float | None = None  # the last validation accuracy it was sent
     to_test: float | None = None  # seconds from Pause to the frame with the test set's accuracy
-    latencies: list = field(default_factory=list)
-    foreign: int = 0  # frames of a version it never sent
-    errors: list = field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
-
-    @property
-    def epochs_per_second(self) -> float:
-        return self.epochs / self.seconds if self.seconds else 0.0
 
 
 def _header(message: bytes) -> dict:
