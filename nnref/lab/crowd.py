@@ -1,9 +1,12 @@
 """A class on one server: the pages of the lab train together.
 
-Every playing page's networks (each a :class:`nnref.plane.Descent`) that share a shape — the same inputs, layers,
-activation, classes, training points and rows per step — take their steps in one batched computation: their
-weights stacked with a leading page dimension ``P``, each page with its own points, mini-batches, learning rate,
-momentum, weight decay and L1 rate.  The Python cost of a step is paid once for the group instead of once per page.
+Every playing page's networks (each a :class:`nnref.plane.Descent`) on as many training (and test) points take
+their steps in one batched computation: their weights stacked with a leading page dimension ``P``, each page with
+its own points, mini-batches, learning rate, momentum, weight decay and L1 rate.  The Python cost of a step is paid
+once for the group instead of once per page.  Networks of one shape — the same inputs, layers, activation, classes
+and rows per step — stack as they are (:class:`Group`); networks of different shapes are padded to one
+(:class:`PaddedGroup`: zero inputs and neurons, identity layers, −∞ outputs, each page's activation and loss on its
+own rows), and pages of different batch sizes take their steps at their own pace within it.
 
 nnref's Functions (or a student's, ``nnref lab --functions``) still compute every gradient, by their own
 hand-written backward: the activations and the losses are element-wise (or row-wise), so they take the stacked
@@ -14,17 +17,17 @@ the log says so once.
 
 A page's run does not depend on the crowd: its steps are its own Descent's (the same seed, the same batches, the
 same SGD with momentum and weight decay as ``torch.optim.SGD``); the gradient of a step is its batch's mean loss,
-as alone.  A page with no other of its shape takes its Descent's own steps.  Alone and among 99 others its weights
-agree to float32 rounding, not bit for bit (the batched products sum in another order; the test allows 1e-6 per
-weight after 100 steps).
+as alone.  A page with no other of its family takes its Descent's own steps.  Alone and among 99 others its weights
+agree to float32 rounding, not bit for bit (the batched products sum in another order, padding adds exact zeros;
+the test allows 1e-6 per weight after 100 steps).
 
 A class's rounds (:class:`Crowd`) keep their groups while their pages stay: a group holds its pages' weights in one
 tensor and each page's parameters are views of its row, so a weight typed by hand or a step of the page alone is
-the group's at once.  The steps of a round go to the group furthest behind in epochs (a page of batch 1 takes 200
-steps an epoch where a page of the whole set takes one: each gets the same epochs per second).  What a frame shows
-— the losses and accuracies on both splits, the weights with the standardisation folded in — is measured for a
-whole group in one pass (:meth:`Group.look`), and the weights go to the page as float32
-(:func:`nnref.lab.session.decode`).
+the group's at once.  The steps of a round go to the group furthest behind in epochs, and within a padded group to
+the pages whose turn it is (a page of batch 1 takes 200 steps an epoch on 200 points, one of the whole set takes
+one: each gets the same epochs per second).  What a frame shows — the losses and accuracies on both splits, the
+weights with the standardisation folded in — is measured for a whole group in one pass (:meth:`Group.look`), and
+the weights go to the page as float32 (:func:`nnref.lab.session.decode`).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from ..functional import value_checks
 from ..models import MLP
 from ..plane import Descent, features
 
-__all__ = ["PagedFunction", "Group", "Crowd", "train_together", "batchable", "shape_of"]
+__all__ = ["PagedFunction", "Group", "PaddedGroup", "Crowd", "train_together", "batchable", "shape_of", "family_of"]
 
 log = logging.getLogger("nnref.lab")
 _ACTIVATION = {"relu": functional.relu, "sigmoid": functional.sigmoid, "tanh": functional.tanh, "linear": None}
@@ -139,6 +142,12 @@ _NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def family_of(d: Descent, tests: dict | None = None) -> tuple:
+    """What must be equal for two descents to step together, padded to one shape (:class:`PaddedGroup`): the
+    counts of their training points, and of their test points (``tests``: each descent's, by ``id``)."""
+    return d.X.shape[0], None if tests is None else len(tests[id(d)][1])
+
+
 def shape_of(d: Descent) -> tuple:
     """What must be equal for two descents to step together: the network's layer sizes and activation, the
     classes, the training points' count and the rows of a step."""
@@ -172,36 +181,54 @@ class Group:
     optimizer's momentum buffers views of the momentum's row.  :meth:`look` is what the pages' frames show, for
     the whole group at once.  ``tests``: each page's test points (X (m, 2), y (m,)), for :meth:`look`."""
 
-    def __init__(self, descents: list[Descent], tests: list | None = None) -> None:
+    def __init__(self, descents: list[Descent], tests: list | None = None, key: tuple | None = None) -> None:
         self.descents, first = descents, descents[0]
-        self.shape, self.steps_per_epoch = shape_of(first), first.steps_per_epoch
+        self.kinds = [shape_of(d) for d in descents]  # (a batch size changed: the group is made again)
+        self.shape, self.steps_per_epoch = key or self.kinds[0], max(d.steps_per_epoch for d in descents)
         self.cfgs = [d.cfg for d in descents]  # (a new recipe is a new cfg: see follow_recipes)
         self.activation = _ACTIVATION[first.net.activation_name] if isinstance(first.net, MLP) else None
         self.binary = first.classes == 2
-        self.shapes = [tuple(p.shape) for p in first.net.parameters()]  # weight, bias, weight, bias, …
+        self._layout()
         ends = torch.tensor([math.prod(shape) for shape in self.shapes]).cumsum(0).tolist()
         self.bounds = list(zip([0, *ends[:-1]], ends))
         with torch.no_grad():
-            self.flat = torch.stack([_flat(d.net.parameters()) for d in descents]).requires_grad_()
-            self.buffer = torch.stack([_flat(_momentum(d)) for d in descents])
+            self.flat = torch.stack([self._row(d.net.parameters(), j) for j, d in enumerate(descents)])
+            self.buffer = torch.stack([self._row(_momentum(d), j, identity=False) for j, d in enumerate(descents)])
+            self.flat.requires_grad_()
         self._lend()
-        self.X = torch.stack([d.X for d in descents])  # (P, n, f)
-        self.t = torch.stack([d.t for d in descents])  # (P, n)
+        self.X = torch.stack([self._inputs(d.X) for d in descents])  # (P, n, f)
+        self.t = torch.stack([d.t.float() if self.mixed else d.t for d in descents])  # (P, n)
         column = {k: torch.tensor([[getattr(d.cfg, k)] for d in descents]) for k in _Recipe.__annotations__}
         self.recipe = _Recipe(**column)
         self.has_momentum = self.recipe.momentum != 0
         self.losses = torch.zeros(len(descents))
         self.seen = [d.steps for d in descents]  # (a step of a page alone meanwhile: the group is made again)
         self._batching()
-        self.tests = _standardised(descents, tests) if tests is not None else None
+        self.tests = _standardised(descents, tests, self._inputs, self.mixed) if tests is not None else None
+
+    mixed = False  # (pages of one shape: no padding, one activation, one loss)
+
+    def _layout(self) -> None:
+        self.shapes = [tuple(p.shape) for p in self.descents[0].net.parameters()]  # weight, bias, weight, bias, …
+
+    def _row(self, tensors, j: int, identity: bool = True) -> torch.Tensor:
+        """Page ``j``'s parameters (or momentum buffers) as one row of the group's tensor."""
+        return _flat(tensors)
+
+    def _inputs(self, X: torch.Tensor) -> torch.Tensor:
+        return X
+
+    def _places(self, j: int) -> list[tuple]:
+        """Where page ``j``'s parameters lie in its row: (start, end, shape in the row, slice of that shape)."""
+        return [(a, b, shape, ...) for (a, b), shape in zip(self.bounds, self.shapes)]
 
     def _lend(self) -> None:
         """Each descent's parameters and momentum buffers become views of its row of the group's."""
         values, buffers = self.flat.detach(), self.buffer
         for j, d in enumerate(self.descents):
-            for p, (a, b), shape in zip(d.net.parameters(), self.bounds, self.shapes):
-                p.data = values[j, a:b].view(shape)
-                d.optimizer.state[p]["momentum_buffer"] = buffers[j, a:b].view(shape)  # (unread without momentum)
+            for p, (a, b, shape, part) in zip(d.net.parameters(), self._places(j)):
+                p.data = values[j, a:b].view(shape)[part]
+                d.optimizer.state[p]["momentum_buffer"] = buffers[j, a:b].view(shape)[part]  # (unread if no momentum)
 
     def params(self) -> list[torch.Tensor]:
         """Every parameter of every page: (P, c, p) weights and (P, c) biases, views of the group's tensor."""
@@ -211,7 +238,8 @@ class Group:
     def same(self, descents: list[Descent]) -> bool:
         """Whether these descents are this group's, and nothing stepped them since its last step."""
         return len(descents) == len(self.descents) and all(
-            d is mine and d.steps == seen for d, mine, seen in zip(descents, self.descents, self.seen)
+            d is mine and d.steps == seen and shape_of(d) == kind
+            for d, mine, seen, kind in zip(descents, self.descents, self.seen, self.kinds)
         )
 
     def follow_recipes(self) -> None:
@@ -255,8 +283,9 @@ class Group:
         x = torch.gather(self.X, 1, index.unsqueeze(-1).expand(-1, -1, self.X.shape[-1]))
         return x, torch.gather(self.t, 1, index), weight
 
-    def step(self) -> None:
-        """One step of every page: w ← w − α (momentum buffer), the buffer μ b + ∂L/∂w + λ w (torch.optim.SGD's)."""
+    def step(self, paced: bool = True) -> None:
+        """One step of every page: w ← w − α (momentum buffer), the buffer μ b + ∂L/∂w + λ w (torch.optim.SGD's).
+        (``paced``: each page only as often as its epochs need — pages of one shape take every step.)"""
         x, t, weight = self._batches()
         loss = self._loss(x, t, weight)
         (grad,) = torch.autograd.grad(loss.sum(), self.flat)
@@ -328,15 +357,272 @@ class Group:
             x, t = torch.cat([x, self.tests[0]], 1), torch.cat([t, self.tests[1]], 1)
         z = self._logits(x, params)
         rows = self._rows(z, t)
-        predicted = (z[..., 0] >= 0).long() if self.binary else z.argmax(-1)
-        right = (predicted == t.long()).float()
+        right = (self._predicted(z) == t.long()).float()
         return _scores_of(rows, right, n)
+
+    def _predicted(self, z: torch.Tensor) -> torch.Tensor:
+        """Each point's class: logits (P, B, outputs) → (P, B)."""
+        return (z[..., 0] >= 0).long() if self.binary else z.argmax(-1)
 
     def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "_mean"):
             self._mean = torch.stack([d.mean for d in self.descents])
             self._std = torch.stack([d.std for d in self.descents])
         return self._mean, self._std
+
+
+@dataclass
+class _Pages:
+    """What the computation needs of some of a padded group's pages (all of them, or those stepping now)."""
+
+    index: torch.Tensor | None  # the pages' rows in the group's (None: every page)
+    layers: list  # the group's layers they compute: their hidden ones, then the last (the rest: identity to all)
+    runs: list  # for each hidden layer: (activation, first page, end) — pages of one activation lie together
+    out_mask: torch.Tensor  # (P', 1, outputs): 0 where the page has the output, −∞ where not
+    binaries: torch.Tensor  # (P',) a page of two classes (one output, binary cross-entropy)
+    mask: torch.Tensor  # (P', N): 1 where the page has a parameter, 0 where padding
+    l1: torch.Tensor  # (P',)
+
+
+class PaddedGroup(Group):
+    """Descents of one family (:func:`family_of`: the same training and test points' counts) but of different
+    shapes — inputs, layers, widths, activations, classes, batch sizes — stepping together, each network padded to
+    the group's widest: (P, N) weights as :class:`Group`'s, where a page's own weights fill a corner of each layer.
+
+    Padding changes nothing a page computes: an input the page lacks is a column of zeros, a neuron it lacks has
+    zero weights in and out (its updates masked, so they stay zero), a layer it lacks is the identity with no
+    activation after it (its outputs are its inputs, bit for bit), an output it lacks is −∞ before the softmax
+    (no probability, no gradient).  Each page's activation is applied to that page's rows, its loss — binary
+    cross-entropy on one output, or the softmax's on its classes — chosen page by page.
+
+    Pages of different batch sizes take steps at their own pace: the group ticks as often as the page of the most
+    steps an epoch needs, and each page steps only on its share of the ticks (a page of batch 30 on one in thirty,
+    where a page of batch 1 on all): every page gets the same epochs per second.  A tick computes only the pages
+    stepping on it, their batches padded to the largest of theirs."""
+
+    mixed = True
+
+    def _layout(self) -> None:
+        sizes = [kind[0] for kind in self.kinds]  # each page's (outputs, inputs) of each layer
+        self.sizes, self.depths = sizes, [len(s) for s in sizes]
+        L, F = max(self.depths), max(s[0][1] for s in sizes)
+        out = max(s[-1][0] for s in sizes)
+        H = max([F] + [c for s in sizes for c, _ in s[:-1]])
+        self.L, self.F = L, F
+        self.shapes = [(out, F), (out,)] if L == 1 else [(H, F), (H,)] + [(H, H), (H,)] * (L - 2) + [(out, H), (out,)]
+        self.activations = [f for f in dict.fromkeys(_ACTIVATION.values()) if f is not None]
+        self.codes = torch.tensor([_code(kind) for kind in self.kinds])  # (the pages come sorted by it: _order)
+        self.depth = torch.tensor(self.depths)
+        outputs = torch.tensor([s[-1][0] for s in sizes])
+        self.out_mask = torch.where(torch.arange(out) < outputs[:, None], 0.0, -math.inf).unsqueeze(1)
+        self.binaries = torch.tensor([d.classes == 2 for d in self.descents])
+
+    def _places(self, j: int) -> list[tuple]:
+        """Page ``j``'s layers in the group's: its last layer is the group's last, the others the first ones."""
+        places, depth = [], self.depths[j]
+        for r, (c, p) in enumerate(self.sizes[j]):
+            k = r if r < depth - 1 else self.L - 1
+            (a, b), (e, f) = self.bounds[2 * k], self.bounds[2 * k + 1]
+            places += [
+                (a, b, self.shapes[2 * k], (slice(0, c), slice(0, p))),
+                (e, f, self.shapes[2 * k + 1], slice(0, c)),
+            ]
+        return places
+
+    def _row(self, tensors, j: int, identity: bool = True) -> torch.Tensor:
+        """Page ``j``'s parameters in its padded row; ``identity``: the layers it lacks are the identity."""
+        row = torch.zeros(self.bounds[-1][1])
+        for (a, b, shape, part), t in zip(self._places(j), tensors):
+            row[a:b].view(shape)[part] = t.detach()
+        for k in range(self.depths[j] - 1, self.L - 1) if identity else ():
+            (a, b), shape = self.bounds[2 * k], self.shapes[2 * k]
+            row[a:b].view(shape).diagonal().fill_(1.0)
+        return row
+
+    def _inputs(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(X, (0, self.F - X.shape[-1]))
+
+    def _lend(self) -> None:
+        super()._lend()
+        ones = [
+            self._row([torch.ones_like(p) for p in d.net.parameters()], j, False) for j, d in enumerate(self.descents)
+        ]
+        self.mask = torch.stack(ones)
+        places = [self._places(j) for j in range(len(self.descents))]
+        self.index = [
+            torch.cat([torch.arange(a, b).view(s)[part].reshape(-1) for a, b, s, part in p]).numpy() for p in places
+        ]
+
+    def _pages(self, index: torch.Tensor | None) -> _Pages:
+        """The constants of the pages ``index`` (None: all), and the layers and activations they compute."""
+        pick = (lambda t: t) if index is None else (lambda t: t.index_select(0, index))
+        codes, depth, A = pick(self.codes), pick(self.depth), len(self.activations)
+        deepest = max(int(depth.max()), 2) if self.L > 1 else 1  # (a layer of lines: the inputs passed on, as F)
+        hidden = torch.arange(deepest - 1)[:, None, None]
+        has = (codes == torch.arange(A)[:, None]) & (depth - 1 > hidden)  # (layers, activations, pages)
+        counts, starts = has.sum(-1).tolist(), (codes < torch.arange(A)[:, None]).sum(-1).tolist()
+        runs = [[(f, s, s + c[a]) for a, (f, s) in enumerate(zip(self.activations, starts)) if c[a]] for c in counts]
+        layers = [*range(deepest - 1), self.L - 1]
+        l1 = pick(self.recipe.l1)[:, 0]
+        return _Pages(index, layers, runs, pick(self.out_mask), pick(self.binaries), pick(self.mask), l1)
+
+    def _batching(self) -> None:
+        """Each page's mini-batches, drawn as its Descent draws them (rows padded to the group's largest batch)."""
+        ds, n = self.descents, self.descents[0].X.shape[0]
+        self.n, self.rows_each = n, torch.tensor([kind[4] for kind in self.kinds])
+        self.spe = torch.tensor([d.steps_per_epoch for d in ds])
+        self.position = torch.tensor([(d.steps - d._start) % d.steps_per_epoch for d in ds])
+        self.order = torch.stack([d._order if d._order is not None else torch.arange(n) for d in ds])
+        self.count, self.ticks = torch.zeros(len(ds), dtype=torch.long), 0
+
+    def _batches(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next batch of each page stepping (``index``, (P',)): inputs (P', B, f), targets (P', B), and each
+        row's weight in its page's mean loss (P', B), 0 for padding — B the largest of their batches."""
+        position, spe, rows = self.position[index], self.spe[index], self.rows_each[index]
+        for i in ((position == 0) & (spe > 1)).nonzero().flatten().tolist():
+            j = int(index[i])
+            d = self.descents[j]  # (a new epoch's order, from the page's own generator)
+            d._order = self.order[j] = torch.randperm(self.n, generator=d.generator)
+        offsets = torch.arange(int(rows.max()))
+        columns = position[:, None] * rows[:, None] + offsets
+        valid = (offsets < rows[:, None]) & (columns < self.n)
+        rows_of = torch.gather(self.order[index], 1, columns.clamp(max=self.n - 1))
+        self.position[index] = (position + 1) % spe
+        x = self.X[index[:, None], rows_of]
+        return x, self.t[index[:, None], rows_of], valid / valid.sum(1, keepdim=True)
+
+    def step(self, paced: bool = True) -> None:
+        """One tick of the group: a step of every page (``paced`` False), or of each page whose turn it is."""
+        if paced:  # (a page of s steps an epoch takes s of each S ticks: when half its step is due)
+            due = (2 * self.count + 1) * self.steps_per_epoch < 2 * (self.ticks + 1) * self.spe
+            self.ticks += 1
+            index = due.nonzero().flatten()
+            self.count[index] += 1
+        else:
+            index = torch.arange(len(self.descents))
+        pages = self._pages(index)
+        w = self.flat.detach()[index].requires_grad_()
+        x, t, weight = self._batches(index)
+        loss = self._loss(x, t, weight, w, pages)
+        (grad,) = torch.autograd.grad(loss.sum(), w)
+        self._update(index, w.detach(), grad, pages.mask)
+        self.losses[index] = loss.detach()
+        stepped = index.tolist()
+        for j in stepped:
+            self.descents[j].steps += 1
+        self.seen = [d.steps for d in self.descents]
+
+    @torch.no_grad()
+    def _update(self, index, w, grad, mask) -> None:
+        """torch.optim.SGD's step for the pages ``index``, on their own parameters only (``mask``)."""
+        lr, momentum = self.recipe.lr[index], self.recipe.momentum[index]
+        decay, buffer = self.recipe.weight_decay[index], self.buffer[index]
+        if bool(decay.any()):
+            grad = grad + decay * w
+        step = torch.addcmul(grad, momentum, buffer) * mask
+        self.flat.detach().index_copy_(0, index, torch.addcmul(w, step, lr, value=-1))
+        self.buffer.index_copy_(0, index, torch.where(self.has_momentum[index], step, buffer))
+
+    def params(self, w: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """:meth:`Group.params`, of ``w`` (P', N) — some pages' rows — where given (one split: one backward)."""
+        w = self.flat if w is None else w
+        parts = w.split([b - a for a, b in self.bounds], 1)
+        return [part.view(-1, *shape) for part, shape in zip(parts, self.shapes)]
+
+    def _logits(self, x: torch.Tensor, params: list[torch.Tensor], pages: _Pages | None = None) -> torch.Tensor:
+        """x (P', B, f) → logits (P', B, outputs): each page's activation on its own rows, after its own layers."""
+        pages = pages or self._pages(None)
+        a = x
+        for k, runs in zip(pages.layers, [*pages.runs, []]):
+            a = PagedFunction.apply("LinearFunction", a, params[2 * k], params[2 * k + 1])
+            if runs:  # (each activation on its own pages' rows, the rest as they are: one split, one cat)
+                ends = sorted({0, len(a)} | {e for _, s, e in runs} | {s for _, s, e in runs})
+                pieces = list(a.split([e - s for s, e in zip(ends, ends[1:])]))
+                for activation, start, _ in runs:
+                    i = ends.index(start)
+                    pieces[i] = activation(pieces[i])
+                a = torch.cat(pieces)
+        return a
+
+    def _rows(self, z: torch.Tensor, t: torch.Tensor, pages: _Pages | None = None) -> torch.Tensor:
+        """Each row's loss (P', B): binary cross-entropy on the first output for the pages of two classes, the
+        softmax's on their own outputs for the others — each loss on its own pages' rows only."""
+        pages = pages or self._pages(None)
+        (binary,), (multi,) = pages.binaries.nonzero().T, (~pages.binaries).nonzero().T
+        with value_checks(False):
+            if not len(multi):
+                return functional.sigmoid_binary_cross_entropy(z[..., 0].flatten(), t.flatten(), "none").view(t.shape)
+            zm, tm = (z + pages.out_mask)[multi], t[multi].long()
+            rows = functional.softmax_cross_entropy(zm.flatten(0, 1), tm.flatten(), "none").view(tm.shape)
+            if not len(binary):
+                return rows
+            zb, tb = z[binary, :, 0], t[binary]
+            bce = functional.sigmoid_binary_cross_entropy(zb.flatten(), tb.flatten(), "none").view(tb.shape)
+        return t.new_zeros(t.shape).index_put((binary,), bce).index_put((multi,), rows)
+
+    def _loss(self, x, t, weight, w, pages: _Pages) -> torch.Tensor:
+        params = self.params(w)
+        loss = (self._rows(self._logits(x, params, pages), t, pages) * weight).sum(1)
+        if bool((pages.l1 != 0).any()):
+            masks = self.params(pages.mask)
+            loss = loss + pages.l1 * sum((params[2 * k].abs() * masks[2 * k]).sum((1, 2)) for k in pages.layers)
+        return loss
+
+    def _predicted(self, z: torch.Tensor) -> torch.Tensor:
+        predicted, (multi,) = (z[..., 0] >= 0).long(), (~self.binaries).nonzero().T
+        predicted[multi] = (z[multi] + self.out_mask[multi]).argmax(-1)
+        return predicted
+
+    @torch.no_grad()
+    def look(self) -> list[dict]:
+        """:meth:`Group.look`: each page's own layers (the padding left out), the standardisation folded in."""
+        params = [p.detach() for p in self.params()]
+        finite = (self.flat.isfinite().all(1) & self.losses.isfinite()).tolist()
+        scores = self._scores(params)
+        floats = self._folded_rows().numpy()
+        looks = []
+        for j, (d, ok, score) in enumerate(zip(self.descents, finite, scores)):
+            values = floats[j, self.index[j]].astype("<f4")
+            shapes = [list(shape) for shape in self.sizes[j]]
+            line = values.tolist() if _draws_a_line(d) else None  # (one layer (1, 2): w1, w2, b)
+            looks.append({"finite": ok, "scores": score, "floats": values.tobytes(), "shapes": shapes, "line": line})
+        return looks
+
+    def _folded_rows(self) -> torch.Tensor:
+        """Every page's row with the standardisation folded into its first layer — the group's first, or for a
+        page of one layer, the group's last (its first F columns: the inputs, passed on by the identity)."""
+        rows, P = self.flat.detach().clone(), len(self.descents)
+        mean, std = self._moments()
+        first = torch.tensor([0 if depth > 1 else self.L - 1 for depth in self.depths])
+        for k in {0, self.L - 1}:
+            (a, b), (e, f) = self.bounds[2 * k], self.bounds[2 * k + 1]
+            W, bias = rows[:, a:b].view(P, *self.shapes[2 * k])[..., : self.F], rows[:, e:f]
+            Wf = W / std.unsqueeze(-2)
+            bf = bias - (Wf @ mean.unsqueeze(-1)).squeeze(-1)
+            here = (first == k).view(P, 1)
+            W.copy_(torch.where(here.unsqueeze(-1), Wf, W))
+            bias.copy_(torch.where(here, bf, bias))
+        return rows
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not hasattr(self, "_mean"):
+            pad = torch.nn.functional.pad
+            self._mean = torch.stack([pad(d.mean, (0, self.F - len(d.mean))) for d in self.descents])
+            self._std = torch.stack([pad(d.std, (0, self.F - len(d.std)), value=1.0) for d in self.descents])
+        return self._mean, self._std
+
+
+def _code(kind: tuple) -> int:
+    """A network's activation, as a number: the order of :class:`PaddedGroup`'s pages (none last)."""
+    functions = [f for f in dict.fromkeys(_ACTIVATION.values()) if f is not None]
+    activation = _ACTIVATION.get(kind[1])
+    return functions.index(activation) if activation is not None else len(functions)
+
+
+def _order(d: Descent) -> tuple:
+    """Where a descent lies in its padded group: by activation, the deepest first (:class:`PaddedGroup`)."""
+    kind = shape_of(d)
+    return _code(kind), -len(kind[0])
 
 
 def _momentum(d: Descent) -> list[torch.Tensor]:
@@ -350,17 +636,22 @@ def _momentum(d: Descent) -> list[torch.Tensor]:
     ]
 
 
+def _same(x):
+    return x
+
+
 def _flat(tensors) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1) for t in tensors])
 
 
-def _standardised(descents: list[Descent], tests: list) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _standardised(descents: list[Descent], tests: list, inputs=None, floats: bool = False) -> tuple | None:
     """The test points of every page in its descent's inputs, standardised: (P, m, f) and (P, m); None when the
-    pages have different numbers of them."""
+    pages have different numbers of them.  ``inputs``: each page's inputs padded to the group's (``floats``: every
+    page's classes as floats)."""
     if len({len(y) for _, y in tests}) != 1:
         return None
-    X = torch.stack([(features(X, d.names) - d.mean) / d.std for d, (X, _) in zip(descents, tests)])
-    t = torch.stack([y.float() if d.classes == 2 else y.long() for d, (_, y) in zip(descents, tests)])
+    X = torch.stack([(inputs or _same)((features(X, d.names) - d.mean) / d.std) for d, (X, _) in zip(descents, tests)])
+    t = torch.stack([y.float() if d.classes == 2 or floats else y.long() for d, (_, y) in zip(descents, tests)])
     return X, t
 
 
@@ -434,25 +725,27 @@ def train_together(
     ``clock``: each group's epochs, kept from call to call."""
     if not batchable():
         return _page_by_page(descents, seconds, steps)
-    by_shape: dict[tuple, list[Descent]] = {}
-    for d in descents:
-        by_shape.setdefault(shape_of(d), []).append(d)
+    families: dict[tuple, list[Descent]] = {}
+    for d in sorted(descents, key=_order):  # (stable: pages of one shape keep their order)
+        families.setdefault(family_of(d, tests), []).append(d)
     kept = {} if kept is None else kept
-    for shape in [shape for shape, g in kept.items() if not g.same(by_shape.get(shape, []))]:
-        del kept[shape]
+    for key in [key for key, g in kept.items() if not g.same(families.get(key, []))]:
+        del kept[key]
     batched = []
-    for shape, members in by_shape.items():
+    for key, members in families.items():
         if len(members) == 1:
-            batched.append(_Alone(members[0], shape))
-        else:
-            if shape not in kept:
-                kept[shape] = Group(members, [tests[id(d)] for d in members] if tests is not None else None)
-            kept[shape].follow_recipes()
-            batched.append(kept[shape])
+            batched.append(_Alone(members[0], key))
+            continue
+        if key not in kept:
+            mine = [tests[id(d)] for d in members] if tests is not None else None
+            uniform = len({shape_of(d) for d in members}) == 1
+            kept[key] = (Group if uniform else PaddedGroup)(members, mine, key)
+        kept[key].follow_recipes()
+        batched.append(kept[key])
     with _one_thread():  # small products: a second intra-op thread only waits for a core (2 ms a softmax, loaded)
         stepped = _rounds(batched, seconds, steps, clock)
-    for shape in [shape for shape in (clock or {}) if shape not in by_shape]:
-        del clock[shape]
+    for key in [key for key in (clock or {}) if key not in families]:
+        del clock[key]
     return {id(d): loss for g in stepped for d, loss in zip(g.descents, g.last_losses())}
 
 
@@ -463,7 +756,7 @@ class _Alone:
         self.descents, self.loss, self.shape = [d], float("nan"), shape
         self.steps_per_epoch = d.steps_per_epoch
 
-    def step(self) -> None:
+    def step(self, paced: bool = True) -> None:
         self.loss = self.descents[0].step()
 
     def last_losses(self) -> list[float]:
@@ -531,7 +824,7 @@ def _rounds(groups: list, seconds: float, steps: int | None, clock: dict | None 
     if steps is not None:
         for _ in range(steps):
             for g in groups:
-                g.step()
+                g.step(paced=False)
         return groups
     clock = {} if clock is None else clock
     start = min((clock[g.shape] for g in groups if g.shape in clock), default=0.0)
