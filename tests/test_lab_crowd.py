@@ -148,6 +148,47 @@ def test_a_planted_wrong_backward_changes_the_batched_training(shapes):
         assert _largest_difference(_weights(o), _weights(w)) <= 1e-5  # ...as the wrong backward trains it alone
 
 
+def test_the_paged_linear_layer_is_each_page_s_linear_layer_and_passes_gradcheck():
+    from nnref.lab.crowd import PagedLinearFunction
+
+    g = torch.Generator().manual_seed(0)
+    x, W, b = (torch.randn(*shape, generator=g, dtype=torch.float64) for shape in [(3, 5, 4), (3, 2, 4), (3, 2)])
+    inputs = tuple(t.requires_grad_() for t in (x, W, b))
+    assert torch.autograd.gradcheck(PagedLinearFunction.apply, inputs)
+    z = PagedLinearFunction.apply(*inputs)
+    for i in range(3):
+        assert torch.allclose(z[i], functional.linear(x[i], W[i], b[i]))
+
+
+_LINEAR = functional.LinearFunction  # (nnref's own, whatever is in use later)
+
+
+class _WrongLinear(_LINEAR):
+    """A planted bug in a student's Linear: the weights' gradient forgets the inputs (gᵀ 1 instead of gᵀ x)."""
+
+    @staticmethod
+    def backward(ctx, g):
+        grad_x, _, grad_b = _LINEAR.backward(ctx, g)
+        return grad_x, g.t().mm(torch.ones_like(ctx.saved_tensors[0])), grad_b
+
+
+def test_a_student_s_linear_layer_trains_the_class_by_its_own_backward():
+    setup = {**_setup(random.Random(4)), "hidden": (3,), "batch": 10, "lr": 0.1}
+    pages = [dict(setup, seed=s, hidden=h) for s, h in zip(range(3), [(3,), (3,), (5, 2)])]
+    right = [_descent(s) for s in pages]
+    train_together(right, steps=10)
+    with use_functions({"LinearFunction": _WrongLinear}):
+        wrong = [_descent(s) for s in pages]
+        train_together(wrong, steps=10)
+        one_by_one = [_descent(s) for s in pages]
+        for d in one_by_one:
+            for _ in range(10):
+                d.step()
+    for r, w, o in zip(right, wrong, one_by_one):
+        assert _largest_difference(_weights(r), _weights(w)) > 1e-3
+        assert _largest_difference(_weights(o), _weights(w)) <= 1e-5
+
+
 class _UnbatchableLinear(functional.LinearFunction):
     """A student's Linear that reads a value (.item()): it works page by page, not under vmap."""
 

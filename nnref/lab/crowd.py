@@ -55,7 +55,18 @@ from ..functional import value_checks
 from ..models import MLP
 from ..plane import Descent, features
 
-__all__ = ["PagedFunction", "Group", "PaddedGroup", "Crowd", "train_together", "batchable", "shape_of", "family_of"]
+__all__ = [
+    "PagedFunction",
+    "PagedLinearFunction",
+    "paged_linear",
+    "Group",
+    "PaddedGroup",
+    "Crowd",
+    "train_together",
+    "batchable",
+    "shape_of",
+    "family_of",
+]
 
 log = logging.getLogger("nnref.lab")
 _ACTIVATION = {"relu": functional.relu, "sigmoid": functional.sigmoid, "tanh": functional.tanh, "linear": None}
@@ -108,6 +119,53 @@ class PagedFunction(torch.autograd.Function):
 
         grads = per_page(one_page, (g, *ctx.saved_tensors))
         return (None, *[grad if need else None for grad, need in zip(grads, needs)])
+
+
+class PagedLinearFunction(torch.autograd.Function):
+    """nnref's :class:`~nnref.functional.LinearFunction` with a leading page dimension: z = x Wᵀ + b of every page
+    at once, one batched product; its backward the same chain rule, one batched product a gradient.
+
+    Shapes: x (P, B, p), W (P, c, p), b (P, c)  →  z (P, B, c).
+    (Under vmap, LinearFunction's addmm becomes a batched addmm, four times slower on a CPU than the product and
+    the sum written here; a student's LinearFunction, ``--functions``, still runs under vmap: :func:`paged_linear`.)
+    """
+
+    @staticmethod
+    def forward(x, weight, bias):
+        return torch.bmm(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
+
+    @staticmethod
+    def backward(ctx, g):
+        """With g = dL/dz (P, B, c), page by page as LinearFunction's:
+
+        dL/dx = g W (P, B, p),  dL/dW = gᵀ x (P, c, p),  dL/db = Σ_rows g (P, c).
+        """
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(g, weight)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(g.transpose(1, 2), x)
+        if ctx.needs_input_grad[2]:
+            grad_b = g.sum(1)
+        return grad_x, grad_w, grad_b
+
+
+_NNREF_LINEAR = functional.LinearFunction
+
+
+def paged_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The linear layer of every page: x (P, B, p), W (P, c, p), b (P, c) → (P, B, c) — by
+    :class:`PagedLinearFunction` where the Functions are nnref's, else the student's under vmap
+    (:class:`PagedFunction`)."""
+    if functional.LinearFunction is _NNREF_LINEAR:
+        return PagedLinearFunction.apply(x, weight, bias)
+    return PagedFunction.apply("LinearFunction", x, weight, bias)
 
 
 def per_page(function, args: tuple) -> list:
@@ -309,7 +367,7 @@ class Group:
         """The networks' forward pass, by the Functions: x (P, B, f) → logits (P, B, outputs)."""
         a = x
         for i in range(0, len(params), 2):
-            a = PagedFunction.apply("LinearFunction", a, params[i], params[i + 1])
+            a = paged_linear(a, params[i], params[i + 1])
             if i + 2 < len(params) and self.activation is not None:
                 a = self.activation(a)
         return a
@@ -352,13 +410,19 @@ class Group:
         ]
 
     def _scores(self, params: list[torch.Tensor]) -> list[dict]:
-        x, t, n = self.X, self.t, self.X.shape[1]
-        if self.tests is not None:
-            x, t = torch.cat([x, self.tests[0]], 1), torch.cat([t, self.tests[1]], 1)
+        x, t = self._points()
         z = self._logits(x, params)
-        rows = self._rows(z, t)
         right = (self._predicted(z) == t.long()).float()
-        return _scores_of(rows, right, n)
+        return _scores_of(self._rows(z, t), right, self.X.shape[1])
+
+    def _points(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every page's training points, then its test points: inputs (P, n + m, f), classes (P, n + m)."""
+        if not hasattr(self, "_all"):
+            x, t = self.X, self.t
+            self._all = (
+                (x, t) if self.tests is None else (torch.cat([x, self.tests[0]], 1), torch.cat([t, self.tests[1]], 1))
+            )
+        return self._all
 
     def _predicted(self, z: torch.Tensor) -> torch.Tensor:
         """Each point's class: logits (P, B, outputs) → (P, B)."""
@@ -534,7 +598,7 @@ class PaddedGroup(Group):
         pages = pages or self._pages(None)
         a = x
         for k, runs in zip(pages.layers, [*pages.runs, []]):
-            a = PagedFunction.apply("LinearFunction", a, params[2 * k], params[2 * k + 1])
+            a = paged_linear(a, params[2 * k], params[2 * k + 1])
             if runs:  # (each activation on its own pages' rows, the rest as they are: one split, one cat)
                 ends = sorted({0, len(a)} | {e for _, s, e in runs} | {s for _, s, e in runs})
                 pieces = list(a.split([e - s for s, e in zip(ends, ends[1:])]))
@@ -568,9 +632,10 @@ class PaddedGroup(Group):
             loss = loss + pages.l1 * sum((params[2 * k].abs() * masks[2 * k]).sum((1, 2)) for k in pages.layers)
         return loss
 
-    def _predicted(self, z: torch.Tensor) -> torch.Tensor:
-        predicted, (multi,) = (z[..., 0] >= 0).long(), (~self.binaries).nonzero().T
-        predicted[multi] = (z[multi] + self.out_mask[multi]).argmax(-1)
+    def _predicted(self, z: torch.Tensor, pages: _Pages | None = None) -> torch.Tensor:
+        pages = pages or self._pages(None)
+        predicted, (multi,) = (z[..., 0] >= 0).long(), (~pages.binaries).nonzero().T
+        predicted[multi] = (z[multi] + pages.out_mask[multi]).argmax(-1)
         return predicted
 
     @torch.no_grad()
