@@ -135,6 +135,24 @@ def test_parse_message_refuses_with_a_reason(text, reason):
         parse_message(text)
 
 
+def test_a_burst_of_messages_is_read_in_order_past_the_read_ahead(server):
+    """A page that sends many messages at once (Step pressed fast): the server reads ahead at most READ_AHEAD of
+    them before it stops reading the socket, and takes every one, in order — each Step is one step."""
+    from nnref.lab.server import READ_AHEAD
+
+    with _ws(server) as ws:
+        _next(ws, "frame")
+        ws.send(json.dumps({"type": "config", "version": 1, "state": {"dataset": "xor", "batch": 10}}))
+        burst = 3 * READ_AHEAD
+        for _ in range(burst):
+            ws.send(json.dumps({"type": "step"}))
+        header, _ = _next(ws, "frame")
+        deadline = time.time() + 20
+        while header["steps"] < burst and time.time() < deadline:
+            header, _ = _next(ws, "frame")
+        assert header["version"] == 1 and header["steps"] == burst
+
+
 def test_bad_messages_get_a_message_and_the_session_goes_on(server):
     with _ws(server) as ws:
         _next(ws, "frame")
