@@ -182,6 +182,75 @@ def test_the_gradient_check_shows_an_error_below_one_in_a_million(page):
     assert central < 1e-6
 
 
+def test_the_points_are_drawn_over_the_heat_map_once_while_it_changes(page):
+    """The heat map is a canvas of the frame's grid that the page scales to the plane; the points lie on a canvas
+    over it, drawn again only when they change (here: the test points shown), not on every frame."""
+    _open(page, "#preset=deeper-net-on-spirals")
+    _shown(page)
+    assert page.locator("canvas.plane").evaluate("c => c.width") == page.evaluate("window.nnrefLabFrame().resolution")
+    marks, before = page.evaluate("window.nnrefLab.marks"), pixels(page, "canvas.plane")
+    page.get_by_role("button", name="Play").click()
+    _frames_after(page, 10)
+    page.get_by_role("button", name="Pause").click()
+    assert pixels(page, "canvas.plane") != before and page.evaluate("window.nnrefLab.marks") == marks
+    test_point = """canvas => {  // the alpha of the marks' pixel at the first test point
+        const [x1, x2] = window.nnrefLab.data().test[0];
+        return canvas.getContext('2d').getImageData(Math.floor((x1 + 6) / 12 * canvas.width),
+                                                    Math.floor((6 - x2) / 12 * canvas.height), 1, 1).data[3];
+    }"""
+    assert page.locator("canvas.marks").evaluate(test_point) == 0  # (test data not shown)
+    page.get_by_label("Show test data").check()
+    page.wait_for_function("(n) => window.nnrefLab.marks === n + 1", arg=marks)
+    assert page.locator("canvas.marks").evaluate(test_point) == 255
+
+
+_CHART = """async (count) => {
+  const {LossChart} = await import("/static/lab/chart.js");
+  const make = () => Object.assign(document.createElement("canvas"), {width: 230, height: 50});
+  let seed = 7;
+  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const chart = new LossChart(make());
+  for (let i = 0; i < count; i++) {  // a noisy loss curve, its test loss missing now and then
+    const train = 0.7 * Math.exp(-i / 300) + 0.05 + 0.08 * random();
+    chart.add(i, train, i % 97 === 5 ? null : train * 1.1 + 0.03 * random());
+  }
+  const points = chart.points, w = 230, h = 50, pad = 4;
+  const reference = make(), ctx = reference.getContext("2d");  // the line through every point, as drawn before
+  ctx.strokeStyle = "#d0d0d0";
+  ctx.lineWidth = 1.5;
+  ctx.strokeRect(0.5, 0.5, w - 1, h - 1);
+  const top = Math.max(1e-9, ...points.flatMap(p => [p[1], p[2]]).filter(v => v !== null));
+  const x = e => pad + ((e - points[0][0]) / (points.at(-1)[0] - points[0][0])) * (w - 2 * pad);
+  const y = v => h - pad - (v / top) * (h - 2 * pad);
+  for (const [series, colour] of [[1, "#333333"], [2, "#aa5500"]]) {
+    ctx.strokeStyle = colour;
+    ctx.beginPath();
+    points.filter(p => p[series] !== null).forEach((p, i) => ctx[i ? "lineTo" : "moveTo"](x(p[0]), y(p[series])));
+    ctx.stroke();
+  }
+  const mine = chart.canvas.getContext("2d").getImageData(0, 0, w, h).data, theirs = ctx.getImageData(0, 0, w, h).data;
+  const inked = (data, col, row) => data[(row * w + col) * 4 + 3] > 0;
+  const columns = (data) => [...Array(w).keys()].map(col => [...Array(h).keys()].some(row => inked(data, col, row)));
+  let differ = 0, missed = 0;
+  for (let i = 0; i < mine.length; i++) differ += mine[i] !== theirs[i];
+  for (const p of points) {
+    for (const s of [1, 2]) if (p[s] !== null && !inked(mine, Math.floor(x(p[0])), Math.floor(y(p[s])))) missed++;
+  }
+  return {kept: points.length, differ, missed, sameColumns: String(columns(mine)) === String(columns(theirs))};
+}"""
+
+
+def test_the_loss_chart_shows_every_point_of_a_long_curve(page):
+    """The chart draws each series through four points per pixel column (first, lowest, highest, last): with no more
+    points than columns it is the line through every point, pixel for pixel; with 1,999 it keeps them all, and every
+    one of them is on the line drawn, in the same columns as the line through all of them."""
+    _open(page)
+    short = page.evaluate(_CHART, 150)
+    assert short == {"kept": 150, "differ": 0, "missed": 0, "sameColumns": True}
+    long = page.evaluate(_CHART, 1999)
+    assert long["kept"] == 1999 and long["missed"] == 0 and long["sameColumns"]
+
+
 def test_play_works_from_the_keyboard(page):
     _open(page)
     page.get_by_role("button", name="Play").focus()

@@ -122,6 +122,23 @@ export function drawPoints(canvas, train, test, showTest) {
   canvas.getContext("2d").drawImage(kept.layer, 0, 0);
 }
 
+const marksShown = new WeakMap();  // canvas → what its marks show
+
+/** The marks over a plane — the points, the lecture's line, the backward pass's instance (each null when not shown)
+ *  — drawn into ``canvas``, a transparent layer over the heat map, only when one of them changed: a frame that
+ *  changes only the heat map (most frames) leaves the marks as they are.  Returns whether it drew. */
+export function drawMarks(canvas, {train, test, showTest, line = null, instance = null}) {
+  const key = JSON.stringify([showTest, line && [line.w, line.b], instance, canvas.width, canvas.height]);
+  const shown = marksShown.get(canvas);
+  if (shown?.train === train && shown.test === test && shown.key === key) return false;
+  marksShown.set(canvas, {train, test, key});
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  drawPoints(canvas, train, test, showTest);
+  if (line) drawLine(canvas, line);
+  if (instance) drawInstance(canvas, instance);
+  return true;
+}
+
 /** The lecture's line w·x + b = 0 across the plane, the perpendicular from the origin, and the origin. */
 export function drawLine(canvas, line) {
   const [w1, w2] = line.w, b = line.b, [lo, hi] = DOMAIN;

@@ -7,7 +7,7 @@
 
 import {CLASSES, DOMAIN, FEATURE_LABELS, FIELDS, LIMITS, NOISE, PRESETS, fromHash, sanitize, serverPart, toHash}
   from "./state.js";
-import {drawInstance, drawLine, drawPoints, fieldImage, imageFor, paint, toPlane} from "./heatmap.js";
+import {drawMarks, fieldImage, imageFor, paint, toPlane} from "./heatmap.js";
 import {NetworkView} from "./network.js";
 import {pictures} from "./pictures.js";
 import {PageSocket} from "../socket.js";
@@ -26,11 +26,11 @@ let socket = null, data = {train: [], test: [], classes: 2}, latest = null, draw
 let unacknowledged = 0;  // frames received since the last one drawn: each is acknowledged (the latest is drawn)
 let generation = null;   // the network the frames show: a new one starts a new loss curve
 const sentAt = new Map();
-// What a test or a benchmark reads: frames drawn (and networks traced anew for them), how long each change took to
-// show.
-const stats = window.nnrefLab = {frames: 0, traced: 0, latencies: [], connected: false, playing: false, epoch: 0,
+// What a test or a benchmark reads: frames drawn (and networks traced anew for them, and planes whose marks were
+// drawn anew), how long each change took to show.
+const stats = window.nnrefLab = {frames: 0, traced: 0, marks: 0, latencies: [], connected: false, playing: false, epoch: 0,
                                  version: 0, errors: [], notices: [], dataVersion: 0, sent: 0, state: () => state,
-                                 points: () => data.train.length + data.test.length, csv: null,
+                                 points: () => data.train.length + data.test.length, data: () => data, csv: null,
                                  chart: () => chart.points.length};
 
 const chart = new LossChart($("chart"));
@@ -178,10 +178,11 @@ function render(frame) {
   stats.traced += drawn.traced;
   header.models.forEach((m, i) => {
     const n = header.resolution;
+    if (canvases[i].width !== n) canvases[i].width = canvases[i].height = n;  // (the page scales it to its side)
     paint(canvases[i], fieldImage(drawn.maps[i], n, header.classes, state.discretize, imageFor(canvases[i], n)));
-    drawPoints(canvases[i], data.train, data.test, state.showTest);
-    if (m.line) drawLine(canvases[i], m.line);
-    if (state.backprop && state.instance.length) drawInstance(canvases[i], state.instance);
+    const instance = state.backprop && state.instance.length ? state.instance : null;
+    const marks = {train: data.train, test: data.test, showTest: state.showTest, line: m.line, instance};
+    if (drawMarks(marksOf(canvases[i]), marks)) stats.marks += 1;
     canvases[i].nextElementSibling.textContent =
       `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`;
   });
@@ -218,7 +219,7 @@ function emptyPlane(canvas) {
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#f7f7f7";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  drawPoints(canvas, data.train, data.test, true);
+  drawMarks(marksOf(canvas), {train: data.train, test: data.test, showTest: true});
   canvas.nextElementSibling.textContent = "Your own points: click to add one of the class chosen under Data.";
 }
 
@@ -259,7 +260,15 @@ function showNotices(fit = true) {
   if (fit) fitScreen();
 }
 
-/** One heat map per model shown (three side by side when comparing), each with its caption. */
+/** A plane's marks (points, line, instance): the canvas laid over its heat map, at the plane's full side. */
+function marksOf(canvas) {
+  return canvas.parentElement.querySelector("canvas.marks");
+}
+
+/** One heat map per model shown (three side by side when comparing), each with its caption: the heat map's canvas
+ *  has the pixels of the frame's grid (the page scales it, smoothly, to the plane's side: a frame changes a few
+ *  thousand pixels, not the side's square), and under the same box a transparent canvas of the side's pixels holds
+ *  the marks, which most frames leave as they are. */
 function plots(kinds) {
   const root = $("plots");
   const key = kinds.join(",");
@@ -270,7 +279,8 @@ function plots(kinds) {
     for (const kind of kinds) {
       const figure = document.createElement("figure");
       const canvas = document.createElement("canvas");
-      canvas.width = canvas.height = size;
+      canvas.width = canvas.height = size;  // (until a frame gives its grid)
+      canvas.dataset.side = String(size);  // the plane's side on the page, at most
       canvas.className = "plane";
       canvas.setAttribute("role", "img");
       canvas.setAttribute("aria-label", `${NAMES[kind] ?? "Your own points"}: the class probabilities over the ` +
@@ -284,12 +294,14 @@ function plots(kinds) {
       });
       if (kind === "line") dragLine(canvas);
       const caption = document.createElement("figcaption");
-      figure.append(canvas, caption);
+      const marks = Object.assign(document.createElement("canvas"), {width: size, height: size, className: "marks"});
+      marks.setAttribute("aria-hidden", "true");
+      figure.append(canvas, caption, marks);
       root.append(figure);
     }
     fitScreen();
   }
-  return [...root.querySelectorAll("canvas")];
+  return [...root.querySelectorAll("canvas.plane")];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -679,7 +691,7 @@ function grabOf(canvas, line, at) {
   const [w1, w2] = line.w, norm = Math.hypot(w1, w2);
   if (norm < 1e-9) return null;
   const distance = Math.abs(w1 * at[0] + w2 * at[1] + line.b) / norm;  // in plane units
-  const pixel = (DOMAIN[1] - DOMAIN[0]) / canvas.width;
+  const pixel = (DOMAIN[1] - DOMAIN[0]) / Number(canvas.dataset.side);  // (one pixel of the plane's side)
   const ends = lineEnds(line);
   const end = ends.findIndex(e => Math.hypot(e[0] - at[0], e[1] - at[1]) < 14 * pixel);
   if (end >= 0) {  // turn about the other end

@@ -13,7 +13,7 @@ export function fitScreen() {
 }
 
 function sizePlots() {
-  const root = document.getElementById("plots"), canvases = [...root.querySelectorAll("canvas")];
+  const root = document.getElementById("plots"), canvases = [...root.querySelectorAll("canvas.plane")];
   if (!canvases.length) return;
   const output = root.closest(".output-column");
   const beside = getComputedStyle(output).gridTemplateColumns.trim().split(/\s+/).length > 1;
@@ -23,7 +23,7 @@ function sizePlots() {
   const networkWidth = Math.min(MIN_NETWORK, parseFloat(network.style.width) || MIN_NETWORK);
   const room = columns.clientWidth - (first?.offsetWidth ?? 0) - 2 * GAP - (beside ? SIDE : 0) - networkWidth;
   const n = canvases.length;
-  let side = Math.max(160, Math.min(canvases[0].width, Math.floor((room - 8 * (n - 1)) / n)));
+  let side = Math.max(160, Math.min(Number(canvases[0].dataset.side), Math.floor((room - 8 * (n - 1)) / n)));
   for (let i = 0; i < 3; i++) {  // as tall as the window allows (the captions and, below, the scores too)
     setSide(canvases, side);
     const over = output.getBoundingClientRect().bottom + window.scrollY + MARGIN - window.innerHeight;
@@ -36,6 +36,8 @@ function sizePlots() {
 function setSide(canvases, side) {
   for (const canvas of canvases) {
     canvas.style.width = canvas.style.height = `${side}px`;
+    const marks = canvas.parentElement.querySelector("canvas.marks");  // (over the heat map, inside its border)
+    marks.style.width = marks.style.height = `${side - 2}px`;
     canvas.nextElementSibling.style.maxWidth = `${Math.max(side, 160)}px`;
   }
 }
