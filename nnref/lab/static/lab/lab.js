@@ -183,8 +183,8 @@ function render(frame) {
     const instance = state.backprop && state.instance.length ? state.instance : null;
     const marks = {train: data.train, test: data.test, showTest: state.showTest, line: m.line, instance};
     if (drawMarks(marksOf(canvases[i]), marks)) stats.marks += 1;
-    canvases[i].nextElementSibling.textContent =
-      `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`;
+    setText(canvases[i].nextElementSibling,
+            `${NAMES[m.kind]}: test accuracy ${percent(m.test_accuracy)}, training ${percent(m.train_accuracy)}`);
   });
   if (!kinds.length) emptyPlane(canvases[0]);
   const thumbs = drawn.neurons;
@@ -228,13 +228,13 @@ function percent(v) {
 }
 
 function showScores(header) {
-  $("epoch").textContent = header.epoch.toFixed(0).padStart(6, "0").replace(/(\d{3})$/, ",$1");
-  $("steps").textContent = String(header.steps ?? 0);
+  setText($("epoch"), header.epoch.toFixed(0).padStart(6, "0").replace(/(\d{3})$/, ",$1"));
+  setText($("steps"), String(header.steps ?? 0));
   stats.steps = header.steps ?? 0;
   const main = header.models.find(m => m.kind === "mlp") || header.models.find(m => m.kind === "line") ||
     header.models[0];
   if (main && main.train_loss !== undefined) {
-    $("losses").textContent = `Test loss ${main.test_loss?.toFixed(3) ?? "—"} · Training loss ${main.train_loss?.toFixed(3) ?? "—"}`;
+    setText($("losses"), `Test loss ${main.test_loss?.toFixed(3) ?? "—"} · Training loss ${main.train_loss?.toFixed(3) ?? "—"}`);
     chart.add(header.steps ?? header.epoch, main.train_loss, main.test_loss);  // a Step and an Apply: a point each
   } else if (main) {
     $("losses").textContent = `k-nearest neighbours have no loss: test accuracy ${percent(main.test_accuracy)}`;
@@ -242,9 +242,15 @@ function showScores(header) {
     $("losses").textContent = "No model yet: nothing to train.";
   }
   const line = header.models.find(m => m.line)?.line;
-  $("line-info").textContent = line ?
+  setText($("line-info"), line ?
     `The line w·x + b = 0: w = (${line.w[0].toFixed(2)}, ${line.w[1].toFixed(2)}), b = ${line.b.toFixed(2)}; ` +
-    `its distance from the origin |b|/‖w‖ = ${line.distance.toFixed(3)}.` : "";
+    `its distance from the origin |b|/‖w‖ = ${line.distance.toFixed(3)}.` : "");
+}
+
+/** A text shown, rewritten only when it changed: a text node replaced is a layout of the page, even with the same
+ *  words (a frame rewrites the scores, the captions and the Play button). */
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
 }
 
 let transient = "";  // what the server said of the last Play or Step (until the next action)
@@ -253,7 +259,7 @@ let transient = "";  // what the server said of the last Play or Step (until the
  *  again, unless a frame being drawn does that). */
 function showNotices(fit = true) {
   const note = state.backprop ? "" : presetNote;
-  $("backprop-note").textContent = state.backprop ? presetNote : "";
+  setText($("backprop-note"), state.backprop ? presetNote : "");
   const items = [...(note ? [note] : []), ...(transient ? [transient] : []), ...stats.notices.filter(n => n !== transient)];
   const list = $("notices");
   if (list.textContent !== items.join("")) list.replaceChildren(...items.map(t => Object.assign(document.createElement("li"), {textContent: t})));
@@ -282,6 +288,7 @@ function plots(kinds) {
       canvas.width = canvas.height = size;  // (until a frame gives its grid)
       canvas.dataset.side = String(size);  // the plane's side on the page, at most
       canvas.className = "plane";
+      canvas.getContext("2d", {alpha: false});  // (opaque: what lies under it is not drawn)
       canvas.setAttribute("role", "img");
       canvas.setAttribute("aria-label", `${NAMES[kind] ?? "Your own points"}: the class probabilities over the ` +
                                         "plane, with the data. Click to add a point of the chosen class.");
@@ -330,8 +337,10 @@ function alert(message) {
 function setPlaying(playing) {
   stats.playing = playing;
   const button = $("play");
-  button.setAttribute("aria-label", playing ? "Pause" : "Play");
-  button.textContent = playing ? "❚❚" : "▶";
+  if (button.getAttribute("aria-label") !== (playing ? "Pause" : "Play")) {
+    button.setAttribute("aria-label", playing ? "Pause" : "Play");
+    button.textContent = playing ? "❚❚" : "▶";
+  }
 }
 
 function fill(select, values, label = String) {
