@@ -5,13 +5,14 @@ on a 2-core server every millisecond of CPU a Chromium page spends is taken from
 Each checkout named serves its own lab (its own static files: the page measured is that checkout's); the checkouts
 take turns (A, B, A, B …) so that a machine whose load drifts treats both alike.  A turn opens ONE page of the
 largest preset ("A deeper network on the spirals") at 1280 × 720 in a fresh headless Chromium, as
-``nnref bench --only classroom`` does, presses Play, lets it settle, then plays ``--seconds`` and reports: frames
-drawn per second, the CPU milliseconds per frame summed over every Chromium process (renderer, GPU/compositor,
-browser, utilities: psutil over the browser's process tree), that sum by process type, and the lab server's CPU
-milliseconds per frame.
+``nnref bench --only classroom`` does, presses Play, plays ``--settle`` seconds, then ``--seconds`` more and
+reports: frames drawn per second (and the points the loss chart holds then), the CPU milliseconds per frame summed
+over every Chromium process (renderer, GPU/compositor, browser, utilities: psutil over the browser's process tree),
+that sum by process type, the renderer's main thread's share (DevTools' Performance metrics), and the lab server's
+CPU milliseconds per frame.  The checkout "before" can be made with ``git archive main nnref | tar -x -C DIR``.
 
     PYTHONPATH=. python scripts/page_cost.py --code before=/tmp/main-checkout after=. [--seconds 10]
-        [--repeats 4] [--out docs/results/page-cost.log]
+        [--repeats 4] [--settle 3] [--out docs/results/page-cost.log]
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def measure(url: str, server: psutil.Process, seconds: float, settle: float = 3.
         page.wait_for_timeout(seconds * 1000)
         elapsed = time.perf_counter() - t
         frames = page.evaluate("window.nnrefLab.frames") - frames
+        chart = page.evaluate("window.nnrefLab.chart()")
         after, server_after = _cpu(processes + _chromium_processes()), sum(server.cpu_times()[:2])
         main_thread = {k: v - metrics[k] for k, v in _metrics(cdp).items()}
         browser.close()
@@ -111,6 +113,7 @@ def measure(url: str, server: psutil.Process, seconds: float, settle: float = 3.
     per_frame = 1e3 / max(frames, 1)
     return {
         "fps": frames / elapsed,
+        "chart_points": chart,
         "chromium_ms": sum(kinds.values()) * per_frame,
         "by_kind_ms": {k: round(v * per_frame, 2) for k, v in sorted(kinds.items())},
         "server_ms": (server_after - server_before) * per_frame,
@@ -131,6 +134,9 @@ def main(argv=None) -> int:
     parser.add_argument("--code", nargs="+", default=["this=."], help="NAME=PATH of each checkout to measure")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds played before the measured ones (a long lesson: 40)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     codes = dict(item.split("=", 1) for item in args.code)
@@ -148,10 +154,11 @@ def main(argv=None) -> int:
     try:
         for repeat in range(args.repeats):
             for name, (process, url) in labs.items():
-                r = measure(url, psutil.Process(process.pid), args.seconds)
+                r = measure(url, psutil.Process(process.pid), args.seconds, args.settle)
                 runs[name].append(r)
                 say(
-                    f"{name} {repeat + 1}: {r['fps']:.1f} frames/s, Chromium {r['chromium_ms']:.2f} ms/frame "
+                    f"{name} {repeat + 1}: {r['fps']:.1f} frames/s ({r['chart_points']} chart points), "
+                    f"Chromium {r['chromium_ms']:.2f} ms/frame "
                     f"({100 * r['chromium_share']:.0f}% of a core) {r['by_kind_ms']}, server {r['server_ms']:.2f} "
                     f"ms/frame; the renderer's main thread, ms/frame: {r['main_thread_ms']} "
                     f"(load {os.getloadavg()[0]:.2f})"
@@ -160,7 +167,7 @@ def main(argv=None) -> int:
         for process, _ in labs.values():
             process.terminate()
             process.wait(timeout=30)
-    say(f"\nmedians over {args.repeats} turns of {args.seconds:.0f} s each")
+    say(f"\nmedians over {args.repeats} turns of {args.seconds:.0f} s each, after {args.settle:.0f} s of play")
     medians = {
         name: {k: statistics.median(r[k] for r in rs) for k in ("fps", "chromium_ms", "server_ms", "chromium_share")}
         for name, rs in runs.items()
