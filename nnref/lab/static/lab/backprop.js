@@ -5,6 +5,7 @@
 // one instance (nnref/backprop.py) — this page only lays them out, as two tables a screen reader reads.
 
 import {FEATURE_LABELS} from "./state.js";
+import {setText} from "./layout.js";
 
 const SUB = ["₀", "₁", "₂", "₃", "₄", "₅", "₆", "₇", "₈", "₉"];
 const sub = (n) => String(n).split("").map(d => SUB[Number(d)]).join("");
@@ -84,9 +85,9 @@ export class BackpropView {
   render() {
     const w = this.worked, current = this.currentLayer();
     const summary = this.root.querySelector("#backprop-summary");
-    this.root.querySelector("#stage-name").textContent = this.describe(current);
-    if (!w || w.error) {
-      summary.textContent = w?.error ?? "Click on the plane to pick an instance (or Next point).";
+    setText(this.root.querySelector("#stage-name"), this.describe(current));
+    if (!w || w.error) {  // (while the view is closed, twice a second: what did not change is not rewritten)
+      setText(summary, w?.error ?? "Click on the plane to pick an instance (or Next point).");
       this.neurons.replaceChildren();
       this.params.replaceChildren();
       this.rows = "";

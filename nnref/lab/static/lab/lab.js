@@ -15,7 +15,7 @@ import {LossChart} from "./chart.js";
 import {importReport, parseCsv, toCsv} from "./csv.js";
 import {BackpropView} from "./backprop.js";
 import {Teacher, displayName} from "./teacher.js";
-import {fitScreen} from "./layout.js";
+import {fitScreen, setText} from "./layout.js";
 
 const $ = (id) => document.getElementById(id);
 const NAMES = {line: "The line", mlp: "Neural network", knn: "k-nearest neighbours"};
@@ -245,12 +245,6 @@ function showScores(header) {
   setText($("line-info"), line ?
     `The line w·x + b = 0: w = (${line.w[0].toFixed(2)}, ${line.w[1].toFixed(2)}), b = ${line.b.toFixed(2)}; ` +
     `its distance from the origin |b|/‖w‖ = ${line.distance.toFixed(3)}.` : "");
-}
-
-/** A text shown, rewritten only when it changed: a text node replaced is a layout of the page, even with the same
- *  words (a frame rewrites the scores, the captions and the Play button). */
-function setText(element, text) {
-  if (element.textContent !== text) element.textContent = text;
 }
 
 let transient = "";  // what the server said of the last Play or Step (until the next action)
@@ -658,7 +652,7 @@ function closeEditor() {
 /** The line's w₁, w₂ and b as numbers to type (the line model on X₁, X₂). */
 function showLineWeights(header) {
   const line = header.models.find(m => m.line)?.line;
-  $("line-weights").hidden = !line;
+  if ($("line-weights").hidden !== !line) $("line-weights").hidden = !line;  // (an attribute set anew restyles)
   if (!line) return;
   for (const [id, value] of [["line-w1", line.w[0]], ["line-w2", line.w[1]], ["line-b", line.b]]) {
     if (document.activeElement !== $(id)) $(id).value = (+value.toFixed(3)).toString();

@@ -5,6 +5,12 @@
 
 const GAP = 16, MIN_NETWORK = 300, SIDE = 240, MARGIN = 4;
 
+/** A text shown, rewritten only when it changed: a text node replaced is a layout of the page (and a hit test of
+ *  what is under the pointer) even with the same words — and a frame rewrites the scores and the captions. */
+export function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
 /** Lay the page out for the window as it is now. */
 export function fitScreen() {
   sizePlots();
