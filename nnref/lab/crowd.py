@@ -599,7 +599,9 @@ class PaddedGroup(Group):
         a = x
         for k, runs in zip(pages.layers, [*pages.runs, []]):
             a = paged_linear(a, params[2 * k], params[2 * k + 1])
-            if runs:  # (each activation on its own pages' rows, the rest as they are: one split, one cat)
+            if len(runs) == 1 and runs[0][1:] == (0, len(a)):  # (one activation for every page)
+                a = runs[0][0](a)
+            elif runs:  # (each activation on its own pages' rows, the rest as they are: one split, one cat)
                 ends = sorted({0, len(a)} | {e for _, s, e in runs} | {s for _, s, e in runs})
                 pieces = list(a.split([e - s for s, e in zip(ends, ends[1:])]))
                 for activation, start, _ in runs:
