@@ -43,9 +43,12 @@ KEYS = (
 def start_lab(code: Path, pages: int) -> tuple[subprocess.Popen, str]:
     """``nnref lab`` of the checkout ``code`` on loopback, in a new process: (process, address)."""
     run = f"from nnref.lab import server; server.serve('127.0.0.1', 0, max_sessions={2 * pages + 5})"
-    env = {**os.environ, "PYTHONPATH": str(code.resolve())}
     process = subprocess.Popen(
-        [sys.executable, "-c", run], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        [sys.executable, "-c", run],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=code.resolve(),  # (python -c puts the working directory first on the path: the checkout's, not ours)
     )
     line = process.stdout.readline()
     if not line.startswith("nnref lab: "):
