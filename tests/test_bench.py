@@ -174,3 +174,16 @@ def test_the_builtin_twin_computes_the_same_as_the_nnref_model(make):
     for p, q in zip(model.parameters(), twin.parameters()):
         assert p.shape == q.shape
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_a_diverged_page_is_counted_apart_from_the_class_s_figures():
+    """A page whose training diverged stops (as the page says) and gets no more frames: the class's frames/s,
+    epochs/s and fairness are the other pages', and the row says how many diverged."""
+    from nnref.bench.classroom import PageStats, format_classroom, page_figures
+
+    going = [PageStats({}, frames=200, received=201, epochs=100.0, seconds=10.0) for _ in range(3)]
+    stopped = PageStats({}, frames=5, received=6, epochs=1.0, seconds=10.0, diverged=True)
+    row = page_figures([*going, stopped], cpu=1.0, rss=2**30)
+    assert (row["fps_min"], row["epochs_per_s_min"], row["fair"], row["diverged"]) == (20.0, 10.0, True, 1)
+    table = format_classroom([{"name": "x", **row, "chromium_fps": None}])
+    assert "1 diverged: frames/s, epochs/s and fair over the others" in table

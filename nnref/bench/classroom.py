@@ -266,9 +266,11 @@ class _Usage:
 def page_figures(pages: list, cpu: float | None, rss: int | None) -> dict:
     """What a class's pages saw (each a :class:`PageStats`, or a /mnist page's), with the server's CPU share and
     largest resident memory in bytes: the figures every row of the classroom section has.  A page whose training
-    diverged stops and trains no more: it is counted, and left out of the epochs/s."""
-    fps = [p.fps for p in pages]
-    eps = [p.epochs_per_second for p in pages if not getattr(p, "diverged", False)] or [0.0]
+    diverged stops and trains no more: it is counted, and left out of the frames/s and epochs/s (it gets no more
+    frames: the page says it stopped)."""
+    going = [p for p in pages if not getattr(p, "diverged", False)]
+    fps = [p.fps for p in going or pages]
+    eps = [p.epochs_per_second for p in going] or [0.0]
     latencies = [x for p in pages for x in p.latencies]
     return {
         "pages": len(pages),
@@ -413,7 +415,7 @@ def format_classroom(rows: list[dict]) -> str:
 
 def _diverged(row: dict) -> str:
     n = row.get("diverged", 0)
-    return f" ({n} diverged: epochs/s and fair over the others)" if n else ""
+    return f" ({n} diverged: frames/s, epochs/s and fair over the others)" if n else ""
 
 
 def format_class(rows: list[dict]) -> str:
