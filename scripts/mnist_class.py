@@ -20,12 +20,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from nnref.bench.mnist_class import format_mnist_class, measure_mnist_class
+from nnref.bench.sides import SideLog, start_checkout_lab
 
 KEYS = (
     "fps_median",
@@ -40,25 +38,8 @@ KEYS = (
 )
 
 
-def start_lab(code: Path, pages: int) -> tuple[subprocess.Popen, str]:
-    """``nnref lab`` of the checkout ``code`` on loopback, in a new process: (process, address)."""
-    run = f"from nnref.lab import server; server.serve('127.0.0.1', 0, max_sessions={2 * pages + 5})"
-    process = subprocess.Popen(
-        [sys.executable, "-c", run],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=code.resolve(),  # (python -c puts the working directory first on the path: the checkout's, not ours)
-    )
-    line = process.stdout.readline()
-    if not line.startswith("nnref lab: "):
-        process.kill()
-        raise RuntimeError(f"the lab of {code} did not start: {line}")
-    return process, line.split(": ", 1)[1].strip()
-
-
 def run(code: Path, args) -> list[dict]:
-    process, url = start_lab(code, args.pages)
+    process, url = start_checkout_lab(code, max_sessions=2 * args.pages + 5)
     try:
         return measure_mnist_class(url, pages=args.pages, seconds=args.seconds, setup=args.setup)
     finally:
@@ -78,14 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     codes = dict(item.split("=", 1) for item in args.code)
-    lines = [
-        f"# {Path(sys.executable).name} {' '.join(sys.argv)}",
-        f"# {time.strftime('%Y-%m-%d %H:%M:%S')} UTC, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
-    ]
-
-    def say(*new):
-        lines.extend(new)
-        print("\n".join(new), flush=True)
+    log = SideLog()
+    say = log.say
 
     runs: dict[str, list] = {name: [] for name in codes}
     for repeat in range(args.repeats):
@@ -109,8 +84,7 @@ def main(argv=None) -> int:
             known = [v for v in values if v is not None]
             median = round(statistics.median(known), 2) if known and len(known) == len(values) else None
             say(f"  {key}: {median}  (each: {[v if v is None else round(v, 2) for v in values]})")
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log.write(args.out)
     return 0
 
 

@@ -20,33 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 
+from nnref.bench.sides import SideLog, start_checkout_lab
+
 PRESET = "deeper-net-on-spirals"
-
-
-def start_lab(code: Path) -> tuple[subprocess.Popen, str]:
-    """``nnref lab`` of the checkout ``code`` on loopback, in a new process: (process, address)."""
-    run = "from nnref.lab import server; server.serve('127.0.0.1', 0, max_sessions=8)"
-    env = {**os.environ, "PYTHONPATH": str(code.resolve())}
-    process = subprocess.Popen(
-        [sys.executable, "-c", run],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=code.resolve(),  # (python -c puts the working directory first on the path: the checkout's, not ours)
-    )
-    line = process.stdout.readline()
-    if not line.startswith("nnref lab: "):
-        process.kill()
-        raise RuntimeError(f"the lab of {code} did not start: {line}")
-    return process, line.split(": ", 1)[1].strip()
 
 
 def _chromium_processes() -> list[psutil.Process]:
@@ -140,16 +121,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     codes = dict(item.split("=", 1) for item in args.code)
-    lines = [
-        f"# {Path(sys.executable).name} {' '.join(sys.argv)}",
-        f"# {time.strftime('%Y-%m-%d %H:%M:%S')} UTC, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
-    ]
+    log = SideLog()
+    say = log.say
 
-    def say(*new):
-        lines.extend(new)
-        print("\n".join(new), flush=True)
-
-    labs = {name: start_lab(Path(path)) for name, path in codes.items()}
+    labs = {name: start_checkout_lab(Path(path), max_sessions=8) for name, path in codes.items()}
     runs: dict[str, list] = {name: [] for name in codes}
     try:
         for repeat in range(args.repeats):
@@ -183,8 +158,7 @@ def main(argv=None) -> int:
             f"{b} / {a}: Chromium CPU per frame {mb['chromium_ms'] / ma['chromium_ms']:.2f}×, "
             f"frames/s {mb['fps'] / ma['fps']:.2f}×, server CPU per frame {mb['server_ms'] / ma['server_ms']:.2f}×"
         )
-    if args.out:
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log.write(args.out)
     return 0
 
 

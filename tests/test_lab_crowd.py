@@ -119,6 +119,22 @@ def test_a_page_s_run_is_the_same_alone_and_among_99_others():
     assert class_[50].epoch == alone.epoch
 
 
+def _right_wrong_and_alone(pages: list[dict], planted: dict, steps: int) -> tuple[list, list, list]:
+    """The pages trained together by nnref's Functions, together with the ``planted`` ones, and one by one with
+    the planted ones: three lists of descents, ``steps`` steps each."""
+    right = [_descent(s) for s in pages]
+    train_together(right, steps=steps)
+    with use_functions(planted):
+        assert batchable()
+        wrong = [_descent(s) for s in pages]
+        train_together(wrong, steps=steps)
+        one_by_one = [_descent(s) for s in pages]
+        for d in one_by_one:
+            for _ in range(steps):
+                d.step()
+    return right, wrong, one_by_one
+
+
 class _WrongTanh(functional.TanhFunction):
     """A planted bug: the backward forgets the 1 − a² factor."""
 
@@ -133,16 +149,7 @@ def test_a_planted_wrong_backward_changes_the_batched_training(shapes):
     pages = [dict(setup, seed=s) for s in range(4)]
     if shapes == "padded to one":  # (other widths, depths and batch sizes: one PaddedGroup)
         pages = [dict(p, hidden=h, batch=b) for p, h, b in zip(pages, [(4, 4), (2,), (3, 5, 2), (6,)], [10, 5, 1, 0])]
-    right = [_descent(s) for s in pages]
-    train_together(right, steps=20)
-    with use_functions({"TanhFunction": _WrongTanh}):
-        assert batchable()
-        wrong = [_descent(s) for s in pages]
-        train_together(wrong, steps=20)
-        one_by_one = [_descent(s) for s in pages]
-        for d in one_by_one:
-            for _ in range(20):
-                d.step()
+    right, wrong, one_by_one = _right_wrong_and_alone(pages, {"TanhFunction": _WrongTanh}, steps=20)
     for r, w, o in zip(right, wrong, one_by_one):
         assert _largest_difference(_weights(r), _weights(w)) > 1e-3  # every page's training changed...
         assert _largest_difference(_weights(o), _weights(w)) <= 1e-5  # ...as the wrong backward trains it alone
@@ -175,15 +182,7 @@ class _WrongLinear(_LINEAR):
 def test_a_student_s_linear_layer_trains_the_class_by_its_own_backward():
     setup = {**_setup(random.Random(4)), "hidden": (3,), "batch": 10, "lr": 0.1}
     pages = [dict(setup, seed=s, hidden=h) for s, h in zip(range(3), [(3,), (3,), (5, 2)])]
-    right = [_descent(s) for s in pages]
-    train_together(right, steps=10)
-    with use_functions({"LinearFunction": _WrongLinear}):
-        wrong = [_descent(s) for s in pages]
-        train_together(wrong, steps=10)
-        one_by_one = [_descent(s) for s in pages]
-        for d in one_by_one:
-            for _ in range(10):
-                d.step()
+    right, wrong, one_by_one = _right_wrong_and_alone(pages, {"LinearFunction": _WrongLinear}, steps=10)
     for r, w, o in zip(right, wrong, one_by_one):
         assert _largest_difference(_weights(r), _weights(w)) > 1e-3
         assert _largest_difference(_weights(o), _weights(w)) <= 1e-5
