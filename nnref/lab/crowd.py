@@ -593,9 +593,8 @@ class PaddedGroup(Group):
         parts = w.split([b - a for a, b in self.bounds], 1)
         return [part.view(-1, *shape) for part, shape in zip(parts, self.shapes)]
 
-    def _logits(self, x: torch.Tensor, params: list[torch.Tensor], pages: _Pages | None = None) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, params: list[torch.Tensor], pages: _Pages) -> torch.Tensor:
         """x (P', B, f) → logits (P', B, outputs): each page's activation on its own rows, after its own layers."""
-        pages = pages or self._pages(None)
         a = x
         for k, runs in zip(pages.layers, [*pages.runs, []]):
             a = paged_linear(a, params[2 * k], params[2 * k + 1])
@@ -610,10 +609,9 @@ class PaddedGroup(Group):
                 a = torch.cat(pieces)
         return a
 
-    def _rows(self, z: torch.Tensor, t: torch.Tensor, pages: _Pages | None = None) -> torch.Tensor:
+    def _rows(self, z: torch.Tensor, t: torch.Tensor, pages: _Pages) -> torch.Tensor:
         """Each row's loss (P', B): binary cross-entropy on the first output for the pages of two classes, the
         softmax's on their own outputs for the others — each loss on its own pages' rows only."""
-        pages = pages or self._pages(None)
         (binary,), (multi,) = pages.binaries.nonzero().T, (~pages.binaries).nonzero().T
         with value_checks(False):
             if not len(multi):
@@ -634,11 +632,16 @@ class PaddedGroup(Group):
             loss = loss + pages.l1 * sum((params[2 * k].abs() * masks[2 * k]).sum((1, 2)) for k in pages.layers)
         return loss
 
-    def _predicted(self, z: torch.Tensor, pages: _Pages | None = None) -> torch.Tensor:
-        pages = pages or self._pages(None)
+    def _predicted(self, z: torch.Tensor, pages: _Pages) -> torch.Tensor:
         predicted, (multi,) = (z[..., 0] >= 0).long(), (~pages.binaries).nonzero().T
         predicted[multi] = (z[multi] + pages.out_mask[multi]).argmax(-1)
         return predicted
+
+    def _scores(self, params: list[torch.Tensor]) -> list[dict]:
+        (x, t), pages = self._points(), self._pages(None)
+        z = self._logits(x, params, pages)
+        right = (self._predicted(z, pages) == t.long()).float()
+        return _scores_of(self._rows(z, t, pages), right, self.X.shape[1])
 
     @torch.no_grad()
     def look(self) -> list[dict]:
