@@ -83,18 +83,22 @@ def test_batched_training_equals_page_by_page_for_random_set_ups():
 
 def test_pages_of_any_shapes_and_batch_sizes_keep_their_pace_in_one_padded_group():
     """Every page its own set-up — inputs, layers, widths, activation, classes, batch size — steps in one group, each
-    page only on its share of the group's steps: after 0.3 s each has the epochs of the others, and its weights
-    are those of its own descent after as many steps (nothing of the padding leaks into a page)."""
+    page only on its share of the group's ticks: after two epochs' ticks each page has its two epochs, to within half
+    a step of its own, and its weights are those of its own descent after as many steps (nothing of the padding
+    leaks into a page)."""
     rng = random.Random(21)
     setups = [dict(_setup(rng), samples=100) for _ in range(10)]
     setups += [dict(setups[0], batch=1, seed=5), dict(setups[1], batch=0, seed=6)]  # the slowest, the fastest pace
-    pages, kept, clock = [_descent(s) for s in setups], {}, {}
-    for _ in range(3):
-        train_together(pages, seconds=0.1, kept=kept, clock=clock)
+    pages, kept = [_descent(s) for s in setups], {}
+    train_together(pages, steps=1, kept=kept)  # (one step of each: the group is made)
     (group,) = kept.values()
     assert isinstance(group, PaddedGroup) and set(group.descents) == set(pages)
-    epochs = [d.epoch for d in pages]
-    assert min(epochs) >= 1 and min(epochs) >= 0.7 * max(epochs), epochs
+    assert group.steps_per_epoch == 50  # (the page of batch 1 on 50 points)
+    before = [d.epoch for d in pages]
+    for _ in range(2 * group.steps_per_epoch):
+        group.step()
+    for d, start in zip(pages, before):
+        assert abs(d.epoch - start - 2) <= 0.5 / d.steps_per_epoch + 1e-9, (d.cfg.batch_size, d.epoch - start)
     for s, d in zip(setups, pages):
         alone = _descent(s)
         for _ in range(d.steps):
