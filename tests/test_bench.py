@@ -85,11 +85,12 @@ def test_scaling_section_runs_the_knn_job_under_torchrun(quick):
 
 
 def test_classroom_section_plays_a_class_of_pages(quick):
-    rows = quick["report"]["classroom"]  # one page alone (page by page, with the class), the two scenarios,
+    rows = quick["report"]["classroom"]  # one page alone (page by page, with the class), the three scenarios,
     # then the same set-up without and with the teacher's view open, twice each; then a class on /mnist
     classroom = [r for r in rows if "to_90_s_median" not in r]
     mnist = [r for r in rows if "to_90_s_median" in r]
-    assert [r["pages"] for r in classroom] == [1, 1, 10, 10, 10, 10, 10, 10]
+    assert [r["pages"] for r in classroom] == [1, 1, 10, 10, 10, 10, 10, 10, 10]
+    assert "batches of 10-30" in classroom[4]["name"]
     if os.environ.get("NNREF_REQUIRE_MNIST"):
         assert [r["pages"] for r in mnist] == [1, 3] and mnist[1]["mib_per_extra_page"] is not None
         assert all(r["received_min"] > 0 and r["foreign_frames"] == 0 and not r["errors"] for r in mnist)

@@ -348,6 +348,13 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
     """The class's scenarios (see the section): one dict of figures each."""
     rng = random.Random(35)
     own = [random_setup(rng) for _ in range(pages)]
+    # (the same set-ups with batches of 10-30: a page of batch 1 needs 200 sequential steps an epoch, 10 needs 20)
+    batches = random.Random(36)
+    tens = [dict(setup, batch=batches.randint(10, 30)) for setup in own]
+    own_rows = [
+        (f"{pages} pages, every page its own set-up", own),
+        (f"{pages} pages, every page its own set-up, batches of 10-30", tens),
+    ]
     rows = []
     if url is None:
         for together in (False, True):
@@ -362,7 +369,7 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
                             lab, process.pid, f"{pages} pages, the same set-up", [SAME] * pages, seconds, chromium
                         )
                     )
-                    rows.append(_scenario(lab, process.pid, f"{pages} pages, every page its own set-up", own, seconds))
+                    rows += [_scenario(lab, process.pid, name, setups, seconds) for name, setups in own_rows]
                     rows += _with_and_without_the_teacher(lab, process.pid, pages, seconds)
             finally:
                 process.terminate()
@@ -371,7 +378,7 @@ def measure_classroom(url: str | None = None, pages: int = 100, seconds: float =
         pid = listening(url)
         rows.append(_scenario(url, pid, "one page alone", [SAME], seconds))
         rows.append(_scenario(url, pid, f"{pages} pages, the same set-up", [SAME] * pages, seconds, chromium))
-        rows.append(_scenario(url, pid, f"{pages} pages, every page its own set-up", own, seconds))
+        rows += [_scenario(url, pid, name, setups, seconds) for name, setups in own_rows]
     return rows
 
 
@@ -432,9 +439,10 @@ def classroom_section(ctx: Context) -> list[dict]:
     """A class on one server: one page alone (trained page by page, and with the class), then N pages
     at once — websocket clients on loopback that read, decode and acknowledge every frame and change the learning
     rate every second, three headless Chromium pages among them — all on the same set-up (the largest preset), and
-    every page its own random set-up.  Per page: frames/s, epochs/s, bytes per frame, the time a change takes to
-    show; the server's CPU and memory.  Then a class on /mnist (where MNIST is found): one page alone, then N at
-    once — updates/s, seconds from Play to 90% validation accuracy, memory per page beyond the first."""
+    every page its own random set-up (batches of 1-30, then the same set-ups with batches of 10-30).  Per page:
+    frames/s, epochs/s, bytes per frame, the time a change takes to show; the server's CPU and memory.  Then a
+    class on /mnist (where MNIST is found): one page alone, then N at once — updates/s, seconds from Play to 90%
+    validation accuracy, memory per page beyond the first."""
     from ..lab.mnist.dataset import SharedMNIST
     from .mnist_class import measure_mnist_class
 
