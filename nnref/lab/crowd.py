@@ -126,8 +126,8 @@ class PagedLinearFunction(torch.autograd.Function):
     at once, one batched product; its backward the same chain rule, one batched product a gradient.
 
     Shapes: x (P, B, p), W (P, c, p), b (P, c)  →  z (P, B, c).
-    (Under vmap, LinearFunction's addmm becomes a batched addmm, four times slower on a CPU than the product and
-    the sum written here; a student's LinearFunction, ``--functions``, still runs under vmap: :func:`paged_linear`.)
+    (Under vmap, LinearFunction's addmm becomes a batched addmm, slower on a CPU than the product and the sum
+    written here; a student's LinearFunction, ``--functions``, still runs under vmap: :func:`paged_linear`.)
     """
 
     @staticmethod
