@@ -70,6 +70,8 @@ __all__ = [
 
 log = logging.getLogger("nnref.lab")
 _ACTIVATION = {"relu": functional.relu, "sigmoid": functional.sigmoid, "tanh": functional.tanh, "linear": None}
+#: The activations that do something, in the order a padded group sorts its pages by (:func:`_code`).
+_FUNCTIONS = [f for f in _ACTIVATION.values() if f is not None]
 
 
 class _Context:
@@ -474,7 +476,7 @@ class PaddedGroup(Group):
         H = max([F] + [c for s in sizes for c, _ in s[:-1]])
         self.L, self.F = L, F
         self.shapes = [(out, F), (out,)] if L == 1 else [(H, F), (H,)] + [(H, H), (H,)] * (L - 2) + [(out, H), (out,)]
-        self.activations = [f for f in dict.fromkeys(_ACTIVATION.values()) if f is not None]
+        self.activations = _FUNCTIONS
         self.codes = torch.tensor([_code(kind) for kind in self.kinds])  # (the pages come sorted by it: _order)
         self.depth = torch.tensor(self.depths)
         outputs = torch.tensor([s[-1][0] for s in sizes])
@@ -684,9 +686,8 @@ class PaddedGroup(Group):
 
 def _code(kind: tuple) -> int:
     """A network's activation, as a number: the order of :class:`PaddedGroup`'s pages (none last)."""
-    functions = [f for f in dict.fromkeys(_ACTIVATION.values()) if f is not None]
     activation = _ACTIVATION.get(kind[1])
-    return functions.index(activation) if activation is not None else len(functions)
+    return _FUNCTIONS.index(activation) if activation is not None else len(_FUNCTIONS)
 
 
 def _order(d: Descent) -> tuple:
