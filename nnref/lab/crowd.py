@@ -786,11 +786,12 @@ def train_together(
     tests: dict | None = None,
     clock: dict | None = None,
 ) -> dict[int, float]:
-    """Steps of every descent, the ones of one shape together: ``steps`` each, or for ``seconds`` (at least one
-    step), each step to the group furthest behind in epochs (:func:`_rounds`).  Returns the last loss of each
-    descent that stepped (by ``id``).
+    """Steps of every descent, the ones of one family (:func:`family_of`) together — of one shape, a
+    :class:`Group`; of several, a :class:`PaddedGroup` — ``steps`` each, or for ``seconds`` (at least one step),
+    each step to the group furthest behind in epochs (:func:`_rounds`).  Returns the last loss of each descent of
+    the groups that stepped (by ``id``).
 
-    ``kept``: the groups of the last call (shape → :class:`Group`), used again where they hold the same descents and
+    ``kept``: the groups of the last call (family → group), used again where they hold the same descents and
     nothing stepped them meanwhile, following their recipes as they now are (the class's rounds: a group is made
     only when its pages change).  ``tests``: each descent's test points by ``id``, for :meth:`Group.look`.
     ``clock``: each group's epochs, kept from call to call."""
