@@ -63,6 +63,8 @@ __all__ = [
     "PaddedGroup",
     "Crowd",
     "train_together",
+    "assemble",
+    "own_functions",
     "batchable",
     "shape_of",
     "family_of",
@@ -290,10 +292,11 @@ class Group:
                 p.data = values[j, a:b].view(shape)[part]
                 d.optimizer.state[p]["momentum_buffer"] = buffers[j, a:b].view(shape)[part]  # (unread if no momentum)
 
-    def params(self) -> list[torch.Tensor]:
-        """Every parameter of every page: (P, c, p) weights and (P, c) biases, views of the group's tensor."""
-        P = len(self.descents)
-        return [self.flat[:, a:b].view(P, *shape) for (a, b), shape in zip(self.bounds, self.shapes)]
+    def params(self, w: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every parameter of every page: (P, c, p) weights and (P, c) biases, views of the group's tensor (or of
+        ``w``, a copy of it)."""
+        w, P = self.flat if w is None else w, len(self.descents)
+        return [w[:, a:b].view(P, *shape) for (a, b), shape in zip(self.bounds, self.shapes)]
 
     def same(self, descents: list[Descent]) -> bool:
         """Whether these descents are this group's, and nothing stepped them since its last step."""
@@ -393,14 +396,16 @@ class Group:
         return loss
 
     @torch.no_grad()
-    def look(self) -> list[dict]:
+    def look(self, flat: torch.Tensor | None = None) -> list[dict]:
         """What each page's frame shows of its network, for the whole group at once: whether its loss and weights
         are finite, its loss and accuracy on the training and the test points (``train_loss`` …), and its layers
         as the page draws them — the standardisation folded into the first layer (the plane's own coordinates,
         :meth:`nnref.plane.Descent.model`): ``floats``, every layer's weights then biases as float32 bytes (sent as
-        they are: :func:`nnref.lab.session.decode`), and the layers' ``shapes``."""
-        params = [p.detach() for p in self.params()]
-        finite = (self.flat.isfinite().all(1) & self.losses.isfinite()).tolist()
+        they are: :func:`nnref.lab.session.decode`), and the layers' ``shapes``.  ``flat``: a copy of the group's
+        weights to measure (while a trainer process steps the group's own: :mod:`nnref.lab.trainer`)."""
+        flat = self.flat.detach() if flat is None else flat
+        params = self.params(flat)
+        finite = (flat.isfinite().all(1) & self.losses.isfinite()).tolist()
         scores = self._scores(params)
         W, b, folded = _folded(params, *self._moments())
         floats = folded.numpy().astype("<f4")
@@ -646,12 +651,13 @@ class PaddedGroup(Group):
         return _scores_of(self._rows(z, t, pages), right, self.X.shape[1])
 
     @torch.no_grad()
-    def look(self) -> list[dict]:
+    def look(self, flat: torch.Tensor | None = None) -> list[dict]:
         """:meth:`Group.look`: each page's own layers (the padding left out), the standardisation folded in."""
-        params = [p.detach() for p in self.params()]
-        finite = (self.flat.isfinite().all(1) & self.losses.isfinite()).tolist()
+        flat = self.flat.detach() if flat is None else flat
+        params = self.params(flat)
+        finite = (flat.isfinite().all(1) & self.losses.isfinite()).tolist()
         scores = self._scores(params)
-        floats = self._folded_rows().numpy()
+        floats = self._folded_rows(flat).numpy()
         looks = []
         for j, (d, ok, score) in enumerate(zip(self.descents, finite, scores)):
             values = floats[j, self.index[j]].astype("<f4")
@@ -660,10 +666,10 @@ class PaddedGroup(Group):
             looks.append({"finite": ok, "scores": score, "floats": values.tobytes(), "shapes": shapes, "line": line})
         return looks
 
-    def _folded_rows(self) -> torch.Tensor:
-        """Every page's row with the standardisation folded into its first layer — the group's first, or for a
-        page of one layer, the group's last (its first F columns: the inputs, passed on by the identity)."""
-        rows, P = self.flat.detach().clone(), len(self.descents)
+    def _folded_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """Every page's row of ``flat`` with the standardisation folded into its first layer — the group's first,
+        or for a page of one layer, the group's last (its first F columns: the inputs, passed on by the identity)."""
+        rows, P = flat.clone(), len(self.descents)
         mean, std = self._moments()
         first = torch.tensor([0 if depth > 1 else self.L - 1 for depth in self.depths])
         for k in {0, self.L - 1}:
@@ -797,6 +803,20 @@ def train_together(
     ``clock``: each group's epochs, kept from call to call."""
     if not batchable():
         return _page_by_page(descents, seconds, steps)
+    batched = assemble(descents, kept, tests)
+    with _one_thread():  # small products: a second intra-op thread only waits for a core (2 ms a softmax, loaded)
+        stepped = _rounds(batched, seconds, steps, clock)
+    shapes = {g.shape for g in batched}
+    for key in [key for key in (clock or {}) if key not in shapes]:
+        del clock[key]
+    return {id(d): loss for g in stepped for d, loss in zip(g.descents, g.last_losses())}
+
+
+def assemble(descents: list[Descent], kept: dict | None = None, tests: dict | None = None, alone: bool = True) -> list:
+    """The descents in their groups, one a family (:func:`family_of`): a :class:`Group` of one shape, a
+    :class:`PaddedGroup` of several, and a descent with no other of its family by itself (``alone``: its own
+    Descent's steps; else a group of one).  ``kept`` (family → group): the last call's groups, kept where they hold
+    the same descents and nothing stepped them meanwhile, following their recipes as they now are; updated."""
     families: dict[tuple, list[Descent]] = {}
     for d in sorted(descents, key=_order):  # (stable: pages of one shape keep their order)
         families.setdefault(family_of(d, tests), []).append(d)
@@ -805,7 +825,8 @@ def train_together(
         del kept[key]
     batched = []
     for key, members in families.items():
-        if len(members) == 1:
+        if len(members) == 1 and alone:
+            kept.pop(key, None)
             batched.append(_Alone(members[0], key))
             continue
         if key not in kept:
@@ -814,11 +835,7 @@ def train_together(
             kept[key] = (Group if uniform else PaddedGroup)(members, mine, key)
         kept[key].follow_recipes()
         batched.append(kept[key])
-    with _one_thread():  # small products: a second intra-op thread only waits for a core (2 ms a softmax, loaded)
-        stepped = _rounds(batched, seconds, steps, clock)
-    for key in [key for key in (clock or {}) if key not in families]:
-        del clock[key]
-    return {id(d): loss for g in stepped for d, loss in zip(g.descents, g.last_losses())}
+    return batched
 
 
 class _Alone:
@@ -848,6 +865,12 @@ def _one_thread():
 
 
 _BATCHABLE: dict[tuple, bool] = {}
+_NNREF = dict(functional.FUNCTIONS)  # (nnref's own Functions, as imported)
+
+
+def own_functions() -> bool:
+    """Whether the Functions in use are nnref's own, not a student's (``nnref lab --functions``)."""
+    return all(getattr(functional, name) is cls for name, cls in _NNREF.items())
 
 
 def batchable() -> bool:
@@ -932,8 +955,11 @@ class Crowd:
     (:meth:`leave`).  Every ``report`` seconds the log says when the pages are being slowed: how many play, and
     the rounds (frames) per second each gets against ``alone`` (what a page alone gets)."""
 
-    def __init__(self, seconds: float, alone: float = 20.0, report: float = 10.0, member: float = 1.0) -> None:
+    def __init__(
+        self, seconds: float, alone: float = 20.0, report: float = 10.0, member: float = 1.0, trainer=None
+    ) -> None:
         self.seconds, self.alone, self.report, self.member = seconds, alone, report, member
+        self.trainer = trainer  # a Trainer (nnref.lab.trainer): the steps in a process of their own, when ready
         self.waiting: dict = {}
         self.members: dict = {}  # session → when it last waited for a frame
         self.task, self.overhead = None, 0.0
@@ -955,7 +981,20 @@ class Crowd:
         self.members.pop(session, None)
         self.waiting.pop(session, None)
 
+    def close(self) -> None:
+        """The server stops: so does the trainer process."""
+        if self.trainer is not None:
+            self.trainer.close()
+
     async def _run(self) -> None:
+        while True:
+            await self._cycles()
+            if self.trainer is not None and self.trainer.running:  # (no page came back: the trainer's round ends,
+                await asyncio.to_thread(self.trainer.end)  # a paused class costs no CPU)
+            if not self.waiting:  # (a page that came back meanwhile found this task running: its round now)
+                return
+
+    async def _cycles(self) -> None:
         last: set = set()
         begun = None  # when the last round's cycle began, and the training it was given
         while True:
@@ -971,7 +1010,11 @@ class Crowd:
             kept = {s: t for s, t in self.members.items() if now - t <= self.member}
             self.members = kept | dict.fromkeys(sessions, now)
             try:
-                frames = await asyncio.to_thread(self._round, list(sessions), list(self.members), begun[1])
+                if self._beside():
+                    begun = (begun[0], 0.0)  # (the training is the trainer's: the whole cycle is the frames')
+                    frames = await asyncio.to_thread(self._round_beside, list(sessions), list(self.members))
+                else:
+                    frames = await asyncio.to_thread(self._round, list(sessions), list(self.members), begun[1])
             except Exception as exc:  # a bug: every page of the round is told (their loops log it)
                 frames = {}
                 for future in sessions.values():
@@ -981,6 +1024,16 @@ class Crowd:
                 if not future.done():
                     future.set_result(frames[session])
             self._count(len(sessions) + self._late())
+
+    def _beside(self) -> bool:
+        """Whether the class trains in the trainer process: there is one, it is up, and the Functions are nnref's
+        (a student's are the server's alone).  Starts the process the first time."""
+        trainer = self.trainer
+        if trainer is None or trainer.failed or not own_functions() or not batchable():
+            return False
+        if trainer.process is None:
+            trainer.start()
+        return trainer.ready()
 
     def _late(self) -> int:
         """The pages that came back for a frame while the round ran, and were trained in it: their frame of it now
@@ -1008,11 +1061,37 @@ class Crowd:
         made here in one thread rather than in a thread each: what a group's frames show is measured for the group
         at once (:meth:`Group.look`)."""
         members = sessions if members is None else members
-        descents = [d for s in members for d in s.training()]
-        tests = {id(d): s.test_points() for s in members for d in s.training()}
+        descents, tests = self._playing(members)
         budget = max(self.seconds, self.overhead) if budget is None else budget
         losses = train_together(descents, budget, kept=self.groups, tests=tests, clock=self.clock) if descents else {}
         looks = {id(d): look for g in self.groups.values() for d, look in zip(g.descents, g.look())}
+        return self._frames(sessions, members, descents, tests, losses, looks)
+
+    def _round_beside(self, sessions: list, members: list) -> dict:
+        """One round with the trainer process: the last round's steps end (written into the descents), the groups
+        are made again where the pages changed, the next round's steps begin in the trainer, and meanwhile the
+        frames are made here from a copy of the weights as they stood."""
+        descents, tests = self._playing(members)
+        if not self.trainer.running and descents:  # (the class's first round, or its first after a pause: steps
+            self.trainer.begin(assemble(descents, self.groups, tests, alone=False))  # taken, then shown)
+            time.sleep(self.seconds)
+        losses = self.trainer.end()
+        if self.trainer.failed:  # (the groups here never saw the trainer's batching: made again from the descents)
+            self.groups.clear()
+            return self._round(sessions, members)
+        groups = assemble(descents, self.groups, tests, alone=False) if descents else []
+        copies = [g.flat.detach().clone() for g in groups]
+        self.trainer.begin(groups)
+        looks = {id(d): look for g, flat in zip(groups, copies) for d, look in zip(g.descents, g.look(flat))}
+        return self._frames(sessions, members, descents, tests, losses, looks)
+
+    @staticmethod
+    def _playing(members: list) -> tuple[list, dict]:
+        descents = [d for s in members for d in s.training()]
+        return descents, {id(d): s.test_points() for s in members for d in s.training()}
+
+    def _frames(self, sessions, members, descents, tests, losses: dict, looks: dict) -> dict:
+        """The frame of each page waiting (``sessions``), and what the round measured of the members not waiting."""
         for d in descents:  # (a page with no other of its shape: its own look)
             if id(d) not in looks:
                 looks[id(d)] = look_alone(d, tests[id(d)])

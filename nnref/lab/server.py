@@ -47,6 +47,7 @@ from .mnist.state import definition as mnist_definition
 from .session import PlaygroundSession, encode
 from .state import BadMessage, definition, parse_message
 from .teacher import serve_teacher
+from .trainer import Trainer
 
 __all__ = ["create_app", "LabServer", "serve", "is_loopback", "machine_addresses", "STATIC"]
 
@@ -103,6 +104,7 @@ def create_app(
     mnist=None,
     together: bool = True,
     teacher_token: str | None = None,
+    trainer: bool = True,
 ) -> Starlette:
     """The lab as an ASGI app.  ``token``: required on every page and socket when set.  ``digits``: the backend of
     the draw-a-digit page (:class:`nnref.lab.digits.DigitsBackend`), or None when no checkpoint was given.
@@ -113,7 +115,8 @@ def create_app(
     ``together``: the playing pages train together (:class:`nnref.lab.crowd.Crowd`); False: each page by itself,
     as before the class did (what the classroom benchmark compares).  ``teacher_token``: the teacher's, for
     ``/class`` and its socket (made when ``token`` is set and this is not: the students' token never opens the
-    teacher's view)."""
+    teacher's view).  ``trainer``: the class trains in a process of its own, on the second core
+    (:mod:`nnref.lab.trainer`; False: in the server's process)."""
     from .mnist.dataset import SharedMNIST
 
     notes = tuple(functions.describe()) if functions is not None else ()
@@ -122,7 +125,7 @@ def create_app(
     if token is not None and teacher_token is None:
         teacher_token = secrets.token_urlsafe(18)
     gate, classroom = _Gate(token, _Sessions(limit), teacher_token), Classroom()
-    crowd = Crowd(TRAIN_PER_FRAME) if together else None
+    crowd = Crowd(TRAIN_PER_FRAME, trainer=Trainer() if trainer else None) if together else None
     routes = [
         Route("/", gate.page("lab/index.html")),
         Route("/digits", gate.page("digits/index.html")),
@@ -450,6 +453,8 @@ class LabServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if self.app.state.crowd is not None:
+            self.app.state.crowd.close()
         with contextlib.suppress(OSError):
             self.socket.close()
         self.student.__exit__(*exc)
@@ -546,5 +551,9 @@ def serve(
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     app = create_app(token, max_sessions, digits, functions, mnist, together, teacher_token)
     torch.set_num_threads(1)  # many small products, from many threads: a second intra-op thread only waits for a core
-    with use_functions(functions.functions if functions is not None else {}):
-        quiet_server(app).run(sockets=[sock])
+    try:
+        with use_functions(functions.functions if functions is not None else {}):
+            quiet_server(app).run(sockets=[sock])
+    finally:
+        if app.state.crowd is not None:
+            app.state.crowd.close()
