@@ -13,6 +13,7 @@ benchmark, to check that what is drawn keeps up.  Everything is bounded: a fixed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -236,7 +237,8 @@ def start_lab(max_pages: int = 200, together: bool = True, data_root=None) -> tu
 
 
 class _Usage:
-    """A process's CPU share (of one core) and its largest resident memory, sampled while a ``with`` block runs."""
+    """A process's CPU share (of one core) and its largest resident memory, sampled while a ``with`` block runs —
+    with its children's (the lab's trainer process, :mod:`nnref.lab.trainer`): the server's whole cost."""
 
     def __init__(self, pid: int | None) -> None:
         import psutil
@@ -244,23 +246,50 @@ class _Usage:
         self.process = psutil.Process(pid) if pid else None
         self.cpu = self.rss = None
 
+    def _tree(self) -> list:
+        import psutil
+
+        tree = [self.process]
+        with contextlib.suppress(psutil.Error):
+            tree += self.process.children(recursive=True)
+        return tree
+
+    def _times(self) -> dict[int, float]:
+        import psutil
+
+        times = {}
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                times[p.pid] = sum(p.cpu_times()[:2])
+        return times
+
+    def _resident(self) -> int:
+        import psutil
+
+        total = 0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
     def __enter__(self):
         if self.process:
-            self.t, self.c = time.perf_counter(), sum(self.process.cpu_times()[:2])
-            self.rss, self.stop = self.process.memory_info().rss, threading.Event()
+            self.t, self.c = time.perf_counter(), self._times()
+            self.rss, self.stop = self._resident(), threading.Event()
             self.thread = threading.Thread(target=self._sample, daemon=True)
             self.thread.start()
         return self
 
     def _sample(self):
         while not self.stop.wait(0.25):
-            self.rss = max(self.rss, self.process.memory_info().rss)
+            self.rss = max(self.rss, self._resident())
 
     def __exit__(self, *exc):
         if self.process:
             self.stop.set()
             self.thread.join()
-            self.cpu = (sum(self.process.cpu_times()[:2]) - self.c) / (time.perf_counter() - self.t)
+            used = sum(c - self.c.get(pid, 0.0) for pid, c in self._times().items())
+            self.cpu = used / (time.perf_counter() - self.t)
 
 
 def page_figures(pages: list, cpu: float | None, rss: int | None) -> dict:

@@ -51,6 +51,7 @@ except (ImportError, AttributeError):  # pragma: no cover - (an older or newer P
     _functorch = None
 
 from .. import functional
+from .._dispatch import LOWER, Function
 from ..functional import value_checks
 from ..models import MLP
 from ..plane import Descent, features
@@ -125,7 +126,7 @@ class PagedFunction(torch.autograd.Function):
         return (None, *[grad if need else None for grad, need in zip(grads, needs)])
 
 
-class PagedLinearFunction(torch.autograd.Function):
+class PagedLinearFunction(Function):
     """nnref's :class:`~nnref.functional.LinearFunction` with a leading page dimension: z = x Wᵀ + b of every page
     at once, one batched product; its backward the same chain rule, one batched product a gradient.
 
@@ -134,9 +135,11 @@ class PagedLinearFunction(torch.autograd.Function):
     written here; a student's LinearFunction, ``--functions``, still runs under vmap: :func:`paged_linear`.)
     """
 
+    autocast = LOWER  # (LinearFunction's: the product in the autocast dtype)
+
     @staticmethod
     def forward(x, weight, bias):
-        return torch.bmm(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
+        return torch.bmm(x, weight.transpose(1, 2)).add_(bias.unsqueeze(1))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -525,7 +528,18 @@ class PaddedGroup(Group):
         ]
 
     def _pages(self, index: torch.Tensor | None) -> _Pages:
-        """The constants of the pages ``index`` (None: all), and the layers and activations they compute."""
+        """The constants of the pages ``index`` (None: all), and the layers and activations they compute — kept for
+        each set of pages met (the sets a tick steps come back every epoch), but their L1 rates, read anew."""
+        key = None if index is None else index.numpy().tobytes()
+        known = self._known.get(key) if hasattr(self, "_known") else None
+        if known is None:
+            known = self._constants(index)
+            self._known = {} if not hasattr(self, "_known") or len(self._known) > 1024 else self._known
+            self._known[key] = known
+        l1 = self.recipe.l1[:, 0] if index is None else self.recipe.l1[:, 0].index_select(0, index)
+        return _Pages(index, *known, l1)
+
+    def _constants(self, index: torch.Tensor | None) -> tuple:
         pick = (lambda t: t) if index is None else (lambda t: t.index_select(0, index))
         codes, depth, A = pick(self.codes), pick(self.depth), len(self.activations)
         deepest = max(int(depth.max()), 2) if self.L > 1 else 1  # (a layer of lines: the inputs passed on, as F)
@@ -534,8 +548,7 @@ class PaddedGroup(Group):
         counts, starts = has.sum(-1).tolist(), (codes < torch.arange(A)[:, None]).sum(-1).tolist()
         runs = [[(f, s, s + c[a]) for a, (f, s) in enumerate(zip(self.activations, starts)) if c[a]] for c in counts]
         layers = [*range(deepest - 1), self.L - 1]
-        l1 = pick(self.recipe.l1)[:, 0]
-        return _Pages(index, layers, runs, pick(self.out_mask), pick(self.binaries), pick(self.mask), l1)
+        return layers, runs, pick(self.out_mask), pick(self.binaries), pick(self.mask)
 
     def _batching(self) -> None:
         """Each page's mini-batches, drawn as its Descent draws them (rows padded to the group's largest batch)."""

@@ -50,8 +50,8 @@ from .crowd import Group, _rounds
 __all__ = ["Trainer", "serve", "main"]
 
 log = logging.getLogger("nnref.lab")
-#: Between two looks at its pipe the trainer steps for this long (how late a round's end can come).
-_SLICE = 0.002
+#: While no group is there to step, the trainer looks at its socket this often.
+_IDLE = 0.002
 #: A round the server forgot ends by itself after this long (the trainer then waits for the server).
 _LONGEST = 2.0
 #: Where the groups' weights are shared: memory, where the system has it as files.
@@ -240,11 +240,12 @@ def serve(conn) -> None:
             del clock[key]
         before = {n: ([d.steps for d in g.descents], [d._order for d in g.descents]) for n, g in groups.items()}
         end = time.perf_counter() + _LONGEST
-        while not conn.poll():
-            if groups and time.perf_counter() < end:
-                _rounds(list(groups.values()), _SLICE, None, clock)
+        stepping = list(groups.values())
+        while not conn.poll():  # (a look at the socket after every step: the round ends within a step)
+            if stepping and time.perf_counter() < end:
+                _rounds(stepping, 0.0, None, clock)
             else:
-                conn.poll(_SLICE)
+                conn.poll(_IDLE)
         try:
             conn.recv()  # ("end",)
             conn.send({n: _done(g, *before[n]) for n, g in groups.items()})
