@@ -1037,6 +1037,8 @@ class Crowd:
                 if not future.done():
                     future.set_result(frames[session])
             self._count(len(sessions) + self._late())
+            if begun[1] == 0.0:  # (with the trainer: a round at most every `seconds` — a page alone's frames would
+                await asyncio.sleep(max(0.0, now + self.seconds - time.perf_counter()))  # take its core)
 
     def _beside(self) -> bool:
         """Whether the class trains in the trainer process: there is one, it is up, and the Functions are nnref's

@@ -76,9 +76,14 @@ class Trainer:
         ours, theirs = socket.socketpair()
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # (this nnref's, first)
         code = f"import sys; sys.path.insert(0, {root!r}); from nnref.lab.trainer import main; main()"
-        with theirs:
-            fd = theirs.fileno()
-            self.process = subprocess.Popen([sys.executable, "-c", code, str(fd)], pass_fds=[fd])
+        try:
+            with theirs:
+                fd = theirs.fileno()
+                self.process = subprocess.Popen([sys.executable, "-c", code, str(fd)], pass_fds=[fd])
+        except (OSError, ValueError) as exc:  # (no such process here, e.g. no descriptors to pass on Windows)
+            ours.close()
+            self._fail(exc)
+            return
         self.conn = Connection(ours.detach())
 
     def ready(self) -> bool:
