@@ -217,16 +217,24 @@ def test_skip_to_the_network_moves_the_focus_and_keeps_the_set_up(page):
     assert _lab(page, "state().dataset") == "spirals"
 
 
+def _wait_for_the_way_back(page) -> None:
+    """As a person waits for a page to load: its link back carries the set-up once the page's script has run (a
+    click before that, on a loaded machine, went to the playground's defaults)."""
+    page.wait_for_function("() => document.getElementById('playground-link').href.includes('#')")
+
+
 def test_mnist_and_back_returns_to_the_set_up(page):
     open_lab(page, "#preset=deeper-net-on-spirals&lr=0.1")
     state = _lab(page, "state()")
     page.get_by_role("link", name="MNIST, live").click()
     page.wait_for_url("**/mnist**")
+    _wait_for_the_way_back(page)
     page.get_by_role("link", name="The playground").click()
     shown(page)
     assert _lab(page, "state()") == state
     page.get_by_role("link", name="Draw a digit").click()
     page.wait_for_url("**/digits**")
+    _wait_for_the_way_back(page)
     page.get_by_role("link", name="The playground").click()
     shown(page)
     assert _lab(page, "state()") == state

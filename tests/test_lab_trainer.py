@@ -141,3 +141,26 @@ def test_a_student_s_functions_train_in_the_server_not_in_the_trainer(trainer):
     assert crowd._beside()
     with use_functions({"TanhFunction": _WrongTanh}):
         assert not crowd._beside()  # (the trainer computes with nnref's own)
+
+
+def test_a_lab_s_class_trains_in_its_trainer_and_the_trainer_ends_with_the_lab():
+    from nnref.bench.classroom import play_class, random_setup
+    from nnref.lab.server import LabServer
+
+    rng = random.Random(40)
+    setups = [random_setup(rng) for _ in range(10)]
+    with LabServer(max_sessions=20) as lab:
+        trainer = lab.app.state.crowd.trainer
+        play_class(lab.url, setups[:1], seconds=0.5)  # (the first page starts the trainer)
+        deadline = time.time() + 60
+        while not trainer.ready():
+            assert time.time() < deadline and not trainer.failed, "the trainer process did not start"
+            time.sleep(0.05)
+        pages = play_class(lab.url, setups, seconds=3)
+        assert trainer.sent and not trainer.failed  # (the class's groups went to the trainer)
+        for p in pages:
+            assert p.frames > 0 and not p.errors and p.foreign == 0, p
+            assert p.epochs > 0 or p.diverged, p
+        process = trainer.process
+    assert process.poll() is not None  # (the lab closed: its trainer is gone)
+    assert not glob.glob(os.path.join(_SHARED, f"nnref-lab-{os.getpid()}-*"))
