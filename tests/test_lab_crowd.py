@@ -81,6 +81,90 @@ def test_batched_training_equals_page_by_page_for_random_set_ups():
     assert padded and max(len({shape_of(d) for d in g.descents}) for g in padded) > 2
 
 
+def _ticks(group: PaddedGroup, count: int) -> list[tuple]:
+    """What ``count`` paced ticks of a padded group compute: (x, t, weight, w, pages) each, the pages' weights as
+    they stand (no step taken)."""
+    ticks = []
+    for _ in range(count):
+        due = (2 * group.count + 1) * group.steps_per_epoch < 2 * (group.ticks + 1) * group.spe
+        group.ticks += 1
+        index = due.nonzero().flatten()
+        group.count[index] += 1
+        ticks.append((*group._batches(index), group.flat.detach()[index], group._pages(index)))
+    return ticks
+
+
+@pytest.mark.parametrize("functions", ["nnref's", "a student's linear layer"])
+def test_a_padded_group_s_chain_rule_by_hand_is_autograd_s(functions):
+    """PaddedGroup._gradient calls each Function's forward and backward itself: the same losses and gradients as
+    ``torch.autograd.grad`` of the same loss through the same Functions, for pages of every shape, both losses,
+    L1 and short batches."""
+    rng = random.Random(44)
+    setups = [dict(_setup(rng), samples=100, l1=rng.choice([0.0, 1e-3])) for _ in range(12)]
+    student = {"LinearFunction": type("StudentLinear", (functional.LinearFunction,), {})}
+    with use_functions(student if functions != "nnref's" else {}):
+        kept: dict = {}
+        train_together([_descent(s) for s in setups], steps=1, kept=kept)
+        (group,) = kept.values()
+        ticks = _ticks(group, 40)
+        assert len({len(pages.index) for *_, pages in ticks}) > 3  # (ticks of few pages and of many)
+        for x, t, weight, w, pages in ticks:
+            by_hand, grad = group._gradient(x, t, weight, w, pages)
+            w = w.clone().requires_grad_()
+            loss = group._loss(x, t, weight, w, pages)
+            (autograd,) = torch.autograd.grad(loss.sum(), w)
+            torch.testing.assert_close(by_hand, loss.detach(), rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(grad, autograd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_a_group_of_one_shape_s_chain_rule_by_hand_is_autograd_s(classes):
+    rng = random.Random(46 + classes)
+    setup = dict(_setup(rng), dataset="blobs", classes=classes, hidden=(5, 3), activation="sigmoid", l1=1e-3, batch=7)
+    kept: dict = {}
+    train_together([_descent(dict(setup, seed=s)) for s in range(5)], steps=1, kept=kept)
+    (group,) = kept.values()
+    assert type(group) is Group and not group.uniform  # (7 does not divide the points: short last batches)
+    for _ in range(12):
+        x, t, weight = group._batches()
+        by_hand, grad = group._gradient(x, t, weight, group.flat.detach(), group._every_page())
+        loss = group._loss(x, t, weight)
+        (autograd,) = torch.autograd.grad(loss.sum(), group.flat)
+        torch.testing.assert_close(by_hand, loss.detach(), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(grad, autograd, rtol=1e-5, atol=1e-7)
+
+
+class _OldTanh(torch.autograd.Function):
+    """A student's tanh in the old style, forward(ctx, z): the autograd engine calls it, not the group by hand."""
+
+    @staticmethod
+    def forward(ctx, z):
+        a = torch.tanh(z)
+        ctx.save_for_backward(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * (1 - a * a)
+
+
+def test_a_padded_group_with_an_old_style_function_trains_through_autograd():
+    rng = random.Random(45)
+    setups = [dict(_setup(rng), samples=100, activation="tanh", hidden=(3,) * rng.randint(1, 3)) for _ in range(5)]
+    with use_functions({"TanhFunction": _OldTanh}):
+        assert batchable() and not crowd.by_hand()
+        alone, together = [_descent(s) for s in setups], [_descent(s) for s in setups]
+        for d in alone:
+            for _ in range(10):
+                d.step()
+        kept: dict = {}
+        train_together(together, steps=10, kept=kept)
+    assert any(isinstance(g, PaddedGroup) for g in kept.values())
+    for s, a, t in zip(setups, alone, together):
+        assert _largest_difference(_weights(a), _weights(t)) <= 1e-5, s
+
+
 def test_pages_of_any_shapes_and_batch_sizes_keep_their_pace_in_one_padded_group():
     """Every page its own set-up — inputs, layers, widths, activation, classes, batch size — steps in one group, each
     page only on its share of the group's ticks: after two epochs' ticks each page has its two epochs, to within half

@@ -353,8 +353,12 @@ class Group:
         """One step of every page: w ← w − α (momentum buffer), the buffer μ b + ∂L/∂w + λ w (torch.optim.SGD's).
         (``paced``: each page only as often as its epochs need — pages of one shape take every step.)"""
         x, t, weight = self._batches()
-        loss = self._loss(x, t, weight)
-        (grad,) = torch.autograd.grad(loss.sum(), self.flat)
+        if by_hand():
+            weight = torch.full(t.shape, 1 / t.shape[1]) if weight is None else weight
+            loss, grad = self._gradient(x, t, weight, self.flat.detach(), self._every_page())
+        else:  # (a student's Function of the old style, forward(ctx, …): the autograd engine calls it)
+            loss = self._loss(x, t, weight)
+            (grad,) = torch.autograd.grad(loss.sum(), self.flat)
         r, w = self.recipe, self.flat
         with torch.no_grad():
             if bool(r.weight_decay.any()):
@@ -370,6 +374,84 @@ class Group:
 
     def last_losses(self) -> list[float]:
         return self.losses.tolist()
+
+    @torch.no_grad()
+    def _gradient(self, x, t, weight, w, pages: _Pages) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each stepping page's loss (P',) and its gradient dL/dw (P', N) — ``pages``: which pages, the layers they
+        compute and each one's activation (:meth:`PaddedGroup._pages`; every page of a group of one shape,
+        :meth:`_every_page`) — the Functions' own forward, then their own
+        backward in reverse order — the chain rule by hand, as the lecture writes it, each local gradient times the
+        upstream one.  The same Functions and the same gradients as ``torch.autograd.grad`` of :meth:`_loss` (a test
+        holds the two together), without the autograd engine's bookkeeping, which took more than half of a tick.
+
+        Forward, layer by layer: z = x Wᵀ + b (:func:`_linear`), then each page's activation on its rows
+        (:meth:`_activate`); the losses' rows and dL/dz (:meth:`_losses`).  Backward, from the last layer:
+        dL/da → each activation's backward on its rows → dL/dz → the linear layer's backward: dL/dW, dL/db and
+        the dL/da of the layer below.  The L1 penalty λ Σ|W| adds λ sign(W) to each page's own weights."""
+        params, tape, a = self.params(w), [], x
+        for k, runs in zip(pages.layers, [*pages.runs, []]):
+            z, linear = _linear(a, params[2 * k], params[2 * k + 1], first=k == pages.layers[0])
+            a, activations = self._activate(z, runs)
+            tape.append((k, linear, activations))
+        rows, g = self._losses(a, t, weight, pages)
+        loss, grads = (rows * weight).sum(1), [None] * len(params)
+        for k, linear, activations in reversed(tape):
+            g = _through(activations, g)
+            g, grads[2 * k], grads[2 * k + 1] = linear(g)
+        if bool((pages.l1 != 0).any()):
+            masks, l1 = self.params(pages.mask), pages.l1.view(-1, 1, 1)
+            for k in pages.layers:
+                W = params[2 * k]
+                loss = loss + pages.l1 * (W.abs() * masks[2 * k]).sum((1, 2))
+                grads[2 * k] = grads[2 * k] + l1 * W.sign() * masks[2 * k]
+        P = len(w)
+        parts = [w.new_zeros(P, b - a) if g is None else g.reshape(P, -1) for g, (a, b) in zip(grads, self.bounds)]
+        return loss, torch.cat(parts, 1)
+
+    @staticmethod
+    def _activate(z: torch.Tensor, runs: list) -> tuple[torch.Tensor, tuple | None]:
+        """Each page's activation on its own rows of z (one split, one cat), the rest as they are: a, and what
+        backward needs (the split's ends, and each activation's piece, Function and ctx)."""
+        if not runs:
+            return z, None
+        ends = sorted({0, len(z)} | {e for _, s, e in runs} | {s for _, s, e in runs})
+        pieces, done = list(z.split([e - s for s, e in zip(ends, ends[1:])])), []
+        for activation, start, _ in runs:
+            i, function = ends.index(start), getattr(functional, _CLASSES[activation])
+            pieces[i], ctx = _forward(function, pieces[i])
+            done.append((i, function, ctx))
+        return (torch.cat(pieces) if len(pieces) > 1 else pieces[0]), (ends, done)
+
+    @staticmethod
+    def _losses(z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor, pages: _Pages):
+        """Each row's loss (P', B) and dL/dz (P', B, outputs) for L = Σ rows · weight: binary cross-entropy on the
+        first output for the pages of two classes, the softmax's on their own outputs for the others (dL/dz of an
+        output a page lacks, −∞ before the softmax: 0)."""
+        (binary,), (multi,) = pages.binaries.nonzero().T, (~pages.binaries).nonzero().T
+        rows, dz = z.new_zeros(t.shape), torch.zeros_like(z)
+        if len(multi):
+            zm, tm = (z + pages.out_mask)[multi], t[multi].long()
+            function = functional.SoftmaxCrossEntropyFunction
+            out, ctx = _forward(function, zm.flatten(0, 1), tm.flatten(), "none")
+            rows[multi] = out.view(tm.shape)
+            dz[multi] = function.backward(ctx, weight[multi].flatten())[0].view(zm.shape)  # (g = each row's weight)
+        if len(binary):
+            zb, tb = z[binary, :, 0], t[binary]
+            function = functional.SigmoidBinaryCrossEntropyFunction
+            out, ctx = _forward(function, zb.flatten(), tb.flatten(), "none")
+            rows[binary] = out.view(tb.shape)
+            dz[binary, :, 0] = function.backward(ctx, weight[binary].flatten())[0].view(tb.shape)
+        return rows, dz
+
+    def _every_page(self) -> _Pages:
+        """Every page of a group of one shape, as :meth:`_gradient` reads them: all layers, one activation for all,
+        no output or parameter padded away."""
+        if not hasattr(self, "_every"):
+            P, L = len(self.descents), len(self.shapes) // 2
+            runs = [[(self.activation, 0, P)] if self.activation is not None else [] for _ in range(L - 1)]
+            outputs, binaries = torch.zeros(P, 1, self.shapes[-1][0]), torch.full((P,), self.binary)
+            self._every = (list(range(L)), runs, outputs, binaries, torch.ones(self.flat.shape))
+        return _Pages(None, *self._every, self.recipe.l1[:, 0])
 
     def _logits(self, x: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         """The networks' forward pass, by the Functions: x (P, B, f) → logits (P, B, outputs)."""
@@ -585,10 +667,14 @@ class PaddedGroup(Group):
         else:
             index = torch.arange(len(self.descents))
         pages = self._pages(index)
-        w = self.flat.detach()[index].requires_grad_()
         x, t, weight = self._batches(index)
-        loss = self._loss(x, t, weight, w, pages)
-        (grad,) = torch.autograd.grad(loss.sum(), w)
+        w = self.flat.detach()[index]
+        if by_hand():
+            loss, grad = self._gradient(x, t, weight, w, pages)
+        else:  # (a student's Function of the old style, forward(ctx, …): the autograd engine calls it)
+            w.requires_grad_()
+            loss = self._loss(x, t, weight, w, pages)
+            (grad,) = torch.autograd.grad(loss.sum(), w)
         self._update(index, w.detach(), grad, pages.mask)
         self.losses[index] = loss.detach()
         stepped = index.tolist()
@@ -701,6 +787,51 @@ class PaddedGroup(Group):
             self._mean = torch.stack([pad(d.mean, (0, self.F - len(d.mean))) for d in self.descents])
             self._std = torch.stack([pad(d.std, (0, self.F - len(d.std)), value=1.0) for d in self.descents])
         return self._mean, self._std
+
+
+#: The Function of each activation, by its name in nnref.functional (a student's, in use, is found there).
+_CLASSES = {functional.relu: "ReLUFunction", functional.sigmoid: "SigmoidFunction", functional.tanh: "TanhFunction"}
+_LOSSES = ("SoftmaxCrossEntropyFunction", "SigmoidBinaryCrossEntropyFunction")
+
+
+def by_hand() -> bool:
+    """Whether a padded group's steps may call the Functions' forward, setup_context and backward itself
+    (:meth:`PaddedGroup._gradient`): every Function in use defines ``setup_context`` (nnref's do; a student's of the
+    old style, forward(ctx, …), runs through the autograd engine instead)."""
+    names = [*_CLASSES.values(), *_LOSSES, "LinearFunction"]
+    return all(getattr(functional, n).setup_context is not torch.autograd.Function.setup_context for n in names)
+
+
+def _forward(function, *args) -> tuple[torch.Tensor, _Context]:
+    """A Function's forward on ``args``, and the ctx its backward reads (as ``apply`` would make it)."""
+    out, ctx = function.forward(*args), _Context(needs=(True, False, False)[: len(args)])
+    function.setup_context(ctx, args, out)
+    return out, ctx
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, first: bool):
+    """The linear layer of every page, forward (x (P, B, p), W (P, c, p), b (P, c) → z (P, B, c)), and its backward:
+    g = dL/dz → (dL/dx, or None for the first layer, dL/dW, dL/db) — by :class:`PagedLinearFunction` where the
+    Functions are nnref's, else the student's under vmap (:class:`PagedFunction`)."""
+    needs = (not first, True, True)
+    if functional.LinearFunction is _NNREF_LINEAR:
+        z, ctx = _forward(PagedLinearFunction, x, weight, bias)
+        ctx.needs_input_grad = needs
+        return z, lambda g: PagedLinearFunction.backward(ctx, g)
+    ctx = _Context(needs=(False, *needs))
+    z = PagedFunction.forward(ctx, "LinearFunction", x, weight, bias)
+    return z, lambda g: PagedFunction.backward(ctx, g)[1:]
+
+
+def _through(activations: tuple | None, g: torch.Tensor) -> torch.Tensor:
+    """dL/da → dL/dz through a layer's activations: each one's backward on its own rows, the rest as they are."""
+    if activations is None:
+        return g
+    ends, done = activations
+    pieces = list(g.split([e - s for s, e in zip(ends, ends[1:])]))
+    for i, function, ctx in done:
+        pieces[i] = function.backward(ctx, pieces[i])
+    return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def _code(kind: tuple) -> int:
