@@ -28,6 +28,7 @@ log says so once.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import itertools
@@ -54,6 +55,10 @@ log = logging.getLogger("nnref.lab")
 _IDLE = 0.002
 #: A round the server forgot ends by itself after this long (the trainer then waits for the server).
 _LONGEST = 2.0
+#: The trainer's niceness: on a machine busy with more than the server (a teacher's laptop with browsers open, the
+#: class's pages on the server's own cores) the frames come first and the training takes the rest; on an idle
+#: second core the trainer still has all of it.
+NICENESS = 3
 #: Where the groups' weights are shared: memory, where the system has it as files.
 _SHARED = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 _files = itertools.count()
@@ -211,7 +216,7 @@ def _settle(group, done: dict) -> dict[int, float]:
             losses[id(d)] = loss
     for j, (order, state) in done["orders"].items():
         d = group.descents[j]
-        d._order = torch.tensor(order)
+        d._order = torch.frombuffer(bytearray(order), dtype=torch.int64)
         d.generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
     group.losses = torch.tensor(done["losses"])
     return losses
@@ -273,7 +278,7 @@ def _follow(group, values: list) -> None:
 def _done(group, steps: list, orders: list) -> dict:
     """What a round did to a group's pages: steps, last losses, and each new batch order with its generator."""
     changed = {
-        j: (d._order.tolist(), bytes(d.generator.get_state().numpy()))
+        j: (d._order.numpy().tobytes(), d.generator.get_state().numpy().tobytes())
         for j, (d, order) in enumerate(zip(group.descents, orders))
         if d._order is not order and d._order is not None
     }
@@ -286,4 +291,6 @@ def _done(group, steps: list, orders: list) -> dict:
 
 def main() -> None:
     """The trainer process's entry (:meth:`Trainer.start`): its end of the socket pair is the last argument."""
+    with contextlib.suppress(AttributeError, OSError):  # (no niceness on Windows)
+        os.nice(NICENESS)
     serve(Connection(int(sys.argv[-1])))
