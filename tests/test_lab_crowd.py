@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from exercise_solutions import TanhFunction as OldStyleTanh
 
 from nnref import functional
 from nnref.choices import CLASSES, PlaygroundConfig
@@ -63,16 +64,22 @@ def _largest_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((p - q).abs().max()) for p, q in zip(a, b))
 
 
+def _alone_and_together(setups: list[dict], steps: int) -> tuple[list, list, dict]:
+    """Each set-up's descent trained alone, and trained with the others (``train_together``), ``steps`` steps each:
+    the two lists of descents and the groups they were trained in."""
+    alone, together, kept = [_descent(s) for s in setups], [_descent(s) for s in setups], {}
+    for d in alone:
+        for _ in range(steps):
+            d.step()
+    train_together(together, steps=steps, kept=kept)
+    return alone, together, kept
+
+
 def test_batched_training_equals_page_by_page_for_random_set_ups():
     rng = random.Random(35)
     setups = [_setup(rng) for _ in range(12)]
     setups += [dict(setups[0], seed=s) for s in (1, 2, 3)]  # a group of four of one shape, seeds apart
-    alone, together = [_descent(s) for s in setups], [_descent(s) for s in setups]
-    for d in alone:
-        for _ in range(30):
-            d.step()
-    kept: dict = {}
-    train_together(together, steps=30, kept=kept)
+    alone, together, kept = _alone_and_together(setups, 30)
     for s, a, t in zip(setups, alone, together):
         assert t.steps == a.steps == 30 and t.epoch == a.epoch, s
         assert _largest_difference(_weights(a), _weights(t)) <= 1e-5, s
@@ -134,32 +141,12 @@ def test_a_group_of_one_shape_s_chain_rule_by_hand_is_autograd_s(classes):
         torch.testing.assert_close(grad, autograd, rtol=1e-5, atol=1e-7)
 
 
-class _OldTanh(torch.autograd.Function):
-    """A student's tanh in the old style, forward(ctx, z): the autograd engine calls it, not the group by hand."""
-
-    @staticmethod
-    def forward(ctx, z):
-        a = torch.tanh(z)
-        ctx.save_for_backward(a)
-        return a
-
-    @staticmethod
-    def backward(ctx, g):
-        (a,) = ctx.saved_tensors
-        return g * (1 - a * a)
-
-
 def test_a_padded_group_with_an_old_style_function_trains_through_autograd():
     rng = random.Random(45)
     setups = [dict(_setup(rng), samples=100, activation="tanh", hidden=(3,) * rng.randint(1, 3)) for _ in range(5)]
-    with use_functions({"TanhFunction": _OldTanh}):
+    with use_functions({"TanhFunction": OldStyleTanh}):  # (the kit's style: forward(ctx, z))
         assert batchable() and not crowd.by_hand()
-        alone, together = [_descent(s) for s in setups], [_descent(s) for s in setups]
-        for d in alone:
-            for _ in range(10):
-                d.step()
-        kept: dict = {}
-        train_together(together, steps=10, kept=kept)
+        alone, together, kept = _alone_and_together(setups, 10)
     assert any(isinstance(g, PaddedGroup) for g in kept.values())
     for s, a, t in zip(setups, alone, together):
         assert _largest_difference(_weights(a), _weights(t)) <= 1e-5, s
