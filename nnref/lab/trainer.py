@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import glob
 import itertools
 import logging
 import math
@@ -76,6 +75,7 @@ class Trainer:
         self.sent: dict[int, object] = {}  # the groups the trainer holds, by number (kept alive here: ids stay unique)
         self.numbers: dict[int, int] = {}  # id(group) → its number
         self.next = 0
+        self.files: list[str] = []  # the shared files made for the trainer (each unlinked once it maps it)
 
     def start(self) -> None:
         ours, theirs = socket.socketpair()
@@ -112,6 +112,7 @@ class Trainer:
                 numbers[id(g)] = self.next
                 self.sent[self.next], self.numbers[id(g)] = g, self.next
                 new[self.next] = _parcel(g)
+                self.files += [new[self.next][0][0], new[self.next][1][0]]
                 self.next += 1
         kept = set(numbers.values())
         dropped = [n for n in self.sent if n not in kept]
@@ -145,8 +146,10 @@ class Trainer:
             self.process.kill()
             self.process.wait(5)
             self.conn.close()
-        for path in glob.glob(os.path.join(_SHARED, f"nnref-lab-{os.getpid()}-*")):  # (any the trainer never mapped)
-            os.unlink(path)
+        for path in self.files:  # (any the trainer never mapped)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.files = []
         self.failed, self.running = True, False
 
     def _send(self, message) -> None:
