@@ -410,17 +410,15 @@ class Group:
 
     @staticmethod
     def _activate(z: torch.Tensor, runs: list) -> tuple[torch.Tensor, tuple | None]:
-        """Each page's activation on its own rows of z (one split, one cat), the rest as they are: a, and what
-        backward needs (the split's ends, and each activation's piece, Function and ctx)."""
-        if not runs:
-            return z, None
-        ends = sorted({0, len(z)} | {e for _, s, e in runs} | {s for _, s, e in runs})
-        pieces, done = list(z.split([e - s for s, e in zip(ends, ends[1:])])), []
-        for activation, start, _ in runs:
-            i, function = ends.index(start), getattr(functional, _CLASSES[activation])
-            pieces[i], ctx = _forward(function, pieces[i])
-            done.append((i, function, ctx))
-        return (torch.cat(pieces) if len(pieces) > 1 else pieces[0]), (ends, done)
+        """Each page's activation on its own rows of z by its Function's forward (:func:`_by_runs`): a, and what
+        backward needs (the split's ends, and each activation's Function and ctx)."""
+
+        def forward(activation, piece):
+            function = getattr(functional, _CLASSES[activation])
+            out, ctx = _forward(function, piece)
+            return out, (function, ctx)
+
+        return _by_runs(z, runs, forward)
 
     @staticmethod
     def _losses(z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor, pages: _Pages):
@@ -703,16 +701,7 @@ class PaddedGroup(Group):
         """x (P', B, f) → logits (P', B, outputs): each page's activation on its own rows, after its own layers."""
         a = x
         for k, runs in zip(pages.layers, [*pages.runs, []]):
-            a = paged_linear(a, params[2 * k], params[2 * k + 1])
-            if len(runs) == 1 and runs[0][1:] == (0, len(a)):  # (one activation for every page)
-                a = runs[0][0](a)
-            elif runs:  # (each activation on its own pages' rows, the rest as they are: one split, one cat)
-                ends = sorted({0, len(a)} | {e for _, s, e in runs} | {s for _, s, e in runs})
-                pieces = list(a.split([e - s for s, e in zip(ends, ends[1:])]))
-                for activation, start, _ in runs:
-                    i = ends.index(start)
-                    pieces[i] = activation(pieces[i])
-                a = torch.cat(pieces)
+            a, _ = _by_runs(paged_linear(a, params[2 * k], params[2 * k + 1]), runs, lambda f, piece: (f(piece), None))
         return a
 
     def _rows(self, z: torch.Tensor, t: torch.Tensor, pages: _Pages) -> torch.Tensor:
@@ -823,13 +812,28 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, first: bo
     return z, lambda g: PagedFunction.backward(ctx, g)[1:]
 
 
+def _by_runs(z: torch.Tensor, runs: list, each) -> tuple[torch.Tensor, tuple | None]:
+    """``each(activation, rows)`` on each run of pages' rows of z — (activation, first page, end): pages of one
+    activation lie together — the rest as they are, in one split and one cat (none where one activation covers every
+    page).  Returns the result, and the split's ends with what ``each`` kept of each run (None: no activation)."""
+    if not runs:
+        return z, None
+    ends = sorted({0, len(z)} | {e for _, s, e in runs} | {s for _, s, e in runs})
+    pieces, kept = list(z.split([e - s for s, e in zip(ends, ends[1:])])), []
+    for activation, start, _ in runs:
+        i = ends.index(start)
+        pieces[i], record = each(activation, pieces[i])
+        kept.append((i, record))
+    return (torch.cat(pieces) if len(pieces) > 1 else pieces[0]), (ends, kept)
+
+
 def _through(activations: tuple | None, g: torch.Tensor) -> torch.Tensor:
     """dL/da → dL/dz through a layer's activations: each one's backward on its own rows, the rest as they are."""
     if activations is None:
         return g
-    ends, done = activations
+    ends, kept = activations
     pieces = list(g.split([e - s for s, e in zip(ends, ends[1:])]))
-    for i, function, ctx in done:
+    for i, (function, ctx) in kept:
         pieces[i] = function.backward(ctx, pieces[i])
     return torch.cat(pieces) if len(pieces) > 1 else pieces[0]
 
