@@ -312,14 +312,13 @@ def _log_softmax(z: torch.Tensor) -> torch.Tensor:
     For many rows of a few classes in float32/64 on a CPU the same steps are written out — s = z − max z, then
     s − log Σ e^s — where PyTorch's fused kernel runs its vector loop along the classes, several times slower for
     tens of thousands of rows of 4 classes (what the lab's class measures every frame, :mod:`nnref.lab.crowd`)."""
-    if z.shape[-1] > _FEW_CLASSES or z.numel() < _MANY or z.device.type != "cpu" or not _PLAIN.get(z.dtype):
+    if not _written_out(z) or z.numel() < _MANY:
         return torch.log_softmax(z, dim=-1)
     s = z - z.amax(-1, keepdim=True)
     return s - s.exp().sum(-1, keepdim=True).log()
 
 
 _MANY = 4096  # (below this the fused kernel's one call is the cheaper)
-_PLAIN = {torch.float32: True, torch.float64: True}
 
 
 def _softmax(z: torch.Tensor) -> torch.Tensor:
@@ -327,13 +326,18 @@ def _softmax(z: torch.Tensor) -> torch.Tensor:
 
     One fused kernel, except for a few classes (MNIST's 10) in float32/64 on a CPU, where the four small kernels
     written out here take half its time (the fused kernel's vector loop runs along the classes)."""
-    if z.shape[-1] > _FEW_CLASSES or z.device.type != "cpu" or z.dtype not in (torch.float32, torch.float64):
+    if not _written_out(z):
         return torch.softmax(z, dim=-1)
     e = (z - z.amax(-1, keepdim=True)).exp()
     return e / e.sum(-1, keepdim=True)
 
 
 _FEW_CLASSES = 16
+
+
+def _written_out(z: torch.Tensor) -> bool:
+    """Whether the softmax's steps are written out rather than fused: a few classes, float32/64, on a CPU."""
+    return z.shape[-1] <= _FEW_CLASSES and z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64)
 
 
 def _clamped_log(a: torch.Tensor) -> torch.Tensor:

@@ -318,6 +318,17 @@ class Group:
                 self.cfgs[j] = d.cfg
         self.has_momentum = self.recipe.momentum != 0
 
+    def set_recipes(self, columns: list[list[float]]) -> None:
+        """Every page's learning rate, momentum, weight decay and L1 rate, each a column (:meth:`recipes`): what
+        the trainer process is sent of the server's :meth:`follow_recipes`."""
+        for k, column in zip(_Recipe.__annotations__, columns):
+            getattr(self.recipe, k)[:, 0] = torch.tensor(column)
+        self.has_momentum = self.recipe.momentum != 0
+
+    def recipes(self) -> list[list[float]]:
+        """Every page's recipe, a column per field of :class:`_Recipe`."""
+        return [getattr(self.recipe, k)[:, 0].tolist() for k in _Recipe.__annotations__]
+
     def _batching(self) -> None:
         """Each page's mini-batches, drawn as its Descent draws them, for every page at once where the epoch splits
         into whole batches (else page by page: :meth:`_batches`)."""

@@ -118,7 +118,7 @@ class Trainer:
         dropped = [n for n in self.sent if n not in kept]
         for n in dropped:
             del self.numbers[id(self.sent.pop(n))]
-        recipes = {numbers[id(g)]: _recipe(g) for g in groups}
+        recipes = {numbers[id(g)]: g.recipes() for g in groups}
         self._send(("round", new, dropped, recipes))
         self.running = not self.failed
 
@@ -204,11 +204,6 @@ def _batching_of(d: Descent) -> Descent:
     return shell
 
 
-def _recipe(group) -> list:
-    r = group.recipe
-    return [getattr(r, k)[:, 0].tolist() for k in ("lr", "momentum", "weight_decay", "l1")]
-
-
 def _settle(group, done: dict) -> dict[int, float]:
     """Write a round's results into the server's group and its pages' descents; the loss of each that stepped."""
     losses = {}
@@ -246,8 +241,8 @@ def serve(conn) -> None:
             groups.pop(number, None)
         for number, (flat, buffer, rest) in new.items():
             groups[number] = _unparcel(flat, buffer, rest)
-        for number, values in recipes.items():
-            _follow(groups[number], values)
+        for number, columns in recipes.items():
+            groups[number].set_recipes(columns)
         shapes = {g.shape for g in groups.values()}
         for key in [key for key in clock if key not in shapes]:
             del clock[key]
@@ -270,12 +265,6 @@ def _unparcel(flat: tuple, buffer: tuple, rest: bytes):
     group = pickle.loads(rest)
     group.flat, group.buffer = _mapped(flat).requires_grad_(), _mapped(buffer)
     return group
-
-
-def _follow(group, values: list) -> None:
-    for k, column in zip(("lr", "momentum", "weight_decay", "l1"), values):
-        getattr(group.recipe, k)[:, 0] = torch.tensor(column)
-    group.has_momentum = group.recipe.momentum != 0
 
 
 def _done(group, steps: list, orders: list) -> dict:
