@@ -1168,8 +1168,9 @@ class Crowd:
             last, now = set(sessions), time.perf_counter()
             kept = {s: t for s, t in self.members.items() if now - t <= self.member}
             self.members = kept | dict.fromkeys(sessions, now)
+            beside = self._beside()
             try:
-                if self._beside():
+                if beside:
                     begun = (begun[0], 0.0)  # (the training is the trainer's: the whole cycle is the frames')
                     frames = await asyncio.to_thread(self._round_beside, list(sessions), list(self.members))
                 else:
@@ -1183,7 +1184,7 @@ class Crowd:
                 if not future.done():
                     future.set_result(frames[session])
             self._count(len(sessions) + self._late())
-            if begun[1] == 0.0:  # (with the trainer: a round at most every `seconds` — a page alone's frames would
+            if beside:  # (with the trainer: a round at most every `seconds` — a page alone's frames would
                 await asyncio.sleep(max(0.0, now + self.seconds - time.perf_counter()))  # take its core)
 
     def _beside(self) -> bool:
